@@ -1,0 +1,192 @@
+"""The window database: everything the sampler searches, built once per dataset and parameter set.
+
+A database is a directory:
+
+- ``manifest.json``: dataset name, split, SHA-256 of its arrays, window parameters, npgen version;
+- ``sources.npy``: the training images padded for the context window, flattened to (N, (H+h)*(W+2h)*C)
+  uint8. Every context-window vector of every source position is a fixed gather from this array,
+  so it holds all windows at 1/L of the size of materialising them;
+- ``representations.npy``: each image's retrieval representation (block sums, see `semantics.py`);
+- ``labels.npy``; ``images.faiss``: an exact flat L2 index of the raw images (`index.py`).
+
+Arrays are memory-mapped on load. A database refuses to serve data or parameters it was not built for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from npgen import __version__
+from npgen.errors import NpgenError
+from npgen.index import build_flat_index, load_index, save_index
+from npgen.semantics import block_sums
+from npgen.windows import causal_offsets, pad_images
+
+FORMAT = "npgen-database"
+FORMAT_VERSION = 1
+CACHE_ENV = "NPGEN_CACHE"
+
+
+@dataclass(frozen=True)
+class WindowParams:
+    """Parameters fixed at build time: window half-size, padding value, retrieval block size."""
+
+    half_window: int = 3
+    pad_value: int = 0
+    retrieval_block: int = 1
+
+    def validate(self) -> None:
+        causal_offsets(self.half_window)
+        if not 0 <= self.pad_value <= 255:
+            raise NpgenError(f"pad_value must be in 0..255, got {self.pad_value}")
+        if self.retrieval_block < 1:
+            raise NpgenError(f"retrieval_block must be >= 1, got {self.retrieval_block}")
+
+    def slug(self) -> str:
+        return f"h{self.half_window}-p{self.pad_value}-b{self.retrieval_block}"
+
+
+def default_path(dataset, params: WindowParams) -> Path:
+    """Where `npgen sample` keeps the database of a dataset when no --db is given: $NPGEN_CACHE or ~/.cache/npgen."""
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "npgen")
+    return root / "db" / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{params.slug()}"
+
+
+def _dataset_record(dataset) -> dict:
+    return {
+        "name": dataset.name, "split": dataset.split, "source": str(dataset.source),
+        "images_sha256": dataset.images_sha256, "labels_sha256": dataset.labels_sha256,
+        "n_images": int(dataset.n_images), "shape": [dataset.height, dataset.width, dataset.channels],
+        "class_names": list(dataset.class_names),
+    }  # fmt: skip
+
+
+class Database:
+    """A loaded window database (see the module docstring); build it with `Database.build`."""
+
+    def __init__(self, path: Path, manifest: dict, sources, representations, labels) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+        self.params = WindowParams(**manifest["params"])
+        self.sources = sources
+        self.representations = representations
+        self.labels = labels
+        self._index = None
+        self._members: dict = {}
+
+    dataset = property(lambda self: self.manifest["dataset"])
+    half_window = property(lambda self: self.params.half_window)
+    pad_value = property(lambda self: self.params.pad_value)
+    retrieval_block = property(lambda self: self.params.retrieval_block)
+    height = property(lambda self: self.dataset["shape"][0])
+    width = property(lambda self: self.dataset["shape"][1])
+    channels = property(lambda self: self.dataset["shape"][2])
+    n_images = property(lambda self: self.dataset["n_images"])
+    class_names = property(lambda self: tuple(self.dataset["class_names"]))
+
+    def class_members(self, class_label: int | None) -> np.ndarray:
+        """Indices of the training images of this class (all images when None)."""
+        if class_label is None:
+            return np.arange(self.n_images, dtype=np.int64)
+        if not 0 <= class_label < len(self.class_names):
+            raise NpgenError(f"class {class_label} is out of range: {self.dataset['name']} has classes 0..{len(self.class_names) - 1}")
+        if class_label not in self._members:
+            self._members[class_label] = np.flatnonzero(np.asarray(self.labels) == class_label).astype(np.int64)
+        return self._members[class_label]
+
+    def images(self) -> np.ndarray:
+        """The unpadded training images (N, H, W, C), a view of `sources`."""
+        h = self.half_window
+        padded = self.sources.reshape(self.n_images, self.height + h, self.width + 2 * h, self.channels)
+        return padded[:, h:, h : h + self.width]
+
+    def nearest_index(self):
+        """The exact FAISS index over the raw training images (loaded on first use)."""
+        if self._index is None:
+            self._index = load_index(self.path / "images.faiss")
+        return self._index
+
+    def check(self, dataset=None, params: WindowParams | None = None) -> None:
+        """Raise NpgenError unless this database was built from `dataset` with `params`."""
+        rebuild = f"rebuild it with `npgen build --dataset {self.dataset['name']} --db {self.path} --force` or pass another --db"
+        if dataset is not None:
+            mine = self.dataset
+            if (dataset.name, dataset.split) != (mine["name"], mine["split"]):
+                raise NpgenError(f"database {self.path} was built for {mine['name']}/{mine['split']}, not {dataset.name}/{dataset.split}; {rebuild}")
+            if dataset.images_sha256 != mine["images_sha256"] or dataset.labels_sha256 != mine["labels_sha256"]:
+                raise NpgenError(f"database {self.path} was built from different {dataset.name} data (SHA-256 differs); {rebuild}")
+        if params is not None and params != self.params:
+            raise NpgenError(f"database {self.path} was built with {asdict(self.params)}, not {asdict(params)}; {rebuild}")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Database":
+        """Open a database directory, memory-mapping its arrays."""
+        path = Path(path)
+        hint = f"rebuild it with `npgen build --db {path} --force`"
+        if not (path / "manifest.json").is_file():
+            raise NpgenError(f"no npgen database at {path}: build one with `npgen build --dataset NAME --db {path}`")
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+            if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+                raise NpgenError(f"{path} is not an npgen database of format version {FORMAT_VERSION}; {hint}")
+            arrays = [np.load(path / f"{name}.npy", mmap_mode="r") for name in ("sources", "representations", "labels")]
+        except NpgenError:
+            raise
+        except (OSError, ValueError, KeyError) as err:
+            raise NpgenError(f"database {path} is incomplete or corrupt ({type(err).__name__}); {hint}") from err
+        db = cls(path, manifest, *arrays)
+        n, h = db.n_images, db.half_window
+        expected = (n, (db.height + h) * (db.width + 2 * h) * db.channels)
+        if db.sources.shape != expected or len(db.labels) != n or len(db.representations) != n:
+            raise NpgenError(f"database {path} has arrays of the wrong shape; {hint}")
+        if not (path / "images.faiss").is_file():
+            raise NpgenError(f"database {path} lacks images.faiss; {hint}")
+        return db
+
+    @classmethod
+    def build(cls, dataset, path: str | os.PathLike, params: WindowParams = WindowParams(), force: bool = False) -> "Database":
+        """Build the database of `dataset` into `path` (a new directory, written whole or not at all)."""
+        params.validate()
+        path = Path(path)
+        if path.exists() and not force:
+            raise NpgenError(f"{path} already exists; pass --force to rebuild it or choose another --db")
+        started = time.perf_counter()
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            padded = pad_images(dataset.images, params.half_window, params.pad_value)
+            np.save(tmp / "sources.npy", padded.reshape(len(padded), -1))
+            del padded
+            np.save(tmp / "representations.npy", block_sums(dataset.images, params.retrieval_block))
+            np.save(tmp / "labels.npy", np.asarray(dataset.labels, dtype=np.int64))
+            save_index(build_flat_index(dataset.images), tmp / "images.faiss")
+            manifest = {
+                "format": FORMAT, "format_version": FORMAT_VERSION, "npgen_version": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "dataset": _dataset_record(dataset), "params": asdict(params),
+                "build_seconds": round(time.perf_counter() - started, 3),
+            }  # fmt: skip
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            if path.exists():
+                shutil.rmtree(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return cls.load(path)
+
+    @classmethod
+    def open_or_build(cls, dataset, path: str | os.PathLike | None, params: WindowParams) -> "Database":
+        """Load the database at `path` (default: the cache) after checking it matches; build it if absent."""
+        path = Path(path) if path is not None else default_path(dataset, params)
+        db = cls.load(path) if (path / "manifest.json").exists() else cls.build(dataset, path, params)
+        db.check(dataset, params)
+        return db

@@ -1,0 +1,227 @@
+"""The sampling algorithm: generate images pixel by pixel, copying each pixel from a training window.
+
+For every pixel in raster order, and for every sample of a batch at once:
+
+1. **High-level semantics.** The candidate images are the `pool_size` training images nearest to
+   the canvas generated so far (refreshed after every completed retrieval block row), taken from
+   the requested class only when sampling is class-conditional (`semantics.py`).
+2. **Spatial non-stationarity.** Candidate windows come only from source positions within
+   Chebyshev distance `radius` of the target position.
+3. **Low-level regularities.** Each candidate's Gaussian-weighted SSD to the pixel's causal context
+   is computed (`windows.py`). The admissible set is every candidate with d <= (1+eps)*d_min + abs_tol,
+   widened to the `k_min` nearest when it is smaller than that, so a sample keeps switching
+   between sources instead of continuing one training image exactly.
+4. One admissible candidate is drawn uniformly; its centre pixel (all channels) is copied, and its
+   image, position, the number of admissible candidates and its distance are recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from npgen.errors import NpgenError
+from npgen.rng import sample_keys, uniform
+from npgen.semantics import add_block_row, block_sums, nearest_pool
+from npgen.windows import flat_offsets, gather_context, window_distance, window_weights
+
+
+@numba.njit(cache=True, nogil=True)
+def admissible_threshold(distances: np.ndarray, eps: float, abs_tol: float, k_min: int) -> float:
+    """Largest admissible distance: (1+eps)*d_min + abs_tol, raised to the k_min-th smallest distance."""
+    threshold = (1.0 + eps) * distances.min() + abs_tol
+    k = min(k_min, distances.shape[0])
+    if k > 1 and (distances <= threshold).sum() < k:
+        threshold = np.partition(distances.copy(), k - 1)[k - 1]
+    return threshold
+
+
+@numba.njit(cache=True, nogil=True)
+def choose_admissible(distances: np.ndarray, threshold: float, u: float) -> tuple[int, int]:
+    """(index of the chosen candidate, number admissible): the floor(u*n)-th admissible one, in order."""
+    n_admissible = 0
+    for i in range(distances.shape[0]):
+        if distances[i] <= threshold:
+            n_admissible += 1
+    target = min(int(u * n_admissible), n_admissible - 1)
+    seen = 0
+    for i in range(distances.shape[0]):
+        if distances[i] <= threshold:
+            if seen == target:
+                return i, n_admissible
+            seen += 1
+    return -1, 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _insert_sorted(smallest: np.ndarray, d: float, eps: float, abs_tol: float) -> float:
+    """Insert d into the ascending array of the k_min smallest distances seen; return the new search bound.
+
+    The bound, max((1+eps)*d_min + abs_tol, k_min-th smallest), only shrinks as candidates are seen and
+    never falls below the final admissible threshold, so a window whose partial distance exceeds it
+    can be abandoned without changing the admissible set.
+    """
+    i = smallest.shape[0] - 1
+    while i > 0 and smallest[i - 1] > d:
+        smallest[i] = smallest[i - 1]
+        i -= 1
+    smallest[i] = d
+    return max((1.0 + eps) * smallest[0] + abs_tol, smallest[-1])
+
+
+@numba.njit(parallel=True, cache=True)
+def sample_row(
+    canvas, sources, pool, y, height, width, half_window, channels, offsets, weights,
+    radius, eps, abs_tol, k_min, keys, src_image, src_y, src_x, n_candidates, distance,
+):  # fmt: skip
+    """Generate row y of every canvas in place and record each pixel's provenance."""
+    n_samples, pool_size = pool.shape
+    padded_width = width + 2 * half_window
+    max_candidates = pool_size * (2 * radius + 1) ** 2
+    context_len = offsets.shape[0] * channels
+    for b in numba.prange(n_samples):
+        context = np.empty(context_len, dtype=np.float32)
+        cand_dist = np.empty(max_candidates, dtype=np.float32)
+        cand_image = np.empty(max_candidates, dtype=np.int64)
+        cand_pos = np.empty(max_candidates, dtype=np.int64)
+        smallest = np.empty(k_min, dtype=np.float32)
+        for x in range(width):
+            centre = ((y + half_window) * padded_width + x + half_window) * channels
+            gather_context(canvas[b], centre, offsets, channels, context)
+            smallest[:] = np.inf
+            bound = np.inf
+            n = 0
+            for k in range(pool_size):
+                image = pool[b, k]
+                for sy in range(max(0, y - radius), min(height, y + radius + 1)):
+                    for sx in range(max(0, x - radius), min(width, x + radius + 1)):
+                        at = ((sy + half_window) * padded_width + sx + half_window) * channels
+                        d = window_distance(context, sources[image], at, offsets, weights, channels, bound)
+                        cand_dist[n] = d
+                        if d < smallest[-1]:
+                            bound = _insert_sorted(smallest, d, eps, abs_tol)
+                        cand_image[n] = image
+                        cand_pos[n] = sy * width + sx
+                        n += 1
+            threshold = admissible_threshold(cand_dist[:n], eps, abs_tol, k_min)
+            chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, uniform(keys[b], y * width + x))
+            image = cand_image[chosen]
+            sy, sx = cand_pos[chosen] // width, cand_pos[chosen] % width
+            at = ((sy + half_window) * padded_width + sx + half_window) * channels
+            for c in range(channels):
+                canvas[b, centre + c] = sources[image, at + c]
+            src_image[b, y, x] = image
+            src_y[b, y, x] = sy
+            src_x[b, y, x] = sx
+            n_candidates[b, y, x] = n_admissible
+            distance[b, y, x] = cand_dist[chosen]
+
+
+@dataclass
+class Samples:
+    """Generated images and, for every pixel, where it was copied from."""
+
+    images: np.ndarray  # uint8 (B, H, W, C)
+    sample_index: np.ndarray  # int64 (B,), global index within the run
+    class_label: np.ndarray  # int64 (B,), -1 when unconditional
+    src_image: np.ndarray  # int32 (B, H, W), index into the training split
+    src_y: np.ndarray  # int16 (B, H, W)
+    src_x: np.ndarray  # int16 (B, H, W)
+    n_candidates: np.ndarray  # int32 (B, H, W), size of the admissible set
+    distance: np.ndarray  # float32 (B, H, W), weighted SSD of the copied window
+
+    @staticmethod
+    def concatenate(parts: list["Samples"]) -> "Samples":
+        names = Samples.__dataclass_fields__
+        return Samples(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
+
+
+@dataclass
+class Sampler:
+    """Non-parametric sampler over a window database (see the module docstring for the rule).
+
+    `pool_size=0` turns the semantic pool off: every allowed training image is a candidate.
+    """
+
+    database: object
+    eps: float = 0.1
+    abs_tol: float = 1.0
+    radius: int = 0
+    pool_size: int = 100
+    k_min: int = 4
+    sigma: float | None = None
+    seed: int = 0
+    batch_size: int = 100
+    _weights: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "eps": self.eps >= 0, "abs_tol": self.abs_tol >= 0, "radius": self.radius >= 0,
+            "pool_size": self.pool_size >= 0, "k_min": self.k_min >= 1, "batch_size": self.batch_size >= 1,
+        }  # fmt: skip
+        for name, ok in checks.items():
+            if not ok:
+                raise NpgenError(f"invalid {name}={getattr(self, name)}: see `npgen sample --help` for its range")
+        self._weights = window_weights(self.database.half_window, self.sigma)
+
+    def params(self) -> dict:
+        """The method parameters, as recorded in a run's manifest."""
+        names = ("eps", "abs_tol", "radius", "pool_size", "k_min", "sigma", "seed", "batch_size")
+        return {name: getattr(self, name) for name in names}
+
+    def sample_batch(self, sample_indices: np.ndarray, class_label: int | None = None) -> Samples:
+        """Generate the samples with these global indices; each depends only on (seed, index, class)."""
+        db = self.database
+        indices = np.asarray(sample_indices, dtype=np.int64)
+        allowed = db.class_members(class_label)
+        n, h, height, width, channels = len(indices), db.half_window, db.height, db.width, db.channels
+        keys = sample_keys(self.seed, indices)
+        canvas = np.full((n, height + h, width + 2 * h, channels), db.pad_value, dtype=np.uint8)
+        flat_canvas = canvas.reshape(n, -1)
+        shape = (n, height, width)
+        out = Samples(
+            images=np.empty((n, height, width, channels), np.uint8), sample_index=indices,
+            class_label=np.full(n, -1 if class_label is None else class_label, np.int64),
+            src_image=np.empty(shape, np.int32), src_y=np.empty(shape, np.int16), src_x=np.empty(shape, np.int16),
+            n_candidates=np.empty(shape, np.int32), distance=np.empty(shape, np.float32),
+        )  # fmt: skip
+        heaviest_first = np.argsort(-self._weights, kind="stable")
+        offsets = flat_offsets(h, width + 2 * h, channels)[heaviest_first]
+        weights = self._weights[heaviest_first]
+        use_pool = 0 < self.pool_size < len(allowed)
+        if not use_pool:
+            pool = np.ascontiguousarray(np.broadcast_to(allowed, (n, len(allowed))))
+        else:
+            block = db.retrieval_block
+            distances = np.zeros((n, len(allowed)), dtype=np.int64)
+            representations = db.representations
+        for y in range(height):
+            if use_pool and y % block == 0:
+                if y > 0:
+                    slab = canvas[:, h + y - block : h + y, h : h + width]
+                    add_block_row(block_sums(slab, block)[:, 0], representations, y // block - 1, allowed, distances)
+                pool = nearest_pool(distances, keys, allowed, self.pool_size)
+            sample_row(
+                flat_canvas, db.sources, pool, y, height, width, h, channels, offsets,
+                weights, self.radius, self.eps, self.abs_tol, self.k_min, keys,
+                out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance,
+            )  # fmt: skip
+        out.images[:] = canvas[:, h:, h : h + width]
+        return out
+
+    def sample(
+        self, n: int, class_label: int | None = None, start: int = 0, progress: Callable[[int], None] | None = None
+    ) -> Samples:
+        """Generate samples start..start+n-1 in batches of `batch_size`; `progress(k)` after each batch of k."""
+        if n < 1:
+            raise NpgenError(f"number of samples must be >= 1, got {n}")
+        parts = []
+        for first in range(start, start + n, self.batch_size):
+            indices = np.arange(first, min(first + self.batch_size, start + n))
+            parts.append(self.sample_batch(indices, class_label))
+            if progress is not None:
+                progress(len(indices))
+        return Samples.concatenate(parts)

@@ -1,0 +1,79 @@
+"""High-level semantics: restrict each sample's candidates to the training images most like its canvas.
+
+The retrieval representation is an image's s x s block sums (s = `retrieval_block`; s = 1 is raw
+pixels, larger s compares coarse layout only). After each completed block row, the squared distance
+between every sample's canvas and every allowed training image grows by that row's contribution,
+so distances over the generated prefix are exact integers kept up to date incrementally. Exact
+ties (e.g. blank top rows) are broken by a per-sample random priority, so pools differ between
+samples instead of always favouring the lowest image indices.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from npgen.errors import NpgenError
+from npgen.rng import TIE_BREAK_STREAM, mix
+
+_TIE_BITS = 20
+
+
+def block_sums(images: np.ndarray, block: int) -> np.ndarray:
+    """(N, H, W, C) uint8 -> (N, ceil(H/s), ceil(W/s)*C) int32 sums over s x s blocks (zero-padded)."""
+    if block < 1:
+        raise NpgenError(f"retrieval_block must be >= 1, got {block}")
+    n, height, width, channels = images.shape
+    hb, wb = -(-height // block), -(-width // block)
+    padded = np.zeros((n, hb * block, wb * block, channels), dtype=np.int32)
+    padded[:, :height, :width] = images
+    sums = padded.reshape(n, hb, block, wb, block, channels).sum(axis=(2, 4), dtype=np.int32)
+    return sums.reshape(n, hb, wb * channels)
+
+
+@numba.njit(parallel=True, cache=True)
+def add_block_row(
+    canvas_row: np.ndarray, representations: np.ndarray, block_row: int, allowed: np.ndarray, distances: np.ndarray
+) -> None:
+    """Add block row `block_row`'s squared difference to distances[b, m] between canvas b and image allowed[m]."""
+    n_samples, n_allowed = distances.shape
+    width = canvas_row.shape[1]
+    for b in numba.prange(n_samples):
+        for m in range(n_allowed):
+            row = representations[allowed[m], block_row]
+            total = np.int64(0)
+            for j in range(width):
+                diff = np.int64(canvas_row[b, j]) - np.int64(row[j])
+                total += diff * diff
+            distances[b, m] += total
+
+
+@numba.njit(parallel=True, cache=True)
+def nearest_pool(distances: np.ndarray, sample_keys: np.ndarray, allowed: np.ndarray, pool_size: int) -> np.ndarray:
+    """(B, K) training-image indices nearest to each canvas, nearest first; exact ties broken per sample."""
+    n_samples, n_allowed = distances.shape
+    pool = np.empty((n_samples, pool_size), dtype=np.int64)
+    tie_mask = np.uint64((1 << _TIE_BITS) - 1)
+    for b in numba.prange(n_samples):
+        tie_key = sample_keys[b] ^ TIE_BREAK_STREAM
+        ranks = np.empty(n_allowed, dtype=np.int64)
+        for m in range(n_allowed):
+            tie = np.int64(mix(tie_key, allowed[m]) & tie_mask)
+            ranks[m] = (distances[b, m] << _TIE_BITS) | tie
+        kth = np.partition(ranks.copy(), pool_size - 1)[pool_size - 1]
+        chosen = np.empty(pool_size, dtype=np.int64)
+        n_chosen = 0
+        for m in range(n_allowed):
+            if ranks[m] < kth:
+                chosen[n_chosen] = m
+                n_chosen += 1
+        for m in range(n_allowed):
+            if n_chosen == pool_size:
+                break
+            if ranks[m] == kth:
+                chosen[n_chosen] = m
+                n_chosen += 1
+        order = np.argsort(ranks[chosen], kind="mergesort")
+        for k in range(pool_size):
+            pool[b, k] = allowed[chosen[order[k]]]
+    return pool

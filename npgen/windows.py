@@ -1,0 +1,84 @@
+"""Context-window geometry: which neighbours form a pixel's causal context, and how much each counts.
+
+The context of pixel (y, x) in raster order is the causal half of a (2h+1)x(2h+1) window:
+the h full rows above it and the h pixels to its left. Images are padded by h rows on top and
+h columns on each side with a fixed value, so every context can be read without bounds checks.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from npgen.errors import NpgenError
+
+
+def causal_offsets(half_window: int) -> np.ndarray:
+    """(L, 2) int64 (dy, dx) offsets of the causal context, in raster order; L = 2h^2 + 2h."""
+    if half_window < 1:
+        raise NpgenError(f"half_window must be >= 1, got {half_window}; use e.g. --half-window 3")
+    h = half_window
+    above = [(dy, dx) for dy in range(-h, 0) for dx in range(-h, h + 1)]
+    left = [(0, dx) for dx in range(-h, 0)]
+    return np.array(above + left, dtype=np.int64)
+
+
+def default_sigma(half_window: int) -> float:
+    """Gaussian width of the window weights, (2h+1)/6.4 as in Efros & Leung."""
+    return (2 * half_window + 1) / 6.4
+
+
+def window_weights(half_window: int, sigma: float | None = None) -> np.ndarray:
+    """(L,) float32 Gaussian weights of the causal offsets, normalised to sum to 1."""
+    sigma = default_sigma(half_window) if sigma is None else float(sigma)
+    if not sigma > 0:
+        raise NpgenError(f"sigma must be > 0, got {sigma}")
+    offsets = causal_offsets(half_window).astype(np.float64)
+    weights = np.exp(-(offsets**2).sum(axis=1) / (2.0 * sigma**2))
+    return (weights / weights.sum()).astype(np.float32)
+
+
+def pad_images(images: np.ndarray, half_window: int, pad_value: int) -> np.ndarray:
+    """Pad (N, H, W, C) uint8 images to (N, H+h, W+2h, C): h rows on top, h columns each side."""
+    if not 0 <= pad_value <= 255:
+        raise NpgenError(f"pad_value must be in 0..255, got {pad_value}")
+    h = half_window
+    return np.pad(images, ((0, 0), (h, 0), (h, h), (0, 0)), constant_values=pad_value)
+
+
+def flat_offsets(half_window: int, padded_width: int, channels: int) -> np.ndarray:
+    """Offsets of the causal context into one flattened padded image, relative to the centre pixel."""
+    offsets = causal_offsets(half_window)
+    return (offsets[:, 0] * padded_width + offsets[:, 1]) * channels
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_context(image: np.ndarray, centre: int, offsets: np.ndarray, channels: int, out: np.ndarray) -> None:
+    """Copy the causal context of the pixel at flat index `centre` of a flattened padded image into `out`."""
+    for l in range(offsets.shape[0]):
+        base = centre + offsets[l]
+        for c in range(channels):
+            out[l * channels + c] = image[base + c]
+
+
+@numba.njit(cache=True, nogil=True)
+def window_distance(
+    context: np.ndarray, image: np.ndarray, centre: int, offsets: np.ndarray, weights: np.ndarray, channels: int,
+    limit: float = np.inf,
+) -> float:  # fmt: skip
+    """Gaussian-weighted SSD between `context` and the window at `centre` of `image`.
+
+    Stops early once the partial sum exceeds `limit` and returns that partial sum, which is then
+    known to be > limit (every term is >= 0). Put the heaviest offsets first to stop soonest.
+    """
+    total = 0.0
+    for l in range(offsets.shape[0]):
+        base = centre + offsets[l]
+        ssd = 0.0
+        for c in range(channels):
+            diff = context[l * channels + c] - np.float32(image[base + c])
+            ssd += diff * diff
+        total += weights[l] * ssd
+        if total > limit:
+            return total
+    return total
