@@ -1,0 +1,3 @@
+from npgen.cli import main
+
+main()

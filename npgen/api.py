@@ -1,0 +1,135 @@
+"""The Python API the CLI is a thin layer over: build a database, sample a run, verify a run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from npgen.database import Database, WindowParams
+from npgen.datasets import KNOWN, Dataset, load_dataset
+from npgen.errors import NpgenError
+from npgen.metrics import sample_summary
+from npgen.sampler import Sampler
+from npgen.store import Run, RunWriter
+
+
+def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int | None:
+    """A class given by index ("3") or by name ("cat") -> its index; None stays None (unconditional)."""
+    if value is None:
+        return None
+    text = str(value)
+    if text in class_names:
+        return class_names.index(text)
+    if text.isdigit() and int(text) < len(class_names):
+        return int(text)
+    raise NpgenError(f"unknown class {text!r}; choose one of: {', '.join(class_names)} (or its index 0..{len(class_names) - 1})")
+
+
+def open_dataset(name: str, data_root=None, split: str = "train") -> Dataset:
+    """A known dataset by name from the data root, or an image folder by path."""
+    return load_dataset(name, split=split, data_root=data_root)
+
+
+def build_database(dataset: str, data_root=None, db_path=None, params: WindowParams = WindowParams(), force: bool = False) -> Database:
+    """Build the window database of a dataset (into the cache when db_path is None)."""
+    from npgen.database import default_path
+
+    data = open_dataset(dataset, data_root)
+    path = Path(db_path) if db_path is not None else default_path(data, params)
+    return Database.build(data, path, params, force=force)
+
+
+def sample_run(
+    out: str | os.PathLike, dataset: str, n: int, class_value: str | int | None = None, data_root=None, db_path=None,
+    window: WindowParams = WindowParams(), sampler_options: dict | None = None, resume: bool = False,
+    command: str | None = None, progress: Callable[[int], None] | None = None,
+) -> Path:  # fmt: skip
+    """Generate n samples into the run directory `out`, batch by batch, and return its path."""
+    if n < 1:
+        raise NpgenError(f"-n must be >= 1, got {n}")
+    if Path(out).exists() and not resume:
+        raise NpgenError(f"{out} already exists; choose a new --out, or pass --resume to continue that run")
+    if resume and not Path(out).exists():
+        raise NpgenError(f"cannot resume {out}: it does not exist; drop --resume to start a new run")
+    started = time.perf_counter()
+    data = open_dataset(dataset, data_root)
+    db = Database.open_or_build(data, db_path, window)
+    class_label = resolve_class(db.class_names, class_value)
+    sampler = Sampler(db, **(sampler_options or {}))
+    loaded = time.perf_counter()
+    writer = RunWriter(
+        out,
+        {
+            "dataset": db.dataset, "database": {"path": str(db.path.resolve()), "params": asdict(db.params)},
+            "params": sampler.params(), "class_label": class_label,
+            "class_name": None if class_label is None else db.class_names[class_label], "n_samples": n,
+            "command": command or " ".join(sys.argv),
+        },
+        resume=resume,
+    )  # fmt: skip
+    batches = range(0, n, sampler.batch_size)
+    for index, first in enumerate(batches):
+        size = min(sampler.batch_size, n - first)
+        if not writer.has_batch(index):
+            samples = sampler.sample_batch(np.arange(first, first + size), class_label)
+            writer.write_batch(index, samples, sample_summary(samples, db))
+        if progress is not None:
+            progress(size)
+    sampled = time.perf_counter()
+    writer.finish(
+        len(batches),
+        {
+            "load_seconds": round(loaded - started, 3), "sample_seconds": round(sampled - loaded, 3),
+            "images_per_second": round(n / max(sampled - loaded, 1e-9), 3),
+        },
+    )  # fmt: skip
+    return writer.path
+
+
+@dataclass
+class VerifyReport:
+    """What `verify_run` found: every count but n_pixels must be 0 for a faithful run."""
+
+    n_pixels: int
+    mismatches: int
+    missing_or_duplicate: int
+    outside_radius: int
+    wrong_class: int
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == self.missing_or_duplicate == self.outside_radius == self.wrong_class == 0
+
+
+def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
+    """Re-derive every generated pixel from its recorded source in the dataset itself (not the database)."""
+    run = Run(run_path)
+    record = run.manifest["dataset"]
+    name = record["name"] if record["name"] in KNOWN else record["source"]
+    data = load_dataset(name, split=record["split"], data_root=data_root)
+    if (data.images_sha256, data.labels_sha256) != (record["images_sha256"], record["labels_sha256"]):
+        raise NpgenError(f"the {record['name']} data found now differs from the data run {run.path} was sampled from (SHA-256); point --data-root at the original data")
+    table = run.provenance()
+    column = {name: table.column(name).to_numpy() for name in table.column_names}
+    samples = np.asarray(run.samples)
+    n, height, width = samples.shape[:3]
+    if len(column["sample"]) and (column["src_image"].max() >= data.n_images or column["sample"].max() >= n):
+        raise NpgenError(f"the provenance of {run.path} refers to images that do not exist; the run is damaged, sample it again")
+    copied = data.images[column["src_image"], column["src_y"], column["src_x"]]
+    generated = samples[column["sample"], column["y"], column["x"]]
+    mismatches = int(np.any(copied != generated, axis=-1).sum())
+    seen = np.bincount((column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width)
+    radius = run.manifest["params"]["radius"]
+    far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
+    class_label = run.manifest["class_label"]
+    wrong_class = 0 if class_label is None else int((data.labels[column["src_image"]] != class_label).sum())
+    return VerifyReport(
+        n_pixels=n * height * width, mismatches=mismatches, missing_or_duplicate=int((seen != 1).sum()),
+        outside_radius=int(far.sum()), wrong_class=wrong_class,
+    )  # fmt: skip

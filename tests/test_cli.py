@@ -1,0 +1,134 @@
+"""The command line end to end on real data, and every bad input it must refuse cleanly."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from npgen.cli import main
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def mnist_folder(tmp_path_factory, data_root):
+    """A real MNIST subset as an image folder dataset: 300 PNGs of digits 0, 1 and 7."""
+    from npgen.datasets import load_dataset
+
+    mnist = load_dataset("mnist", data_root=data_root)
+    root = tmp_path_factory.mktemp("folder") / "digits"
+    for digit in (0, 1, 7):
+        (root / f"digit{digit}").mkdir(parents=True)
+        for i in np.flatnonzero(mnist.labels == digit)[:100]:
+            Image.fromarray(mnist.images[i, ..., 0]).save(root / f"digit{digit}" / f"{i}.png")
+    return root
+
+
+def test_sample_and_verify_mnist_through_the_installed_command(cache, tmp_path):
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "npgen", "sample", "--dataset", "mnist", "--class", "3", "-n", "12", "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote 12 samples" in done.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["class_label"] == 3 and manifest["status"] == "complete"
+    assert manifest["dataset"]["images_sha256"].startswith("741c988805d0")
+    assert np.load(out / "samples.npy").shape == (12, 28, 28, 1)
+    assert pq.read_table(out / "provenance").num_rows == 12 * 784
+    assert Image.open(out / "grid.png").size[0] > 0 and len(list((out / "png").glob("*.png"))) == 12
+    verified = run_cli("verify", out)
+    assert verified.exit_code == 0 and json.loads(verified.output)["mismatches"] == 0
+
+
+def test_image_folder_dataset_with_class_names(mnist_folder, tmp_path, cache):
+    out = tmp_path / "folder-run"
+    result = run_cli("sample", "--dataset", mnist_folder, "--class", "digit7", "-n", "3", "--out", out, "--pool-size", "20")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["class_name"] == "digit7" and manifest["dataset"]["n_images"] == 300
+    assert run_cli("verify", out).exit_code == 0
+
+
+def test_tampered_run_fails_verification(mnist_folder, tmp_path, cache):
+    out = tmp_path / "run"
+    assert run_cli("sample", "--dataset", mnist_folder, "-n", "2", "--out", out, "--pool-size", "10").exit_code == 0
+    samples = np.load(out / "samples.npy")
+    samples[0, 14, 14] = 255 - samples[0, 14, 14]
+    np.save(out / "samples.npy", samples)
+    result = run_cli("verify", out)
+    assert result.exit_code == 1 and json.loads(result.output.splitlines()[0])["mismatches"] == 1
+
+
+def test_database_built_with_other_parameters_is_refused(mnist_folder, tmp_path, cache):
+    db = tmp_path / "db"
+    built = run_cli("build", "--dataset", mnist_folder, "--db", db, "--half-window", "2")
+    assert built.exit_code == 0, built.output
+    before = sorted(p.stat().st_mtime_ns for p in db.iterdir())
+    result = run_cli("sample", "--dataset", mnist_folder, "--db", db, "-n", "1", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "built with" in result.output and "Traceback" not in result.output
+    assert sorted(p.stat().st_mtime_ns for p in db.iterdir()) == before
+    assert run_cli("build", "--dataset", mnist_folder, "--db", db).exit_code == 2  # exists, no --force
+
+
+def test_database_of_other_data_is_refused(mnist_folder, tmp_path, cache):
+    db = tmp_path / "db"
+    assert run_cli("build", "--dataset", mnist_folder, "--db", db).exit_code == 0
+    result = run_cli("sample", "--dataset", "mnist", "--db", db, "-n", "1", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "was built for" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "svhn"], "svhn"),
+        (["--dataset", "mnist", "--class", "eleven"], "unknown class"),
+        (["--dataset", "mnist", "--k-min", "0"], "invalid k_min"),
+        (["--dataset", "mnist", "--eps", "-0.5"], "invalid eps"),
+        (["--dataset", "mnist", "--half-window", "0"], "half_window"),
+        (["--dataset", "mnist", "-n", "0"], "-n must be"),
+    ],
+)
+def test_bad_sample_options_give_one_line_errors(args, message, tmp_path, cache):
+    result = run_cli("sample", *args, "--out", tmp_path / "r")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_data_root_and_existing_output_are_refused(tmp_path, monkeypatch, cache):
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    result = run_cli("sample", "--dataset", "mnist", "--out", existing)
+    assert result.exit_code == 2 and "already exists" in result.output
+    assert (existing / "keep.txt").read_text() == "mine"
+    monkeypatch.delenv("NPGEN_DATA")
+    result = run_cli("sample", "--dataset", "mnist", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "NPGEN_DATA" in result.output
+
+
+def test_corrupt_database_and_missing_run_are_refused(tmp_path, cache):
+    db = tmp_path / "db"
+    db.mkdir()
+    (db / "manifest.json").write_text("{not json")
+    result = run_cli("sample", "--dataset", "mnist", "--db", db, "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "corrupt" in result.output
+    result = run_cli("verify", tmp_path / "nowhere")
+    assert result.exit_code == 2 and "not an npgen run" in result.output
+
+
+def test_data_commands(data_root):
+    listed = run_cli("data", "list", "--data-root", data_root)
+    assert listed.exit_code == 0 and "mnist" in listed.output and "present" in listed.output
+    info = run_cli("data", "info", "mnist", "--data-root", data_root, "--split", "test")
+    assert info.exit_code == 0 and json.loads(info.output)["n_images"] == 10000
