@@ -1,0 +1,111 @@
+"""Quality, novelty and composition of npgen samples (issue 2's acceptance numbers).
+
+    python benchmarks/quality.py mnist-conditional   # 1,000 samples, 100 per class
+    python benchmarks/quality.py mnist-unconditional # 1,000 samples
+    python benchmarks/quality.py cifar10-conditional # 1,000 samples, 100 per class
+
+Each experiment writes real runs under benchmarks/runs/ (not committed), checks every run with
+`npgen verify`, and writes its numbers to benchmarks/results/<experiment>.json. The metrics:
+
+- 10-NN classifier on raw pixels fit on the training set (FAISS exact L2): the share of samples it
+  assigns to the requested class, and the share whose top class has >= 9 of the 10 votes;
+- near-copy rate: samples whose L2 distance to the nearest training image is below the 1st
+  percentile of the test-to-train nearest-neighbour distances;
+- median share of a sample's pixels copied from its most-used source image.
+
+It also draws benchmarks/figures/<experiment>.png: ten samples per class, one class per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from npgen import api
+from npgen.database import Database, WindowParams, default_path
+from npgen.datasets import load_dataset
+from npgen.metrics import knn_votes, near_copy_threshold
+from npgen.index import search
+from npgen.store import Run, image_grid
+
+HERE = Path(__file__).resolve().parent
+EXPERIMENTS = {
+    "mnist-conditional": dict(dataset="mnist", classes=range(10), per_class=100, window=WindowParams(), options={}),
+    "mnist-unconditional": dict(dataset="mnist", classes=[None], per_class=1000, window=WindowParams(), options={}),
+    "cifar10-conditional": dict(
+        dataset="cifar10", classes=range(10), per_class=100, window=WindowParams(retrieval_block=4), options={"k_min": 2}
+    ),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    spec = EXPERIMENTS[args.experiment]
+    train = load_dataset(spec["dataset"], data_root=args.data_root)
+    test = load_dataset(spec["dataset"], split="test", data_root=args.data_root)
+    db = Database.open_or_build(train, default_path(train, spec["window"]), spec["window"])
+
+    runs_dir = HERE / "runs" / args.experiment
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    samples, requested, shares, seconds, verified = [], [], [], 0.0, 0
+    for class_label in spec["classes"]:
+        name = "all" if class_label is None else f"class-{class_label}"
+        options = {"seed": args.seed, **spec["options"]}
+        started = time.perf_counter()
+        path = api.sample_run(runs_dir / name, spec["dataset"], spec["per_class"], class_label, args.data_root,
+                              db.path, spec["window"], options, command=" ".join(sys.argv))  # fmt: skip
+        seconds += time.perf_counter() - started
+        report = api.verify_run(path, args.data_root)
+        verified += report.mismatches + report.missing_or_duplicate + report.outside_radius + report.wrong_class
+        run = Run(path)
+        samples.append(np.asarray(run.samples))
+        requested += [-1 if class_label is None else class_label] * spec["per_class"]
+        shares.append(run.summary().column("top_source_share").to_numpy())
+        print(f"{name}: {spec['per_class']} samples, verify problems {report.mismatches}", flush=True)
+    grid = np.concatenate([s[:10] for s in samples]) if len(samples) > 1 else samples[0][:100]
+    (HERE / "figures").mkdir(exist_ok=True)
+    image_grid(grid, columns=10).save(HERE / "figures" / f"{args.experiment}.png")
+    samples, requested, shares = np.concatenate(samples), np.array(requested), np.concatenate(shares)
+
+    threshold = near_copy_threshold(train.images, test.images)
+    index = db.nearest_index()
+    votes = knn_votes(index, train.labels, samples, train.n_classes)
+    test_votes = knn_votes(index, train.labels, test.images, train.n_classes)
+    nearest = search(index, samples, 1)[0][:, 0]
+    predicted = votes.argmax(1)
+    results = {
+        "experiment": args.experiment, "dataset": spec["dataset"], "n_samples": len(samples),
+        "window": asdict(spec["window"]),
+        "sampler_options": spec["options"], "seed": args.seed,
+        "knn_test_accuracy": float((test_votes.argmax(1) == test.labels).mean()),
+        "knn_test_share_9_of_10": float((test_votes.max(1) >= 9).mean()),
+        "requested_class_accuracy": float((predicted == requested).mean()) if requested.min() >= 0 else None,
+        "share_9_of_10_votes": float((votes.max(1) >= 9).mean()),
+        "classes_present": sorted(set(predicted.tolist())),
+        "near_copy_threshold": threshold,
+        "near_copy_rate": float((nearest < threshold).mean()),
+        "nearest_distance_percentiles": {p: float(np.percentile(nearest, p)) for p in (1, 10, 50, 90)},
+        "median_top_source_share": float(np.median(shares)), "max_top_source_share": float(shares.max()),
+        "verify_problems": int(verified), "sampling_seconds": round(seconds, 1),
+        "machine": f"{platform.machine()}, {platform.processor() or platform.platform()}",
+        "date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
+    }  # fmt: skip
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / f"{args.experiment}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

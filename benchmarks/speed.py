@@ -1,0 +1,106 @@
+"""Speed and peak memory of npgen on this machine (issue 2's speed targets).
+
+    python benchmarks/speed.py            # all measurements, 3 repeats each, medians
+    python benchmarks/speed.py --repeats 5
+
+Each measurement runs in a fresh Python process (so its peak RSS is its own) after a warm-up that
+compiles the numba kernels; the numbers are medians over the repeats, written to
+benchmarks/results/speed.json. Measured:
+
+- build: load and checksum the training set from its .npz, then build its whole database (windows,
+  retrieval representations, FAISS index), as `npgen build` does;
+- sampler: class-conditional images/s of `Sampler.sample` alone, 200 images (2 classes x 100);
+- run: the same through `npgen.api.sample_run`, i.e. with Parquet provenance, PNGs and summaries written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+CIFAR_WINDOW = {"retrieval_block": 4}
+CIFAR_OPTIONS = {"k_min": 2}
+CASES = {
+    "build-mnist": ("build", "mnist", {}, {}),
+    "build-cifar10": ("build", "cifar10", CIFAR_WINDOW, {}),
+    "sampler-mnist": ("sampler", "mnist", {}, {}),
+    "sampler-cifar10": ("sampler", "cifar10", CIFAR_WINDOW, CIFAR_OPTIONS),
+    "run-mnist": ("run", "mnist", {}, {}),
+    "run-cifar10": ("run", "cifar10", CIFAR_WINDOW, CIFAR_OPTIONS),
+}
+
+
+def measure(case: str, data_root: str | None, scratch: Path) -> dict:
+    """One measurement of `case`, in this process."""
+    from npgen import api
+    from npgen.database import Database, WindowParams, default_path
+    from npgen.datasets import load_dataset
+    from npgen.sampler import Sampler
+
+    kind, name, window_args, options = CASES[case]
+    window = WindowParams(**window_args)
+    started = time.perf_counter()
+    train = load_dataset(name, data_root=data_root)
+    if kind == "build":
+        Database.build(train, scratch / f"db-{case}", window, force=True)
+        return {"seconds": time.perf_counter() - started, "images": train.n_images}
+    db = Database.open_or_build(train, default_path(train, window), window)
+    if kind == "sampler":
+        sampler = Sampler(db, **options)
+        sampler.sample(2, class_label=0)  # compile (or load cached) kernels
+        started = time.perf_counter()
+        for class_label in (3, 8):
+            sampler.sample(100, class_label=class_label)
+        return {"seconds": time.perf_counter() - started, "images": 200}
+    api.sample_run(scratch / "warm", name, 2, 0, data_root, db.path, window, options)
+    started = time.perf_counter()
+    for class_label in (3, 8):
+        api.sample_run(scratch / f"run-{class_label}", name, 100, class_label, data_root, db.path, window, options)
+    return {"seconds": time.perf_counter() - started, "images": 200}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--one", choices=sorted(CASES), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        with tempfile.TemporaryDirectory() as scratch:
+            result = measure(args.one, args.data_root, Path(scratch))
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    results = {}
+    for case in CASES:
+        command = [sys.executable, __file__, "--one", case] + (["--data-root", args.data_root] if args.data_root else [])
+        trials = [json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout) for _ in range(args.repeats)]
+        seconds = [t["seconds"] for t in trials]
+        results[case] = {
+            "median_seconds": float(np.median(seconds)), "all_seconds": [round(s, 3) for s in seconds],
+            "images_per_second": float(trials[0]["images"] / np.median(seconds)),
+            "peak_rss_mb": float(max(t["peak_rss_mb"] for t in trials)),
+        }  # fmt: skip
+        print(case, json.dumps(results[case]), flush=True)
+    record = {
+        "results": results, "repeats": args.repeats, "cpu_count": os.cpu_count(),
+        "machine": f"{platform.machine()}, {platform.platform()}", "date": time.strftime("%Y-%m-%d"),
+        "command": "python " + " ".join(sys.argv),
+    }  # fmt: skip
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "speed.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
