@@ -44,6 +44,13 @@ EXPERIMENTS = {
         dataset="cifar10", classes=range(10), per_class=100, window=WindowParams(retrieval_block=4), options={"k_min": 2}
     ),
 }
+ABLATIONS = {  # one change each from the settings above, to show why the defaults are what they are
+    "mnist-conditional-radius1": ("mnist-conditional", {"radius": 1}),
+    "mnist-conditional-kmin1": ("mnist-conditional", {"k_min": 1}),
+    "cifar10-conditional-kmin1": ("cifar10-conditional", {"k_min": 1}),
+}
+for name, (base, change) in ABLATIONS.items():
+    EXPERIMENTS[name] = {**EXPERIMENTS[base], "options": {**EXPERIMENTS[base]["options"], **change}}
 
 
 def main() -> None:
