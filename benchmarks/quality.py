@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 import time
@@ -35,6 +34,7 @@ from npgen.datasets import load_dataset
 from npgen.metrics import knn_votes, near_copy_threshold
 from npgen.index import search
 from npgen.store import Run, image_grid
+from record import save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENTS = {
@@ -92,7 +92,7 @@ def main() -> None:
     test_votes = knn_votes(index, train.labels, test.images, train.n_classes)
     nearest = search(index, samples, 1)[0][:, 0]
     predicted = votes.argmax(1)
-    results = {
+    record = {
         "experiment": args.experiment, "dataset": spec["dataset"], "n_samples": len(samples),
         "window": asdict(spec["window"]),
         "sampler_options": spec["options"], "seed": args.seed,
@@ -106,12 +106,9 @@ def main() -> None:
         "nearest_distance_percentiles": {p: float(np.percentile(nearest, p)) for p in (1, 10, 50, 90)},
         "median_top_source_share": float(np.median(shares)), "max_top_source_share": float(shares.max()),
         "verify_problems": int(verified), "sampling_seconds": round(seconds, 1),
-        "machine": f"{platform.machine()}, {platform.processor() or platform.platform()}",
-        "date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
     }  # fmt: skip
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"{args.experiment}.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    record = save_result(args.experiment, record)
+    print(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

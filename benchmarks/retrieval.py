@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 from npgen.datasets import load_dataset
 from npgen.rng import sample_keys
 from npgen.semantics import add_block_row, block_sums, nearest_pool
+from record import save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,7 +41,7 @@ def npgen_pools(train_reps, canvas_reps, allowed, k):
     keys = sample_keys(0, np.arange(len(canvas_reps)))
     kth = []
     for row in range(train_reps.shape[1]):
-        add_block_row(canvas_reps[:, row], train_reps, row, allowed, distances)
+        add_block_row(np.ascontiguousarray(canvas_reps[:, row]), train_reps, row, allowed, distances)
         pool = nearest_pool(distances, keys, allowed, k)
         kth.append(np.take_along_axis(distances, np.searchsorted(allowed, pool[:, -1:]), 1)[:, 0])
     return np.array(kth)
@@ -108,11 +108,8 @@ def main() -> None:
         "faiss_flat_search_only_seconds": t_search, "faiss_search_all": all_search,
         "speedup_vs_faiss": t_faiss / t_npgen, "speedup_vs_faiss_search_only": t_search / t_npgen,
         "kth_distance_agreement": agree, "faiss_threads": faiss.omp_get_max_threads(),
-        "machine": f"{platform.machine()}, {platform.platform()}", "date": time.strftime("%Y-%m-%d"),
-        "command": "python " + " ".join(sys.argv),
     }  # fmt: skip
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"retrieval-{args.dataset}.json").write_text(json.dumps(record, indent=2) + "\n")
+    record = save_result(f"retrieval-{args.dataset}", record)
     print(json.dumps(record, indent=2))
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from record import save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
 CIFAR_WINDOW = {"retrieval_block": 4}
@@ -95,11 +95,8 @@ def main() -> None:
         print(case, json.dumps(results[case]), flush=True)
     record = {
         "results": results, "repeats": args.repeats, "cpu_count": os.cpu_count(),
-        "machine": f"{platform.machine()}, {platform.platform()}", "date": time.strftime("%Y-%m-%d"),
-        "command": "python " + " ".join(sys.argv),
     }  # fmt: skip
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "speed.json").write_text(json.dumps(record, indent=2) + "\n")
+    record = save_result("speed", record)
 
 
 if __name__ == "__main__":

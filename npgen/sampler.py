@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from npgen.database import Database
 from npgen.errors import NpgenError
 from npgen.rng import sample_keys, uniform
 from npgen.semantics import add_block_row, block_sums, nearest_pool
@@ -146,7 +147,7 @@ class Sampler:
     `pool_size=0` turns the semantic pool off: every allowed training image is a candidate.
     """
 
-    database: object
+    database: Database
     eps: float = 0.1
     abs_tol: float = 1.0
     radius: int = 0
