@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from npgen.database import Database, WindowParams
-from npgen.datasets import KNOWN, Dataset, load_dataset
+from npgen.datasets import Dataset, load_dataset
 from npgen.errors import NpgenError
 from npgen.metrics import sample_summary
 from npgen.sampler import Sampler
@@ -110,11 +110,7 @@ class VerifyReport:
 def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     """Re-derive every generated pixel from its recorded source in the dataset itself (not the database)."""
     run = Run(run_path)
-    record = run.manifest["dataset"]
-    name = record["name"] if record["name"] in KNOWN else record["source"]
-    data = load_dataset(name, split=record["split"], data_root=data_root)
-    if (data.images_sha256, data.labels_sha256) != (record["images_sha256"], record["labels_sha256"]):
-        raise NpgenError(f"the {record['name']} data found now differs from the data run {run.path} was sampled from (SHA-256); point --data-root at the original data")
+    data = run.dataset(data_root)
     table = run.provenance()
     column = {name: table.column(name).to_numpy() for name in table.column_names}
     samples = np.asarray(run.samples)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from npgen import __version__, api, datasets
-from npgen.database import Database, WindowParams
+from npgen.database import WindowParams
 from npgen.errors import NpgenError
 
 data_root_option = click.option(
@@ -182,3 +182,67 @@ def verify(run, data_root) -> None:
     if not report.ok:
         click.echo(f"error: run {run} does not match its provenance", err=True)
         sys.exit(1)
+
+
+def _pixel(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        y, x = (int(v) for v in value.split(","))
+    except ValueError as err:
+        raise NpgenError(f"--pixel takes Y,X (two integers, e.g. 12,9), got {value!r}") from err
+    return y, x
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--sample", "sample_index", required=True, type=int, help="Sample index within the run.")
+@click.option("--pixel", default=None, help="Y,X of one pixel to trace (default: the whole sample's parts).")
+@click.option("--out", "figure", type=click.Path(dir_okay=False), default=None, help="Figure to write (default: RUN/trace/...png).")
+@click.option("--max-candidates", default=8, show_default=True, help="A pixel is informative if at most this many candidates were admissible.")
+@data_root_option
+def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
+    """Trace a pixel, or a whole sample, back to the training images it was copied from."""
+    from npgen.store import save_png
+    from npgen.tracer import Tracer
+
+    tracer = Tracer(run, data_root, max_candidates=max_candidates)
+    where = _pixel(pixel)
+    if where is not None:
+        found = tracer.pixel(sample_index, *where)
+        click.echo(
+            f"sample {found.sample} pixel (y={found.y}, x={found.x}) <- training image {found.src_image} "
+            f"(class {found.src_class_name}) at (y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
+            f"distance {found.distance:.2f}; {found.n_candidates} admissible candidates"
+            f"{'' if found.informative else ' (uninformative: a large tie)'}"
+        )
+        picture = tracer.pixel_figure(sample_index, *where)
+        default = f"sample-{sample_index:05d}-pixel-{where[0]}-{where[1]}.png"
+    else:
+        parts = tracer.sample_parts(sample_index).sort_by([("size", "descending")])
+        sources = len(set(parts.column("src_image").to_pylist()))
+        click.echo(f"sample {sample_index}: {parts.num_rows} parts from {sources} training images; largest parts:")
+        click.echo(f"{'part':>5} {'src_image':>9} {'class':>10} {'dy':>3} {'dx':>3} {'size':>5} {'informative':>11}")
+        names, labels = tracer.dataset.class_names, tracer.dataset.labels
+        for row in parts.slice(0, 12).to_pylist():
+            click.echo(f"{row['part']:>5} {row['src_image']:>9} {names[labels[row['src_image']]]:>10} {row['dy']:>3} "
+                       f"{row['dx']:>3} {row['size']:>5} {row['informative_size']:>11}")  # fmt: skip
+        picture = tracer.parts_figure(sample_index)
+        default = f"sample-{sample_index:05d}-parts.png"
+    path = Path(figure) if figure else Path(run) / "trace" / default
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(picture, path)
+    click.echo(f"figure: {path}")
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Report folder (default: RUN/report).")
+@data_root_option
+def report(run, out, data_root) -> None:
+    """Analyse how a run's samples are composed: tables, figures and one self-contained HTML page."""
+    from npgen.report import write_report
+
+    click.echo(f"analysing {run} ...", err=True)
+    folder = write_report(run, out, data_root)
+    click.echo(f"report: {Path(folder) / 'report.html'}")

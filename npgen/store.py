@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from npgen import __version__
+from npgen.datasets import KNOWN, Dataset, load_dataset
 from npgen.errors import NpgenError
 from npgen.sampler import Samples
 
@@ -174,6 +175,15 @@ class Run:
         except (OSError, pa.ArrowException) as err:
             raise NpgenError(f"the provenance of run {self.path} is unreadable ({str(err).splitlines()[0][:100]}); sample the run again") from err
         return table
+
+    def dataset(self, data_root=None) -> Dataset:
+        """The training split this run was sampled from, checked against the SHA-256 in its manifest."""
+        record = self.manifest["dataset"]
+        name = record["name"] if record["name"] in KNOWN else record["source"]
+        data = load_dataset(name, split=record["split"], data_root=data_root)
+        if (data.images_sha256, data.labels_sha256) != (record["images_sha256"], record["labels_sha256"]):
+            raise NpgenError(f"the {record['name']} data found now differs from the data run {self.path} was sampled from (SHA-256); point --data-root at the original data")
+        return data
 
     def summary(self) -> pa.Table:
         return pq.read_table(self.path / "samples.parquet")

@@ -40,7 +40,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from npgen.datasets import KNOWN, Dataset, load_dataset
 from npgen.errors import NpgenError
 from npgen.store import PROVENANCE_SCHEMA, Run
 
@@ -406,16 +405,6 @@ class PixelTrace:
         return self.src_y - self.y, self.src_x - self.x
 
 
-def _open_run_dataset(run: Run, data_root=None) -> Dataset:
-    """The training split a run was sampled from, checked against the SHA-256 in its manifest (as verify_run does)."""
-    record = run.manifest["dataset"]
-    name = record["name"] if record["name"] in KNOWN else record["source"]
-    data = load_dataset(name, split=record["split"], data_root=data_root)
-    if (data.images_sha256, data.labels_sha256) != (record["images_sha256"], record["labels_sha256"]):
-        raise NpgenError(f"the {record['name']} data found now differs from the data run {run.path} was sampled from (SHA-256); point --data-root at the original data")
-    return data
-
-
 class Tracer:
     """Traces a completed run back to its training images: single pixels, one sample's parts, the whole run."""
 
@@ -424,7 +413,7 @@ class Tracer:
         if max_candidates < 1 or min_part_size < 1:
             raise NpgenError(f"max_candidates and min_part_size must be >= 1, got {max_candidates} and {min_part_size}")
         self.run = Run(run_path)
-        self.dataset = _open_run_dataset(self.run, data_root)
+        self.dataset = self.run.dataset(data_root)
         self.max_candidates, self.min_part_size = int(max_candidates), int(min_part_size)
         self.n_samples, self.height, self.width, self.channels = self.run.samples.shape
         self.half_window = int(self.run.manifest.get("database", {}).get("params", {}).get("half_window", 3))

@@ -132,3 +132,18 @@ def test_data_commands(data_root):
     assert listed.exit_code == 0 and "mnist" in listed.output and "present" in listed.output
     info = run_cli("data", "info", "mnist", "--data-root", data_root, "--split", "test")
     assert info.exit_code == 0 and json.loads(info.output)["n_images"] == 10000
+
+
+def test_trace_a_pixel_and_a_sample(mnist_folder, tmp_path, cache):
+    out = tmp_path / "run"
+    assert run_cli("sample", "--dataset", mnist_folder, "--class", "digit0", "-n", "2", "--out", out, "--pool-size", "20").exit_code == 0
+    traced = run_cli("trace", out, "--sample", "1", "--pixel", "14,14")
+    assert traced.exit_code == 0, traced.output
+    assert "sample 1 pixel (y=14, x=14) <- training image" in traced.output and "(class digit0)" in traced.output
+    assert (out / "trace" / "sample-00001-pixel-14-14.png").is_file()
+    parts = run_cli("trace", out, "--sample", "0", "--out", tmp_path / "parts.png")
+    assert parts.exit_code == 0 and "parts from" in parts.output and (tmp_path / "parts.png").is_file()
+    for args, message in ((["--sample", "5"], "out of range"), (["--sample", "0", "--pixel", "3"], "--pixel takes Y,X"),
+                          (["--sample", "0", "--pixel", "28,0"], "out of range")):  # fmt: skip
+        result = run_cli("trace", out, *args)
+        assert result.exit_code == 2 and message in result.output, result.output

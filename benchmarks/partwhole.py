@@ -1,0 +1,95 @@
+"""Part-whole study: how part size, number of sources and novelty move with h, K, eps and k_min.
+
+    python benchmarks/partwhole.py                 # MNIST and CIFAR-10, 200 class-conditional samples per setting
+    python benchmarks/partwhole.py --per-class 50  # 500 per setting
+
+One setting changes at a time from each dataset's benchmark settings (MNIST: h=3, K=100, eps=0.1,
+k_min=4; CIFAR-10: the same with retrieval block 4 and k_min=2). Every setting samples the same
+sample indices and classes with the same seed. Composition comes from `npgen.tracer.compose` on
+the provenance, novelty from FAISS exact search. Results: benchmarks/results/partwhole.json and
+benchmarks/figures/partwhole-<dataset>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from npgen.database import Database, WindowParams, default_path
+from npgen.datasets import load_dataset
+from npgen.index import search
+from npgen.metrics import knn_votes, near_copy_threshold
+from npgen.sampler import Sampler, Samples
+from npgen.tracer import compose
+from record import save_result  # benchmarks/record.py
+
+BASE = {
+    "mnist": ({"retrieval_block": 1}, {"k_min": 4}),
+    "cifar10": ({"retrieval_block": 4}, {"k_min": 2}),
+}
+SWEEP = {
+    "half_window": [1, 2, 3, 5],
+    "pool_size": [10, 30, 100, 300],
+    "eps": [0.0, 0.1, 0.5, 2.0],
+    "k_min": [1, 2, 4, 8],
+}
+DEFAULTS = {"half_window": 3, "pool_size": 100, "eps": 0.1}
+
+
+def settings(dataset: str):
+    """(parameter varied, value, window params, sampler options), the base setting once per parameter."""
+    window_base, options_base = BASE[dataset]
+    for name, values in SWEEP.items():
+        for value in values:
+            window = dict(window_base, half_window=value if name == "half_window" else 3)
+            options = dict(options_base)
+            if name != "half_window":
+                options[name] = value
+            yield name, value, WindowParams(**window), options
+
+
+def measure(train, samples: Samples, db: Database, threshold: float) -> dict:
+    composition = compose(samples.src_image, samples.src_y, samples.src_x, samples.n_candidates, train.labels,
+                          requested_class=None, n_train=train.n_images)  # fmt: skip
+    per_sample = {name: composition.per_sample.column(name).to_numpy() for name in composition.per_sample.column_names}
+    nearest = search(db.nearest_index(), samples.images, 1)[0][:, 0]
+    votes = knn_votes(db.nearest_index(), train.labels, samples.images, train.n_classes)
+    return {
+        "median_parts": float(np.median(per_sample["n_parts"])),
+        "median_mean_part_size": float(np.median(per_sample["mean_part_size"])),
+        "median_share_in_parts_ge_4": float(np.median(per_sample["share_in_parts_ge_s"])),
+        "median_informative_parts": float(np.median(per_sample["n_parts_informative"])),
+        "median_informative_share_in_parts_ge_4": float(np.nanmedian(per_sample["share_in_parts_ge_s_informative"])),
+        "median_informative_share": float(np.median(per_sample["informative_share"])),
+        "median_sources": float(np.median(per_sample["n_sources"])),
+        "median_coverage_top1": float(np.nanmedian(per_sample["coverage_top1"])),
+        "median_nearest_distance": float(np.median(nearest)),
+        "near_copy_rate": float((nearest < threshold).mean()),
+        "requested_class_accuracy": float((votes.argmax(1) == samples.class_label).mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
+    parser.add_argument("--per-class", type=int, default=20)
+    parser.add_argument("--data-root", default=None)
+    args = parser.parse_args()
+    rows = []
+    for dataset in args.datasets:
+        train = load_dataset(dataset, data_root=args.data_root)
+        threshold = near_copy_threshold(train.images, load_dataset(dataset, split="test", data_root=args.data_root).images)
+        for name, value, window, options in settings(dataset):
+            db = Database.open_or_build(train, default_path(train, window), window)
+            sampler = Sampler(db, seed=0, **options)
+            samples = Samples.concatenate([sampler.sample(args.per_class, class_label=c) for c in range(train.n_classes)])
+            row = {"dataset": dataset, "varied": name, "value": value, **measure(train, samples, db, threshold)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    save_result("partwhole", {"per_class": args.per_class, "rows": rows, "defaults": DEFAULTS, "base": BASE})
+
+
+if __name__ == "__main__":
+    main()
