@@ -41,7 +41,8 @@ EXPERIMENTS = {
     "mnist-conditional": dict(dataset="mnist", classes=range(10), per_class=100, window=WindowParams(), options={}),
     "mnist-unconditional": dict(dataset="mnist", classes=[None], per_class=1000, window=WindowParams(), options={}),
     "cifar10-conditional": dict(
-        dataset="cifar10", classes=range(10), per_class=100, window=WindowParams(retrieval_block=4), options={"k_min": 2}
+        dataset="cifar10", classes=range(10), per_class=100, window=WindowParams(half_window=1, retrieval_block=4),
+        options={"k_min": 2},
     ),
 }
 ABLATIONS = {  # one change each from the settings above, to show why the defaults are what they are
@@ -51,6 +52,7 @@ ABLATIONS = {  # one change each from the settings above, to show why the defaul
 }
 for name, (base, change) in ABLATIONS.items():
     EXPERIMENTS[name] = {**EXPERIMENTS[base], "options": {**EXPERIMENTS[base]["options"], **change}}
+EXPERIMENTS["cifar10-conditional-h3"] = {**EXPERIMENTS["cifar10-conditional"], "window": WindowParams(half_window=3, retrieval_block=4)}
 
 
 def main() -> None:

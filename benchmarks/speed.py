@@ -29,7 +29,7 @@ import numpy as np
 from record import save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
-CIFAR_WINDOW = {"retrieval_block": 4}
+CIFAR_WINDOW = {"half_window": 1, "retrieval_block": 4}
 CIFAR_OPTIONS = {"k_min": 2}
 CASES = {
     "build-mnist": ("build", "mnist", {}, {}),

@@ -26,7 +26,7 @@ def quality_table() -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in ("mnist-conditional", "mnist-unconditional", "cifar10-conditional",
-                 "mnist-conditional-radius1", "mnist-conditional-kmin1", "cifar10-conditional-kmin1"):  # fmt: skip
+                 "mnist-conditional-radius1", "mnist-conditional-kmin1", "cifar10-conditional-kmin1", "cifar10-conditional-h3"):  # fmt: skip
         r = load(name)
         if r is None:
             continue
@@ -73,6 +73,33 @@ def retrieval_table() -> str:
     return "\n".join(rows)
 
 
+def partwhole_table() -> str:
+    r = load("partwhole")
+    if r is None:
+        return ""
+    rows = [
+        "| dataset | varied | value | parts / sample | informative parts | mean part size (px) | informative px in parts ≥ 4 | sources / sample | top source covers | median NN distance | near-copies | requested class (10-NN) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        rows.append(
+            f"| {row['dataset']} | {row['varied']} | {row['value']} | {row['median_parts']:.0f} | {row['median_informative_parts']:.0f} | "
+            f"{row['median_mean_part_size']:.2f} | {pct(row['median_informative_share_in_parts_ge_4'])} | {row['median_sources']:.0f} | "
+            f"{pct(row['median_coverage_top1'])} | {row['median_nearest_distance']:.0f} | {pct(row['near_copy_rate'])} | {pct(row['requested_class_accuracy'])} |"
+        )
+    return "\n".join(rows) + f"\n\n{r['per_class']} samples per class per setting (medians over samples). Command: `{r['command']}`; {r['machine']}; {r['date']}."
+
+
+def trace_speed_line() -> str:
+    r = load("trace_speed")
+    if r is None:
+        return ""
+    return (f"`Tracer(run).composition()` on a real {r['n_samples']:,}-sample MNIST run ({r['pixels']:,} provenance rows, "
+            f"{r['parts']:,} parts): median {r['median_seconds']:.1f} s over {r['repeats']} fresh processes {r['all_seconds']}. "
+            f"Command: `{r['command']}`; {r['machine']}; {r['date']}.")
+
+
 if __name__ == "__main__":
-    for title, table in (("Quality", quality_table()), ("Reference", reference_table()), ("Speed", speed_table()), ("Retrieval", retrieval_table())):
+    for title, table in (("Quality", quality_table()), ("Reference", reference_table()), ("Speed", speed_table()), ("Retrieval", retrieval_table()),
+                         ("Part-whole study", partwhole_table()), ("Tracer speed", trace_speed_line())):
         print(f"### {title}\n\n{table}\n")
