@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from npgen.database import Database, WindowParams
-from npgen.datasets import Dataset, load_dataset
+from npgen.database import Database, WindowParams, default_path
+from npgen.datasets import load_dataset
 from npgen.errors import NpgenError
 from npgen.metrics import sample_summary
 from npgen.sampler import Sampler
@@ -31,16 +31,9 @@ def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int 
     raise NpgenError(f"unknown class {text!r}; choose one of: {', '.join(class_names)} (or its index 0..{len(class_names) - 1})")
 
 
-def open_dataset(name: str, data_root=None, split: str = "train") -> Dataset:
-    """A known dataset by name from the data root, or an image folder by path."""
-    return load_dataset(name, split=split, data_root=data_root)
-
-
 def build_database(dataset: str, data_root=None, db_path=None, params: WindowParams = WindowParams(), force: bool = False) -> Database:
-    """Build the window database of a dataset (into the cache when db_path is None)."""
-    from npgen.database import default_path
-
-    data = open_dataset(dataset, data_root)
+    """Build the window database of a dataset (a known name or an image folder; into the cache when db_path is None)."""
+    data = load_dataset(dataset, data_root=data_root)
     path = Path(db_path) if db_path is not None else default_path(data, params)
     return Database.build(data, path, params, force=force)
 
@@ -58,7 +51,7 @@ def sample_run(
     if resume and not Path(out).exists():
         raise NpgenError(f"cannot resume {out}: it does not exist; drop --resume to start a new run")
     started = time.perf_counter()
-    data = open_dataset(dataset, data_root)
+    data = load_dataset(dataset, data_root=data_root)
     db = Database.open_or_build(data, db_path, window)
     class_label = resolve_class(db.class_names, class_value)
     sampler = Sampler(db, **(sampler_options or {}))
