@@ -1,0 +1,692 @@
+"""The run report: a run's composition as tables, charts and one self-contained HTML page.
+
+`write_report(run)` traces a completed run (`npgen.tracer.Tracer`) and writes, into RUN/report unless told
+otherwise::
+
+    composition.json, per_sample.parquet, parts.parquet, sources.parquet, reuse.parquet   (Composition.save)
+    report.json            run-level numbers (the composition's) and the manifest's essentials
+    part_sizes.png         share of pixels by the size of the part they lie in (all vs informative pixels)
+    coverage.png           coverage of informative pixels by the top 1, 3, 10 sources (quartiles over samples)
+    displacement.png       Chebyshev displacement of copied pixels (all vs informative pixels)
+    reuse.png              generated pixels per used training image; Gini and share of training used
+    sources_per_sample.png distinct source images per sample (all vs informative pixels)
+    samples.png            the first samples
+    parts-<i>.png, pixel-<i>.png   for the first n_example_samples samples (Tracer.parts_figure / pixel_figure)
+    report.html            one page, every image embedded as a data URI: opens from disk with no server
+
+The charts are drawn with pillow alone (`bar_chart`, `line_chart`), in the style of `npgen.figures`.
+Every file is written to a temporary name and renamed into place; files of an earlier report in the same
+folder are overwritten (and stale example figures removed).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image, ImageDraw
+
+from npgen.errors import NpgenError
+from npgen.figures import BACKGROUND, TEXT, _font, _wrap, part_colour
+from npgen.store import atomic_write, image_grid, write_json
+from npgen.tracer import COVERAGE_TOPS, DEFAULT_MAX_CANDIDATES, DEFAULT_MIN_PART_SIZE, Composition, Tracer
+
+AXIS = (90, 90, 90)
+GRID = (225, 225, 225)
+PART_SIZE_BINS = ((1, 1), (2, 2), (3, 4), (5, 8), (9, 16), (17, 32), (33, None))
+N_TABLE_SAMPLES = 20
+N_TOP_SOURCES = 10
+N_GRID_SAMPLES = 64
+CHART_FILES = ("part_sizes.png", "coverage.png", "displacement.png", "reuse.png", "sources_per_sample.png", "samples.png")
+
+
+# ---- charts ----
+
+
+def series_colour(index: int) -> tuple[int, int, int]:
+    """Colour of the index-th series of a chart: the figures' part palette, darkened a little for contrast on white."""
+    return tuple(int(c * 0.85) for c in part_colour(index))
+
+
+def _nice_step(span: float, n_ticks: int = 5, integer: bool = False) -> float:
+    """A 1, 2 or 5 times a power of ten step that cuts `span` into about n_ticks intervals."""
+    raw = max(span, 1e-12) / n_ticks
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return max(1.0, round(step)) if integer else step
+
+
+def _tick_text(value: float, step: float) -> str:
+    if step >= 1 and float(value).is_integer():
+        return f"{int(value):,}"
+    decimals = max(0, -math.floor(math.log10(step)))
+    return f"{value:.{decimals}f}"
+
+
+def _value_text(value: float) -> str:
+    """Short label of one bar's value: integers as they are (12.3k from 10,000 on), fractions with 3 decimals."""
+    if float(value).is_integer():
+        return f"{value / 1000:.3g}k" if abs(value) >= 10_000 else f"{int(value):,}"
+    return f"{value:.3f}" if abs(value) < 1 else f"{value:.3g}"
+
+
+def _integer_valued(values: np.ndarray) -> bool:
+    """Counts (integer ticks) rather than fractions: all finite values whole and some above 1."""
+    finite = values[np.isfinite(values)]
+    return bool(finite.size) and bool(np.all(finite == np.round(finite))) and float(finite.max()) > 1
+
+
+class _Canvas:
+    """A chart frame: title, legend, axes with ticks and labels; maps data coordinates to pixels."""
+
+    def __init__(self, width: int, height: int, title: str, x_label: str, y_label: str,
+                 y_range: tuple[float, float], integer_ticks: bool, legend: Sequence[str]) -> None:  # fmt: skip
+        self.image = Image.new("RGB", (int(width), int(height)), BACKGROUND)
+        self.draw = ImageDraw.Draw(self.image)
+        self.font, self.title_font = _font(12), _font(14)
+        line = int(self.font.getbbox("Ag")[3]) + 3
+        title_line = int(self.title_font.getbbox("Ag")[3]) + 4
+        title_lines = _wrap(self.draw, title, self.title_font, width - 20)[:3]
+        for i, text in enumerate(title_lines):
+            self.draw.text((width / 2, 8 + i * title_line), text, fill=TEXT, font=self.title_font, anchor="ma")
+        top = 8 + len(title_lines) * title_line + 4
+        if len(legend) > 1:
+            top = self._legend(legend, top, width) + 4
+        low, high = y_range
+        step = _nice_step(high - low, 5, integer_ticks)
+        self.ticks = [low + i * step for i in range(int(math.floor((high - low) / step + 1e-9)) + 1)]
+        labels = [_tick_text(t, step) for t in self.ticks]
+        tick_width = max(self.draw.textlength(t, font=self.font) for t in labels)
+        self.left = int(8 + line + 6 + tick_width + 6)
+        self.right = int(width - 16)
+        self.top = int(top + 6)
+        self.bottom = int(height - 8 - line - 6 - line - 6)
+        if self.bottom - self.top < 40 or self.right - self.left < 60:
+            raise NpgenError(f"a chart of {width}x{height} pixels is too small for its text; make it larger")
+        self.low, self.high, self.line = low, high, line
+        for tick, label in zip(self.ticks, labels):
+            y = self.y(tick)
+            self.draw.line([(self.left, y), (self.right, y)], fill=GRID)
+            self.draw.text((self.left - 6, y), label, fill=TEXT, font=self.font, anchor="rm")
+        self.draw.text(((self.left + self.right) / 2, height - 8), x_label, fill=TEXT, font=self.font, anchor="md")
+        self._y_label(y_label)
+
+    def _legend(self, names: Sequence[str], top: int, width: int) -> int:
+        """Colour swatches and names, centred in rows under the title; returns the y below them."""
+        entries = [(name, 14 + 4 + self.draw.textlength(name, font=self.font)) for name in names]
+        rows, row, used = [], [], 0.0
+        for index, (name, size) in enumerate(entries):
+            if row and used + 16 + size > width - 20:
+                rows.append(row)
+                row, used = [], 0.0
+            row.append((index, name, size))
+            used += size + (16 if len(row) > 1 else 0)
+        rows.append(row)
+        for row in rows:
+            x = (width - (sum(size for _, _, size in row) + 16 * (len(row) - 1))) / 2
+            for index, name, size in row:
+                self.draw.rectangle([x, top + 2, x + 12, top + 12], fill=series_colour(index))
+                self.draw.text((x + 18, top + 7), name, fill=TEXT, font=self.font, anchor="lm")
+                x += size + 16
+            top += 18
+        return top
+
+    def _y_label(self, text: str) -> None:
+        size = (int(self.draw.textlength(text, font=self.font)) + 4, self.line + 2)
+        label = Image.new("RGB", size, BACKGROUND)
+        ImageDraw.Draw(label).text((2, 0), text, fill=TEXT, font=self.font)
+        label = label.rotate(90, expand=True)
+        middle = (self.top + self.bottom) // 2
+        self.image.paste(label, (8, max(0, min(middle - label.height // 2, self.image.height - label.height))))
+
+    def y(self, value: float) -> float:
+        share = (value - self.low) / (self.high - self.low)
+        return self.bottom - share * (self.bottom - self.top)
+
+    def axes(self) -> None:
+        self.draw.line([(self.left, self.top), (self.left, self.bottom), (self.right, self.bottom)], fill=AXIS, width=1)
+
+    def x_tick(self, x: float, label: str, room: float) -> None:
+        self.draw.line([(x, self.bottom), (x, self.bottom + 4)], fill=AXIS)
+        if self.draw.textlength(label, font=self.font) <= room:
+            self.draw.text((x, self.bottom + 6), label, fill=TEXT, font=self.font, anchor="ma")
+
+
+def _as_series(values) -> dict[str, np.ndarray]:
+    if isinstance(values, dict):
+        series = {str(name): np.asarray(v, dtype=np.float64).ravel() for name, v in values.items()}
+    else:
+        series = {"": np.asarray(values, dtype=np.float64).ravel()}
+    if not series:
+        raise NpgenError("a chart needs at least one series of values")
+    return series
+
+
+def _y_range(values: np.ndarray, y_range, integer: bool, headroom: float = 1.0) -> tuple[float, float]:
+    if y_range is not None:
+        low, high = float(y_range[0]), float(y_range[1])
+    else:
+        finite = values[np.isfinite(values)]
+        low = min(0.0, float(finite.min(initial=0.0)))
+        most = float(finite.max(initial=0.0))
+        high = most * headroom
+        if 0 <= low and most <= 1 < high:  # shares: never past 1
+            high = 1.0
+        if high <= low:
+            high = low + 1.0
+        step = _nice_step(high - low, 5, integer)
+        high = low + math.ceil((high - low) / step - 1e-9) * step
+    if not high > low:
+        raise NpgenError(f"a chart's y range must be increasing, got {y_range}")
+    return low, high
+
+
+def bar_chart(values, labels: Sequence[str], title: str, x_label: str, y_label: str, width: int = 640,
+              height: int = 360, y_range: tuple[float, float] | None = None) -> Image.Image:  # fmt: skip
+    """A bar chart as a PIL image of exactly width x height pixels.
+
+    values: one sequence (one bar per label) or a dict {series name: sequence} (grouped bars, with a legend);
+    fractions and counts both work (integer values get integer ticks). Each bar carries its value when
+    there is room; x tick labels that do not fit are left out.
+    """
+    series = _as_series(values)
+    labels = [str(label) for label in labels]
+    if any(len(v) != len(labels) for v in series.values()):
+        raise NpgenError(f"a bar chart needs one value per label: {len(labels)} labels, series of {[len(v) for v in series.values()]}")
+    every = np.concatenate(list(series.values())) if labels else np.zeros(0)
+    integer = _integer_valued(every)
+    canvas = _Canvas(width, height, title, x_label, y_label, _y_range(every, y_range, integer, headroom=1.12), integer,
+                     list(series) if len(series) > 1 else [])  # fmt: skip
+    n_groups, n_series = max(len(labels), 1), len(series)
+    slot = (canvas.right - canvas.left) / n_groups
+    bar = max(1.0, min(slot * 0.8 / n_series, 72.0))
+    zero = canvas.y(max(canvas.low, 0.0))
+    texts = [[_value_text(v) for v in values_of] for values_of in series.values()]
+    # values on the bars only when every one fits (a partial set reads as missing data); zeros stay unlabelled
+    labelled = all(canvas.draw.textlength(t, font=canvas.font) <= bar + 2 for column in texts for t in column)
+    for g, label in enumerate(labels):
+        start = canvas.left + (g + 0.5) * slot - n_series * bar / 2
+        for s, values_of in enumerate(series.values()):
+            value = values_of[g]
+            if not np.isfinite(value):
+                continue
+            x0, x1 = start + s * bar, start + (s + 1) * bar - (1 if bar > 3 else 0)
+            y = min(max(canvas.y(value), canvas.top), canvas.bottom)
+            canvas.draw.rectangle([x0, min(y, zero), x1, max(y, zero)], fill=series_colour(s))
+            if labelled and value != 0:
+                if y - canvas.line >= canvas.top - 6:  # above the bar, or inside its top when the bar is full height
+                    canvas.draw.text(((x0 + x1) / 2, y - 2), texts[s][g], fill=TEXT, font=canvas.font, anchor="md")
+                elif abs(zero - y) > canvas.line + 4:
+                    canvas.draw.text(((x0 + x1) / 2, y + 3), texts[s][g], fill=BACKGROUND, font=canvas.font, anchor="ma")
+        canvas.x_tick(canvas.left + (g + 0.5) * slot, label, slot - 2)
+    canvas.axes()
+    return canvas.image
+
+
+def line_chart(xs: Sequence[float], series: dict[str, Sequence[float]], title: str, x_label: str, y_label: str,
+               width: int = 640, height: int = 360, y_range: tuple[float, float] | None = None,
+               log_x: bool = False) -> Image.Image:  # fmt: skip
+    """A line chart of several series over the same xs as a PIL image of exactly width x height pixels.
+
+    Each series gets its colour, point markers and a legend entry; NaN points are skipped (the line breaks).
+    The x axis is numeric (logarithmic with log_x) with a tick at every x when there are at most 12.
+    """
+    xs = np.asarray(xs, dtype=np.float64).ravel()
+    data = _as_series(dict(series))
+    if len(xs) == 0 or any(len(v) != len(xs) for v in data.values()):
+        raise NpgenError(f"a line chart needs one value per x in every series: {len(xs)} xs, series of {[len(v) for v in data.values()]}")
+    if log_x and (xs <= 0).any():
+        raise NpgenError("a logarithmic x axis needs positive xs")
+    every = np.concatenate(list(data.values()))
+    integer = _integer_valued(every)
+    canvas = _Canvas(width, height, title, x_label, y_label, _y_range(every, y_range, integer), integer, list(data))
+    position = np.log10(xs) if log_x else xs
+    low, high = float(position.min()), float(position.max())
+    if high == low:
+        low, high = low - 1, high + 1
+    pad = 0.05 * (high - low)
+    span = canvas.right - canvas.left
+
+    def x_of(p: float) -> float:
+        return canvas.left + (p - low + pad) / (high - low + 2 * pad) * span
+
+    if len(xs) <= 12:
+        ticks = [(x_of(p), _value_text(x)) for p, x in zip(position, xs)]
+    else:
+        step = _nice_step(xs.max() - xs.min(), 6)
+        values = np.arange(math.ceil(xs.min() / step) * step, xs.max() + step / 2, step)
+        ticks = [(x_of(np.log10(v) if log_x else v), _tick_text(v, step)) for v in values if not log_x or v > 0]
+    room = span / max(len(ticks), 1) - 2
+    for x, label in ticks:
+        canvas.x_tick(x, label, room)
+    for s, values in enumerate(data.values()):
+        colour = series_colour(s)
+        points = [(x_of(p), canvas.y(v)) if np.isfinite(v) else None for p, v in zip(position, values)]
+        for a, b in zip(points, points[1:]):
+            if a is not None and b is not None:
+                canvas.draw.line([a, b], fill=colour, width=2)
+        for point in points:
+            if point is not None:
+                canvas.draw.ellipse([point[0] - 3, point[1] - 3, point[0] + 3, point[1] + 3], fill=colour)
+    canvas.axes()
+    return canvas.image
+
+
+# ---- the report's figures ----
+
+
+def _bin_label(low: int, high: int | None) -> str:
+    return f"{low}+" if high is None else (str(low) if low == high else f"{low}-{high}")
+
+
+def _doubling_bins(max_value: int, max_bins: int = 10) -> list[tuple[int, int | None]]:
+    """1, 2, 3-4, 5-8, ... until max_value is covered; the last of max_bins bins is open-ended."""
+    bins, low = [], 1
+    while low <= max(max_value, 1):
+        high = 1 if low == 1 else 2 * (low - 1)
+        if len(bins) == max_bins - 1 and high < max_value:
+            bins.append((low, None))
+            break
+        bins.append((low, high))
+        low = high + 1
+    return bins
+
+
+def _bin_sums(values: np.ndarray, weights: np.ndarray | None, bins) -> np.ndarray:
+    """Sum of weights (or count) of the values in each inclusive (low, high|None) bin."""
+    weights = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
+    return np.array([weights[(values >= low) & (True if high is None else values <= high)].sum() for low, high in bins])
+
+
+def _share(sums: np.ndarray) -> np.ndarray:
+    total = sums.sum()
+    return sums / total if total > 0 else np.zeros_like(sums, dtype=np.float64)
+
+
+def _integer_bins(values: np.ndarray, max_bins: int = 12) -> list[tuple[int, int | None]]:
+    """Equal-width integer bins [low, high] of a nice width (1, 2, 5 x 10^k) covering min..max of the values."""
+    low, top = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    step = int(_nice_step(top - low + 1, max_bins, integer=True))
+    first = (low // step) * step
+    return [(low, low + step - 1) for low in range(first, top + 1, step)]
+
+
+def _charts(c: Composition, radius=None) -> dict[str, tuple[Image.Image, str]]:
+    """The run-level charts, name -> (image, caption)."""
+    run = c.run
+    size = c.parts.column("size").to_numpy()
+    informative_size = c.parts.column("informative_size").to_numpy()
+    part_sizes = bar_chart(
+        {"all pixels": _share(_bin_sums(size, size, PART_SIZE_BINS)),
+         "informative pixels": _share(_bin_sums(size, informative_size, PART_SIZE_BINS))},
+        [_bin_label(*b) for b in PART_SIZE_BINS],
+        f"Pixels by the size of the part they lie in ({run['n_parts']:,} parts)",
+        "part size (pixels)", "share of pixels",
+    )  # fmt: skip
+    median_ge = run["median_share_in_parts_ge_s_informative"]
+    charts = {
+        "part_sizes.png": (part_sizes,
+            "Share of all pixels and of informative pixels that lie in parts of each size. A part is a 4-connected "
+            "piece of one training image pasted whole (same source, same displacement); mass on the right means larger "
+            f"copied pieces. Median share of informative pixels in parts of >= {run['min_part_size']} pixels: "
+            f"{_fmt_share(median_ge)}."),
+    }  # fmt: skip
+
+    coverage = np.stack([c.per_sample.column(f"coverage_top{k}").to_numpy().astype(np.float64) for k in COVERAGE_TOPS], axis=1)
+    measured = coverage[~np.isnan(coverage).any(axis=1)]
+    quartiles = np.percentile(measured, [25, 50, 75], axis=0) if len(measured) else np.full((3, len(COVERAGE_TOPS)), np.nan)
+    charts["coverage.png"] = (
+        line_chart(COVERAGE_TOPS, {"median": quartiles[1], "25th percentile": quartiles[0], "75th percentile": quartiles[2]},
+                   f"Coverage of informative pixels by a sample's top sources ({len(measured):,} samples)",
+                   "top-k source images of the sample", "share of informative pixels", log_x=True),
+        "For each sample, the share of its informative pixels that come from its k most-used training images, "
+        "k = 1, 3, 10: median and quartiles over samples. Values near 1 at k = 1 would mean a sample is mostly one "
+        "training image; low values mean it is a patchwork of many.",
+    )  # fmt: skip
+
+    d = c.displacement
+    charts["displacement.png"] = (
+        bar_chart({"all pixels": _share(np.asarray(d["all_pixels"], dtype=np.float64)),
+                   "informative pixels": _share(np.asarray(d["informative_pixels"], dtype=np.float64))},
+                  [str(v) for v in d["chebyshev"]], "Displacement between a generated pixel and its source",
+                  "Chebyshev distance max(|dy|, |dx|) (pixels)", "share of pixels"),
+        "How far from its own position each pixel was copied (0 = the same position in the training image), over "
+        "all pixels and over informative pixels. The sampler's radius bounds it"
+        + ("." if radius is None else f": radius {radius} in this run" + (", so every pixel keeps its position." if radius == 0 else ".")),
+    )  # fmt: skip
+
+    pixels = c.reuse.column("n_pixels").to_numpy()
+    informative = c.reuse.column("n_informative").to_numpy()
+    informative = informative[informative > 0]
+    bins = _doubling_bins(int(pixels.max(initial=1)))
+    charts["reuse.png"] = (
+        bar_chart({"all pixels": _bin_sums(pixels, None, bins), "informative pixels": _bin_sums(informative, None, bins)},
+                  [_bin_label(*b) for b in bins],
+                  f"Reuse of training images: Gini {run['gini']:.3f} (informative {run['gini_informative']:.3f}); "
+                  f"{_fmt_share(run['share_of_training_used'])} of {run['n_train']:,} training images used "
+                  f"({_fmt_share(run['share_of_training_used_informative'])} for informative pixels)",
+                  "generated pixels copied from one training image", "training images"),
+        "How many generated pixels each used training image gave (images that gave none are left out; their "
+        "share is in the title). The Gini coefficient of the per-image pixel counts over the whole training set, "
+        "zeros included: 0 when every image gives equally, near 1 when a few give everything.",
+    )  # fmt: skip
+
+    n_sources = c.per_sample.column("n_sources").to_numpy()
+    n_sources_informative = c.per_sample.column("n_sources_informative").to_numpy()
+    bins = _integer_bins(np.concatenate([n_sources, n_sources_informative]))
+    charts["sources_per_sample.png"] = (
+        bar_chart({"all pixels": _bin_sums(n_sources, None, bins), "informative pixels": _bin_sums(n_sources_informative, None, bins)},
+                  [_bin_label(*b) for b in bins], f"Distinct training images per sample ({run['n_samples']:,} samples)",
+                  "distinct source images", "samples"),
+        f"How many different training images one sample's pixels come from (median {run['median_n_sources']:.0f}; "
+        f"{run['median_n_sources_informative']:.0f} counting informative pixels only), out of "
+        f"{run['height'] * run['width']:,} pixels per sample.",
+    )  # fmt: skip
+    return charts
+
+
+def _example_pixel(tracer: Tracer, sample: int) -> tuple[int, int]:
+    """The sample's first informative pixel in raster order, or its centre when it has none."""
+    candidates = tracer._provenance(["n_candidates"], sample)["n_candidates"][0]
+    informative = np.argwhere(candidates <= tracer.max_candidates)
+    if len(informative):
+        return int(informative[0][0]), int(informative[0][1])
+    return tracer.height // 2, tracer.width // 2
+
+
+# ---- formatting ----
+
+
+def _finite(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _fmt_share(value) -> str:
+    return f"{100 * value:.1f}%" if _finite(value) else "n/a"
+
+
+def _fmt(value, kind: str = "number") -> str:
+    """A number for the page: share -> percent, ratio -> 3 decimals, id -> plain integer, else thousands separators."""
+    if not _finite(value):
+        return "n/a"
+    if kind == "share":
+        return _fmt_share(value)
+    if kind == "ratio":
+        return f"{value:.3f}"
+    if kind == "id":
+        return str(int(value))
+    if isinstance(value, (int, np.integer)) or float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def _cell(value, kind: str = "number") -> str:
+    """A table cell whose tooltip holds the exact value."""
+    exact = "" if value is None else f' title="{html.escape(repr(value))}"'
+    return f'<td class="num"{exact}>{html.escape(_fmt(value, kind))}</td>'
+
+
+def _png_bytes(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _img(png: bytes, alt: str, css: str = "") -> str:
+    style = f' class="{css}"' if css else ""
+    return f'<img{style} src="{_data_uri(png)}" alt="{html.escape(alt)}">'
+
+
+SUMMARY_EXPLANATIONS = {
+    "median_nearest_distance": ("median distance to the nearest training image",
+        "L2 distance in raw pixel values (0-255) from each sample to its nearest training image, median over samples; "
+        "a near-copy of a training image would be close to 0"),
+    "median_top_source_share": ("median top-source share",
+        "share of a sample's pixels (all pixels, ties included) that come from its most-used training image; "
+        "a near-copy would be close to 1"),
+    "max_top_source_share": ("largest top-source share",
+        "the same share for the sample that leans most on one training image"),
+}  # fmt: skip
+
+
+def _run_rows(run: dict, manifest: dict) -> list[tuple[str, str, str]]:
+    """(name, value cells, explanation) of the run-level table."""
+    k = run["max_candidates"]
+    s = run["min_part_size"]
+    rows = [
+        ("samples", _cell(run["n_samples"]), f"generated images of {run['height']}x{run['width']} pixels"),
+        ("training images", _cell(run["n_train"]), "size of the training split every pixel is copied from"),
+        ("informative pixels", _cell(run["informative_share"], "share"),
+         f"share of pixels whose admissible set had at most {k} candidates (max_candidates). A larger set is a tie, "
+         "typically on blank background where every window matches: the sampler drew its source at random, so that "
+         "source says nothing about the image content. Statistics marked 'informative' count these pixels only"),
+        ("parts", _cell(run["n_parts"]),
+         "pieces of training images pasted whole: 4-connected pixels of one sample copied from one training image "
+         "with one displacement"),
+        ("parts per sample (median)", _cell(run["median_n_parts"]), "all parts of a sample, ties included"),
+        ("parts with informative pixels per sample (median)", _cell(run["median_n_parts_informative"]),
+         "parts holding at least one informative pixel"),
+        ("mean part size (median)", _cell(run["median_mean_part_size"]), "pixels per part, averaged per sample"),
+        (f"pixels in parts of >= {s} pixels (median)", _cell(run["median_share_in_parts_ge_s"], "share"),
+         f"share of a sample's pixels lying in parts of at least {s} pixels (min_part_size): how much is copied as "
+         "2-D pieces rather than single pixels"),
+        (f"informative pixels in parts of >= {s} pixels (median)", _cell(run["median_share_in_parts_ge_s_informative"], "share"),
+         "the same share among informative pixels"),
+        ("distinct sources per sample (median)", _cell(run["median_n_sources"]),
+         "different training images a sample's pixels come from"),
+        ("distinct informative sources per sample (median)", _cell(run["median_n_sources_informative"]),
+         "the same, counting informative pixels only"),
+    ]  # fmt: skip
+    for top in COVERAGE_TOPS:
+        rows.append((f"coverage by the top {top} source{'s' if top > 1 else ''} (median)",
+                     _cell(run[f"median_coverage_top{top}"], "share"),
+                     f"share of a sample's informative pixels that come from its {top} most-used training image"
+                     f"{'s' if top > 1 else ''}"))  # fmt: skip
+    target = "the requested class" if run["requested_class"] is not None else "the sample's majority source class"
+    rows += [
+        ("class consistency (median)", _cell(run["median_class_consistency"], "share"),
+         f"share of a sample's informative pixels copied from training images of {target}"),
+        ("Gini of training-image use", _cell(run["gini"], "ratio"),
+         "Gini coefficient of the generated pixels given by each training image (all training images, zeros "
+         "included): 0 when all give equally, near 1 when a few give everything"),
+        ("Gini, informative pixels", _cell(run["gini_informative"], "ratio"), "the same over informative pixels"),
+        ("share of training images used", _cell(run["share_of_training_used"], "share"),
+         "training images that gave at least one generated pixel"),
+        ("share of training images used, informative", _cell(run["share_of_training_used_informative"], "share"),
+         "training images that gave at least one informative pixel"),
+    ]  # fmt: skip
+    for key, value in (manifest.get("summary") or {}).items():
+        name, explanation = SUMMARY_EXPLANATIONS.get(key, (key.replace("_", " "), "from the run's manifest summary"))
+        kind = "ratio" if "share" in key else "number"
+        rows.append((name, _cell(value, kind), explanation))
+    return rows
+
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #141414; margin: 2em auto;
+       max-width: 1200px; padding: 0 1em; line-height: 1.4; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+.sub { color: #555; margin-top: 0; } code { background: #f3f3f3; padding: 0 0.25em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; vertical-align: top; text-align: left; }
+th { background: #f6f6f6; } td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+td.why { color: #444; max-width: 40em; }
+figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.9em; max-width: 60em; }
+img.thumb { image-rendering: pixelated; width: 56px; height: 56px; }
+img.pixels { image-rendering: pixelated; }
+"""
+
+
+def _table(header: Sequence[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _figure(png: bytes, caption: str, alt: str, css: str = "") -> str:
+    return f"<figure>{_img(png, alt, css)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _html(run_path: Path, tracer: Tracer, c: Composition, figures: list[tuple[str, bytes, str]],
+          thumbs: dict[int, bytes], summary: pa.Table | None) -> str:  # fmt: skip
+    manifest, run, data = tracer.run.manifest, c.run, tracer.dataset
+    dataset = manifest["dataset"]["name"]
+    class_text = "unconditional" if manifest.get("class_label") is None else f"class {manifest.get('class_name')}"
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(f'npgen report: {run_path.name} ({dataset}, {class_text})')}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>npgen run report: {esc(dataset)}, {esc(class_text)}</h1>",
+        f'<p class="sub">Run <code>{esc(str(run_path))}</code> &middot; {run["n_samples"]:,} samples of '
+        f"{run['height']}x{run['width']} from the {esc(str(manifest['dataset'].get('split', '')))} split "
+        f"({run['n_train']:,} images) &middot; npgen {esc(str(manifest.get('npgen_version', '?')))}</p>",
+        "<p>Every generated pixel is copied from a training image, and the run records which one, where, and how many "
+        "candidates the sampler chose among. This page traces the samples back to their training images.</p>",
+    ]  # fmt: skip
+    params = ", ".join(f"{k}={v}" for k, v in (manifest.get("params") or {}).items())
+    window = ", ".join(f"{k}={v}" for k, v in ((manifest.get("database") or {}).get("params") or {}).items())
+    details = [("command", manifest.get("command")), ("sampler parameters", params), ("window parameters", window),
+               ("started", manifest.get("started")), ("finished", manifest.get("finished")),
+               ("timings", ", ".join(f"{k}={v}" for k, v in (manifest.get("timings") or {}).items()))]  # fmt: skip
+    parts.append(_table(["run", ""], [f"<tr><th>{esc(k)}</th><td><code>{esc(str(v))}</code></td></tr>" for k, v in details if v]))
+
+    parts.append("<h2>Run-level numbers</h2>")
+    rows = [f"<tr><th>{esc(name)}</th>{cells}<td class=\"why\">{esc(why)}</td></tr>" for name, cells, why in _run_rows(run, manifest)]
+    parts.append(_table(["measure", "value", "what it means"], rows))
+
+    parts.append("<h2>Figures</h2>")
+    for name, png, caption in figures:
+        parts.append(_figure(png, caption, name, "pixels" if name == "samples.png" else ""))
+
+    n_rows = min(N_TABLE_SAMPLES, run["n_samples"])
+    parts.append(f"<h2>Per-sample numbers (first {n_rows})</h2>")
+    table = c.per_sample.slice(0, n_rows).to_pylist()
+    nearest = {}
+    if summary is not None:
+        for row in summary.to_pylist():
+            nearest[row["sample"]] = row
+    header = ["sample", "class", "parts", "informative parts", "mean part size", f"in parts >= {run['min_part_size']}",
+              f"informative in parts >= {run['min_part_size']}", "sources", "informative sources",
+              *[f"top-{k} coverage" for k in COVERAGE_TOPS], "class consistency", "informative pixels",
+              "nearest training image", "its distance"]  # fmt: skip
+    rows = []
+    for row in table:
+        near = nearest.get(row["sample"], {})
+        cells = [
+            _cell(row["sample"], "id"), f"<td>{esc(data.class_names[row['target_class']])}</td>", _cell(row["n_parts"]),
+            _cell(row["n_parts_informative"]), _cell(row["mean_part_size"]), _cell(row["share_in_parts_ge_s"], "share"),
+            _cell(row["share_in_parts_ge_s_informative"], "share"), _cell(row["n_sources"]), _cell(row["n_sources_informative"]),
+            *[_cell(row[f"coverage_top{k}"], "share") for k in COVERAGE_TOPS], _cell(row["class_consistency"], "share"),
+            _cell(row["informative_share"], "share"), _cell(near.get("nearest_image"), "id"), _cell(near.get("nearest_distance")),
+        ]  # fmt: skip
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    parts.append(_table(header, rows))
+    parts.append("<p>Class: the requested class, or for an unconditional run the majority class of the sample's "
+                 "informative sources. Coverage and class consistency are over informative pixels.</p>")  # fmt: skip
+
+    top = c.reuse.sort_by([("n_pixels", "descending"), ("n_informative", "descending"), ("src_image", "ascending")])
+    top = top.slice(0, N_TOP_SOURCES).to_pylist()
+    parts.append(f"<h2>The {len(top)} most-used training images</h2>")
+    rows = []
+    for row in top:
+        cells = [
+            f"<td>{_img(thumbs[row['src_image']], 'training image ' + str(row['src_image']), 'thumb')}</td>",
+            _cell(row["src_image"], "id"), f"<td>{esc(data.class_names[row['src_class']])}</td>", _cell(row["n_pixels"]),
+            _cell(row["n_informative"]), _cell(row["n_samples"]),
+        ]  # fmt: skip
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    parts.append(_table(["image", "index", "class", "pixels given", "informative pixels", "samples using it"], rows))
+    parts.append("<p>Ranked by the generated pixels they gave (all pixels, ties included). The full table is "
+                 "<code>reuse.parquet</code>; per-sample and per-part tables are <code>per_sample.parquet</code>, "
+                 "<code>sources.parquet</code> and <code>parts.parquet</code> beside this page.</p>")  # fmt: skip
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+# ---- the report ----
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_report(run_path: str | os.PathLike, out_dir: str | os.PathLike | None = None, data_root=None,
+                 n_example_samples: int = 4, max_candidates: int = DEFAULT_MAX_CANDIDATES,
+                 min_part_size: int = DEFAULT_MIN_PART_SIZE) -> Path:  # fmt: skip
+    """Write the report of a completed run into out_dir (default RUN/report) and return out_dir.
+
+    See the module docstring for the files. Raises NpgenError (from the tracer) for a missing, incomplete or
+    damaged run, or one whose dataset no longer matches its manifest's SHA-256.
+    """
+    if n_example_samples < 0:
+        raise NpgenError(f"n_example_samples must be >= 0, got {n_example_samples}")
+    tracer = Tracer(run_path, data_root=data_root, max_candidates=max_candidates, min_part_size=min_part_size)
+    run_path = tracer.run.path
+    out = Path(out_dir) if out_dir is not None else run_path / "report"
+    if out.exists() and not out.is_dir():
+        raise NpgenError(f"{out} exists and is not a folder; choose another --out")
+    c = tracer.composition()
+    try:
+        summary = tracer.run.summary()
+    except (OSError, pa.ArrowException) as err:
+        raise NpgenError(f"{run_path}/samples.parquet is missing or damaged; sample the run again") from err
+    out.mkdir(parents=True, exist_ok=True)
+
+    staging = out / f".composition.tmp-{os.getpid()}"  # Composition.save writes in place: stage, then rename each file
+    try:
+        c.save(staging)
+        for path in staging.iterdir():
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    manifest = tracer.run.manifest
+    record = {
+        "run_path": str(run_path),
+        "dataset": {key: manifest["dataset"].get(key) for key in ("name", "split", "n_images", "shape", "images_sha256")},
+        "class_label": manifest.get("class_label"), "class_name": manifest.get("class_name"),
+        "n_samples": manifest.get("n_samples"), "params": manifest.get("params"),
+        "window": (manifest.get("database") or {}).get("params"), "summary": manifest.get("summary"),
+        "timings": manifest.get("timings"), "npgen_version": manifest.get("npgen_version"),
+        "run": c.run,
+    }  # fmt: skip
+    write_json(out / "report.json", record)
+
+    figures: list[tuple[str, bytes, str]] = []
+    for name, (picture, caption) in _charts(c, (manifest.get("params") or {}).get("radius")).items():
+        figures.append((name, _png_bytes(picture), caption))
+    shown = min(N_GRID_SAMPLES, tracer.n_samples)
+    grid = image_grid(np.asarray(tracer.run.samples[:shown]), columns=min(16, shown), scale=2)
+    figures.append(("samples.png", _png_bytes(grid), f"The first {shown} of the {tracer.n_samples:,} samples."))
+    for i in range(min(n_example_samples, tracer.n_samples)):
+        figures.append((f"parts-{i}.png", _png_bytes(tracer.parts_figure(i)),
+                        f"Sample {i}: its parts and the training images that gave the most informative pixels."))  # fmt: skip
+        y, x = _example_pixel(tracer, i)
+        figures.append((f"pixel-{i}.png", _png_bytes(tracer.pixel_figure(i, y, x)),
+                        f"Sample {i}: one pixel, (y={y}, x={x}), traced to its source."))  # fmt: skip
+    written = {name for name, _, _ in figures}
+    for name, png, _ in figures:
+        _write_bytes(out / name, png)
+    for stale in [*out.glob("parts-*.png"), *out.glob("pixel-*.png")]:
+        if stale.name not in written:
+            stale.unlink()
+
+    top = c.reuse.sort_by([("n_pixels", "descending"), ("n_informative", "descending"), ("src_image", "ascending")])
+    thumbs = {int(i): _png_bytes(image_grid(tracer.dataset.images[int(i)][None], columns=1, scale=1, gap=0))
+              for i in top.column("src_image").to_numpy()[:N_TOP_SOURCES]}  # fmt: skip
+    page = _html(run_path, tracer, c, figures, thumbs, summary)
+    atomic_write(out / "report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return out
