@@ -7,7 +7,8 @@ One setting changes at a time from each dataset's benchmark settings (MNIST: h=3
 k_min=4; CIFAR-10: the same with retrieval block 4 and k_min=2). Every setting samples the same
 sample indices and classes with the same seed. Composition comes from `npgen.tracer.compose` on
 the provenance, novelty from FAISS exact search. Results: benchmarks/results/partwhole.json and
-benchmarks/figures/partwhole-<dataset>.png.
+benchmarks/figures/partwhole-<dataset>.png
+(`--plot-only` redraws the figures from the JSON).
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from npgen.index import search
 from npgen.metrics import knn_votes, near_copy_threshold
 from npgen.sampler import Sampler, Samples
 from npgen.tracer import compose
-from record import save_result  # benchmarks/record.py
+from npgen.report import line_chart
+from PIL import Image
+from record import RESULTS, save_result  # benchmarks/record.py
+
+FIGURES = RESULTS.parent / "figures"
 
 BASE = {
     "mnist": ({"retrieval_block": 1}, {"k_min": 4}),
@@ -71,12 +76,37 @@ def measure(train, samples: Samples, db: Database, threshold: float) -> dict:
     }
 
 
+def plot(rows: list[dict], dataset: str):
+    """One chart per varied parameter: part size, source concentration and novelty against its value."""
+    panels = []
+    for name in SWEEP:
+        chosen = [row for row in rows if row["dataset"] == dataset and row["varied"] == name]
+        xs = [row["value"] for row in chosen]
+        series = {
+            "informative px in parts >= 4": [row["median_informative_share_in_parts_ge_4"] for row in chosen],
+            "top source's share": [row["median_coverage_top1"] for row in chosen],
+            "near-copy rate": [row["near_copy_rate"] for row in chosen],
+        }
+        panels.append(line_chart(xs, series, f"{dataset}: varying {name}", name, "share (median over samples)",
+                                 width=520, height=340, y_range=(0.0, 1.0), log_x=name == "pool_size"))  # fmt: skip
+    figure = Image.new("RGB", (2 * panels[0].width, 2 * panels[0].height), "white")
+    for i, panel in enumerate(panels):
+        figure.paste(panel, ((i % 2) * panel.width, (i // 2) * panel.height))
+    return figure
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--plot-only", action="store_true", help="Redraw the figures from benchmarks/results/partwhole.json.")
     args = parser.parse_args()
+    if args.plot_only:
+        rows = json.loads((RESULTS / "partwhole.json").read_text())["rows"]
+        for dataset in args.datasets:
+            plot(rows, dataset).save(FIGURES / f"partwhole-{dataset}.png")
+        return
     rows = []
     for dataset in args.datasets:
         train = load_dataset(dataset, data_root=args.data_root)
@@ -89,6 +119,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     save_result("partwhole", {"per_class": args.per_class, "rows": rows, "defaults": DEFAULTS, "base": BASE})
+    for dataset in args.datasets:
+        plot(rows, dataset).save(FIGURES / f"partwhole-{dataset}.png")
 
 
 if __name__ == "__main__":

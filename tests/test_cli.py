@@ -143,6 +143,9 @@ def test_trace_a_pixel_and_a_sample(mnist_folder, tmp_path, cache):
     assert (out / "trace" / "sample-00001-pixel-14-14.png").is_file()
     parts = run_cli("trace", out, "--sample", "0", "--out", tmp_path / "parts.png")
     assert parts.exit_code == 0 and "parts from" in parts.output and (tmp_path / "parts.png").is_file()
+    reported = run_cli("report", out)
+    assert reported.exit_code == 0, reported.output
+    assert (out / "report" / "report.html").is_file() and (out / "report" / "per_sample.parquet").is_file()
     for args, message in ((["--sample", "5"], "out of range"), (["--sample", "0", "--pixel", "3"], "--pixel takes Y,X"),
                           (["--sample", "0", "--pixel", "28,0"], "out of range")):  # fmt: skip
         result = run_cli("trace", out, *args)
