@@ -99,7 +99,87 @@ def trace_speed_line() -> str:
             f"Command: `{r['command']}`; {r['machine']}; {r['date']}.")
 
 
+def _num(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _training(name: str, row: dict) -> str:
+    if name == "training set" or "train_seconds" not in row:
+        return "–"
+    if "train_device" in row:  # a DDPM: where it trained, on how many images, for how many steps
+        return f"{_duration(row['train_seconds'])} on {row['train_device']} ({row['training_steps']:,} steps, {row['train_images']:,} images)"
+    return f"{_duration(row['train_seconds'])} (database build)"
+
+
+def evaluation_table(dataset: str, table: str) -> str:
+    """One of evaluate.py's tables: method x (quality, class fidelity, novelty, likelihood, cost)."""
+    r = load(f"evaluate-{dataset}")
+    if r is None:
+        return ""
+    likelihood, ddpm_bound = load(f"likelihood-{dataset}"), load(f"ddpm-nll-{dataset}")
+    cost = table == "comparison"
+    head = ("| method | n | FID (features) | precision | recall | class acc. | class conf. | near-copies "
+            "| NN dist. pixels p1 / p50 | NN dist. features p1 / p50 |")
+    rows = [head + (" bits/dim | training | sampling s/image | peak RSS (MB) |" if cost else " sampling s/image |")]
+    rows.append("|---" * (rows[0].count("|") - 1) + "|")
+    for name, row in r["tables"][table].items():
+        s = row["scores"]
+        conditional = "unconditional" not in name
+        cells = [name, str(s["n"]), f"{s['fid']:.2f} ± {s['fid_bootstrap_sd']:.2f}", _num(s["precision"]), _num(s["recall"]),
+                 pct(s.get("class_accuracy")) if conditional else "–", _num(s.get("class_confidence")) if conditional else "–",
+                 pct(s["near_copy_rate"]), f"{s['pixel_nn_distance']['p1']:.0f} / {s['pixel_nn_distance']['p50']:.0f}",
+                 f"{s['feature_nn_distance']['p1']:.2f} / {s['feature_nn_distance']['p50']:.2f}"]
+        sampling = "–" if "sample_seconds_per_image" not in row else f"{row['sample_seconds_per_image']:.3f}"
+        if cost:
+            bits = "–"
+            if name.startswith("npgen unconditional") and likelihood is not None:
+                bits = f"{likelihood['test_bits_per_dim']:.2f}"
+            elif name.startswith("DDPM unconditional") and ddpm_bound is not None:
+                bits = f"≤ {ddpm_bound['test_bits_per_dim_bound']:.2f}"
+            memory = "–" if "peak_rss_mb" not in row else f"{row['peak_rss_mb']:.0f}"
+            cells += [bits, _training(name, row), sampling, memory]
+        else:
+            cells.append(sampling)
+        rows.append("| " + " | ".join(cells) + " |")
+    commands = [f"- {name}: `{row['command']}`" + (f"; sampling timed here by `{row['timing_command']}`" if "timing_command" in row else "")
+                for name, row in r["tables"][table].items() if "command" in row]
+    made_elsewhere = [f"{name}: {row['samples_made_on']['seconds_per_image']:.4f} s/image on {row['samples_made_on']['device']}"
+                      for name, row in r["tables"][table].items() if "samples_made_on" in row and row["samples_made_on"]["device"] != row["sample_device"]]
+    return (
+        "\n".join(rows) + f"\n\nScored by `{r['command']}` ({r['machine']}; {r['date']}); classifier test accuracy "
+        f"{pct(r['classifier_test_accuracy'])}. Samples made by:\n" + "\n".join(commands)
+        + ("\n\nThe DDPM samples scored here were made on the GPU (" + "; ".join(made_elsewhere) + ")." if made_elsewhere else "")
+    )
+
+
+def likelihood_table() -> str:
+    """Test bits/dim: npgen's exact (smoothed) likelihood and the DDPM's variational bound."""
+    rows = ["| dataset | model | test bits/dim | test images | how | s/test image | machine, date | command |",
+            "|---|---|---|---|---|---|---|---|"]
+    for dataset in ("mnist", "cifar10"):
+        r = load(f"likelihood-{dataset}")
+        if r is not None:
+            rows.append(f"| {dataset} | npgen, unconditional | {r['test_bits_per_dim']:.3f} ± {r['test_bits_per_dim_stderr']:.3f} | {r['n_test']:,} | "
+                        f"exact; smoothing tau {r['tau']}, floor {r['floor']} tuned on held-out train ({r['held_out_bits_per_dim']:.3f} there) | "
+                        f"{r['seconds_per_test_image']} | {r['machine']}; {r['date']} | `{r['command']}` |")  # fmt: skip
+        r = load(f"ddpm-nll-{dataset}")
+        if r is not None:
+            terms = ", ".join(f"{name} {value:.3f}" for name, value in r["terms_bits_per_dim"].items())
+            rows.append(f"| {dataset} | DDPM, unconditional ({r['training_steps']:,} steps) | ≤ {r['test_bits_per_dim_bound']:.3f} ± {r['stderr']:.3f} | "
+                        f"{r['n_test']:,} | variational bound, all 1,000 steps ({terms}) | {r['seconds_per_test_image']} | "
+                        f"{r['machine']}; {r['date']} | `{r['command']}` |")  # fmt: skip
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
+    for dataset in ("mnist", "cifar10"):
+        for table in ("comparison", "ablation"):
+            print(f"### {dataset} {table}\n\n{evaluation_table(dataset, table)}\n")
+    print(f"### Likelihood\n\n{likelihood_table()}\n")
     for title, table in (("Quality", quality_table()), ("Reference", reference_table()), ("Speed", speed_table()), ("Retrieval", retrieval_table()),
                          ("Part-whole study", partwhole_table()), ("Tracer speed", trace_speed_line())):
         print(f"### {title}\n\n{table}\n")

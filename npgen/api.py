@@ -1,4 +1,4 @@
-"""The Python API the CLI is a thin layer over: build a database, sample a run, verify a run."""
+"""The Python API the CLI is a thin layer over: build a database, sample, verify and evaluate a run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from npgen.datasets import load_dataset
 from npgen.errors import NpgenError
 from npgen.metrics import sample_summary
 from npgen.sampler import Sampler
-from npgen.store import Run, RunWriter
+from npgen.store import Run, RunWriter, write_json
 
 
 def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int | None:
@@ -122,3 +122,45 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         n_pixels=n * height * width, mismatches=mismatches, missing_or_duplicate=int((seen != 1).sum()),
         outside_radius=int(far.sum()), wrong_class=wrong_class,
     )  # fmt: skip
+
+
+def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | os.PathLike | None = None) -> dict:
+    """Score a run (`npgen.evaluation`) and write the scores to RUN/eval.json.
+
+    Feature-space scores need torch and a classifier: `classifier` names its file; by default the one
+    benchmarks/classifier.py trains for the run's dataset is used when it exists, and without it
+    only pixel-space scores are computed (the reason is recorded under "skipped").
+    """
+    from npgen.evaluation import Reference, evaluate_images
+
+    run = Run(run_path)
+    train = run.dataset(data_root)
+    try:
+        test = load_dataset(train.name if train.name in ("mnist", "cifar10") else str(train.source), split="test", data_root=data_root)
+    except NpgenError as err:
+        raise NpgenError(f"evaluating needs the dataset's test split, which could not be loaded: {err}") from err
+    skipped = None
+    loaded = None
+    try:
+        from npgen import features
+
+        path = classifier or features.classifier_path(train.name)
+        if classifier is not None or Path(path).is_file():
+            loaded = features.load_classifier(path, train)
+        else:
+            skipped = f"feature-space scores: no classifier at {path} (python benchmarks/classifier.py {train.name})"
+    except NpgenError as err:
+        if classifier is not None:
+            raise
+        skipped = f"feature-space scores: {err}"
+    images = np.asarray(run.samples)
+    class_label = run.manifest["class_label"]
+    labels = np.full(len(images), -1 if class_label is None else class_label)
+    reference = Reference(train, test, loaded, class_label)
+    scores = {"run": str(run.path), "samples": evaluate_images(images, labels, reference), "floor": reference.floor(len(images))}
+    if loaded is not None:
+        scores["classifier"] = {"path": str(path), "test_accuracy": loaded.test_accuracy}
+    if skipped:
+        scores["skipped"] = skipped
+    write_json(run.path / "eval.json", scores)
+    return scores

@@ -194,6 +194,29 @@ def _pixel(value: str | None) -> tuple[int, int] | None:
     return y, x
 
 
+@main.command(name="eval")
+@click.argument("run", type=click.Path())
+@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+              help="Classifier weights for feature-space scores (default: the one benchmarks/classifier.py trains).")
+@data_root_option
+def evaluate(run, classifier, data_root) -> None:
+    """Score a run: novelty, near-copies and, with a classifier, FID, precision, recall and class fidelity."""
+    click.echo(f"scoring {run} ...", err=True)
+    scores = api.evaluate_run(run, data_root, classifier)
+    rows = [("", "samples", "train floor")]
+    for key in ("fid", "precision", "recall", "class_accuracy", "class_confidence", "near_copy_rate"):
+        if key in scores["samples"]:
+            rows.append((key, f"{scores['samples'][key]:.4f}", f"{scores['floor'][key]:.4f}"))
+    for key in ("pixel_nn_distance", "feature_nn_distance"):
+        if key in scores["samples"]:
+            rows.append((f"{key} (median)", f"{scores['samples'][key]['p50']:.2f}", f"{scores['floor'][key]['p50']:.2f}"))
+    for row in rows:
+        click.echo(f"{row[0]:<28}{row[1]:>12}{row[2]:>14}")
+    if "skipped" in scores:
+        click.echo(f"skipped {scores['skipped']}", err=True)
+    click.echo(f"scores: {Path(run) / 'eval.json'}")
+
+
 @main.command()
 @click.argument("run", type=click.Path())
 @click.option("--sample", "sample_index", required=True, type=int, help="Sample index within the run.")

@@ -26,7 +26,7 @@ import numpy as np
 from npgen.database import Database
 from npgen.errors import NpgenError
 from npgen.rng import sample_keys, uniform
-from npgen.semantics import add_block_row, block_sums, nearest_pool
+from npgen.semantics import CanvasPools
 from npgen.windows import flat_offsets, gather_context, window_distance, window_weights
 
 
@@ -73,6 +73,48 @@ def _insert_sorted(smallest: np.ndarray, d: float, eps: float, abs_tol: float) -
     return max((1.0 + eps) * smallest[0] + abs_tol, smallest[-1])
 
 
+@numba.njit(cache=True, nogil=True)
+def score_candidates(
+    canvas, sources, pool, y, x, height, width, half_window, channels, offsets, weights, radius, eps, abs_tol,
+    context, smallest, cand_dist, cand_image, cand_pos,
+):  # fmt: skip
+    """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
+
+    Candidates are the windows of the pool's images at source positions within `radius` of (y, x);
+    their distances, images and flat positions fill the first n entries of cand_*; returns
+    (n, admissible threshold, flat index of the pixel in the canvas).
+    """
+    padded_width = width + 2 * half_window
+    centre = ((y + half_window) * padded_width + x + half_window) * channels
+    gather_context(canvas, centre, offsets, channels, context)
+    smallest[:] = np.inf
+    bound = np.inf
+    n = 0
+    for k in range(pool.shape[0]):
+        image = pool[k]
+        for sy in range(max(0, y - radius), min(height, y + radius + 1)):
+            for sx in range(max(0, x - radius), min(width, x + radius + 1)):
+                at = ((sy + half_window) * padded_width + sx + half_window) * channels
+                d = window_distance(context, sources[image], at, offsets, weights, channels, bound)
+                cand_dist[n] = d
+                if d < smallest[-1]:
+                    bound = _insert_sorted(smallest, d, eps, abs_tol)
+                cand_image[n] = image
+                cand_pos[n] = sy * width + sx
+                n += 1
+    return n, admissible_threshold(cand_dist[:n], eps, abs_tol, smallest.shape[0]), centre
+
+
+@numba.njit(cache=True, nogil=True)
+def candidate_buffers(pool_size, radius, height, width, context_len, k_min):
+    """One canvas's scratch arrays for score_candidates: context, candidate distances, images, positions, k_min smallest."""
+    max_candidates = pool_size * min(2 * radius + 1, height) * min(2 * radius + 1, width)
+    return (
+        np.empty(context_len, dtype=np.float32), np.empty(max_candidates, dtype=np.float32),
+        np.empty(max_candidates, dtype=np.int64), np.empty(max_candidates, dtype=np.int64), np.empty(k_min, dtype=np.float32),
+    )  # fmt: skip
+
+
 @numba.njit(parallel=True, cache=True)
 def sample_row(
     canvas, sources, pool, y, height, width, half_window, channels, offsets, weights,
@@ -81,33 +123,14 @@ def sample_row(
     """Generate row y of every canvas in place and record each pixel's provenance."""
     n_samples, pool_size = pool.shape
     padded_width = width + 2 * half_window
-    max_candidates = pool_size * (2 * radius + 1) ** 2
-    context_len = offsets.shape[0] * channels
     for b in numba.prange(n_samples):
-        context = np.empty(context_len, dtype=np.float32)
-        cand_dist = np.empty(max_candidates, dtype=np.float32)
-        cand_image = np.empty(max_candidates, dtype=np.int64)
-        cand_pos = np.empty(max_candidates, dtype=np.int64)
-        smallest = np.empty(k_min, dtype=np.float32)
+        context, cand_dist, cand_image, cand_pos, smallest = candidate_buffers(
+            pool_size, radius, height, width, offsets.shape[0] * channels, k_min)
         for x in range(width):
-            centre = ((y + half_window) * padded_width + x + half_window) * channels
-            gather_context(canvas[b], centre, offsets, channels, context)
-            smallest[:] = np.inf
-            bound = np.inf
-            n = 0
-            for k in range(pool_size):
-                image = pool[b, k]
-                for sy in range(max(0, y - radius), min(height, y + radius + 1)):
-                    for sx in range(max(0, x - radius), min(width, x + radius + 1)):
-                        at = ((sy + half_window) * padded_width + sx + half_window) * channels
-                        d = window_distance(context, sources[image], at, offsets, weights, channels, bound)
-                        cand_dist[n] = d
-                        if d < smallest[-1]:
-                            bound = _insert_sorted(smallest, d, eps, abs_tol)
-                        cand_image[n] = image
-                        cand_pos[n] = sy * width + sx
-                        n += 1
-            threshold = admissible_threshold(cand_dist[:n], eps, abs_tol, k_min)
+            n, threshold, centre = score_candidates(
+                canvas[b], sources, pool[b], y, x, height, width, half_window, channels, offsets, weights, radius,
+                eps, abs_tol, context, smallest, cand_dist, cand_image, cand_pos,
+            )  # fmt: skip
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, uniform(keys[b], y * width + x))
             image = cand_image[chosen]
             sy, sx = cand_pos[chosen] // width, cand_pos[chosen] % width
@@ -173,6 +196,13 @@ class Sampler:
         names = ("eps", "abs_tol", "radius", "pool_size", "k_min", "sigma", "seed", "batch_size")
         return {name: getattr(self, name) for name in names}
 
+    def window_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(flat offsets into a padded canvas, weights) of the causal window, heaviest first for early exit."""
+        db = self.database
+        heaviest_first = np.argsort(-self._weights, kind="stable")
+        offsets = flat_offsets(db.half_window, db.width + 2 * db.half_window, db.channels)[heaviest_first]
+        return offsets, self._weights[heaviest_first]
+
     def sample_batch(self, sample_indices: np.ndarray, class_label: int | None = None) -> Samples:
         """Generate the samples with these global indices; each depends only on (seed, index, class)."""
         db = self.database
@@ -189,22 +219,10 @@ class Sampler:
             src_image=np.empty(shape, np.int32), src_y=np.empty(shape, np.int16), src_x=np.empty(shape, np.int16),
             n_candidates=np.empty(shape, np.int32), distance=np.empty(shape, np.float32),
         )  # fmt: skip
-        heaviest_first = np.argsort(-self._weights, kind="stable")
-        offsets = flat_offsets(h, width + 2 * h, channels)[heaviest_first]
-        weights = self._weights[heaviest_first]
-        use_pool = 0 < self.pool_size < len(allowed)
-        if not use_pool:
-            pool = np.ascontiguousarray(np.broadcast_to(allowed, (n, len(allowed))))
-        else:
-            block = db.retrieval_block
-            distances = np.zeros((n, len(allowed)), dtype=np.int64)
-            representations = db.representations
+        offsets, weights = self.window_order()
+        pools = CanvasPools(db.representations, allowed, keys, self.pool_size, db.retrieval_block, h, width)
         for y in range(height):
-            if use_pool and y % block == 0:
-                if y > 0:
-                    slab = canvas[:, h + y - block : h + y, h : h + width]
-                    add_block_row(block_sums(slab, block)[:, 0], representations, y // block - 1, allowed, distances)
-                pool = nearest_pool(distances, keys, allowed, self.pool_size)
+            pool = pools.pool(canvas, y)
             sample_row(
                 flat_canvas, db.sources, pool, y, height, width, h, channels, offsets,
                 weights, self.radius, self.eps, self.abs_tol, self.k_min, keys,

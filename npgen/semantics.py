@@ -77,3 +77,30 @@ def nearest_pool(distances: np.ndarray, sample_keys: np.ndarray, allowed: np.nda
         for k in range(pool_size):
             pool[b, k] = allowed[chosen[order[k]]]
     return pool
+
+
+class CanvasPools:
+    """Each canvas's pool of candidate images, refreshed as its rows are filled in raster order.
+
+    `pool(canvas, y)` is called once per row y = 0, 1, ...; canvas is (B, H + h, W + 2h, C), padded by
+    h = half_window above and on both sides. With pool_size 0 (or >= the allowed images) every
+    allowed image is in every pool.
+    """
+
+    def __init__(self, representations: np.ndarray, allowed: np.ndarray, keys: np.ndarray, pool_size: int,
+                 block: int, half_window: int, width: int) -> None:  # fmt: skip
+        self.representations, self.allowed, self.keys = representations, allowed, keys
+        self.pool_size, self.block, self.half_window, self.width = pool_size, block, half_window, width
+        self.enabled = 0 < pool_size < len(allowed)
+        self.distances = np.zeros((len(keys), len(allowed)), dtype=np.int64) if self.enabled else None
+        self.current = np.ascontiguousarray(np.broadcast_to(allowed, (len(keys), len(allowed))))
+
+    def pool(self, canvas: np.ndarray, y: int) -> np.ndarray:
+        """(B, K) candidate images for row y, given rows 0..y-1 of the canvases."""
+        if self.enabled and y % self.block == 0:
+            if y > 0:
+                h, block = self.half_window, self.block
+                slab = canvas[:, h + y - block : h + y, h : h + self.width]
+                add_block_row(block_sums(slab, block)[:, 0], self.representations, y // block - 1, self.allowed, self.distances)
+            self.current = nearest_pool(self.distances, self.keys, self.allowed, self.pool_size)
+        return self.current

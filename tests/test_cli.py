@@ -150,3 +150,23 @@ def test_trace_a_pixel_and_a_sample(mnist_folder, tmp_path, cache):
                           (["--sample", "0", "--pixel", "28,0"], "out of range")):  # fmt: skip
         result = run_cli("trace", out, *args)
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_eval_scores_a_run_and_refuses_bad_input(cache, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("sample", "--dataset", "mnist", "--class", "4", "-n", "20", "--out", out).exit_code == 0
+    result = run_cli("eval", out)
+    assert result.exit_code == 0, result.output
+    assert "near_copy_rate" in result.output and "train floor" in result.output
+    scores = json.loads((out / "eval.json").read_text())
+    assert scores["samples"]["n"] == scores["floor"]["n"] == 20
+    assert scores["samples"]["near_copy_rate"] <= 0.1 and scores["samples"]["pixel_nn_distance"]["p50"] > 500
+    assert "no classifier" in scores["skipped"] or "need torch" in scores["skipped"]  # the cache holds no classifier
+
+    before = sorted(p.name for p in out.iterdir())
+    missing = run_cli("eval", out, "--classifier", tmp_path / "none.pt")
+    errors = [line for line in missing.output.splitlines() if line.startswith("error: ")]
+    assert missing.exit_code == 2 and len(errors) == 1 and "Traceback" not in missing.output
+    assert sorted(p.name for p in out.iterdir()) == before
+    not_a_run = run_cli("eval", tmp_path / "nowhere")
+    assert not_a_run.exit_code == 2 and "not an npgen run" in not_a_run.output

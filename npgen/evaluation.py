@@ -1,0 +1,134 @@
+"""Score a set of generated images against a dataset: quality, class fidelity and novelty.
+
+The same function scores npgen runs, neural baselines and real images, so every method is measured
+the same way on the same machine:
+
+- novelty: each image's L2 distance to its nearest training image in pixels (and in features),
+  reported as a distribution; the near-copy rate is the share closer than the 1st percentile of
+  test-to-train distances, i.e. closer than 99% of real unseen images are;
+- with a classifier (`npgen.features`): Frechet distance to the test set in its features ("FID",
+  not comparable with Inception FIDs) with its bootstrap standard deviation over the images (how
+  much of a difference between two methods the sample size can resolve), k-NN precision and recall against a test subset of the same
+  size, and for class-conditional images the classifier's accuracy on the requested class and its
+  mean probability for it. `floor` gives the same numbers for a random training subset of the same
+  size: the best a generator can hope for at that sample size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from npgen.datasets import Dataset
+from npgen.errors import NpgenError
+from npgen.index import build_flat_index, search
+from npgen.metrics import distribution_summary, frechet_distance, precision_recall
+
+
+@dataclass
+class Reference:
+    """The training and test splits (and optionally a classifier) that images are scored against."""
+
+    train: Dataset
+    test: Dataset
+    classifier: object | None = None  # npgen.features.Classifier
+    class_label: int | None = None  # score against this class's test images only
+    seed: int = 0
+    _cache: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.train.images.shape[1:] != self.test.images.shape[1:]:
+            raise NpgenError(f"train and test images differ in shape: {self.train.images.shape[1:]} vs {self.test.images.shape[1:]}")
+
+    def _cached(self, key: str, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @property
+    def train_index(self):
+        return self._cached("train_index", lambda: build_flat_index(self.train.images))
+
+    @property
+    def near_copy_threshold(self) -> float:
+        """1st percentile of the test images' distances to their nearest training image (pixels)."""
+        return self._cached("threshold", lambda: float(np.percentile(search(self.train_index, self.test.images, 1)[0][:, 0], 1)))
+
+    def features(self, split: str) -> np.ndarray:
+        """Classifier features of the whole train or test split (cached beside the classifier's weights)."""
+        return self._cached(f"{split}_features", lambda: self.classifier.dataset_features(getattr(self, split)))
+
+    def test_members(self) -> np.ndarray:
+        """The test images generated images are compared with: all, or those of `class_label`."""
+        return np.arange(self.test.n_images) if self.class_label is None else np.flatnonzero(self.test.labels == self.class_label)
+
+    def feature_index(self):
+        return self._cached("feature_index", lambda: build_flat_index(self.features("train")))
+
+    def floor(self, n: int) -> dict:
+        """The scores of n random training images (with their labels as requested classes)."""
+        members = np.arange(self.train.n_images) if self.class_label is None else np.flatnonzero(self.train.labels == self.class_label)
+        ids = np.sort(np.random.default_rng(self.seed).choice(members, size=min(n, len(members)), replace=False))
+        return evaluate_images(self.train.images[ids], self.train.labels[ids], self, exclude_train=ids)
+
+
+def evaluate_images(
+    images: np.ndarray, class_labels: np.ndarray, reference: Reference, exclude_train: np.ndarray | None = None
+) -> dict:
+    """Scores of images (uint8 (N, H, W, C)); class_labels[i] is the requested class, or -1 when unconditional.
+
+    `exclude_train` (only for scoring training images themselves) drops each image's own copy when
+    measuring its distance to the training set.
+    """
+    train = reference.train
+    if images.ndim != 4 or images.shape[1:] != train.images.shape[1:] or images.dtype != np.uint8:
+        raise NpgenError(f"images must be uint8 of shape (N, {', '.join(map(str, train.images.shape[1:]))}), got {images.dtype} {images.shape}")
+    if len(images) < 10:
+        raise NpgenError(f"scoring needs at least 10 images, got {len(images)}")
+    class_labels = np.asarray(class_labels, dtype=np.int64)
+    k = 1 if exclude_train is None else 2
+    pixel_distance, pixel_nearest = search(reference.train_index, images, k)
+    pixel_distance = _nearest_other(pixel_distance, pixel_nearest, exclude_train)
+    scores = {
+        "n": len(images),
+        "pixel_nn_distance": distribution_summary(pixel_distance),
+        "near_copy_threshold": reference.near_copy_threshold,
+        "near_copy_rate": float((pixel_distance < reference.near_copy_threshold).mean()),
+    }
+    if reference.classifier is None:
+        return scores
+    features, probabilities = reference.classifier.predict(images)
+    test_features = reference.features("test")[reference.test_members()]
+    real = test_features[np.random.default_rng(reference.seed + 1).choice(len(test_features), size=min(len(images), len(test_features)), replace=False)]
+    precision, recall = precision_recall(real, features, k=3)
+    feature_distance, feature_nearest = search(reference.feature_index(), features, k)
+    scores.update(
+        fid=frechet_distance(features, test_features),
+        fid_bootstrap_sd=_bootstrap_sd(features, test_features, reference.seed),
+        precision=precision,
+        recall=recall,
+        feature_nn_distance=distribution_summary(_nearest_other(feature_distance, feature_nearest, exclude_train)),
+        predicted_class_share=(np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1]) / len(images)).tolist(),
+    )
+    conditional = class_labels >= 0
+    if conditional.any():
+        rows = np.flatnonzero(conditional)
+        scores["class_accuracy"] = float((probabilities[rows].argmax(axis=1) == class_labels[rows]).mean())
+        scores["class_confidence"] = float(probabilities[rows, class_labels[rows]].mean())
+    return scores
+
+
+def _bootstrap_sd(features: np.ndarray, test_features: np.ndarray, seed: int, resamples: int = 20) -> float:
+    """Standard deviation of the FID over resamplings (with replacement) of the scored images."""
+    rng = np.random.default_rng(seed + 2)
+    n = len(features)
+    return float(np.std([frechet_distance(features[rng.integers(0, n, n)], test_features) for _ in range(resamples)]))
+
+
+def _nearest_other(distances: np.ndarray, ids: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+    """Distance to the nearest training image, skipping each query's own index when `exclude` is given."""
+    if exclude is None:
+        return distances[:, 0]
+    own = ids[:, 0] == np.asarray(exclude)
+    return np.where(own, distances[:, 1], distances[:, 0])
