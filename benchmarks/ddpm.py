@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import os
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +43,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from npgen.database import cache_root
+from npgen.store import atomic_write, write_json
 from record import machine, save_result  # benchmarks/record.py
 
 T = 1000
@@ -180,21 +180,7 @@ def alpha_bars() -> torch.Tensor:
 # ---- files ----
 
 def default_dir(dataset: str) -> Path:
-    return Path(os.environ.get("NPGEN_CACHE") or Path.home() / ".cache" / "npgen") / "ddpm" / dataset
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(file object) on a temporary file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    return cache_root() / "ddpm" / dataset
 
 
 def load_checkpoint(out: Path, dataset: str, weights_only: bool = False) -> dict | None:
@@ -245,12 +231,14 @@ def train(args: argparse.Namespace) -> None:
     if device_name(device) not in devices:
         devices.append(device_name(device))
 
+    args.out.mkdir(parents=True, exist_ok=True)
+
     def save() -> None:
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(), "step": step,
                  "training_seconds": seconds, "losses": losses, "rng_state": torch.get_rng_state(), "meta": meta,
                  "devices": devices, "args": {k: str(v) for k, v in vars(args).items() if k != "func"},
                  "dataset": args.dataset, "images_sha256": ds.images_sha256, "torch": torch.__version__}
-        atomic_write(args.out / "checkpoint.pt", lambda f: torch.save(state, f))
+        atomic_write(args.out / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
 
     images = torch.from_numpy(np.array(ds.images)).permute(0, 3, 1, 2).to(device)  # uint8 (N, C, H, W)
     labels = torch.from_numpy(np.array(ds.labels, dtype=np.int64)).to(device)
@@ -363,14 +351,15 @@ def generate(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict]:
     return np.concatenate(out), labels.astype(np.int64), record
 
 
-def write_json(path: Path, record: dict) -> None:
-    atomic_write(path, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with path.open("wb") as f:  # through a file object, as np.savez would rename a temporary path
+        np.savez(f, **arrays)
 
 
 def sample(args: argparse.Namespace) -> None:
     images, labels, record = generate(args)
     kind = record["kind"]
-    atomic_write(args.out / f"samples-{kind}.npz", lambda f: np.savez(f, images=images, labels=labels))
+    atomic_write(args.out / f"samples-{kind}.npz", lambda tmp: save_npz(tmp, images=images, labels=labels))
     write_json(args.out / f"samples-{kind}.json", record)
     print(f"wrote {args.out}/samples-{kind}.npz: {images.shape} uint8, {record['seconds_per_image']:.4f} s/image",
           file=sys.stderr)
@@ -381,7 +370,7 @@ def export_weights(args: argparse.Namespace) -> None:
     if ckpt is None:
         raise UsageError(f"no checkpoint.pt in {args.out}: nothing to export")
     weights = {key: value for key, value in ckpt.items() if key not in ("model", "optimizer", "rng_state")}
-    atomic_write(args.out / "weights.pt", lambda f: torch.save(weights, f))
+    atomic_write(args.out / "weights.pt", lambda tmp: torch.save(weights, tmp))
     print(f"wrote {args.out}/weights.pt (EMA weights and metadata; enough to sample, not to resume)", file=sys.stderr)
 
 

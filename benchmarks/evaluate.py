@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from npgen.database import cache_root
 from npgen.datasets import load_dataset
 from npgen.evaluation import Reference, evaluate_images
 from npgen.features import classifier_path, load_classifier
@@ -44,7 +45,6 @@ from quality import EXPERIMENTS  # benchmarks/quality.py: the settings of each d
 from record import machine, save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("NPGEN_CACHE") or Path.home() / ".cache" / "npgen")
 ABLATION_PER_CLASS = 100
 LOCALITY_RADIUS = 5
 
@@ -101,7 +101,7 @@ def build_seconds(dataset: str, data_root) -> float:
     """Median wall time of 3 `npgen build` runs (load and checksum the data, write the database): npgen's 'training'."""
     spec = EXPERIMENTS[f"{dataset}-conditional"]
     window = cli_options(spec, {})[:4]
-    db = CACHE / "evaluate-build" / dataset
+    db = cache_root() / "evaluate-build" / dataset
     command = [sys.executable, "-m", "npgen", "build", "--dataset", dataset, "--db", str(db), "--force", *window]
     command += [] if data_root is None else ["--data-root", str(data_root)]
     seconds = []
@@ -114,7 +114,7 @@ def build_seconds(dataset: str, data_root) -> float:
 
 def ddpm_method(dataset: str, mode: str) -> dict | None:
     """The DDPM's samples; its sampling cost from `ddpm.py time` on this machine when they were made elsewhere."""
-    folder = CACHE / "ddpm" / dataset
+    folder = cache_root() / "ddpm" / dataset
     try:
         samples = np.load(folder / f"samples-{mode}.npz")
         info = json.loads((folder / f"samples-{mode}.json").read_text())

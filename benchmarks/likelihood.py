@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from npgen.database import Database, default_path
+from npgen.database import Database, cache_root, default_path
 from npgen.datasets import load_dataset
 from npgen.likelihood import FLOORS, TAUS, bits_per_dim, log_likelihood_grid, tune_smoothing
 from npgen.sampler import Sampler
+from npgen.store import write_array
 from quality import EXPERIMENTS  # benchmarks/quality.py: the sampler settings of each dataset
 from record import save_result  # benchmarks/record.py
 
@@ -41,9 +41,7 @@ def scored(sampler: Sampler, images: np.ndarray, label: str, cache: Path, batch:
             parts.append(np.load(path))
             continue
         part = log_likelihood_grid(sampler, images[first : first + batch])
-        tmp = path.with_name(path.name + ".tmp.npy")
-        np.save(tmp, part)
-        os.replace(tmp, path)
+        write_array(path, part)
         parts.append(part)
         done = first + len(part)
         print(f"{label}: {done}/{len(images)} images, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
@@ -68,7 +66,7 @@ def main() -> None:
     if args.n_test is not None and args.n_test < test.n_images:
         test_ids = np.sort(np.random.default_rng(0).choice(test.n_images, size=args.n_test, replace=False))
     key = hashlib.sha256(repr((db.manifest, sampler.params(), TAUS, FLOORS)).encode()).hexdigest()[:12]
-    cache = Path(os.environ.get("NPGEN_CACHE") or Path.home() / ".cache" / "npgen") / "likelihood" / f"{args.dataset}-{key}"
+    cache = cache_root() / "likelihood" / f"{args.dataset}-{key}"
 
     tuning = scored(sampler, held_out, "held-out", cache)
     smoothing = tune_smoothing(tuning)

@@ -88,8 +88,8 @@ def main() -> None:
     image_grid(grid, columns=10).save(HERE / "figures" / f"{args.experiment}.png")
     samples, requested, shares = np.concatenate(samples), np.array(requested), np.concatenate(shares)
 
-    threshold = near_copy_threshold(train.images, test.images)
     index = db.nearest_index()
+    threshold = near_copy_threshold(index, test.images)
     votes = knn_votes(index, train.labels, samples, train.n_classes)
     test_votes = knn_votes(index, train.labels, test.images, train.n_classes)
     nearest = search(index, samples, 1)[0][:, 0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from npgen.database import Database, WindowParams, default_path
-from npgen.datasets import load_dataset
+from npgen.datasets import known_datasets, load_dataset
 from npgen.errors import NpgenError
 from npgen.metrics import sample_summary
 from npgen.sampler import Sampler
@@ -124,6 +124,21 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     )  # fmt: skip
 
 
+def _classifier_for(train, path: str | os.PathLike | None) -> tuple[object | None, Path, str | None]:
+    """(classifier, its path, None) to score in, or (None, path, why not): a named one must load, the default may be absent."""
+    from npgen import features
+
+    if path is not None:
+        return features.load_classifier(path, train), Path(path), None
+    default = features.classifier_path(train.name)
+    if not default.is_file():
+        return None, default, f"feature-space scores: no classifier at {default} (python benchmarks/classifier.py {train.name})"
+    try:
+        return features.load_classifier(default, train), default, None
+    except NpgenError as err:
+        return None, default, f"feature-space scores: {err}"
+
+
 def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | os.PathLike | None = None) -> dict:
     """Score a run (`npgen.evaluation`) and write the scores to RUN/eval.json.
 
@@ -136,23 +151,10 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     run = Run(run_path)
     train = run.dataset(data_root)
     try:
-        test = load_dataset(train.name if train.name in ("mnist", "cifar10") else str(train.source), split="test", data_root=data_root)
+        test = load_dataset(train.name if train.name in known_datasets() else str(train.source), split="test", data_root=data_root)
     except NpgenError as err:
         raise NpgenError(f"evaluating needs the dataset's test split, which could not be loaded: {err}") from err
-    skipped = None
-    loaded = None
-    try:
-        from npgen import features
-
-        path = classifier or features.classifier_path(train.name)
-        if classifier is not None or Path(path).is_file():
-            loaded = features.load_classifier(path, train)
-        else:
-            skipped = f"feature-space scores: no classifier at {path} (python benchmarks/classifier.py {train.name})"
-    except NpgenError as err:
-        if classifier is not None:
-            raise
-        skipped = f"feature-space scores: {err}"
+    loaded, path, skipped = _classifier_for(train, classifier)
     images = np.asarray(run.samples)
     class_label = run.manifest["class_label"]
     labels = np.full(len(images), -1 if class_label is None else class_label)

@@ -53,10 +53,14 @@ class WindowParams:
         return f"h{self.half_window}-p{self.pad_value}-b{self.retrieval_block}"
 
 
+def cache_root() -> Path:
+    """Where npgen keeps what it builds (databases, classifiers): $NPGEN_CACHE, else ~/.cache/npgen."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "npgen")
+
+
 def default_path(dataset, params: WindowParams) -> Path:
-    """Where `npgen sample` keeps the database of a dataset when no --db is given: $NPGEN_CACHE or ~/.cache/npgen."""
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "npgen")
-    return root / "db" / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{params.slug()}"
+    """Where `npgen sample` keeps the database of a dataset when no --db is given (under `cache_root()`)."""
+    return cache_root() / "db" / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{params.slug()}"
 
 
 def _dataset_record(dataset) -> dict:

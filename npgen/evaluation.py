@@ -16,14 +16,15 @@ the same way on the same machine:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from npgen.datasets import Dataset
 from npgen.errors import NpgenError
 from npgen.index import build_flat_index, search
-from npgen.metrics import distribution_summary, frechet_distance, precision_recall
+from npgen.metrics import distribution_summary, frechet_distance, near_copy_threshold, precision_recall
 
 
 @dataclass
@@ -35,36 +36,34 @@ class Reference:
     classifier: object | None = None  # npgen.features.Classifier
     class_label: int | None = None  # score against this class's test images only
     seed: int = 0
-    _cache: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.train.images.shape[1:] != self.test.images.shape[1:]:
             raise NpgenError(f"train and test images differ in shape: {self.train.images.shape[1:]} vs {self.test.images.shape[1:]}")
 
-    def _cached(self, key: str, compute):
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
-
-    @property
+    @cached_property
     def train_index(self):
-        return self._cached("train_index", lambda: build_flat_index(self.train.images))
+        return build_flat_index(self.train.images)
 
-    @property
+    @cached_property
     def near_copy_threshold(self) -> float:
         """1st percentile of the test images' distances to their nearest training image (pixels)."""
-        return self._cached("threshold", lambda: float(np.percentile(search(self.train_index, self.test.images, 1)[0][:, 0], 1)))
+        return near_copy_threshold(self.train_index, self.test.images)
 
-    def features(self, split: str) -> np.ndarray:
-        """Classifier features of the whole train or test split (cached beside the classifier's weights)."""
-        return self._cached(f"{split}_features", lambda: self.classifier.dataset_features(getattr(self, split)))
+    @cached_property
+    def train_features(self) -> np.ndarray:
+        """Classifier features of the whole training split (cached on disk beside the classifier's weights)."""
+        return self.classifier.dataset_features(self.train)
 
-    def test_members(self) -> np.ndarray:
-        """The test images generated images are compared with: all, or those of `class_label`."""
-        return np.arange(self.test.n_images) if self.class_label is None else np.flatnonzero(self.test.labels == self.class_label)
+    @cached_property
+    def test_features(self) -> np.ndarray:
+        """Classifier features of the test images generated images are compared with: all, or those of `class_label`."""
+        members = slice(None) if self.class_label is None else self.test.labels == self.class_label
+        return self.classifier.dataset_features(self.test)[members]
 
+    @cached_property
     def feature_index(self):
-        return self._cached("feature_index", lambda: build_flat_index(self.features("train")))
+        return build_flat_index(self.train_features)
 
     def floor(self, n: int) -> dict:
         """The scores of n random training images (with their labels as requested classes)."""
@@ -99,10 +98,10 @@ def evaluate_images(
     if reference.classifier is None:
         return scores
     features, probabilities = reference.classifier.predict(images)
-    test_features = reference.features("test")[reference.test_members()]
+    test_features = reference.test_features
     real = test_features[np.random.default_rng(reference.seed + 1).choice(len(test_features), size=min(len(images), len(test_features)), replace=False)]
     precision, recall = precision_recall(real, features, k=3)
-    feature_distance, feature_nearest = search(reference.feature_index(), features, k)
+    feature_distance, feature_nearest = search(reference.feature_index, features, k)
     scores.update(
         fid=frechet_distance(features, test_features),
         fid_bootstrap_sd=_bootstrap_sd(features, test_features, reference.seed),

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from npgen.database import cache_root
 from npgen.errors import NpgenError
+from npgen.store import atomic_write, write_array
 
 try:
     import torch
@@ -38,8 +40,7 @@ def require_torch() -> None:
 
 def classifier_path(dataset_name: str) -> Path:
     """Where benchmarks/classifier.py keeps a dataset's classifier: $NPGEN_CACHE/classifiers/<name>.pt."""
-    root = Path(os.environ.get("NPGEN_CACHE") or Path.home() / ".cache" / "npgen")
-    return root / "classifiers" / f"{dataset_name}.pt"
+    return cache_root() / "classifiers" / f"{dataset_name}.pt"
 
 
 def _network(channels: int, n_classes: int, width: int) -> "nn.Module":
@@ -105,9 +106,7 @@ class Classifier:
             return np.load(path)
         except (OSError, ValueError):
             features = self.features(dataset.images)
-            tmp = path.with_name(path.name + ".tmp.npy")
-            np.save(tmp, features)
-            os.replace(tmp, path)
+            write_array(path, features)
             return features
 
     def save(self, path: str | os.PathLike) -> None:
@@ -120,9 +119,7 @@ class Classifier:
             "n_classes": self.network["head"].out_features, "width": self.network["body"][0].out_channels,
             "test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds,
         }  # fmt: skip
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(record, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save(record, tmp))
 
 
 def load_classifier(path: str | os.PathLike, dataset=None) -> Classifier:

@@ -24,13 +24,14 @@ def top_source_share(src_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return top, share, distinct
 
 
-def near_copy_threshold(train_images: np.ndarray, test_images: np.ndarray, percentile: float = 1.0) -> float:
+def near_copy_threshold(train_index, test_images: np.ndarray, percentile: float = 1.0) -> float:
     """The `percentile`-th percentile of test-to-train nearest-neighbour L2 distances (pixel units).
 
-    A sample closer than this to a training image is closer than 99% of real unseen images are:
-    it counts as a near-copy.
+    `train_index` is an exact index over the training images (`build_flat_index`, or a database's
+    `nearest_index()`). A sample closer than this to a training image is closer than 99% of real
+    unseen images are: it counts as a near-copy.
     """
-    distances, _ = search(build_flat_index(train_images), test_images, 1)
+    distances, _ = search(train_index, test_images, 1)
     return float(np.percentile(distances[:, 0], percentile))
 
 
@@ -116,12 +117,6 @@ def precision_recall(real: np.ndarray, generated: np.ndarray, k: int = 3) -> tup
     precision = _within_any_ball(generated, real, radii["real"]).mean()
     recall = _within_any_ball(real, generated, radii["generated"]).mean()
     return float(precision), float(recall)
-
-
-def nearest_distances(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """(N,) Euclidean distance from each query to its nearest reference row (images or features)."""
-    distances, _ = search(build_flat_index(reference), queries, 1)
-    return distances[:, 0]
 
 
 def distribution_summary(values: np.ndarray) -> dict:

@@ -58,6 +58,16 @@ def write_json(path: Path, record: dict) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
 
 
+def write_array(path: Path, array: np.ndarray) -> None:
+    """Save one array as .npy atomically (through a file object: np.save would rename a temporary path)."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
 def provenance_table(samples: Samples) -> pa.Table:
     """One row per generated pixel of `samples`, in (sample, y, x) order."""
     n, height, width = samples.src_image.shape
@@ -118,13 +128,13 @@ class RunWriter:
         table = provenance_table(samples)
         atomic_write(self._chunk("provenance", index, "parquet"), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
         atomic_write(self._chunk("summary", index, "parquet"), lambda tmp: pq.write_table(summary, tmp))
-        atomic_write(self._chunk("chunks", index, "npy"), lambda tmp: np.save(open(tmp, "wb"), samples.images))
+        write_array(self._chunk("chunks", index, "npy"), samples.images)
 
     def finish(self, n_batches: int, timings: dict) -> pa.Table:
         """Join the batches into samples.npy and samples.parquet, draw the pictures, mark the run complete."""
         images = np.concatenate([np.load(self._chunk("chunks", i, "npy")) for i in range(n_batches)])
         summary = pa.concat_tables([pq.read_table(self._chunk("summary", i, "parquet")) for i in range(n_batches)])
-        atomic_write(self.path / "samples.npy", lambda tmp: np.save(open(tmp, "wb"), images))
+        write_array(self.path / "samples.npy", images)
         atomic_write(self.path / "samples.parquet", lambda tmp: pq.write_table(summary, tmp))
         for i, image in enumerate(images):
             save_png(image_grid(image[None], columns=1, scale=4, gap=0), self.path / "png" / f"sample-{i:05d}.png")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from npgen.errors import NpgenError
-from npgen.metrics import distribution_summary, frechet_distance, nearest_distances, precision_recall
+from npgen.metrics import distribution_summary, frechet_distance, precision_recall
 
 
 def points_with_moments(mean: np.ndarray, cov: np.ndarray, n: int = 500, seed: int = 0) -> np.ndarray:
@@ -64,9 +64,6 @@ def test_mode_collapse_keeps_precision_and_loses_recall():
     assert precision_recall(real, real + 100, k=3) == (0.0, 0.0)
 
 
-def test_nearest_distances_and_distribution_summary():
-    reference = np.array([[0.0, 0.0], [10.0, 0.0]])
-    queries = np.array([[3.0, 4.0], [10.0, 1.0]])
-    assert np.allclose(nearest_distances(reference, queries), [5.0, 1.0])
+def test_distribution_summary():
     summary = distribution_summary(np.arange(101))
     assert summary["mean"] == 50 and summary["p1"] == 1 and summary["p50"] == 50 and summary["p90"] == 90
