@@ -41,7 +41,6 @@ from npgen.datasets import load_dataset
 from npgen.evaluation import Reference, evaluate_images
 from npgen.features import classifier_path, load_classifier
 from npgen.store import Run, image_grid, save_png
-from quality import EXPERIMENTS  # benchmarks/quality.py: the settings of each dataset
 from record import machine, save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
@@ -49,10 +48,9 @@ ABLATION_PER_CLASS = 100
 LOCALITY_RADIUS = 5
 
 
-def cli_options(spec: dict, change: dict) -> list[str]:
-    window = spec["window"]
-    options = {"half_window": window.half_window, "retrieval_block": window.retrieval_block, **spec["options"], **change}
-    return [part for name, value in options.items() for part in (f"--{name.replace('_', '-')}", str(value))]
+def cli_options(change: dict) -> list[str]:
+    """`npgen sample` options for the changes from the dataset's preset (the preset itself needs none)."""
+    return [part for name, value in change.items() for part in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def npgen_run(out: Path, dataset: str, n: int, class_label: int | None, options: list[str], data_root) -> dict:
@@ -78,11 +76,10 @@ def npgen_run(out: Path, dataset: str, n: int, class_label: int | None, options:
 
 def npgen_method(dataset: str, name: str, per_class: int | None, n_unconditional: int | None, change: dict, data_root) -> dict:
     """Class-conditional runs (per_class per class) or one unconditional run, merged into one sample set."""
-    spec = EXPERIMENTS[f"{dataset}-conditional"]
     root = HERE / "runs" / f"evaluate-{dataset}" / name
     classes = [None] if per_class is None else range(10)
     runs = [npgen_run(root / ("all" if c is None else f"class-{c}"), dataset, per_class or n_unconditional, c,
-                      cli_options(spec, change), data_root) for c in classes]  # fmt: skip
+                      cli_options(change), data_root) for c in classes]  # fmt: skip
     images = np.concatenate([r["images"] for r in runs])
     labels = np.repeat(np.arange(10), per_class) if per_class else np.full(len(images), -1)
     return {
@@ -99,10 +96,8 @@ def first_per_class(method: dict, per_class: int) -> dict:
 
 def build_seconds(dataset: str, data_root) -> float:
     """Median wall time of 3 `npgen build` runs (load and checksum the data, write the database): npgen's 'training'."""
-    spec = EXPERIMENTS[f"{dataset}-conditional"]
-    window = cli_options(spec, {})[:4]
     db = cache_root() / "evaluate-build" / dataset
-    command = [sys.executable, "-m", "npgen", "build", "--dataset", dataset, "--db", str(db), "--force", *window]
+    command = [sys.executable, "-m", "npgen", "build", "--dataset", dataset, "--db", str(db), "--force"]
     command += [] if data_root is None else ["--data-root", str(data_root)]
     seconds = []
     for _ in range(3):

@@ -13,9 +13,11 @@ import numpy as np
 
 from npgen.database import Database, WindowParams, default_path
 from npgen.datasets import known_datasets, load_dataset
+from npgen.datasets import preset as preset_for
+from npgen.params import SAMPLER_PARAMS, resolve
 from npgen.errors import NpgenError
 from npgen.metrics import sample_summary
-from npgen.sampler import Sampler
+from npgen.sampler import Sampler, draw_classes
 from npgen.store import Run, RunWriter, write_json
 
 
@@ -26,24 +28,43 @@ def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int 
     text = str(value)
     if text in class_names:
         return class_names.index(text)
+    folded = [name.casefold() for name in class_names]
+    if folded.count(text.casefold()) == 1:
+        return folded.index(text.casefold())
     if text.isdigit() and int(text) < len(class_names):
         return int(text)
     raise NpgenError(f"unknown class {text!r}; choose one of: {', '.join(class_names)} (or its index 0..{len(class_names) - 1})")
 
 
-def build_database(dataset: str, data_root=None, db_path=None, params: WindowParams = WindowParams(), force: bool = False) -> Database:
-    """Build the window database of a dataset (a known name or an image folder; into the cache when db_path is None)."""
+def resolve_params(data, window: dict | None = None, sampler_options: dict | None = None) -> tuple[WindowParams, dict]:
+    """(window parameters, sampler options) for a dataset: explicit values over its preset over the defaults."""
+    preset = preset_for(data)
+    window_params = WindowParams.resolve(window or {}, preset)
+    options = resolve(SAMPLER_PARAMS, sampler_options or {}, preset)
+    return window_params, options
+
+
+def build_database(dataset: str, data_root=None, db_path=None, window: dict | None = None, force: bool = False) -> Database:
+    """Build the window database of a dataset (a known name or an image folder; into the cache when db_path is None).
+
+    `window` holds explicit build parameters; the others come from the dataset's preset.
+    """
     data = load_dataset(dataset, data_root=data_root)
+    params, _ = resolve_params(data, window)
     path = Path(db_path) if db_path is not None else default_path(data, params)
     return Database.build(data, path, params, force=force)
 
 
 def sample_run(
     out: str | os.PathLike, dataset: str, n: int, class_value: str | int | None = None, data_root=None, db_path=None,
-    window: WindowParams = WindowParams(), sampler_options: dict | None = None, resume: bool = False,
+    window: dict | None = None, sampler_options: dict | None = None, resume: bool = False,
     command: str | None = None, progress: Callable[[int], None] | None = None,
 ) -> Path:  # fmt: skip
-    """Generate n samples into the run directory `out`, batch by batch, and return its path."""
+    """Generate n samples into the run directory `out`, batch by batch, and return its path.
+
+    `window` and `sampler_options` hold explicit parameters (None = unset); the rest come from the
+    dataset's preset (`npgen.params.resolve`), and the manifest records the resolved values.
+    """
     if n < 1:
         raise NpgenError(f"-n must be >= 1, got {n}")
     if Path(out).exists() and not resume:
@@ -52,9 +73,10 @@ def sample_run(
         raise NpgenError(f"cannot resume {out}: it does not exist; drop --resume to start a new run")
     started = time.perf_counter()
     data = load_dataset(dataset, data_root=data_root)
-    db = Database.open_or_build(data, db_path, window)
+    window_params, options = resolve_params(data, window, sampler_options)
+    db = Database.open_or_build(data, db_path, window_params)
     class_label = resolve_class(db.class_names, class_value)
-    sampler = Sampler(db, **(sampler_options or {}))
+    sampler = Sampler(db, **options)
     loaded = time.perf_counter()
     writer = RunWriter(
         out,
@@ -87,21 +109,43 @@ def sample_run(
 
 @dataclass
 class VerifyReport:
-    """What `verify_run` found: every count but n_pixels must be 0 for a faithful run."""
+    """What `verify_run` found: every count but n_pixels must be 0 for a faithful run.
+
+    over_budget counts samples that took more than the run's source budget from one training image;
+    wrong_class counts pixels from an image outside the sample's class (requested, or drawn by the
+    mixture: verify re-draws it from the seed); unproducible counts pixels no admissible rule gives
+    (no admissible candidate recorded, or a distance that is not a finite number >= 0).
+    """
 
     n_pixels: int
     mismatches: int
     missing_or_duplicate: int
     outside_radius: int
     wrong_class: int
+    over_budget: int
+    unproducible: int
+    max_source_pixels: int
+    source_budget: int
 
     @property
     def ok(self) -> bool:
-        return self.mismatches == self.missing_or_duplicate == self.outside_radius == self.wrong_class == 0
+        counts = (self.mismatches, self.missing_or_duplicate, self.outside_radius, self.wrong_class, self.over_budget, self.unproducible)
+        return not any(counts)
+
+
+def expected_classes(manifest: dict, class_counts: np.ndarray, n: int) -> np.ndarray:
+    """The class each of a run's n samples must draw from (-1: any), re-derived from its manifest."""
+    params = manifest["params"]
+    if manifest["class_label"] is not None:
+        return np.full(n, manifest["class_label"], np.int64)
+    if not params.get("class_mixture", 0) or len(class_counts) < 2:
+        return np.full(n, -1, np.int64)
+    return draw_classes(params["seed"], np.arange(n), class_counts)
 
 
 def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
-    """Re-derive every generated pixel from its recorded source in the dataset itself (not the database)."""
+    """Re-derive every generated pixel from its recorded source in the dataset itself (not the database),
+    and check the run's guarantees: locality radius, class, source budget."""
     run = Run(run_path)
     data = run.dataset(data_root)
     table = run.provenance()
@@ -114,13 +158,22 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     generated = samples[column["sample"], column["y"], column["x"]]
     mismatches = int(np.any(copied != generated, axis=-1).sum())
     seen = np.bincount((column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width)
-    radius = run.manifest["params"]["radius"]
+    params = run.manifest["params"]
+    radius = params["radius"]
     far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
-    class_label = run.manifest["class_label"]
-    wrong_class = 0 if class_label is None else int((data.labels[column["src_image"]] != class_label).sum())
+    classes = expected_classes(run.manifest, np.bincount(data.labels, minlength=len(data.class_names)), n)
+    pixel_class = classes[column["sample"]]
+    wrong_class = int(((pixel_class >= 0) & (data.labels[column["src_image"]] != pixel_class)).sum())
+    budget = int(params.get("source_budget", height * width))
+    pairs, per_pair = np.unique(column["sample"].astype(np.int64) * data.n_images + column["src_image"], return_counts=True)
+    per_sample_max = np.zeros(n, np.int64)
+    np.maximum.at(per_sample_max, pairs // data.n_images, per_pair)
+    distance = column["distance"]
+    unproducible = int(((column["n_candidates"] < 1) | ~np.isfinite(distance) | (distance < 0)).sum())
     return VerifyReport(
         n_pixels=n * height * width, mismatches=mismatches, missing_or_duplicate=int((seen != 1).sum()),
-        outside_radius=int(far.sum()), wrong_class=wrong_class,
+        outside_radius=int(far.sum()), wrong_class=wrong_class, over_budget=int((per_sample_max > budget).sum()),
+        unproducible=unproducible, max_source_pixels=int(per_sample_max.max(initial=0)), source_budget=budget,
     )  # fmt: skip
 
 

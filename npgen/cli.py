@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from npgen import __version__, api, datasets
-from npgen.database import WindowParams
+from npgen.params import BUILD, BUILD_PARAMS, PARAMS, SAMPLE
 from npgen.errors import NpgenError
 
 data_root_option = click.option(
@@ -20,17 +20,17 @@ data_root_option = click.option(
 )  # fmt: skip
 
 
-def window_options(command):
-    """The build-time window parameters, shared by `build` and `sample`."""
-    for option in reversed(
-        [
-            click.option("--half-window", default=3, show_default=True, help="Context window half-size h: the window is (2h+1)x(2h+1)."),
-            click.option("--pad-value", default=0, show_default=True, help="Value read for context pixels outside the image (0..255)."),
-            click.option("--retrieval-block", default=1, show_default=True, help="Block size s of the retrieval representation (1 = raw pixels)."),
-        ]
-    ):
-        command = option(command)
-    return command
+def param_options(stage: str):
+    """One option per method parameter of `stage` (npgen.params): unset means the dataset's preset, else the default."""
+
+    def decorate(command):
+        for param in reversed([p for p in PARAMS.values() if p.stage == stage]):
+            default = "derived" if param.default is None else f"{param.default:g}"
+            text = f"{param.help} [range {param.range_text}; default: the dataset's preset, else {default}]"
+            command = click.option("--" + param.name.replace("_", "-"), param.name, type=param.kind, default=None, help=text)(command)
+        return command
+
+    return decorate
 
 
 class NpgenGroup(click.Group):
@@ -127,12 +127,11 @@ def data_download(name, data_root) -> None:
 @click.option("--dataset", required=True, help="mnist, cifar10, or a folder of images with one subfolder per class.")
 @data_root_option
 @click.option("--db", "db_path", type=click.Path(file_okay=False), default=None, help="Database folder (default: under $NPGEN_CACHE or ~/.cache/npgen).")
-@window_options
+@param_options(BUILD)
 @click.option("--force", is_flag=True, help="Replace an existing database.")
-def build(dataset, data_root, db_path, half_window, pad_value, retrieval_block, force) -> None:
+def build(dataset, data_root, db_path, force, **window) -> None:
     """Build the window database and FAISS index of a dataset."""
-    params = WindowParams(half_window, pad_value, retrieval_block)
-    db = api.build_database(dataset, data_root, db_path, params, force=force)
+    db = api.build_database(dataset, data_root, db_path, window, force=force)
     click.echo(f"built {db.path} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
 
 
@@ -140,31 +139,30 @@ def build(dataset, data_root, db_path, half_window, pad_value, retrieval_block, 
 @click.option("--dataset", required=True, help="mnist, cifar10, or a folder of images with one subfolder per class.")
 @click.option("--class", "class_value", default=None, help="Class name or index to condition on (default: unconditional).")
 @click.option("-n", "n_samples", default=64, show_default=True, help="Number of samples.")
-@click.option("--seed", default=0, show_default=True, help="Random seed; same seed and database give identical output.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New run folder to write.")
 @data_root_option
 @click.option("--db", "db_path", type=click.Path(file_okay=False), default=None, help="Database folder (built there if absent; default: the cache).")
-@window_options
-@click.option("--eps", default=0.1, show_default=True, help="Admissible if d <= (1+eps)*d_min + abs-tol.")
-@click.option("--abs-tol", default=1.0, show_default=True, help="Absolute distance tolerance (weighted squared grey levels).")
-@click.option("--radius", default=0, show_default=True, help="Chebyshev radius of source positions around the target position.")
-@click.option("--pool-size", default=100, show_default=True, help="Training images nearest the canvas that supply candidates (0 = all).")
-@click.option("--k-min", default=4, show_default=True, help="Admissible set widened to at least this many nearest candidates.")
-@click.option("--sigma", default=None, type=float, help="Gaussian window width (default (2h+1)/6.4).")
-@click.option("--batch-size", default=100, show_default=True, help="Samples generated in lockstep.")
+@param_options(BUILD)
+@param_options(SAMPLE)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
-def sample(dataset, class_value, n_samples, seed, out, data_root, db_path, half_window, pad_value, retrieval_block,
-           eps, abs_tol, radius, pool_size, k_min, sigma, batch_size, resume) -> None:  # fmt: skip
+def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **params) -> None:
     """Generate new images pixel by pixel and record every pixel's source."""
-    options = dict(eps=eps, abs_tol=abs_tol, radius=radius, pool_size=pool_size, k_min=k_min, sigma=sigma, seed=seed, batch_size=batch_size)
+    window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
     with LazyProgressBar(n_samples, "sampling") as bar:
         path = api.sample_run(
-            out, dataset, n_samples, class_value, data_root, db_path, WindowParams(half_window, pad_value, retrieval_block),
-            options, resume=resume, command=command, progress=bar.update,
+            out, dataset, n_samples, class_value, data_root, db_path, window, params,
+            resume=resume, command=command, progress=bar.update,
         )  # fmt: skip
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     summary, timings = manifest["summary"], manifest["timings"]
+    params = manifest["params"]
+    conditioned = f"class {manifest['class_name']!r}" if manifest["class_label"] is not None else (
+        "classes drawn from the training class shares" if params.get("class_mixture") else "every training image")
+    click.echo(
+        f"{conditioned}; h={manifest['database']['params']['half_window']}, k_min={params['k_min']}, "
+        f"source budget {params['source_budget']} pixels per training image (max_source_share={params['max_source_share']})"
+    )
     click.echo(
         f"wrote {n_samples} samples to {path} ({timings['images_per_second']:.1f} images/s); "
         f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "

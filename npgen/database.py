@@ -26,8 +26,9 @@ import numpy as np
 from npgen import __version__
 from npgen.errors import NpgenError
 from npgen.index import build_flat_index, load_index, save_index
+from npgen.params import BUILD_PARAMS, PARAMS, check, resolve
 from npgen.semantics import block_sums
-from npgen.windows import causal_offsets, pad_images
+from npgen.windows import pad_images
 
 FORMAT = "npgen-database"
 FORMAT_VERSION = 1
@@ -36,18 +37,20 @@ CACHE_ENV = "NPGEN_CACHE"
 
 @dataclass(frozen=True)
 class WindowParams:
-    """Parameters fixed at build time: window half-size, padding value, retrieval block size."""
+    """Parameters fixed at build time: window half-size, padding value, retrieval block size (`npgen.params`)."""
 
-    half_window: int = 3
-    pad_value: int = 0
-    retrieval_block: int = 1
+    half_window: int = PARAMS["half_window"].default
+    pad_value: int = PARAMS["pad_value"].default
+    retrieval_block: int = PARAMS["retrieval_block"].default
+
+    @classmethod
+    def resolve(cls, explicit: dict, preset: dict | None = None) -> "WindowParams":
+        """Explicit values over the dataset's preset over the defaults, each checked against its range."""
+        return cls(**resolve(BUILD_PARAMS, explicit, preset))
 
     def validate(self) -> None:
-        causal_offsets(self.half_window)
-        if not 0 <= self.pad_value <= 255:
-            raise NpgenError(f"pad_value must be in 0..255, got {self.pad_value}")
-        if self.retrieval_block < 1:
-            raise NpgenError(f"retrieval_block must be >= 1, got {self.retrieval_block}")
+        for name, value in asdict(self).items():
+            check(name, value)
 
     def slug(self) -> str:
         return f"h{self.half_window}-p{self.pad_value}-b{self.retrieval_block}"
@@ -104,6 +107,10 @@ class Database:
         if class_label not in self._members:
             self._members[class_label] = np.flatnonzero(np.asarray(self.labels) == class_label).astype(np.int64)
         return self._members[class_label]
+
+    def class_counts(self) -> np.ndarray:
+        """Training images per class (int64, one entry per class name)."""
+        return np.bincount(np.asarray(self.labels), minlength=len(self.class_names)).astype(np.int64)
 
     def images(self) -> np.ndarray:
         """The unpadded training images (N, H, W, C), a view of `sources`."""

@@ -163,6 +163,14 @@ def dataset_card(name: str) -> dict:
         raise NpgenError(f"the dataset card {CARDS_DIR / (name + '.json')} is not valid JSON ({_one_line(exc)}); reinstall npgen") from None
 
 
+def preset(dataset: "Dataset") -> dict:
+    """The measured method settings for a dataset: its card's `preset`, or, for an image folder, the
+    preset of the known dataset it resembles most (grey images like MNIST, colour like CIFAR-10)."""
+    if dataset.name in KNOWN:
+        return dict(dataset_card(dataset.name).get("preset", {}))
+    return dict(dataset_card("mnist" if dataset.channels == 1 else "cifar10").get("preset", {}))
+
+
 def _check_known(name: str) -> None:
     if name not in KNOWN:
         raise NpgenError(f"unknown dataset {name!r}: use one of {', '.join(KNOWN)} or a path to an image folder with one subfolder per class")

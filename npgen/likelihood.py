@@ -12,6 +12,12 @@ An image's likelihood is the product over pixels in raster order, each scored wi
 as its context (teacher forcing), under exactly the sampler's rule: the same retrieval pool, window
 distance and admissible set. The pair (tau, floor) is chosen on held-out training images that are
 not in the database, never on the test set (`tune_smoothing`).
+
+The source budget (`max_source_share`) is not applied: it constrains which training image supplied
+each earlier pixel of a sample, a latent choice that teacher forcing does not observe (a test image's
+pixels were copied from nowhere). The likelihood is therefore that of the rule with the budget
+relaxed: every pool image stays a candidate at every pixel. All other parts of the rule are the
+sampler's own.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ def row_mixture(
     canvas, sources, pool, y, height, width, half_window, channels, offsets, weights,
     radius, eps, abs_tol, k_min, kernel, mixture,
 ):  # fmt: skip
+    unused = np.zeros(sources.shape[0], dtype=np.int32)  # no source budget: see the module docstring
     """mixture[b, x, t]: mean over pixel (y, x)'s admissible candidates of kernel t's probability of its true value.
 
     canvas holds the true images (padded); only each pixel's causal context is read to score candidates.
@@ -60,8 +67,8 @@ def row_mixture(
         total = np.empty(n_kernels, dtype=np.float64)
         for x in range(width):
             n, threshold, centre = score_candidates(
-                canvas[b], sources, pool[b], y, x, height, width, half_window, channels, offsets, weights, radius,
-                eps, abs_tol, context, smallest, cand_dist, cand_image, cand_pos,
+                canvas[b], sources, pool[b], unused, 1, y, x, height, width, half_window, channels, offsets,
+                weights, radius, eps, abs_tol, context, smallest, cand_dist, cand_image, cand_pos,
             )  # fmt: skip
             total[:] = 0.0
             n_admissible = 0

@@ -511,6 +511,12 @@ def _run_rows(run: dict, manifest: dict) -> list[tuple[str, str, str]]:
         name, explanation = SUMMARY_EXPLANATIONS.get(key, (key.replace("_", " "), "from the run's manifest summary"))
         kind = "ratio" if "share" in key else "number"
         rows.append((name, _cell(value, kind), explanation))
+    params = manifest.get("params") or {}
+    if "source_budget" in params:
+        rows.append(("source budget (pixels)", _cell(params["source_budget"]),
+                     f"the guarantee of this run: no training image supplied more than {params['source_budget']} pixels "
+                     f"(max_source_share={params.get('max_source_share')}) of any one sample; `npgen verify` checks it "
+                     "on every sample, and the largest top-source share above is the closest any sample came"))  # fmt: skip
     return rows
 
 

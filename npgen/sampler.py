@@ -11,8 +11,15 @@ For every pixel in raster order, and for every sample of a batch at once:
    is computed (`windows.py`). The admissible set is every candidate with d <= (1+eps)*d_min + abs_tol,
    widened to the `k_min` nearest when it is smaller than that, so a sample keeps switching
    between sources instead of continuing one training image exactly.
-4. One admissible candidate is drawn uniformly; its centre pixel (all channels) is copied, and its
+4. **Source budget.** A training image that has already supplied `budget` pixels of a sample
+   (`max_source_share` of its pixels) is no longer a candidate for that sample, so no sample takes
+   more than that share from any one image, while every choice can still be the best match.
+5. One admissible candidate is drawn uniformly; its centre pixel (all channels) is copied, and its
    image, position, the number of admissible candidates and its distance are recorded.
+
+Unconditional samples are a mixture (`class_mixture`): each first draws its class from the
+training split's class shares (a pure function of seed and sample index), then is sampled
+conditioned on it.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ import numpy as np
 
 from npgen.database import Database
 from npgen.errors import NpgenError
-from npgen.rng import sample_keys, uniform
+from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
+from npgen.rng import CLASS_STREAM, sample_keys, uniform
 from npgen.semantics import CanvasPools
 from npgen.windows import flat_offsets, gather_context, window_distance, window_weights
 
@@ -42,11 +50,16 @@ def admissible_threshold(distances: np.ndarray, eps: float, abs_tol: float, k_mi
 
 @numba.njit(cache=True, nogil=True)
 def choose_admissible(distances: np.ndarray, threshold: float, u: float) -> tuple[int, int]:
-    """(index of the chosen candidate, number admissible): the floor(u*n)-th admissible one, in order."""
+    """(index of the chosen candidate, number admissible): the floor(u*n)-th admissible one, in order.
+
+    (-1, 0) when nothing is admissible, which the caller must treat as a failure.
+    """
     n_admissible = 0
     for i in range(distances.shape[0]):
         if distances[i] <= threshold:
             n_admissible += 1
+    if n_admissible == 0:
+        return -1, 0
     target = min(int(u * n_admissible), n_admissible - 1)
     seen = 0
     for i in range(distances.shape[0]):
@@ -75,14 +88,15 @@ def _insert_sorted(smallest: np.ndarray, d: float, eps: float, abs_tol: float) -
 
 @numba.njit(cache=True, nogil=True)
 def score_candidates(
-    canvas, sources, pool, y, x, height, width, half_window, channels, offsets, weights, radius, eps, abs_tol,
-    context, smallest, cand_dist, cand_image, cand_pos,
+    canvas, sources, pool, used, budget, y, x, height, width, half_window, channels, offsets, weights, radius, eps,
+    abs_tol, context, smallest, cand_dist, cand_image, cand_pos,
 ):  # fmt: skip
     """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
 
-    Candidates are the windows of the pool's images at source positions within `radius` of (y, x);
-    their distances, images and flat positions fill the first n entries of cand_*; returns
-    (n, admissible threshold, flat index of the pixel in the canvas).
+    Candidates are the windows of the pool's images that have supplied fewer than `budget` pixels
+    of this canvas (`used[image]`), at source positions within `radius` of (y, x); their distances,
+    images and flat positions fill the first n entries of cand_*; returns (n, admissible threshold,
+    flat index of the pixel in the canvas). With n == 0 the threshold is -inf.
     """
     padded_width = width + 2 * half_window
     centre = ((y + half_window) * padded_width + x + half_window) * channels
@@ -92,6 +106,8 @@ def score_candidates(
     n = 0
     for k in range(pool.shape[0]):
         image = pool[k]
+        if used[image] >= budget:
+            continue
         for sy in range(max(0, y - radius), min(height, y + radius + 1)):
             for sx in range(max(0, x - radius), min(width, x + radius + 1)):
                 at = ((sy + half_window) * padded_width + sx + half_window) * channels
@@ -102,6 +118,8 @@ def score_candidates(
                 cand_image[n] = image
                 cand_pos[n] = sy * width + sx
                 n += 1
+    if n == 0:
+        return 0, -np.inf, centre
     return n, admissible_threshold(cand_dist[:n], eps, abs_tol, smallest.shape[0]), centre
 
 
@@ -117,10 +135,13 @@ def candidate_buffers(pool_size, radius, height, width, context_len, k_min):
 
 @numba.njit(parallel=True, cache=True)
 def sample_row(
-    canvas, sources, pool, y, height, width, half_window, channels, offsets, weights,
+    canvas, sources, pool, used, budget, y, height, width, half_window, channels, offsets, weights,
     radius, eps, abs_tol, k_min, keys, src_image, src_y, src_x, n_candidates, distance,
 ):  # fmt: skip
-    """Generate row y of every canvas in place and record each pixel's provenance."""
+    """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
+
+    A pixel with no admissible candidate is left unwritten with n_candidates 0; the caller fails on it.
+    """
     n_samples, pool_size = pool.shape
     padded_width = width + 2 * half_window
     for b in numba.prange(n_samples):
@@ -128,11 +149,15 @@ def sample_row(
             pool_size, radius, height, width, offsets.shape[0] * channels, k_min)
         for x in range(width):
             n, threshold, centre = score_candidates(
-                canvas[b], sources, pool[b], y, x, height, width, half_window, channels, offsets, weights, radius,
-                eps, abs_tol, context, smallest, cand_dist, cand_image, cand_pos,
+                canvas[b], sources, pool[b], used[b], budget, y, x, height, width, half_window, channels, offsets,
+                weights, radius, eps, abs_tol, context, smallest, cand_dist, cand_image, cand_pos,
             )  # fmt: skip
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, uniform(keys[b], y * width + x))
+            if chosen < 0:
+                n_candidates[b, y, x] = 0
+                continue
             image = cand_image[chosen]
+            used[b, image] += 1
             sy, sx = cand_pos[chosen] // width, cand_pos[chosen] % width
             at = ((sy + half_window) * padded_width + sx + half_window) * channels
             for c in range(channels):
@@ -163,38 +188,50 @@ class Samples:
         return Samples(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
 
 
+def draw_classes(seed: int, sample_indices: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
+    """Each sample's class under the mixture: drawn with probability class_counts/sum, from (seed, sample index)."""
+    keys = sample_keys(seed, np.asarray(sample_indices, dtype=np.int64)) ^ CLASS_STREAM
+    u = np.array([uniform(key, 0) for key in keys], dtype=np.float64)
+    counts = np.asarray(class_counts, dtype=np.float64)
+    cdf = np.cumsum(counts) / counts.sum()
+    return np.minimum(np.searchsorted(cdf, u, side="right"), np.flatnonzero(counts)[-1]).astype(np.int64)
+
+
 @dataclass
 class Sampler:
     """Non-parametric sampler over a window database (see the module docstring for the rule).
 
-    `pool_size=0` turns the semantic pool off: every allowed training image is a candidate.
+    Parameters and their ranges are declared in `npgen.params`. `pool_size=0` turns the semantic
+    pool off: every allowed training image is a candidate.
     """
 
     database: Database
-    eps: float = 0.1
-    abs_tol: float = 1.0
-    radius: int = 0
-    pool_size: int = 100
-    k_min: int = 4
-    sigma: float | None = None
-    seed: int = 0
-    batch_size: int = 100
+    eps: float = PARAMS["eps"].default
+    abs_tol: float = PARAMS["abs_tol"].default
+    radius: int = PARAMS["radius"].default
+    pool_size: int = PARAMS["pool_size"].default
+    k_min: int = PARAMS["k_min"].default
+    max_source_share: float = PARAMS["max_source_share"].default
+    sigma: float | None = PARAMS["sigma"].default
+    class_mixture: int = PARAMS["class_mixture"].default
+    seed: int = PARAMS["seed"].default
+    batch_size: int = PARAMS["batch_size"].default
     _weights: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        checks = {
-            "eps": self.eps >= 0, "abs_tol": self.abs_tol >= 0, "radius": self.radius >= 0,
-            "pool_size": self.pool_size >= 0, "k_min": self.k_min >= 1, "batch_size": self.batch_size >= 1,
-        }  # fmt: skip
-        for name, ok in checks.items():
-            if not ok:
-                raise NpgenError(f"invalid {name}={getattr(self, name)}: see `npgen sample --help` for its range")
+        for name in SAMPLER_PARAMS:
+            setattr(self, name, check(name, getattr(self, name)))
         self._weights = window_weights(self.database.half_window, self.sigma)
 
+    @property
+    def budget(self) -> int:
+        """Most pixels one training image may supply to one sample."""
+        db = self.database
+        return source_budget(self.max_source_share, db.height * db.width)
+
     def params(self) -> dict:
-        """The method parameters, as recorded in a run's manifest."""
-        names = ("eps", "abs_tol", "radius", "pool_size", "k_min", "sigma", "seed", "batch_size")
-        return {name: getattr(self, name) for name in names}
+        """The method parameters, as recorded in a run's manifest (with the budget in pixels)."""
+        return {**{name: getattr(self, name) for name in SAMPLER_PARAMS}, "source_budget": self.budget}
 
     def window_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(flat offsets into a padded canvas, weights) of the causal window, heaviest first for early exit."""
@@ -203,11 +240,43 @@ class Sampler:
         offsets = flat_offsets(db.half_window, db.width + 2 * db.half_window, db.channels)[heaviest_first]
         return offsets, self._weights[heaviest_first]
 
+    def sample_classes(self, sample_indices: np.ndarray, class_label: int | None) -> np.ndarray:
+        """The class each sample is conditioned on: the requested one, a mixture draw, or -1 (every image)."""
+        db, n = self.database, len(sample_indices)
+        if class_label is not None:
+            db.class_members(class_label)  # checks the range
+            return np.full(n, class_label, np.int64)
+        if not self.class_mixture or len(db.class_names) < 2:
+            return np.full(n, -1, np.int64)
+        return draw_classes(self.seed, sample_indices, db.class_counts())
+
+    def check_budget(self, n_allowed: int) -> None:
+        """Refuse settings under which every candidate image could run out of budget before a sample is done."""
+        db = self.database
+        pixels = db.height * db.width
+        images = self.pool_size if 0 < self.pool_size < n_allowed else n_allowed
+        if images * self.budget < pixels:
+            need = -(-pixels // images) / pixels
+            raise NpgenError(
+                f"max_source_share={self.max_source_share} lets each of the {images} candidate images give "
+                f"{self.budget} pixels, fewer than a sample's {pixels}; use --max-source-share >= {need:.3f} "
+                f"or a larger --pool-size"
+            )
+
     def sample_batch(self, sample_indices: np.ndarray, class_label: int | None = None) -> Samples:
         """Generate the samples with these global indices; each depends only on (seed, index, class)."""
-        db = self.database
         indices = np.asarray(sample_indices, dtype=np.int64)
-        allowed = db.class_members(class_label)
+        classes = self.sample_classes(indices, class_label)
+        groups = [self._sample_group(indices[classes == c], int(c)) for c in np.unique(classes)]
+        merged = Samples.concatenate(groups)
+        order = np.argsort(merged.sample_index, kind="stable")
+        return Samples(**{name: getattr(merged, name)[order] for name in Samples.__dataclass_fields__})
+
+    def _sample_group(self, indices: np.ndarray, class_label: int) -> Samples:
+        """Samples of one class (-1: every training image) in lockstep, row by row."""
+        db = self.database
+        allowed = db.class_members(None if class_label < 0 else class_label)
+        self.check_budget(len(allowed))
         n, h, height, width, channels = len(indices), db.half_window, db.height, db.width, db.channels
         keys = sample_keys(self.seed, indices)
         canvas = np.full((n, height + h, width + 2 * h, channels), db.pad_value, dtype=np.uint8)
@@ -215,19 +284,22 @@ class Sampler:
         shape = (n, height, width)
         out = Samples(
             images=np.empty((n, height, width, channels), np.uint8), sample_index=indices,
-            class_label=np.full(n, -1 if class_label is None else class_label, np.int64),
+            class_label=np.full(n, class_label, np.int64),
             src_image=np.empty(shape, np.int32), src_y=np.empty(shape, np.int16), src_x=np.empty(shape, np.int16),
             n_candidates=np.empty(shape, np.int32), distance=np.empty(shape, np.float32),
         )  # fmt: skip
         offsets, weights = self.window_order()
+        used = np.zeros((n, db.n_images), dtype=np.int32)
         pools = CanvasPools(db.representations, allowed, keys, self.pool_size, db.retrieval_block, h, width)
         for y in range(height):
             pool = pools.pool(canvas, y)
             sample_row(
-                flat_canvas, db.sources, pool, y, height, width, h, channels, offsets,
+                flat_canvas, db.sources, pool, used, self.budget, y, height, width, h, channels, offsets,
                 weights, self.radius, self.eps, self.abs_tol, self.k_min, keys,
                 out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance,
             )  # fmt: skip
+            if (out.n_candidates[:, y] == 0).any():
+                raise NpgenError(f"no admissible candidate at row {y}: the parameters {self.params()} admit nothing; relax them")
         out.images[:] = canvas[:, h:, h : h + width]
         return out
 

@@ -31,10 +31,10 @@ def default_sigma(half_window: int) -> float:
 def window_weights(half_window: int, sigma: float | None = None) -> np.ndarray:
     """(L,) float32 Gaussian weights of the causal offsets, normalised to sum to 1."""
     sigma = default_sigma(half_window) if sigma is None else float(sigma)
-    if not sigma > 0:
-        raise NpgenError(f"sigma must be > 0, got {sigma}")
-    offsets = causal_offsets(half_window).astype(np.float64)
-    weights = np.exp(-(offsets**2).sum(axis=1) / (2.0 * sigma**2))
+    if not (sigma > 0 and np.isfinite(sigma)):
+        raise NpgenError(f"sigma must be a finite number > 0, got {sigma}")
+    squared = (causal_offsets(half_window).astype(np.float64) ** 2).sum(axis=1)
+    weights = np.exp(-(squared - squared.min()) / (2.0 * sigma**2))  # relative to the nearest: never 0/0
     return (weights / weights.sum()).astype(np.float32)
 
 

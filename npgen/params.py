@@ -1,0 +1,101 @@
+"""Every method parameter, declared once: its default, its valid range, its help, and where it acts.
+
+The CLI builds its options from `PARAMS`, the library checks values with `check`, and each dataset
+card may carry a `preset` of measured settings (`datasets/*.json`). A value is resolved as: the
+caller's explicit value, else the dataset's preset, else the default below (`resolve`). The run
+manifest records the resolved values, so a run says exactly what it used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from npgen.errors import NpgenError
+
+BUILD, SAMPLE = "build", "sample"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: `low`..`high` inclusive (None = unbounded); `optional` allows None (= derived)."""
+
+    name: str
+    default: int | float | None
+    kind: type
+    low: float | None
+    high: float | None
+    stage: str
+    help: str
+    optional: bool = False
+
+    @property
+    def range_text(self) -> str:
+        def text(bound, unbounded: str) -> str:
+            return unbounded if bound is None else f"{bound:g}" if self.kind is float else f"{int(bound)}"
+
+        return f"{text(self.low, '-inf')}..{text(self.high, 'inf')}"
+
+
+PARAMS: dict[str, Param] = {
+    p.name: p
+    for p in (
+        Param("half_window", 3, int, 1, 15, BUILD, "Context window half-size h: the window is (2h+1)x(2h+1)."),
+        Param("pad_value", 0, int, 0, 255, BUILD, "Value read for context pixels outside the image."),
+        Param("retrieval_block", 1, int, 1, 64, BUILD, "Block size s of the retrieval representation (1 = raw pixels)."),
+        Param("eps", 0.1, float, 0.0, 1e6, SAMPLE, "Admissible if d <= (1+eps)*d_min + abs-tol."),
+        Param("abs_tol", 1.0, float, 0.0, 1e9, SAMPLE, "Absolute distance tolerance (weighted squared grey levels)."),
+        Param("radius", 0, int, 0, 64, SAMPLE, "Chebyshev radius of source positions around the target position."),
+        Param("pool_size", 100, int, 0, 1_000_000, SAMPLE, "Training images nearest the canvas that supply candidates (0 = all)."),
+        Param("k_min", 1, int, 1, 1024, SAMPLE, "Admissible set widened to at least this many nearest candidates."),
+        Param(
+            "max_source_share", 0.1, float, 0.001, 1.0, SAMPLE,
+            "Most any one training image may supply of a sample, as a share of its pixels (1 = no limit).",
+        ),  # fmt: skip
+        Param("sigma", None, float, 0.1, 100.0, SAMPLE, "Gaussian window width (default (2h+1)/6.4).", optional=True),
+        Param("class_mixture", 1, int, 0, 1, SAMPLE, "Unconditional samples first draw a class from the training class shares (1) or use every image (0)."),
+        Param("seed", 0, int, 0, 2**63 - 1, SAMPLE, "Random seed; same seed and database give identical output."),
+        Param("batch_size", 100, int, 1, 10_000, SAMPLE, "Samples generated in lockstep."),
+    )
+}
+BUILD_PARAMS = tuple(name for name, p in PARAMS.items() if p.stage == BUILD)
+SAMPLER_PARAMS = tuple(name for name, p in PARAMS.items() if p.stage == SAMPLE)
+
+
+def check(name: str, value):
+    """`value` converted to the parameter's type, or an NpgenError naming the parameter and its range."""
+    param = PARAMS[name]
+    if value is None and param.optional:
+        return None
+    flag = "--" + name.replace("_", "-")
+    try:
+        if param.kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        converted = param.kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise NpgenError(f"invalid {name}={value!r} ({flag}): must be a number in {param.range_text}") from None
+    if isinstance(converted, float) and not math.isfinite(converted):
+        raise NpgenError(f"invalid {name}={value!r} ({flag}): must be finite, in {param.range_text}")
+    if (param.low is not None and converted < param.low) or (param.high is not None and converted > param.high):
+        raise NpgenError(f"invalid {name}={value!r} ({flag}): must be in {param.range_text}")
+    return converted
+
+
+def resolve(names: tuple[str, ...], explicit: dict, preset: dict | None = None) -> dict:
+    """The checked value of each name: explicit (when not None), else the preset's, else the default."""
+    preset = preset or {}
+    unknown = sorted(set(preset) - set(PARAMS))
+    if unknown:
+        raise NpgenError(f"the dataset preset names unknown parameters {unknown}; fix the dataset card")
+    resolved = {}
+    for name in names:
+        value = explicit.get(name)
+        if value is None:
+            value = preset.get(name, PARAMS[name].default)
+        resolved[name] = check(name, value)
+    return resolved
+
+
+def source_budget(max_source_share: float, n_pixels: int) -> int:
+    """Most pixels one training image may supply to one sample: floor(share * pixels), at least 1."""
+    return max(1, int(math.floor(max_source_share * n_pixels + 1e-9)))
