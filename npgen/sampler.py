@@ -125,11 +125,15 @@ def score_candidates(
 
 @numba.njit(cache=True, nogil=True)
 def candidate_buffers(pool_size, radius, height, width, context_len, k_min):
-    """One canvas's scratch arrays for score_candidates: context, candidate distances, images, positions, k_min smallest."""
+    """One canvas's scratch arrays for score_candidates: context, candidate distances, images, positions, k_min smallest.
+
+    Distances stay float64 until recorded: an abandoned window's partial distance exceeds the search
+    bound, and rounding it to float32 could make it equal the bound and wrongly admissible.
+    """
     max_candidates = pool_size * min(2 * radius + 1, height) * min(2 * radius + 1, width)
     return (
-        np.empty(context_len, dtype=np.float32), np.empty(max_candidates, dtype=np.float32),
-        np.empty(max_candidates, dtype=np.int64), np.empty(max_candidates, dtype=np.int64), np.empty(k_min, dtype=np.float32),
+        np.empty(context_len, dtype=np.float32), np.empty(max_candidates, dtype=np.float64),
+        np.empty(max_candidates, dtype=np.int64), np.empty(max_candidates, dtype=np.int64), np.empty(k_min, dtype=np.float64),
     )  # fmt: skip
 
 

@@ -1,0 +1,100 @@
+"""A plain-numpy restatement of npgen's sampling rule, written for clarity, not speed.
+
+No early exit, no incremental state: the semantic pool is recomputed from scratch at every
+retrieval block row, and every candidate window's full distance is computed. It shares with the
+numba sampler only the database arrays and the counter-based random numbers (`npgen.rng`), and
+must produce bit-identical samples and provenance (tests/test_reference.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npgen.rng import CLASS_STREAM, TIE_BREAK_STREAM, mix, sample_keys, uniform
+from npgen.semantics import block_sums
+from npgen.windows import causal_offsets, window_weights
+
+TIE_BITS = 20
+
+
+def reference_class(seed: int, index: int, labels: np.ndarray, n_classes: int) -> int:
+    """The mixture's class for one sample: the first class whose cumulative share exceeds u."""
+    u = uniform(sample_keys(seed, np.array([index]))[0] ^ CLASS_STREAM, 0)
+    shares = np.bincount(labels, minlength=n_classes) / len(labels)
+    cumulative = 0.0
+    for c in range(n_classes):
+        cumulative += shares[c]
+        if u < cumulative and shares[c] > 0:
+            return c
+    return int(np.flatnonzero(shares)[-1])
+
+
+def reference_pool(canvas_rows: np.ndarray, train_rep: np.ndarray, allowed: np.ndarray, key, block: int, size: int) -> np.ndarray:
+    """The `size` allowed images nearest (block sums over the completed block rows) to a canvas prefix."""
+    rows = canvas_rows.shape[0] // block
+    if rows == 0:
+        distances = np.zeros(len(allowed), np.int64)
+    else:
+        mine = block_sums(canvas_rows[None, : rows * block], block)[0].astype(np.int64)
+        theirs = train_rep[allowed, :rows].astype(np.int64)
+        distances = ((theirs - mine[None]) ** 2).sum(axis=(1, 2))
+    ties = np.array([int(mix(key ^ TIE_BREAK_STREAM, int(m))) & ((1 << TIE_BITS) - 1) for m in allowed], np.int64)
+    ranks = (distances << TIE_BITS) | ties
+    return allowed[np.argsort(ranks, kind="stable")[:size]]
+
+
+def reference_sample(db, params: dict, index: int, class_label: int | None) -> dict:
+    """One sample (global index `index`) under the rule with these sampler params; its image and provenance."""
+    h, height, width, channels = db.half_window, db.height, db.width, db.channels
+    images = np.asarray(db.images())
+    labels = np.asarray(db.labels)
+    train_rep = np.asarray(db.representations)
+    padded = np.asarray(db.sources).reshape(len(images), height + h, width + 2 * h, channels)
+    key = sample_keys(params["seed"], np.array([index]))[0]
+    if class_label is None and params["class_mixture"] and len(db.class_names) > 1:
+        class_label = reference_class(params["seed"], index, labels, len(db.class_names))
+    allowed = np.arange(len(images)) if class_label is None else np.flatnonzero(labels == class_label)
+    pooled = 0 < params["pool_size"] < len(allowed)
+    budget = max(1, int(np.floor(params["max_source_share"] * height * width + 1e-9)))
+    weights = window_weights(h, params["sigma"])
+    order = np.argsort(-weights, kind="stable")
+    offsets, weights = causal_offsets(h)[order], weights[order]
+    radius, eps, abs_tol, k_min = params["radius"], params["eps"], params["abs_tol"], params["k_min"]
+
+    canvas = np.full((height + h, width + 2 * h, channels), db.pad_value, np.uint8)
+    used = np.zeros(len(images), np.int64)
+    record = {name: np.zeros((height, width), np.int64) for name in ("src_image", "src_y", "src_x", "n_candidates")}
+    record["distance"] = np.zeros((height, width), np.float32)
+    pool = allowed
+    for y in range(height):
+        if pooled and y % db.retrieval_block == 0:
+            pool = reference_pool(canvas[h : h + y, h : h + width], train_rep, allowed, key, db.retrieval_block, params["pool_size"])
+        for x in range(width):
+            context = canvas[h + y + offsets[:, 0], h + x + offsets[:, 1]].astype(np.float32)  # (L, C)
+            candidates = [
+                (image, sy, sx)
+                for image in pool if used[image] < budget
+                for sy in range(max(0, y - radius), min(height, y + radius + 1))
+                for sx in range(max(0, x - radius), min(width, x + radius + 1))
+            ]  # fmt: skip
+            windows = np.stack([padded[i, h + sy + offsets[:, 0], h + sx + offsets[:, 1]] for i, sy, sx in candidates])
+            diff = context[None] - windows.astype(np.float32)  # float32, as the kernel
+            ssd = np.zeros(diff.shape[:2])
+            for c in range(channels):  # channels in order, accumulated in float64
+                ssd += diff[..., c] * diff[..., c]
+            total = np.zeros(len(candidates))
+            for l in range(len(weights)):  # offsets in order: the kernel's summation order
+                total += np.float64(weights[l]) * ssd[:, l]
+            threshold = (1.0 + eps) * total.min() + abs_tol
+            k = min(k_min, len(total))
+            if k > 1 and (total <= threshold).sum() < k:
+                threshold = np.sort(total)[k - 1]
+            admissible = np.flatnonzero(total <= threshold)
+            u = uniform(key, y * width + x)
+            chosen = admissible[min(int(u * len(admissible)), len(admissible) - 1)]
+            image, sy, sx = candidates[chosen]
+            canvas[h + y, h + x] = images[image, sy, sx]
+            used[image] += 1
+            for name, value in zip(record, (image, sy, sx, len(admissible), np.float32(total[chosen]))):
+                record[name][y, x] = value
+    return {"image": canvas[h:, h : h + width].copy(), "class_label": -1 if class_label is None else class_label, **record}

@@ -1,0 +1,62 @@
+"""The numba sampler against the plain-numpy reference (tests/reference.py), bit for bit, on real data."""
+
+import numpy as np
+import pytest
+
+from npgen.database import Database, WindowParams
+from npgen.datasets import load_dataset
+from npgen.params import PARAMS, SAMPLER_PARAMS
+from npgen.rng import sample_keys
+from npgen.sampler import Sampler
+from reference import reference_pool, reference_sample
+
+FIELDS = ("src_image", "src_y", "src_x", "n_candidates", "distance")
+
+
+@pytest.fixture(scope="module")
+def cifar_db(data_root, tmp_path_factory):
+    subset = load_dataset("cifar10", data_root=data_root).subset(np.arange(1500))
+    return Database.build(subset, tmp_path_factory.mktemp("db") / "cifar-subset", WindowParams(half_window=1, retrieval_block=4))
+
+
+def assert_matches_reference(db, options: dict, class_label, indices=(0, 1, 2)):
+    sampler = Sampler(db, batch_size=2, **options)
+    out = sampler.sample(len(indices), class_label, start=indices[0])
+    params = {name: getattr(sampler, name) for name in SAMPLER_PARAMS}
+    for row, index in enumerate(indices):
+        expected = reference_sample(db, params, index, class_label)
+        np.testing.assert_array_equal(out.images[row], expected["image"], err_msg=f"sample {index}: image")
+        assert out.class_label[row] == expected["class_label"]
+        for name in FIELDS:
+            np.testing.assert_array_equal(getattr(out, name)[row], expected[name], err_msg=f"sample {index}: {name}")
+
+
+@pytest.mark.parametrize(
+    "options, class_label",
+    [
+        ({}, 3),  # the defaults, class-conditional
+        ({}, None),  # the class mixture
+        ({"class_mixture": 0, "pool_size": 40}, None),  # every image, a small pool
+        ({"k_min": 3, "radius": 1, "max_source_share": 0.05, "pool_size": 30}, 7),  # widening, locality, a tight budget
+        ({"eps": 0.5, "abs_tol": 0.0, "max_source_share": 1.0, "sigma": 0.5}, 1),  # no budget, other weights
+        ({"pool_size": 0, "k_min": 2}, 9),  # no pool: every image of the class
+    ],
+)
+def test_numba_sampler_matches_the_reference_on_mnist(mnist_db, options, class_label):
+    assert_matches_reference(mnist_db, options, class_label)
+
+
+@pytest.mark.parametrize("options, class_label", [({}, 3), ({"k_min": 2, "radius": 1}, None), ({"max_source_share": 0.02}, 8)])
+def test_numba_sampler_matches_the_reference_on_cifar10(cifar_db, options, class_label):
+    assert_matches_reference(cifar_db, options, class_label, indices=(5,))
+
+
+def test_every_source_is_among_the_pool_nearest_to_the_canvas_prefix(mnist_db):
+    pool_size = PARAMS["pool_size"].default
+    out = Sampler(mnist_db, seed=1, batch_size=3).sample(3, class_label=4)
+    allowed = np.flatnonzero(np.asarray(mnist_db.labels) == 4)
+    representations = np.asarray(mnist_db.representations)
+    for row, key in enumerate(sample_keys(1, np.arange(3))):
+        for y in range(mnist_db.height):
+            nearest = reference_pool(out.images[row, :y], representations, allowed, key, mnist_db.retrieval_block, pool_size)
+            assert np.isin(out.src_image[row, y], nearest).all(), f"sample {row} row {y} copies from outside its pool"
