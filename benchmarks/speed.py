@@ -29,44 +29,48 @@ import numpy as np
 from record import save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
-CIFAR_WINDOW = {"half_window": 1, "retrieval_block": 4}
-CIFAR_OPTIONS = {"k_min": 2}
-CASES = {
-    "build-mnist": ("build", "mnist", {}, {}),
-    "build-cifar10": ("build", "cifar10", CIFAR_WINDOW, {}),
-    "sampler-mnist": ("sampler", "mnist", {}, {}),
-    "sampler-cifar10": ("sampler", "cifar10", CIFAR_WINDOW, CIFAR_OPTIONS),
-    "run-mnist": ("run", "mnist", {}, {}),
-    "run-cifar10": ("run", "cifar10", CIFAR_WINDOW, CIFAR_OPTIONS),
+NO_BUDGET = {"max_source_share": 1.0}
+CASES = {  # kind, dataset, changes from the dataset's preset (window and sampler parameters together)
+    "build-mnist": ("build", "mnist", {}),
+    "build-cifar10": ("build", "cifar10", {}),
+    "sampler-mnist": ("sampler", "mnist", {}),
+    "sampler-mnist-nobudget": ("sampler", "mnist", NO_BUDGET),
+    "sampler-cifar10": ("sampler", "cifar10", {}),
+    "sampler-cifar10-nobudget": ("sampler", "cifar10", NO_BUDGET),
+    "run-mnist": ("run", "mnist", {}),
+    "run-cifar10": ("run", "cifar10", {}),
 }
 
 
 def measure(case: str, data_root: str | None, scratch: Path) -> dict:
     """One measurement of `case`, in this process."""
     from npgen import api
-    from npgen.database import Database, WindowParams, default_path
+    from npgen.database import Database, default_path
     from npgen.datasets import load_dataset
+    from npgen.params import BUILD_PARAMS
     from npgen.sampler import Sampler
 
-    kind, name, window_args, options = CASES[case]
-    window = WindowParams(**window_args)
+    kind, name, changes = CASES[case]
+    window_changes = {k: v for k, v in changes.items() if k in BUILD_PARAMS}
+    options = {k: v for k, v in changes.items() if k not in BUILD_PARAMS}
     started = time.perf_counter()
     train = load_dataset(name, data_root=data_root)
+    window, resolved = api.resolve_params(train, window_changes, options)
     if kind == "build":
         Database.build(train, scratch / f"db-{case}", window, force=True)
         return {"seconds": time.perf_counter() - started, "images": train.n_images}
     db = Database.open_or_build(train, default_path(train, window), window)
     if kind == "sampler":
-        sampler = Sampler(db, **options)
+        sampler = Sampler(db, **resolved)
         sampler.sample(2, class_label=0)  # compile (or load cached) kernels
         started = time.perf_counter()
         for class_label in (3, 8):
             sampler.sample(100, class_label=class_label)
         return {"seconds": time.perf_counter() - started, "images": 200}
-    api.sample_run(scratch / "warm", name, 2, 0, data_root, db.path, window, options)
+    api.sample_run(scratch / "warm", name, 2, 0, data_root, db.path, window_changes, options)
     started = time.perf_counter()
     for class_label in (3, 8):
-        api.sample_run(scratch / f"run-{class_label}", name, 100, class_label, data_root, db.path, window, options)
+        api.sample_run(scratch / f"run-{class_label}", name, 100, class_label, data_root, db.path, window_changes, options)
     return {"seconds": time.perf_counter() - started, "images": 200}
 
 
