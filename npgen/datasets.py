@@ -192,6 +192,14 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
     return Path(root).expanduser()
 
 
+def data_location(name: str | os.PathLike, data_root: str | os.PathLike | None = None) -> str:
+    """Where `load_dataset(name, data_root=data_root)` reads from, as an absolute path a run can record:
+    the data root of a known dataset, the folder itself for an image folder."""
+    if isinstance(name, str) and name in KNOWN:
+        return str(resolve_data_root(data_root).resolve())
+    return str(Path(name).expanduser().resolve())
+
+
 def _existing_root(data_root) -> Path:
     root = resolve_data_root(data_root)
     if not root.is_dir():
