@@ -31,7 +31,7 @@ from PIL import Image
 from npgen import __version__
 from npgen.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.errors import NpgenError
-from npgen.sampler import Samples
+from npgen.samples import Samples
 
 PROVENANCE_SCHEMA = pa.schema(
     [
