@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from npgen.database import Database, WindowParams, default_path
-from npgen.datasets import data_location, known_datasets, load_dataset
+from npgen.datasets import data_location
+from npgen.datasets import known_datasets, load_dataset
 from npgen.errors import NpgenError
 from npgen.metrics import sample_summary
 from npgen.sampler import Sampler

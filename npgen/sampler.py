@@ -26,8 +26,8 @@ import numpy as np
 from npgen.database import Database
 from npgen.errors import NpgenError
 from npgen.rng import sample_keys, uniform
-from npgen.samples import Samples
 from npgen.semantics import CanvasPools
+from npgen.samples import Samples
 from npgen.windows import flat_offsets, gather_context, window_distance, window_weights
 
 
