@@ -2,7 +2,7 @@
 
 Layout of a run::
 
-    manifest.json                 npgen version, dataset and SHA-256, every parameter, seed, command, timings, status
+    manifest.json                 npgen version, dataset and SHA-256, data root, every parameter, seed, command, timings, status
     provenance/part-00000.parquet one row per generated pixel (see PROVENANCE_SCHEMA), one file per batch
     summary/part-00000.parquet    the batch's rows of samples.parquet
     chunks/part-00000.npy         the batch's samples, uint8 (B, H, W, C); written last, it marks a finished batch
