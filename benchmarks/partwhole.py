@@ -22,7 +22,8 @@ from npgen.database import Database, WindowParams, default_path
 from npgen.datasets import load_dataset
 from npgen.index import build_flat_index, search
 from npgen.metrics import knn_votes, near_copy_threshold
-from npgen.sampler import Sampler, Samples
+from npgen.sampler import Sampler
+from npgen.samples import Samples
 from npgen.tracer import compose
 from npgen.report import line_chart
 from PIL import Image

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from npgen.database import Database, WindowParams, default_path
+from npgen.datasets import data_location
 from npgen.datasets import known_datasets, load_dataset
 from npgen.datasets import preset as preset_for
 from npgen.params import SAMPLER_PARAMS, resolve
@@ -81,7 +82,8 @@ def sample_run(
     writer = RunWriter(
         out,
         {
-            "dataset": db.dataset, "database": {"path": str(db.path.resolve()), "params": asdict(db.params)},
+            "dataset": db.dataset, "data_root": data_location(dataset, data_root),
+            "database": {"path": str(db.path.resolve()), "params": asdict(db.params)},
             "params": sampler.params(), "class_label": class_label,
             "class_name": None if class_label is None else db.class_names[class_label], "n_samples": n,
             "command": command or " ".join(sys.argv),
@@ -204,7 +206,7 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     run = Run(run_path)
     train = run.dataset(data_root)
     try:
-        test = load_dataset(train.name if train.name in known_datasets() else str(train.source), split="test", data_root=data_root)
+        test = load_dataset(train.name if train.name in known_datasets() else str(train.source), split="test", data_root=run.data_root(data_root))
     except NpgenError as err:
         raise NpgenError(f"evaluating needs the dataset's test split, which could not be loaded: {err}") from err
     loaded, path, skipped = _classifier_for(train, classifier)

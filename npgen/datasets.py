@@ -2,8 +2,9 @@
 
 Known datasets live in a data root (``--data-root`` or ``$NPGEN_DATA``) as ``<name>.npz`` holding the
 uint8 arrays ``x_train, y_train, x_test, y_test`` in canonical order, or as the standard raw files
-(MNIST IDX, CIFAR-10 python batches). Each card in the top-level ``datasets/`` folder records the
-SHA-256 of every array, so a loaded dataset is exactly the published one or an error.
+(MNIST IDX, CIFAR-10 python batches). Each card in the top-level ``datasets/`` folder
+(shipped in a wheel as ``npgen/cards/``) records the SHA-256 of every array, so a loaded dataset is exactly
+the published one or an error.
 """
 
 from __future__ import annotations
@@ -26,7 +27,17 @@ from npgen.errors import NpgenError
 DATA_ENV = "NPGEN_DATA"
 KNOWN = ("mnist", "cifar10")
 SPLITS = ("train", "test")
-CARDS_DIR = Path(__file__).resolve().parent.parent / "datasets"
+
+
+def _cards_dir() -> Path:
+    """Where the dataset cards are: npgen/cards/ in an installed wheel (setup.cfg ships the top-level
+    datasets/ folder there as package data), else the source tree's datasets/ beside npgen/."""
+    here = Path(__file__).resolve().parent
+    installed = here / "cards"
+    return installed if installed.is_dir() else here.parent / "datasets"
+
+
+CARDS_DIR = _cards_dir()
 
 _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -187,6 +198,14 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
     if not root:
         raise NpgenError(f"no data root given: pass --data-root DIR or set {DATA_ENV}=DIR (a folder holding mnist.npz / cifar10.npz)")
     return Path(root).expanduser()
+
+
+def data_location(name: str | os.PathLike, data_root: str | os.PathLike | None = None) -> str:
+    """Where `load_dataset(name, data_root=data_root)` reads from, as an absolute path a run can record:
+    the data root of a known dataset, the folder itself for an image folder."""
+    if isinstance(name, str) and name in KNOWN:
+        return str(resolve_data_root(data_root).resolve())
+    return str(Path(name).expanduser().resolve())
 
 
 def _existing_root(data_root) -> Path:

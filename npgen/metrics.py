@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 
 from npgen.errors import NpgenError
-from npgen.index import build_flat_index, search
+
+# npgen.index (FAISS) is imported inside the functions that search, so that reading a run stays free of FAISS.
 
 
 def top_source_share(src_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -31,12 +32,16 @@ def near_copy_threshold(train_index, test_images: np.ndarray, percentile: float 
     `nearest_index()`). A sample closer than this to a training image is closer than 99% of real
     unseen images are: it counts as a near-copy.
     """
+    from npgen.index import search
+
     distances, _ = search(train_index, test_images, 1)
     return float(np.percentile(distances[:, 0], percentile))
 
 
 def knn_votes(index, train_labels: np.ndarray, images: np.ndarray, n_classes: int, k: int = 10) -> np.ndarray:
     """(N, n_classes) votes of the k nearest training images (raw-pixel L2) for each image."""
+    from npgen.index import search
+
     _, ids = search(index, images, k)
     labels = np.asarray(train_labels)[ids]
     return np.stack([(labels == c).sum(axis=1) for c in range(n_classes)], axis=1)
@@ -44,6 +49,8 @@ def knn_votes(index, train_labels: np.ndarray, images: np.ndarray, n_classes: in
 
 def sample_summary(samples, database) -> pa.Table:
     """One row per sample: requested class, nearest training image and distance, source composition."""
+    from npgen.index import search
+
     distance, nearest = search(database.nearest_index(), samples.images, 1)
     top, share, distinct = top_source_share(samples.src_image)
     return pa.table(
@@ -110,6 +117,8 @@ def precision_recall(real: np.ndarray, generated: np.ndarray, k: int = 3) -> tup
         raise NpgenError(f"need two (N, D) feature arrays of one dimension, got {real.shape} and {generated.shape}")
     if min(len(real), len(generated)) <= k:
         raise NpgenError(f"precision/recall with k={k} needs more than {k} points in each set")
+    from npgen.index import build_flat_index, search
+
     radii = {}
     for name, points in (("real", real), ("generated", generated)):
         distances, _ = search(build_flat_index(points.astype(np.float32)), points, k + 1)

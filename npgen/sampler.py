@@ -34,6 +34,7 @@ from npgen.database import Database
 from npgen.errors import NpgenError
 from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
 from npgen.rng import CLASS_STREAM, sample_keys, uniform
+from npgen.samples import Samples
 from npgen.semantics import CanvasPools
 from npgen.windows import flat_offsets, gather_context, window_distance, window_weights
 
@@ -171,25 +172,6 @@ def sample_row(
             src_x[b, y, x] = sx
             n_candidates[b, y, x] = n_admissible
             distance[b, y, x] = cand_dist[chosen]
-
-
-@dataclass
-class Samples:
-    """Generated images and, for every pixel, where it was copied from."""
-
-    images: np.ndarray  # uint8 (B, H, W, C)
-    sample_index: np.ndarray  # int64 (B,), global index within the run
-    class_label: np.ndarray  # int64 (B,), -1 when unconditional
-    src_image: np.ndarray  # int32 (B, H, W), index into the training split
-    src_y: np.ndarray  # int16 (B, H, W)
-    src_x: np.ndarray  # int16 (B, H, W)
-    n_candidates: np.ndarray  # int32 (B, H, W), size of the admissible set
-    distance: np.ndarray  # float32 (B, H, W), weighted SSD of the copied window
-
-    @staticmethod
-    def concatenate(parts: list["Samples"]) -> "Samples":
-        names = Samples.__dataclass_fields__
-        return Samples(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
 
 
 def draw_classes(seed: int, sample_indices: np.ndarray, class_counts: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Layout of a run::
 
-    manifest.json                 npgen version, dataset and SHA-256, every parameter, seed, command, timings, status
+    manifest.json                 npgen version, dataset and SHA-256, data root, every parameter, seed, command, timings, status
     provenance/part-00000.parquet one row per generated pixel (see PROVENANCE_SCHEMA), one file per batch
     summary/part-00000.parquet    the batch's rows of samples.parquet
     chunks/part-00000.npy         the batch's samples, uint8 (B, H, W, C); written last, it marks a finished batch
@@ -29,9 +29,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from npgen import __version__
-from npgen.datasets import KNOWN, Dataset, load_dataset
+from npgen.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.errors import NpgenError
-from npgen.sampler import Samples
+from npgen.samples import Samples
 
 PROVENANCE_SCHEMA = pa.schema(
     [
@@ -186,11 +186,29 @@ class Run:
             raise NpgenError(f"the provenance of run {self.path} is unreadable ({str(err).splitlines()[0][:100]}); sample the run again") from err
         return table
 
+    def data_root(self, data_root=None):
+        """The data root to load this run's dataset from: `data_root`, else $NPGEN_DATA, else the one recorded
+        in the manifest when the run was sampled (None if neither: loading then says how to give one)."""
+        if data_root not in (None, "") or os.environ.get(DATA_ENV):
+            return data_root
+        return self.manifest.get("data_root")
+
     def dataset(self, data_root=None) -> Dataset:
-        """The training split this run was sampled from, checked against the SHA-256 in its manifest."""
+        """The training split this run was sampled from, checked against the SHA-256 in its manifest.
+
+        Known datasets come from `data_root`, else $NPGEN_DATA, else the data root recorded at sampling time;
+        an image folder from the folder recorded in the manifest."""
         record = self.manifest["dataset"]
         name = record["name"] if record["name"] in KNOWN else record["source"]
-        data = load_dataset(name, split=record["split"], data_root=data_root)
+        root = self.data_root(data_root)
+        recorded = name in KNOWN and root is not None and root != data_root
+        try:
+            data = load_dataset(name, split=record["split"], data_root=root)
+        except NpgenError as err:
+            if not recorded:
+                raise
+            raise NpgenError(f"run {self.path} was sampled from {name} in {root}, which no longer holds it ({err}); "
+                             f"pass --data-root DIR or set {DATA_ENV}=DIR to where {name} is now") from None
         if (data.images_sha256, data.labels_sha256) != (record["images_sha256"], record["labels_sha256"]):
             raise NpgenError(f"the {record['name']} data found now differs from the data run {self.path} was sampled from (SHA-256); point --data-root at the original data")
         return data

@@ -1,4 +1,8 @@
-"""Shared fixtures: the real datasets from ../shared/datasets and a small real MNIST database."""
+"""Shared fixtures: the real datasets from ../shared/datasets and a small real MNIST database.
+
+Tests that need the real data skip when it is missing, unless NPGEN_REQUIRE_DATA=1 (as .ci/run sets):
+then they fail, so that CI cannot pass by skipping them.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,30 @@ from npgen.datasets import DATA_ENV, load_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "datasets")
+REQUIRE_ENV = "NPGEN_REQUIRE_DATA"
+
+
+def require_data(*names: str) -> Path:
+    """The data root holding <name>.npz for each name; else skip, or fail when $NPGEN_REQUIRE_DATA is set."""
+    missing = [f"{name}.npz" for name in names if not (SHARED / f"{name}.npz").is_file()]
+    if missing:
+        why = f"real data not found: {', '.join(missing)} missing in {SHARED}; set {DATA_ENV} to a folder holding {', '.join(missing)}"
+        if os.environ.get(REQUIRE_ENV, "") not in ("", "0"):
+            pytest.fail(f"{why} ({REQUIRE_ENV} is set: tests that need the data fail instead of skipping)", pytrace=False)
+        pytest.skip(why)
+    return SHARED
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    if not (SHARED / "mnist.npz").is_file():
-        pytest.skip(f"real MNIST not found: set {DATA_ENV} to a folder holding mnist.npz (looked in {SHARED})")
-    return SHARED
+    """The data root holding the real MNIST."""
+    return require_data("mnist")
+
+
+@pytest.fixture(scope="session")
+def all_data_root() -> Path:
+    """The data root holding the real MNIST and CIFAR-10."""
+    return require_data("mnist", "cifar10")
 
 
 @pytest.fixture(scope="session")

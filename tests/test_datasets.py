@@ -23,10 +23,7 @@ from npgen.errors import NpgenError
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "datasets")
 
-pytestmark = pytest.mark.skipif(
-    not all((SHARED / f"{n}.npz").is_file() for n in KNOWN),
-    reason=f"real datasets not found: set {DATA_ENV} to a folder holding mnist.npz and cifar10.npz (looked in {SHARED})",
-)
+pytestmark = pytest.mark.usefixtures("all_data_root")  # skips, or fails under NPGEN_REQUIRE_DATA, without the data
 
 FIRST_LABELS = {
     ("mnist", "train"): [5, 0, 4, 1, 9, 2, 1, 3, 1, 4],

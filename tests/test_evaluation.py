@@ -32,12 +32,12 @@ def test_the_floor_scores_training_images_without_their_own_copy(reference):
     assert floor["near_copy_rate"] < 0.1
 
 
-def test_bad_inputs_are_refused(reference, data_root):
+def test_bad_inputs_are_refused(reference, all_data_root):
     with pytest.raises(NpgenError, match="uint8 of shape"):
         evaluate_images(np.zeros((20, 32, 32, 3), np.uint8), np.full(20, -1), reference)
     with pytest.raises(NpgenError, match="at least 10"):
         evaluate_images(reference.train.images[:3], np.full(3, -1), reference)
-    cifar = load_dataset("cifar10", split="test", data_root=data_root).subset(np.arange(10))
+    cifar = load_dataset("cifar10", split="test", data_root=all_data_root).subset(np.arange(10))
     with pytest.raises(NpgenError, match="differ in shape"):
         Reference(reference.train, cifar)
 

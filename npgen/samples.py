@@ -1,0 +1,29 @@
+"""Samples as plain data: generated images and, for every pixel, where it was copied from.
+
+Kept apart from the sampler (numba kernels, FAISS) so that writing and reading runs needs numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Samples:
+    """Generated images and, for every pixel, where it was copied from."""
+
+    images: np.ndarray  # uint8 (B, H, W, C)
+    sample_index: np.ndarray  # int64 (B,), global index within the run
+    class_label: np.ndarray  # int64 (B,), -1 when unconditional
+    src_image: np.ndarray  # int32 (B, H, W), index into the training split
+    src_y: np.ndarray  # int16 (B, H, W)
+    src_x: np.ndarray  # int16 (B, H, W)
+    n_candidates: np.ndarray  # int32 (B, H, W), size of the admissible set
+    distance: np.ndarray  # float32 (B, H, W), weighted SSD of the copied window
+
+    @staticmethod
+    def concatenate(parts: list["Samples"]) -> "Samples":
+        names = Samples.__dataclass_fields__
+        return Samples(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})

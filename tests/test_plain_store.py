@@ -1,0 +1,61 @@
+"""Reading a run is plain data: the store, tracer, report, figures and metrics never load the sampler or FAISS.
+
+Each check runs in a fresh interpreter, so that what the test process itself imported does not count.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from npgen.api import sample_run
+from npgen.datasets import DATA_ENV
+
+SAMPLER_SIDE = ("npgen.sampler", "npgen.semantics", "npgen.windows", "npgen.database", "npgen.index",
+                "npgen.api", "npgen.cli", "npgen.likelihood", "faiss")  # fmt: skip
+
+
+def loaded_modules(code: str) -> dict:
+    """Run `code` in a fresh interpreter; it prints a JSON object, to which the loaded modules are added."""
+    program = f"import json, sys\nresult = {{}}\n{code}\nresult['modules'] = sorted(sys.modules)\nprint(json.dumps(result))"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("module", ["npgen.samples", "npgen.store", "npgen.tracer", "npgen.report", "npgen.figures", "npgen.metrics"])
+def test_importing_the_reading_side_loads_no_sampler_or_faiss(module):
+    modules = loaded_modules(f"import {module}")["modules"]
+    assert [m for m in SAMPLER_SIDE if m in modules] == []
+    if module in ("npgen.samples", "npgen.store", "npgen.metrics", "npgen.figures"):
+        assert "numba" not in modules  # only the tracer has numba kernels
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory, data_root):
+    root = tmp_path_factory.mktemp("plain")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NPGEN_CACHE", str(root / "cache"))
+        patch.setenv(DATA_ENV, str(data_root))
+        return sample_run(root / "run", "mnist", 3, 5, sampler_options={"pool_size": 20}, command="test")
+
+
+def test_tracing_and_reporting_a_real_run_loads_no_sampler_or_faiss(mnist_run, tmp_path):
+    code = f"""
+from npgen.report import write_report
+from npgen.store import Run
+from npgen.tracer import Tracer
+run = Run({str(mnist_run)!r})
+tracer = Tracer(run.path)
+result['parts'] = tracer.sample_parts(1).num_rows
+result['source_class'] = tracer.pixel(1, 14, 14).src_class_name
+result['rows'] = run.provenance().num_rows
+result['report'] = str(write_report(run.path, {str(tmp_path / 'report')!r}))
+"""
+    result = loaded_modules(code)
+    assert result["parts"] > 10 and result["source_class"] == "5" and result["rows"] == 3 * 28 * 28
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert [m for m in SAMPLER_SIDE if m in result["modules"]] == []
