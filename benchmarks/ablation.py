@@ -2,9 +2,10 @@
 
     python benchmarks/ablation.py cifar10                 # every setting below, 50 per class
     python benchmarks/ablation.py mnist --per-class 50
-    python benchmarks/ablation.py cifar10 --only preset h1 # some settings only
+    python benchmarks/ablation.py cifar10 --only h1 h5     # some settings only (name prefixes)
 
-Every setting names only what it changes from the dataset's preset (datasets/<name>.json), samples
+Every setting gives the studied parameters (window h, retrieval block, k_min, source budget) in
+absolute values; the rest are the dataset's preset (datasets/<name>.json). It samples
 `--per-class` class-conditional images of each class with real `npgen.api.sample_run` runs (kept
 under benchmarks/runs/ablation-<dataset>/ and reused when complete), checks each run with
 `npgen verify`, and scores the images with `npgen.evaluation` in the features of the project's
@@ -32,24 +33,46 @@ from npgen.store import Run
 from record import save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
-SETTINGS = {  # name: (window changes, sampler changes) from the preset
-    "preset": ({}, {}),
-    "no budget, k_min 1 (plain Efros-Leung)": ({}, {"max_source_share": 1.0}),
-    "no budget, k_min 2": ({}, {"max_source_share": 1.0, "k_min": 2}),
-    "no budget, k_min 4": ({}, {"max_source_share": 1.0, "k_min": 4}),
-    "budget 10%, k_min 2": ({}, {"k_min": 2}),
-    "budget 5%": ({}, {"max_source_share": 0.05}),
-    "budget 20%": ({}, {"max_source_share": 0.2}),
-    "h1": ({"half_window": 1}, {}),
-    "h5": ({"half_window": 5}, {}),
-    "retrieval on raw pixels (block 1)": ({"retrieval_block": 1}, {}),
-    "retrieval on 4x4 block sums": ({"retrieval_block": 4}, {}),
+RULE = ("half_window", "retrieval_block", "k_min", "max_source_share")
+
+
+def setting(h: int, block: int, k_min: int, share: float) -> dict:
+    """A setting in absolute values of the parameters under study; everything else is the dataset's preset."""
+    return dict(zip(RULE, (h, block, k_min, share)))
+
+
+SETTINGS = {  # name: the parameters under study (absolute, so a row means the same whatever the preset)
+    name: setting(*values)
+    for name, values in {
+        "h3 k1 no budget (plain Efros-Leung)": (3, 1, 1, 1.0),
+        "h3 k2 no budget": (3, 1, 2, 1.0),
+        "h3 k4 no budget": (3, 1, 4, 1.0),
+        "h3 k1 budget 5%": (3, 1, 1, 0.05),
+        "h3 k1 budget 10%": (3, 1, 1, 0.1),
+        "h3 k1 budget 20%": (3, 1, 1, 0.2),
+        "h3 k2 budget 5%": (3, 1, 2, 0.05),
+        "h3 k2 budget 10%": (3, 1, 2, 0.1),
+        "h3 k3 budget 10%": (3, 1, 3, 0.1),
+        "h1 k1 budget 10%": (1, 1, 1, 0.1),
+        "h5 k1 budget 10%": (5, 1, 1, 0.1),
+        "cifar: h1 b4 k2 no budget (previous CIFAR-10 settings)": (1, 4, 2, 1.0),
+        "cifar: h3 b4 k1 no budget (plain Efros-Leung)": (3, 4, 1, 1.0),
+        "cifar: h3 b4 k2 no budget": (3, 4, 2, 1.0),
+        "cifar: h3 b4 k1 budget 5%": (3, 4, 1, 0.05),
+        "cifar: h3 b4 k1 budget 10%": (3, 4, 1, 0.1),
+        "cifar: h3 b4 k1 budget 20%": (3, 4, 1, 0.2),
+        "cifar: h3 b4 k2 budget 10%": (3, 4, 2, 0.1),
+        "cifar: h1 b4 k1 budget 10%": (1, 4, 1, 0.1),
+        "cifar: h5 b4 k1 budget 10%": (5, 4, 1, 0.1),
+        "cifar: h3 b1 k1 budget 10% (raw-pixel retrieval)": (3, 1, 1, 0.1),
+    }.items()
 }
 
 
 def run_setting(dataset: str, name: str, per_class: int, data_root) -> tuple[np.ndarray, np.ndarray, dict]:
     """(images, requested classes, run facts) of one setting: one run per class, verified."""
-    window, options = SETTINGS[name]
+    window = {k: v for k, v in SETTINGS[name].items() if k in ("half_window", "retrieval_block")}
+    options = {k: v for k, v in SETTINGS[name].items() if k not in window}
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     images, labels, seconds, failing, top_share = [], [], 0.0, 0, []
     for class_label in range(10):
@@ -67,7 +90,7 @@ def run_setting(dataset: str, name: str, per_class: int, data_root) -> tuple[np.
         params = run.manifest["params"]
     shares = np.concatenate(top_share)
     facts = {
-        "changes": {**window, **options}, "params": params, "window": run.manifest["database"]["params"],
+        "setting": SETTINGS[name], "params": params, "window": run.manifest["database"]["params"],
         "runs_failing_verify": failing, "sample_seconds_per_image": seconds / (10 * per_class),
         "median_top_source_share": float(np.median(shares)), "max_top_source_share": float(shares.max()),
     }  # fmt: skip
@@ -84,7 +107,9 @@ def main() -> None:
     train = load_dataset(args.dataset, data_root=args.data_root)
     test = load_dataset(args.dataset, split="test", data_root=args.data_root)
     reference = Reference(train, test, load_classifier(classifier_path(args.dataset), train))
-    names = [n for n in SETTINGS if args.only is None or any(n.startswith(o) for o in args.only)]
+    prefix = "cifar: " if args.dataset == "cifar10" else ""
+    names = [n for n in SETTINGS if n.startswith("cifar: ") == (args.dataset == "cifar10")]
+    names = [n for n in names if args.only is None or any(n[len(prefix):].startswith(o) for o in args.only)]
     result_name = f"ablation-{args.dataset}"
     saved = HERE / "results" / f"{result_name}.json"
     rows = json.loads(saved.read_text())["rows"] if saved.is_file() else {}

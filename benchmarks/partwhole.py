@@ -20,7 +20,7 @@ import numpy as np
 
 from npgen.database import Database, WindowParams, default_path
 from npgen.datasets import load_dataset
-from npgen.index import build_flat_index, search
+from npgen.index import build_image_index, search
 from npgen.metrics import knn_votes, near_copy_threshold
 from npgen.sampler import Sampler
 from npgen.samples import Samples
@@ -111,7 +111,7 @@ def main() -> None:
     rows = []
     for dataset in args.datasets:
         train = load_dataset(dataset, data_root=args.data_root)
-        threshold = near_copy_threshold(build_flat_index(train.images), load_dataset(dataset, split="test", data_root=args.data_root).images)
+        threshold = near_copy_threshold(build_image_index(train.images), load_dataset(dataset, split="test", data_root=args.data_root).images)
         for name, value, window, options in settings(dataset):
             db = Database.open_or_build(train, default_path(train, window), window)
             sampler = Sampler(db, seed=0, **options)

@@ -7,7 +7,7 @@ A database is a directory:
   uint8. Every context-window vector of every source position is a fixed gather from this array,
   so it holds all windows at 1/L of the size of materialising them;
 - ``representations.npy``: each image's retrieval representation (block sums, see `semantics.py`);
-- ``labels.npy``; ``images.faiss``: an exact flat L2 index of the raw images (`index.py`).
+- ``labels.npy``; ``images.faiss``: an exact L2 index of the raw images (`index.build_image_index`).
 
 Arrays are memory-mapped on load. A database refuses to serve data or parameters it was not built for.
 """
@@ -25,13 +25,13 @@ import numpy as np
 
 from npgen import __version__
 from npgen.errors import NpgenError
-from npgen.index import build_flat_index, load_index, save_index
+from npgen.index import build_image_index, load_index, save_index
 from npgen.params import BUILD_PARAMS, PARAMS, check, resolve
 from npgen.semantics import block_sums
 from npgen.windows import pad_images
 
 FORMAT = "npgen-database"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CACHE_ENV = "NPGEN_CACHE"
 
 
@@ -63,7 +63,7 @@ def cache_root() -> Path:
 
 def default_path(dataset, params: WindowParams) -> Path:
     """Where `npgen sample` keeps the database of a dataset when no --db is given (under `cache_root()`)."""
-    return cache_root() / "db" / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{params.slug()}"
+    return cache_root() / "db" / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{params.slug()}-v{FORMAT_VERSION}"
 
 
 def _dataset_record(dataset) -> dict:
@@ -178,7 +178,7 @@ class Database:
             del padded
             np.save(tmp / "representations.npy", block_sums(dataset.images, params.retrieval_block))
             np.save(tmp / "labels.npy", np.asarray(dataset.labels, dtype=np.int64))
-            save_index(build_flat_index(dataset.images), tmp / "images.faiss")
+            save_index(build_image_index(dataset.images), tmp / "images.faiss")
             manifest = {
                 "format": FORMAT, "format_version": FORMAT_VERSION, "npgen_version": __version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -23,7 +23,7 @@ import numpy as np
 
 from npgen.datasets import Dataset
 from npgen.errors import NpgenError
-from npgen.index import build_flat_index, search
+from npgen.index import build_flat_index, build_image_index, search
 from npgen.metrics import distribution_summary, frechet_distance, near_copy_threshold, precision_recall
 
 
@@ -43,7 +43,7 @@ class Reference:
 
     @cached_property
     def train_index(self):
-        return build_flat_index(self.train.images)
+        return build_image_index(self.train.images)
 
     @cached_property
     def near_copy_threshold(self) -> float:

