@@ -12,7 +12,7 @@ of 1/4, 1/2, 3/4 and all of those rows, exact squared Euclidean distances (float
 - knn10: the accuracy of a majority vote of the 10 nearest.
 
 Representations: block sums with block 1 (pixels) and block 4, and patch codes learned from the
-training images only (no labels), given as n_codes:dims:patch (dims 0: no projection), block 4.
+training images only (no labels), given as n_codes:dims:patch[:reach] (dims 0: no projection; reach default 1), block 4.
 `row_width` is the int32 values per block row: the per-row cost of the sampler's distance update
 scales with it. Numbers go to benchmarks/results/<--name>.json.
 """
@@ -64,8 +64,8 @@ def scores(train_reps, query_reps, rows_per_block, train_labels, query_labels, p
 
 
 def parse_codes(text: str) -> dict:
-    n_codes, dims, patch = (int(v) for v in text.split(":"))
-    return {"n_codes": n_codes, "dims": dims or None, "patch": patch}
+    n_codes, dims, patch, reach = (int(v) for v in (text + ":1").split(":")[:4])
+    return {"n_codes": n_codes, "dims": dims or None, "patch": patch, "reach": reach}
 
 
 def run_dataset(name, data_root, code_settings, n_queries, pool, seed) -> dict:
@@ -96,7 +96,7 @@ def run_dataset(name, data_root, code_settings, n_queries, pool, seed) -> dict:
         for _ in range(10):
             codes.encode_row(slab)
         row_ms = (time.perf_counter() - row_started) * 100
-        label = f"patch_codes K{setting['n_codes']} D{setting['dims'] or setting['n_codes']} p{setting['patch']}"
+        label = f"patch_codes K{setting['n_codes']} D{setting['dims'] or setting['n_codes']} p{setting['patch']} r{setting['reach']}"
         entries.append({"representation": label, "block": 4, **setting, "row_width": int(train_reps.shape[2]),
                         "learn_seconds": round(learned - started, 2), "encode_train_seconds": round(encoded - learned, 2),
                         "encode_row_100_ms": round(row_ms, 2),
@@ -121,7 +121,7 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", action="append", help="cifar10 and/or mnist (default both)")
-    parser.add_argument("--codes", action="append", help="n_codes:dims:patch of a patch-code setting (repeatable)")
+    parser.add_argument("--codes", action="append", help="n_codes:dims:patch[:reach] of a patch-code setting (repeatable)")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--pool-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)

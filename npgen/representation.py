@@ -6,9 +6,10 @@ Learned from the training images alone (never their labels, never a pretrained n
 2. normalise each patch's brightness and contrast, (x - mean) / sqrt(var + 10) on the 0..255 scale;
 3. ZCA-whiten them (eps 0.1) and learn K centroids with FAISS k-means (`index.kmeans`);
 4. encode a patch by the triangle activation f_k = max(0, mean_j(d_j) - d_k), d_k its Euclidean
-   distance to centroid k, and mean-pool the activations of the patches centred in each s x s block;
-5. project each block's K-vector onto the top D principal directions of the training blocks'
-   codes (whitened), scale, and round to int32.
+   distance to centroid k, and mean-pool, for each s x s block, the activations of the patches
+   centred in it and in its `reach` neighbouring blocks left and right (same block row only);
+5. take the square root of each block's K activations (it tempers the few large ones), project
+   onto the top D principal directions of the training blocks' codes, scale, and round to int32.
 
 The result has the layout of `semantics.block_sums`: (N, H // s, (W // s) * D) int32, block row r
 depending only on pixel rows r*s .. r*s + s - 1, so a canvas can be encoded row by row as it is
@@ -89,24 +90,28 @@ def row_patches_reference(slab: np.ndarray, patch: int) -> np.ndarray:
 
 @numba.njit(parallel=True, cache=True)
 def triangle_pool(patches: np.ndarray, patch_mean: np.ndarray, whiten: np.ndarray, centroids_t: np.ndarray,
-                  columns: np.ndarray, n_columns: int) -> np.ndarray:  # fmt: skip
+                  columns: np.ndarray, n_columns: int, reach: int) -> np.ndarray:  # fmt: skip
     """(B, n_pos, P) patches -> (B, n_columns, K) float32 triangle activations, mean-pooled per block.
 
     Each patch is whitened, z = (x - patch_mean) @ whiten, then f_k = max(0, mean_j d_j - d_k) with
-    d_k = |z - centroid_k|; patch position i is pooled into block column columns[i % len(columns)].
+    d_k = |z - centroid_k|; patch position i lies in block column columns[i % len(columns)] and is
+    pooled into the block columns within `reach` of it.
     """
     n, n_pos, size = patches.shape
     k_codes = centroids_t.shape[1]
     nx = columns.shape[0]
     counts = np.zeros(n_columns, dtype=np.float32)
     for i in range(n_pos):
-        counts[columns[i % nx]] += 1
+        col = columns[i % nx]
+        for c in range(max(col - reach, 0), min(col + reach + 1, n_columns)):
+            counts[c] += 1
     c_sq = np.zeros(k_codes, dtype=np.float32)
     for j in range(size):
         for k in range(k_codes):
             c_sq[k] += centroids_t[j, k] * centroids_t[j, k]
     out = np.zeros((n, n_columns, k_codes), dtype=np.float32)
     for b in numba.prange(n):
+        sums = np.zeros((n_columns, k_codes), dtype=np.float32)
         x = np.empty(size, dtype=np.float32)
         z = np.empty(size, dtype=np.float32)
         dot = np.empty(k_codes, dtype=np.float32)
@@ -135,26 +140,31 @@ def triangle_pool(patches: np.ndarray, patch_mean: np.ndarray, whiten: np.ndarra
             for k in range(k_codes):
                 act = mean_d - dot[k]
                 if act > 0:
-                    out[b, col, k] += act
+                    sums[col, k] += act
+        for col in range(n_columns):
+            for c in range(max(col - reach, 0), min(col + reach + 1, n_columns)):
+                for k in range(k_codes):
+                    out[b, c, k] += sums[col, k]
         for col in range(n_columns):
             for k in range(k_codes):
                 out[b, col, k] /= counts[col]
     return out
 
 
-def triangle_pool_reference(patches, patch_mean, whiten, centroids_t, columns, n_columns) -> np.ndarray:
+def triangle_pool_reference(patches, patch_mean, whiten, centroids_t, columns, n_columns, reach) -> np.ndarray:
     """Plain-numpy `triangle_pool`."""
     z = (patches.astype(np.float64) - patch_mean) @ whiten
     d = np.sqrt(np.maximum(((z[..., :, None] - centroids_t[None, None]) ** 2).sum(-2), 0.0))
     act = np.maximum(d.mean(-1, keepdims=True) - d, 0.0)
     position_column = np.tile(columns, len(patches[0]) // len(columns))
-    onehot = np.eye(n_columns)[position_column]  # (n_pos, n_columns)
+    near = np.abs(np.arange(n_columns)[:, None] - np.arange(n_columns)[None]) <= reach
+    onehot = near[position_column].astype(np.float64)  # (n_pos, n_columns): which blocks pool each patch
     return (np.einsum("bik,ic->bck", act, onehot) / onehot.sum(0)[:, None]).astype(np.float32)
 
 
 @numba.njit(parallel=True, cache=True)
 def project_codes(codes: np.ndarray, code_mean: np.ndarray, basis: np.ndarray, scale: float) -> np.ndarray:
-    """(B, n_columns, K) float32 -> (B, n_columns * D) int32: round(scale * (code - code_mean) @ basis)."""
+    """(B, n_columns, K) float32 activations -> (B, n_columns * D) int32: round(scale * (sqrt(a) - code_mean) @ basis)."""
     n, n_columns, k_codes = codes.shape
     dims = basis.shape[1]
     out = np.empty((n, n_columns * dims), dtype=np.int32)
@@ -163,7 +173,7 @@ def project_codes(codes: np.ndarray, code_mean: np.ndarray, basis: np.ndarray, s
         for col in range(n_columns):
             acc[:] = 0.0
             for k in range(k_codes):
-                ck = np.float64(codes[b, col, k]) - code_mean[k]
+                ck = np.sqrt(np.float64(codes[b, col, k])) - code_mean[k]
                 for d in range(dims):
                     acc[d] += ck * basis[k, d]
             for d in range(dims):
@@ -173,7 +183,7 @@ def project_codes(codes: np.ndarray, code_mean: np.ndarray, basis: np.ndarray, s
 
 def project_codes_reference(codes, code_mean, basis, scale) -> np.ndarray:
     """Plain-numpy `project_codes`."""
-    projected = (codes.astype(np.float64) - code_mean) @ basis
+    projected = (np.sqrt(codes.astype(np.float64)) - code_mean) @ basis
     return np.round(projected * scale).astype(np.int32).reshape(len(codes), -1)
 
 
@@ -193,11 +203,12 @@ class PatchCodes:
 
     block: int
     patch: int
+    reach: int
     patch_mean: np.ndarray  # (P,) float32, P = patch * patch * channels
     whiten: np.ndarray  # (P, P) float32, ZCA
     centroids: np.ndarray  # (K, P) float32, in whitened space
-    code_mean: np.ndarray  # (K,) float64
-    basis: np.ndarray  # (K, D) float64, whitened principal directions
+    code_mean: np.ndarray  # (K,) float64, mean of sqrt(activations)
+    basis: np.ndarray  # (K, D) float64, principal directions of sqrt(activations)
     scale: float
 
     n_codes = property(lambda self: len(self.centroids))
@@ -206,15 +217,16 @@ class PatchCodes:
 
     def params(self) -> dict:
         """The learned settings, as plain JSON values."""
-        return {"block": self.block, "patch": self.patch, "n_codes": self.n_codes, "dims": self.dims,
+        return {"block": self.block, "patch": self.patch, "reach": self.reach, "n_codes": self.n_codes, "dims": self.dims,
                 "channels": self.channels, "scale": self.scale}  # fmt: skip
 
     @classmethod
     def learn(cls, images: np.ndarray, block: int, n_codes: int = 256, dims: int | None = 32, patch: int | None = None,
-              seed: int = 0, n_patches: int = 200_000, n_pool_images: int = 5_000, niter: int = 25) -> "PatchCodes":  # fmt: skip
+              reach: int = 1, seed: int = 0, n_patches: int = 100_000, n_pool_images: int = 2_000, niter: int = 25) -> "PatchCodes":  # fmt: skip
         """Learn from (N, H, W, C) uint8 training images (no labels): whitening, centroids, projection.
 
-        patch defaults to the block size; dims None keeps all n_codes activations (no projection).
+        patch defaults to the block size; dims None keeps all n_codes activations (no projection);
+        reach is how many neighbouring blocks on each side of a block pool into its code.
         """
         images = np.asarray(images)
         if images.ndim != 4 or images.dtype != np.uint8:
@@ -223,8 +235,8 @@ class PatchCodes:
         n, height, width, channels = images.shape
         if not 1 <= patch <= block <= min(height, width) or patch * patch * channels < 2:
             raise NpgenError(f"patch codes need 1 <= patch <= block <= image side and patches of >= 2 values, got patch {patch}, block {block}")
-        if dims is not None and not 1 <= dims:
-            raise NpgenError(f"dims must be >= 1 or None, got {dims}")
+        if (dims is not None and dims < 1) or reach < 0:
+            raise NpgenError(f"dims must be >= 1 or None and reach >= 0, got dims {dims}, reach {reach}")
         rng = np.random.default_rng(seed)
         n_rows = height // block
         per_slab = (block - patch + 1) * (width - patch + 1)
@@ -238,28 +250,28 @@ class PatchCodes:
         whiten = (vectors * (1.0 / np.sqrt(np.maximum(eigenvalues, 0.0) + ZCA_EPS))) @ vectors.T
         white = (patches - patch_mean) @ whiten
         centroids = kmeans(white, n_codes, seed=seed, niter=niter)
-        codes = cls(block, patch, patch_mean.astype(np.float32), whiten.astype(np.float32), centroids,
+        codes = cls(block, patch, reach, patch_mean.astype(np.float32), whiten.astype(np.float32), centroids,
                     np.zeros(n_codes), np.eye(n_codes), 1.0)  # fmt: skip
         # projection: principal directions of the pooled block codes of a sample of training images
         sample = images[np.sort(rng.choice(n, min(n, n_pool_images), replace=False))]
         pooled = np.concatenate([codes._activations(sample[:, r * block : (r + 1) * block]) for r in range(n_rows)])
-        pooled = pooled.reshape(-1, n_codes).astype(np.float64)
+        pooled = np.sqrt(pooled.reshape(-1, n_codes).astype(np.float64))
         code_mean = pooled.mean(0)
         if dims is None or dims >= n_codes:
             basis = np.eye(n_codes)
         else:
             eigenvalues, vectors = np.linalg.eigh(np.cov(pooled, rowvar=False))
             top = np.argsort(eigenvalues)[::-1][:dims]
-            basis = vectors[:, top] / np.sqrt(np.maximum(eigenvalues[top], 1e-12))
+            basis = vectors[:, top].copy()
             basis *= np.where(basis[np.abs(basis).argmax(0), np.arange(dims)] < 0, -1.0, 1.0)  # a fixed sign
         spread = float(np.sqrt((((pooled - code_mean) @ basis) ** 2).mean()))
-        return cls(block, patch, codes.patch_mean, codes.whiten, centroids, code_mean, np.ascontiguousarray(basis), TARGET_STD / max(spread, 1e-12))
+        return cls(block, patch, reach, codes.patch_mean, codes.whiten, centroids, code_mean, np.ascontiguousarray(basis), TARGET_STD / max(spread, 1e-12))
 
     def _activations(self, slab: np.ndarray) -> np.ndarray:
         width = slab.shape[2]
         columns = patch_columns(width, self.patch, self.block)
         return triangle_pool(row_patches(slab, self.patch), self.patch_mean, self.whiten,
-                             np.ascontiguousarray(self.centroids.T), columns, width // self.block)  # fmt: skip
+                             np.ascontiguousarray(self.centroids.T), columns, width // self.block, self.reach)  # fmt: skip
 
     def encode_row(self, slab: np.ndarray) -> np.ndarray:
         """(B, s, W, C) uint8 pixels of one block row -> (B, (W // s) * D) int32 codes."""
@@ -303,7 +315,7 @@ class PatchCodes:
             raise
         except (OSError, ValueError, KeyError) as err:
             raise NpgenError(f"patch codes at {path} are missing or corrupt ({type(err).__name__})") from err
-        codes = cls(int(meta["block"]), int(meta["patch"]), scale=float(meta["scale"]), **arrays)
+        codes = cls(int(meta["block"]), int(meta["patch"]), int(meta["reach"]), scale=float(meta["scale"]), **arrays)
         if codes.params() != {k: meta[k] for k in codes.params()}:
             raise NpgenError(f"patch codes at {path} have arrays that do not match params.json")
         return codes

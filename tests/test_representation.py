@@ -83,10 +83,13 @@ def test_numba_kernels_match_numpy_references(codes, cifar):
     np.testing.assert_allclose(patches, row_patches_reference(slab, 4), rtol=1e-5, atol=1e-5)
     for patch in (2, 3):  # several patches per block, and rows of patches inside the block row
         np.testing.assert_allclose(row_patches(slab, patch), row_patches_reference(slab, patch), rtol=1e-5, atol=1e-5)
-    args = (codes.patch_mean, codes.whiten, np.ascontiguousarray(codes.centroids.T), patch_columns(32, 4, 4), 8)
+    args = (codes.patch_mean, codes.whiten, np.ascontiguousarray(codes.centroids.T), patch_columns(32, 4, 4), 8, 1)
     pooled = triangle_pool(patches, *args)
     np.testing.assert_allclose(pooled, triangle_pool_reference(patches, *args), rtol=1e-4, atol=1e-4)
     assert (pooled >= 0).all() and pooled.max() > 0
+    for reach in (0, 2):
+        local = (*args[:-1], reach)
+        np.testing.assert_allclose(triangle_pool(patches, *local), triangle_pool_reference(patches, *local), rtol=1e-4, atol=1e-4)
     projected = project_codes(pooled, codes.code_mean, codes.basis, codes.scale)
     reference = project_codes_reference(pooled, codes.code_mean, codes.basis, codes.scale)
     assert np.abs(projected.astype(np.int64) - reference).max() <= 1  # float rounding at .5 boundaries only
