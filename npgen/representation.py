@@ -221,17 +221,18 @@ class PatchCodes:
                 "channels": self.channels, "scale": self.scale}  # fmt: skip
 
     @classmethod
-    def learn(cls, images: np.ndarray, block: int, n_codes: int = 256, dims: int | None = 32, patch: int | None = None,
+    def learn(cls, images: np.ndarray, block: int, n_codes: int = 128, dims: int | None = 16, patch: int | None = None,
               reach: int = 1, seed: int = 0, n_patches: int = 100_000, n_pool_images: int = 2_000, niter: int = 25) -> "PatchCodes":  # fmt: skip
         """Learn from (N, H, W, C) uint8 training images (no labels): whitening, centroids, projection.
 
-        patch defaults to the block size; dims None keeps all n_codes activations (no projection);
-        reach is how many neighbouring blocks on each side of a block pool into its code.
+        patch defaults to min(3, block); dims None keeps all n_codes activations (no projection);
+        reach is how many neighbouring blocks on each side of a block pool into its code. The
+        defaults won a short sweep on CIFAR-10 (benchmarks/representation.py).
         """
         images = np.asarray(images)
         if images.ndim != 4 or images.dtype != np.uint8:
             raise NpgenError(f"PatchCodes.learn needs (N, H, W, C) uint8 images, got {images.dtype} {images.shape}")
-        patch = block if patch is None else patch
+        patch = min(3, block) if patch is None else patch
         n, height, width, channels = images.shape
         if not 1 <= patch <= block <= min(height, width) or patch * patch * channels < 2:
             raise NpgenError(f"patch codes need 1 <= patch <= block <= image side and patches of >= 2 values, got patch {patch}, block {block}")
