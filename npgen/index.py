@@ -2,7 +2,8 @@
 
 The database persists an exact L2 index of its training images (`build_image_index`). It answers "which training
 image is nearest to this sample" (novelty, near-copy detection) and the k-NN classifier used to
-check class fidelity. faiss-gpu is used when a GPU is visible, faiss-cpu otherwise.
+check class fidelity. faiss-gpu is used when a GPU is visible, faiss-cpu otherwise. `kmeans` learns
+the patch dictionary of the learned retrieval representation (`representation.py`).
 """
 
 from __future__ import annotations
@@ -76,3 +77,13 @@ def search(index: faiss.Index, images: np.ndarray, k: int) -> tuple[np.ndarray, 
         raise NpgenError(f"images of {int(np.prod(images.shape[1:]))} values do not match an index of dimension {index.d}")
     squared, ids = index.search(as_vectors(images), k)
     return np.sqrt(np.maximum(squared, 0.0)), ids
+
+
+def kmeans(vectors: np.ndarray, k: int, seed: int = 0, niter: int = 25) -> np.ndarray:
+    """(k, d) float32 centroids of FAISS k-means (Lloyd, exact assignment) over (n, d) vectors, seeded."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not 0 < k <= len(vectors):
+        raise NpgenError(f"k-means needs 1 <= k <= {len(vectors)} vectors, got k = {k}")
+    km = faiss.Kmeans(vectors.shape[1], k, niter=niter, seed=seed, max_points_per_centroid=max(256, -(-len(vectors) // k)))
+    km.train(vectors)
+    return np.array(km.centroids, dtype=np.float32).reshape(k, vectors.shape[1])
