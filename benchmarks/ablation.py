@@ -33,16 +33,17 @@ from npgen.store import Run
 from record import save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
-RULE = ("half_window", "retrieval_block", "k_min", "max_source_share")
+RULE = ("half_window", "retrieval_block", "k_min", "max_source_share", "retrieval")
+WINDOW = ("half_window", "retrieval_block", "retrieval")
 
 
-def setting(h: int, block: int, k_min: int, share: float) -> dict:
+def setting(h: int, block: int, k_min: int, share: float, retrieval: str = "blocks", **others) -> dict:
     """A setting in absolute values of the parameters under study; everything else is the dataset's preset."""
-    return dict(zip(RULE, (h, block, k_min, share)))
+    return {**dict(zip(RULE, (h, block, k_min, share, retrieval))), **others}
 
 
 SETTINGS = {  # name: the parameters under study (absolute, so a row means the same whatever the preset)
-    name: setting(*values)
+    name: setting(*values[:5], **(values[5] if len(values) > 5 else {}))
     for name, values in {
         "h3 k1 no budget (plain Efros-Leung)": (3, 1, 1, 1.0),
         "h3 k2 no budget": (3, 1, 2, 1.0),
@@ -61,17 +62,27 @@ SETTINGS = {  # name: the parameters under study (absolute, so a row means the s
         "cifar: h3 b4 k1 budget 5%": (3, 4, 1, 0.05),
         "cifar: h3 b4 k1 budget 10%": (3, 4, 1, 0.1),
         "cifar: h3 b4 k1 budget 20%": (3, 4, 1, 0.2),
+        "cifar: h3 b4 k1 budget 30%": (3, 4, 1, 0.3),
+        "cifar: h3 b4 k1 budget 50%": (3, 4, 1, 0.5),
+        "cifar: h3 b4 k1 budget 20%, pool 50": (3, 4, 1, 0.2, "blocks", {"pool_size": 50}),
+        "cifar: h3 b4 k1 budget 20%, pool 200": (3, 4, 1, 0.2, "blocks", {"pool_size": 200}),
+        "cifar: h3 b4 k1 budget 20%, eps 0": (3, 4, 1, 0.2, "blocks", {"eps": 0.0}),
+        "cifar: h2 b4 k1 budget 20%": (2, 4, 1, 0.2),
         "cifar: h3 b4 k2 budget 10%": (3, 4, 2, 0.1),
         "cifar: h1 b4 k1 budget 10%": (1, 4, 1, 0.1),
         "cifar: h5 b4 k1 budget 10%": (5, 4, 1, 0.1),
         "cifar: h3 b1 k1 budget 10% (raw-pixel retrieval)": (3, 1, 1, 0.1),
+        "cifar: h3 b4 k1 budget 10%, learned patch codes": (3, 4, 1, 0.1, "codes"),
+        "cifar: h3 b4 k1 no budget, learned patch codes": (3, 4, 1, 1.0, "codes"),
+        "cifar: h3 b4 k2 budget 10%, learned patch codes": (3, 4, 2, 0.1, "codes"),
+        "h3 b4 k2 budget 10%, learned patch codes": (3, 4, 2, 0.1, "codes"),
     }.items()
 }
 
 
 def run_setting(dataset: str, name: str, per_class: int, data_root) -> tuple[np.ndarray, np.ndarray, dict]:
     """(images, requested classes, run facts) of one setting: one run per class, verified."""
-    window = {k: v for k, v in SETTINGS[name].items() if k in ("half_window", "retrieval_block")}
+    window = {k: v for k, v in SETTINGS[name].items() if k in WINDOW}
     options = {k: v for k, v in SETTINGS[name].items() if k not in window}
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     images, labels, seconds, failing, top_share = [], [], 0.0, 0, []

@@ -25,9 +25,10 @@ def param_options(stage: str):
 
     def decorate(command):
         for param in reversed([p for p in PARAMS.values() if p.stage == stage]):
-            default = "derived" if param.default is None else f"{param.default:g}"
-            text = f"{param.help} [range {param.range_text}; default: the dataset's preset, else {default}]"
-            command = click.option("--" + param.name.replace("_", "-"), param.name, type=param.kind, default=None, help=text)(command)
+            default = "derived" if param.default is None else f"{param.default:g}" if param.kind is not str else param.default
+            text = f"{param.help} [{'one of' if param.choices else 'range'} {param.range_text}; default: the dataset's preset, else {default}]"
+            kind = click.Choice(param.choices) if param.choices else param.kind
+            command = click.option("--" + param.name.replace("_", "-"), param.name, type=kind, default=None, help=text)(command)
         return command
 
     return decorate

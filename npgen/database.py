@@ -6,7 +6,8 @@ A database is a directory:
 - ``sources.npy``: the training images padded for the context window, flattened to (N, (H+h)*(W+2h)*C)
   uint8. Every context-window vector of every source position is a fixed gather from this array,
   so it holds all windows at 1/L of the size of materialising them;
-- ``representations.npy``: each image's retrieval representation (block sums, see `semantics.py`);
+- ``representations.npy``: each image's retrieval representation (block sums or learned patch codes,
+  see `semantics.py`); ``codes/``: the learned patch codes' parameters, when those are used;
 - ``labels.npy``; ``images.faiss``: an exact L2 index of the raw images (`index.build_image_index`).
 
 Arrays are memory-mapped on load. A database refuses to serve data or parameters it was not built for.
@@ -27,7 +28,8 @@ from npgen import __version__
 from npgen.errors import NpgenError
 from npgen.index import build_image_index, load_index, save_index
 from npgen.params import BUILD_PARAMS, PARAMS, check, resolve
-from npgen.semantics import block_sums
+from npgen.representation import PatchCodes
+from npgen.semantics import BlockSums
 from npgen.windows import pad_images
 
 FORMAT = "npgen-database"
@@ -42,6 +44,7 @@ class WindowParams:
     half_window: int = PARAMS["half_window"].default
     pad_value: int = PARAMS["pad_value"].default
     retrieval_block: int = PARAMS["retrieval_block"].default
+    retrieval: str = PARAMS["retrieval"].default
 
     @classmethod
     def resolve(cls, explicit: dict, preset: dict | None = None) -> "WindowParams":
@@ -53,7 +56,7 @@ class WindowParams:
             check(name, value)
 
     def slug(self) -> str:
-        return f"h{self.half_window}-p{self.pad_value}-b{self.retrieval_block}"
+        return f"h{self.half_window}-p{self.pad_value}-b{self.retrieval_block}-{self.retrieval}"
 
 
 def cache_root() -> Path:
@@ -84,6 +87,7 @@ class Database:
         self.params = WindowParams(**manifest["params"])
         self.sources = sources
         self.representations = representations
+        self.encoder = PatchCodes.load(self.path / "codes") if self.params.retrieval == "codes" else BlockSums(self.params.retrieval_block)
         self.labels = labels
         self._index = None
         self._members: dict = {}
@@ -176,7 +180,12 @@ class Database:
             padded = pad_images(dataset.images, params.half_window, params.pad_value)
             np.save(tmp / "sources.npy", padded.reshape(len(padded), -1))
             del padded
-            np.save(tmp / "representations.npy", block_sums(dataset.images, params.retrieval_block))
+            if params.retrieval == "codes":
+                encoder = PatchCodes.learn(dataset.images, params.retrieval_block)
+                encoder.save(tmp / "codes")
+            else:
+                encoder = BlockSums(params.retrieval_block)
+            np.save(tmp / "representations.npy", encoder.encode(dataset.images))
             np.save(tmp / "labels.npy", np.asarray(dataset.labels, dtype=np.int64))
             save_index(build_image_index(dataset.images), tmp / "images.faiss")
             manifest = {

@@ -125,7 +125,7 @@ def log_likelihood_grid(
         canvas = np.full((n, height + h, width + 2 * h, channels), db.pad_value, dtype=np.uint8)
         canvas[:, h:, h : h + width] = batch
         flat_canvas = canvas.reshape(n, -1)
-        pools = CanvasPools(db.representations, allowed, keys, sampler.pool_size, db.retrieval_block, h, width)
+        pools = CanvasPools(db.representations, db.encoder, allowed, keys, sampler.pool_size, h, width)
         mixture = np.empty((n, width, len(taus)), dtype=np.float64)
         for y in range(height):
             row_mixture(

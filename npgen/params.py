@@ -28,9 +28,12 @@ class Param:
     stage: str
     help: str
     optional: bool = False
+    choices: tuple[str, ...] = ()
 
     @property
     def range_text(self) -> str:
+        if self.choices:
+            return "|".join(self.choices)
         def text(bound, unbounded: str) -> str:
             return unbounded if bound is None else f"{bound:g}" if self.kind is float else f"{int(bound)}"
 
@@ -43,6 +46,11 @@ PARAMS: dict[str, Param] = {
         Param("half_window", 3, int, 1, 15, BUILD, "Context window half-size h: the window is (2h+1)x(2h+1)."),
         Param("pad_value", 0, int, 0, 255, BUILD, "Value read for context pixels outside the image."),
         Param("retrieval_block", 1, int, 1, 64, BUILD, "Block size s of the retrieval representation (1 = raw pixels)."),
+        Param(
+            "retrieval", "blocks", str, None, None, BUILD,
+            "Retrieval representation: s x s block sums of the pixels, or label-free patch codes learned from the training split.",
+            choices=("blocks", "codes"),
+        ),  # fmt: skip
         Param("eps", 0.1, float, 0.0, 1e6, SAMPLE, "Admissible if d <= (1+eps)*d_min + abs-tol."),
         Param("abs_tol", 1.0, float, 0.0, 1e9, SAMPLE, "Absolute distance tolerance (weighted squared grey levels)."),
         Param("radius", 0, int, 0, 64, SAMPLE, "Chebyshev radius of source positions around the target position."),
@@ -68,6 +76,10 @@ def check(name: str, value):
     if value is None and param.optional:
         return None
     flag = "--" + name.replace("_", "-")
+    if param.choices:
+        if value not in param.choices:
+            raise NpgenError(f"invalid {name}={value!r} ({flag}): must be one of {', '.join(param.choices)}")
+        return value
     try:
         if param.kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError

@@ -276,7 +276,7 @@ class Sampler:
         )  # fmt: skip
         offsets, weights = self.window_order()
         used = np.zeros((n, db.n_images), dtype=np.int32)
-        pools = CanvasPools(db.representations, allowed, keys, self.pool_size, db.retrieval_block, h, width)
+        pools = CanvasPools(db.representations, db.encoder, allowed, keys, self.pool_size, h, width)
         for y in range(height):
             pool = pools.pool(canvas, y)
             sample_row(

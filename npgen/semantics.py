@@ -1,7 +1,9 @@
 """High-level semantics: restrict each sample's candidates to the training images most like its canvas.
 
-The retrieval representation is an image's s x s block sums (s = `retrieval_block`; s = 1 is raw
-pixels, larger s compares coarse layout only). After each completed block row, the squared distance
+The retrieval representation is an image's s x s block sums (`BlockSums`; s = `retrieval_block`;
+s = 1 is raw pixels, larger s compares coarse layout only), or label-free patch codes learned from
+the training split (`npgen.representation.PatchCodes`). Both map block row r of an image to
+integers that depend only on its pixel rows r*s .. r*s + s - 1. After each completed block row, the squared distance
 between every sample's canvas and every allowed training image grows by that row's contribution,
 so distances over the generated prefix are exact integers kept up to date incrementally. Exact
 ties (e.g. blank top rows) are broken by a per-sample random priority, so pools differ between
@@ -9,6 +11,8 @@ samples instead of always favouring the lowest image indices.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -29,6 +33,20 @@ def block_sums(images: np.ndarray, block: int) -> np.ndarray:
     padded[:, :height, :width] = images
     sums = padded.reshape(n, hb, block, wb, block, channels).sum(axis=(2, 4), dtype=np.int32)
     return sums.reshape(n, hb, wb * channels)
+
+
+@dataclass(frozen=True)
+class BlockSums:
+    """The block-sum representation, with the interface of `PatchCodes`: encode images, or one block row."""
+
+    block: int
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        return block_sums(images, self.block)
+
+    def encode_row(self, slab: np.ndarray) -> np.ndarray:
+        """(B, s, W, C) uint8, one block row of canvases -> (B, ceil(W/s)*C) int32."""
+        return block_sums(slab, self.block)[:, 0]
 
 
 @numba.njit(parallel=True, cache=True)
@@ -82,15 +100,17 @@ def nearest_pool(distances: np.ndarray, sample_keys: np.ndarray, allowed: np.nda
 class CanvasPools:
     """Each canvas's pool of candidate images, refreshed as its rows are filled in raster order.
 
-    `pool(canvas, y)` is called once per row y = 0, 1, ...; canvas is (B, H + h, W + 2h, C), padded by
+    `encoder` encodes a completed block row of canvases like `representations` encodes the training
+    images (`BlockSums` or `PatchCodes`). `pool(canvas, y)` is called once per row y = 0, 1, ...;
+    canvas is (B, H + h, W + 2h, C), padded by
     h = half_window above and on both sides. With pool_size 0 (or >= the allowed images) every
     allowed image is in every pool.
     """
 
-    def __init__(self, representations: np.ndarray, allowed: np.ndarray, keys: np.ndarray, pool_size: int,
-                 block: int, half_window: int, width: int) -> None:  # fmt: skip
-        self.representations, self.allowed, self.keys = representations, allowed, keys
-        self.pool_size, self.block, self.half_window, self.width = pool_size, block, half_window, width
+    def __init__(self, representations: np.ndarray, encoder, allowed: np.ndarray, keys: np.ndarray, pool_size: int,
+                 half_window: int, width: int) -> None:  # fmt: skip
+        self.representations, self.encoder, self.allowed, self.keys = representations, encoder, allowed, keys
+        self.pool_size, self.block, self.half_window, self.width = pool_size, encoder.block, half_window, width
         self.enabled = 0 < pool_size < len(allowed)
         self.distances = np.zeros((len(keys), len(allowed)), dtype=np.int64) if self.enabled else None
         self.current = np.ascontiguousarray(np.broadcast_to(allowed, (len(keys), len(allowed))))
@@ -101,6 +121,6 @@ class CanvasPools:
             if y > 0:
                 h, block = self.half_window, self.block
                 slab = canvas[:, h + y - block : h + y, h : h + self.width]
-                add_block_row(block_sums(slab, block)[:, 0], self.representations, y // block - 1, self.allowed, self.distances)
+                add_block_row(self.encoder.encode_row(slab), self.representations, y // block - 1, self.allowed, self.distances)
             self.current = nearest_pool(self.distances, self.keys, self.allowed, self.pool_size)
         return self.current

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from npgen.rng import CLASS_STREAM, TIE_BREAK_STREAM, mix, sample_keys, uniform
-from npgen.semantics import block_sums
 from npgen.windows import causal_offsets, window_weights
 
 TIE_BITS = 20
@@ -29,13 +28,14 @@ def reference_class(seed: int, index: int, labels: np.ndarray, n_classes: int) -
     return int(np.flatnonzero(shares)[-1])
 
 
-def reference_pool(canvas_rows: np.ndarray, train_rep: np.ndarray, allowed: np.ndarray, key, block: int, size: int) -> np.ndarray:
-    """The `size` allowed images nearest (block sums over the completed block rows) to a canvas prefix."""
-    rows = canvas_rows.shape[0] // block
+def reference_pool(canvas_rows: np.ndarray, train_rep: np.ndarray, allowed: np.ndarray, key, encoder, size: int) -> np.ndarray:
+    """The `size` allowed images nearest to a canvas prefix in the retrieval representation (`encoder`:
+    block sums or patch codes, encoding the whole prefix at once), over its completed block rows."""
+    rows = canvas_rows.shape[0] // encoder.block
     if rows == 0:
         distances = np.zeros(len(allowed), np.int64)
     else:
-        mine = block_sums(canvas_rows[None, : rows * block], block)[0].astype(np.int64)
+        mine = encoder.encode(canvas_rows[None, : rows * encoder.block])[0].astype(np.int64)
         theirs = train_rep[allowed, :rows].astype(np.int64)
         distances = ((theirs - mine[None]) ** 2).sum(axis=(1, 2))
     ties = np.array([int(mix(key ^ TIE_BREAK_STREAM, int(m))) & ((1 << TIE_BITS) - 1) for m in allowed], np.int64)
@@ -68,7 +68,7 @@ def reference_sample(db, params: dict, index: int, class_label: int | None) -> d
     pool = allowed
     for y in range(height):
         if pooled and y % db.retrieval_block == 0:
-            pool = reference_pool(canvas[h : h + y, h : h + width], train_rep, allowed, key, db.retrieval_block, params["pool_size"])
+            pool = reference_pool(canvas[h : h + y, h : h + width], train_rep, allowed, key, db.encoder, params["pool_size"])
         for x in range(width):
             context = canvas[h + y + offsets[:, 0], h + x + offsets[:, 1]].astype(np.float32)  # (L, C)
             candidates = [

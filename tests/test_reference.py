@@ -46,9 +46,21 @@ def test_numba_sampler_matches_the_reference_on_mnist(mnist_db, options, class_l
     assert_matches_reference(mnist_db, options, class_label)
 
 
+@pytest.fixture(scope="module")
+def cifar_codes_db(data_root, tmp_path_factory):
+    subset = load_dataset("cifar10", data_root=data_root).subset(np.arange(1500))
+    params = WindowParams(half_window=2, retrieval_block=4, retrieval="codes")
+    return Database.build(subset, tmp_path_factory.mktemp("db") / "cifar-codes", params)
+
+
 @pytest.mark.parametrize("options, class_label", [({}, 3), ({"k_min": 2, "radius": 1}, None), ({"max_source_share": 0.02}, 8)])
 def test_numba_sampler_matches_the_reference_on_cifar10(cifar_db, options, class_label):
     assert_matches_reference(cifar_db, options, class_label, indices=(5,))
+
+
+def test_numba_sampler_matches_the_reference_with_learned_patch_codes(cifar_codes_db):
+    assert_matches_reference(cifar_codes_db, {"pool_size": 50}, 6, indices=(0,))
+    assert_matches_reference(cifar_codes_db, {}, None, indices=(1,))
 
 
 def test_every_source_is_among_the_pool_nearest_to_the_canvas_prefix(mnist_db):
@@ -58,5 +70,5 @@ def test_every_source_is_among_the_pool_nearest_to_the_canvas_prefix(mnist_db):
     representations = np.asarray(mnist_db.representations)
     for row, key in enumerate(sample_keys(1, np.arange(3))):
         for y in range(mnist_db.height):
-            nearest = reference_pool(out.images[row, :y], representations, allowed, key, mnist_db.retrieval_block, pool_size)
+            nearest = reference_pool(out.images[row, :y], representations, allowed, key, mnist_db.encoder, pool_size)
             assert np.isin(out.src_image[row, y], nearest).all(), f"sample {row} row {y} copies from outside its pool"
