@@ -67,6 +67,11 @@ SETTINGS = {  # name: the parameters under study (absolute, so a row means the s
         "cifar: h3 b4 k1 budget 20%, pool 50": (3, 4, 1, 0.2, "blocks", {"pool_size": 50}),
         "cifar: h3 b4 k1 budget 20%, pool 200": (3, 4, 1, 0.2, "blocks", {"pool_size": 200}),
         "cifar: h3 b4 k1 budget 20%, eps 0": (3, 4, 1, 0.2, "blocks", {"eps": 0.0}),
+        "cifar: h3 b4 k1 budget 30%, pool 50": (3, 4, 1, 0.3, "blocks", {"pool_size": 50}),
+        "cifar: h3 b4 k1 budget 30%, pool 30": (3, 4, 1, 0.3, "blocks", {"pool_size": 30}),
+        "cifar: h3 b4 k1 budget 40%": (3, 4, 1, 0.4),
+        "cifar: h3 b4 k1 budget 40%, pool 50": (3, 4, 1, 0.4, "blocks", {"pool_size": 50}),
+        "cifar: h3 b4 k1 budget 20%, pool 30": (3, 4, 1, 0.2, "blocks", {"pool_size": 30}),
         "cifar: h2 b4 k1 budget 20%": (2, 4, 1, 0.2),
         "cifar: h3 b4 k2 budget 10%": (3, 4, 2, 0.1),
         "cifar: h1 b4 k1 budget 10%": (1, 4, 1, 0.1),
@@ -87,7 +92,7 @@ def run_setting(dataset: str, name: str, per_class: int, data_root) -> tuple[np.
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     images, labels, seconds, failing, top_share = [], [], 0.0, 0, []
     for class_label in range(10):
-        out = HERE / "runs" / f"ablation-{dataset}" / slug / f"class-{class_label}"
+        out = HERE / "runs" / f"ablation-{dataset}" / slug / f"class-{class_label}" / f"n{per_class}"
         try:
             run = Run(out)
         except NpgenError:

@@ -5,8 +5,9 @@
 
 The last 1,000 training images are held out: the database is built from the rest, the smoothing
 (tau, floor) is tuned on the held-out images, and only then is the test set scored, once, with
-that smoothing. Sampler settings are those of benchmarks/quality.py (unconditional: p(x), the
-quantity published bits/dim measure). Per-batch results are kept in $NPGEN_CACHE/likelihood/ so an
+that smoothing. Sampler settings are the dataset's preset, scored unconditionally over every
+training image (p(x), the quantity published bits/dim measure; the source budget and the class
+mixture do not enter, see npgen/likelihood.py). Per-batch results are kept in $NPGEN_CACHE/likelihood/ so an
 interrupted run resumes; the result goes to benchmarks/results/likelihood-<dataset>.json.
 """
 
@@ -20,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from npgen.api import resolve_params
 from npgen.database import Database, cache_root, default_path
 from npgen.datasets import load_dataset
 from npgen.likelihood import FLOORS, TAUS, bits_per_dim, log_likelihood_grid, tune_smoothing
 from npgen.sampler import Sampler
 from npgen.store import write_array
-from quality import EXPERIMENTS  # benchmarks/quality.py: the sampler settings of each dataset
 from record import save_result  # benchmarks/record.py
 
 HELD_OUT = 1000
@@ -54,14 +55,14 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=None, help="score a random subset of the test set (default: all)")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
-    spec = EXPERIMENTS[f"{args.dataset}-conditional"]
     train = load_dataset(args.dataset, data_root=args.data_root)
     test = load_dataset(args.dataset, split="test", data_root=args.data_root)
     base = train.subset(slice(0, train.n_images - HELD_OUT))
     held_out = train.images[train.n_images - HELD_OUT :]
     started = time.perf_counter()
-    db = Database.open_or_build(base, default_path(base, spec["window"]), spec["window"])
-    sampler = Sampler(db, **spec["options"])  # pool tie-breaks from seed 0
+    window, options = resolve_params(base)
+    db = Database.open_or_build(base, default_path(base, window), window)
+    sampler = Sampler(db, **options)  # pool tie-breaks from seed 0
     test_ids = np.arange(test.n_images)
     if args.n_test is not None and args.n_test < test.n_images:
         test_ids = np.sort(np.random.default_rng(0).choice(test.n_images, size=args.n_test, replace=False))
@@ -76,7 +77,7 @@ def main() -> None:
     dims = int(np.prod(test.images.shape[1:]))
     per_image = -test_grid / (dims * np.log(2.0))
     record = save_result(f"likelihood-{args.dataset}", {
-        "dataset": args.dataset, "window": spec["window"].__dict__, "sampler": sampler.params(),
+        "dataset": args.dataset, "window": window.__dict__, "sampler": sampler.params(),
         "held_out_images": HELD_OUT, "tau": smoothing.tau, "floor": smoothing.floor,
         "held_out_bits_per_dim": float(bits_per_dim(tuning, dims)[t, f]),
         "n_test": len(test_ids), "test_bits_per_dim": float(per_image.mean()),

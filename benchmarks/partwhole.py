@@ -1,10 +1,9 @@
-"""Part-whole study: how part size, number of sources and novelty move with h, K, eps and k_min.
+"""Part-whole study: how part size, number of sources and novelty move with h, K, eps, k_min and the budget.
 
     python benchmarks/partwhole.py                 # MNIST and CIFAR-10, 200 class-conditional samples per setting
     python benchmarks/partwhole.py --per-class 50  # 500 per setting
 
-One setting changes at a time from each dataset's benchmark settings (MNIST: h=3, K=100, eps=0.1,
-k_min=4; CIFAR-10: the same with retrieval block 4 and k_min=2). Every setting samples the same
+One setting changes at a time from each dataset's preset (datasets/<name>.json). Every setting samples the same
 sample indices and classes with the same seed. Composition comes from `npgen.tracer.compose` on
 the provenance, novelty from FAISS exact search. Results: benchmarks/results/partwhole.json and
 benchmarks/figures/partwhole-<dataset>.png
@@ -18,8 +17,10 @@ import json
 
 import numpy as np
 
-from npgen.database import Database, WindowParams, default_path
-from npgen.datasets import load_dataset
+from npgen.api import resolve_params
+from npgen.database import Database, default_path
+from npgen.datasets import load_dataset, preset
+from npgen.params import BUILD_PARAMS
 from npgen.index import build_image_index, search
 from npgen.metrics import knn_votes, near_copy_threshold
 from npgen.sampler import Sampler
@@ -31,29 +32,21 @@ from record import RESULTS, save_result  # benchmarks/record.py
 
 FIGURES = RESULTS.parent / "figures"
 
-BASE = {
-    "mnist": ({"retrieval_block": 1}, {"k_min": 4}),
-    "cifar10": ({"retrieval_block": 4}, {"k_min": 2}),
-}
 SWEEP = {
     "half_window": [1, 2, 3, 5],
-    "pool_size": [10, 30, 100, 300],
+    "pool_size": [30, 50, 100, 300],
     "eps": [0.0, 0.1, 0.5, 2.0],
     "k_min": [1, 2, 4, 8],
+    "max_source_share": [0.05, 0.1, 0.2, 0.5],
 }
-DEFAULTS = {"half_window": 3, "pool_size": 100, "eps": 0.1}
 
 
-def settings(dataset: str):
-    """(parameter varied, value, window params, sampler options), the base setting once per parameter."""
-    window_base, options_base = BASE[dataset]
+def settings(train):
+    """(parameter varied, value, window params, sampler options), the preset changed in one parameter."""
     for name, values in SWEEP.items():
         for value in values:
-            window = dict(window_base, half_window=value if name == "half_window" else 3)
-            options = dict(options_base)
-            if name != "half_window":
-                options[name] = value
-            yield name, value, WindowParams(**window), options
+            window, options = resolve_params(train, *(({name: value}, {}) if name in BUILD_PARAMS else ({}, {name: value})))
+            yield name, value, window, options
 
 
 def measure(train, samples: Samples, db: Database, threshold: float) -> dict:
@@ -90,7 +83,7 @@ def plot(rows: list[dict], dataset: str):
         }
         panels.append(line_chart(xs, series, f"{dataset}: varying {name}", name, "share (median over samples)",
                                  width=520, height=340, y_range=(0.0, 1.0), log_x=name == "pool_size"))  # fmt: skip
-    figure = Image.new("RGB", (2 * panels[0].width, 2 * panels[0].height), "white")
+    figure = Image.new("RGB", (2 * panels[0].width, -(-len(panels) // 2) * panels[0].height), "white")
     for i, panel in enumerate(panels):
         figure.paste(panel, ((i % 2) * panel.width, (i // 2) * panel.height))
     return figure
@@ -112,14 +105,15 @@ def main() -> None:
     for dataset in args.datasets:
         train = load_dataset(dataset, data_root=args.data_root)
         threshold = near_copy_threshold(build_image_index(train.images), load_dataset(dataset, split="test", data_root=args.data_root).images)
-        for name, value, window, options in settings(dataset):
+        for name, value, window, options in settings(train):
             db = Database.open_or_build(train, default_path(train, window), window)
-            sampler = Sampler(db, seed=0, **options)
+            sampler = Sampler(db, **{**options, "seed": 0})
             samples = Samples.concatenate([sampler.sample(args.per_class, class_label=c) for c in range(train.n_classes)])
             row = {"dataset": dataset, "varied": name, "value": value, **measure(train, samples, db, threshold)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    save_result("partwhole", {"per_class": args.per_class, "rows": rows, "defaults": DEFAULTS, "base": BASE})
+    presets = {dataset: preset(load_dataset(dataset, data_root=args.data_root)) for dataset in args.datasets}
+    save_result("partwhole", {"per_class": args.per_class, "rows": rows, "presets": presets})
     for dataset in args.datasets:
         plot(rows, dataset).save(FIGURES / f"partwhole-{dataset}.png")
 

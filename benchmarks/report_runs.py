@@ -3,8 +3,8 @@
     python benchmarks/report_runs.py mnist     # -> benchmarks/reports/mnist/report.html
     python benchmarks/report_runs.py cifar10   # -> benchmarks/reports/cifar10/report.html
 
-Samples the run into benchmarks/runs/report-<dataset>/ (unconditional, seed 0, the settings of
-benchmarks/quality.py) unless it is already there, then writes its report. The report's Parquet
+Samples the run into benchmarks/runs/report-<dataset>/ (unconditional, seed 0, the dataset's
+preset) unless it is already there, then writes its report. The report's Parquet
 tables are not committed (they are large and rebuilt by this command); its JSON, figures and HTML are.
 """
 
@@ -15,24 +15,22 @@ import time
 from pathlib import Path
 
 from npgen import api
-from npgen.database import WindowParams
 from npgen.report import write_report
 from npgen.store import read_manifest
 
 HERE = Path(__file__).resolve().parent
-SETTINGS = {"mnist": (WindowParams(), {}), "cifar10": (WindowParams(half_window=1, retrieval_block=4), {"k_min": 2})}
+DATASETS = ("mnist", "cifar10")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=sorted(SETTINGS))
+    parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
-    window, options = SETTINGS[args.dataset]
     run = HERE / "runs" / f"report-{args.dataset}"
     if not (run / "manifest.json").exists() or read_manifest(run).get("status") != "complete":
-        api.sample_run(run, args.dataset, args.n, None, args.data_root, window=window, sampler_options=options, resume=run.exists())
+        api.sample_run(run, args.dataset, args.n, None, args.data_root, resume=run.exists())
     started = time.perf_counter()
     out = write_report(run, HERE / "reports" / args.dataset, args.data_root)
     print(f"{out / 'report.html'} ({time.perf_counter() - started:.1f} s)")
