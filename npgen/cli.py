@@ -57,6 +57,28 @@ def os_error_text(err: OSError) -> str:
 class NpgenGroup(click.Group):
     """Turns NpgenError into a one-line message and exit status 2, and Ctrl-C into status 130."""
 
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """As click's, but a usage error (bad option, missing argument) is one line `error: ...`, exit status 2."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        no_args_help = getattr(click.exceptions, "NoArgsIsHelpError", ())
+        try:
+            value = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as err:
+            if no_args_help and isinstance(err, no_args_help):
+                err.show()
+                sys.exit(err.exit_code)
+            where = err.ctx.command_path if err.ctx is not None else "npgen"
+            click.echo(f"error: {printable(err.format_message().rstrip('.'))}; see `{where} --help`", err=True)
+            sys.exit(2)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(value if isinstance(value, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)

@@ -53,7 +53,7 @@ _DEEP_MODES = {"I", "F"}
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if "allow_pickle" in text:  # numpy's advice to allow pickles would run code from the file: never
-        return "it holds Python objects, not plain arrays"
+        return "it is not a plain numpy file: reading it would need pickle, which could run code from the file"
     return text
 
 

@@ -327,6 +327,8 @@ class RunWriter:
 def read_manifest(path: str | os.PathLike) -> dict:
     """The manifest of the run at `path`, or an NpgenError that says what is missing."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NpgenError(f"{path} is a file, not an npgen run; pass a directory written by `npgen sample`")
     try:
         manifest = json.loads((path / "manifest.json").read_text())
     except FileNotFoundError as err:
