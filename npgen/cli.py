@@ -86,10 +86,15 @@ class NpgenGroup(click.Group):
             click.echo(f"error: {printable(str(err))}", err=True)
             sys.exit(2)
         except OSError as err:  # disk full, read-only or unwritable output, ...: one line, no traceback
+            if err.errno == errno.EPIPE:
+                raise  # output piped into a closed reader: click handles it quietly
             click.echo(f"error: {os_error_text(err)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted; finished batches are kept, continue with the same command and --resume", err=True)
+            if ctx.invoked_subcommand == "sample":
+                click.echo("interrupted; finished batches are kept, continue with the same command and --resume", err=True)
+            else:
+                click.echo("interrupted", err=True)
             sys.exit(130)
 
 
@@ -247,7 +252,7 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
         f"source budget {params['source_budget']} pixels per training image (max_source_share={params['max_source_share']})"
     )
     click.echo(
-        f"wrote {n_samples} samples to {path} ({timings['images_per_second']:.1f} images/s); "
+        f"wrote {n_samples} samples to {printable(path)} ({timings['images_per_second']:.1f} images/s); "
         f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "
         f"median top-source share {summary['median_top_source_share']:.3f}"
     )

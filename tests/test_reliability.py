@@ -358,3 +358,18 @@ def test_trace_escapes_control_characters_in_class_names(folder, tmp_path, env):
         traced = run_cli("trace", out, "--sample", "0", *args)
         assert traced.exit_code == 0, traced.output
         assert "\x1b" not in traced.output and "\\x1b[31mone" in traced.output
+
+
+def test_ctrl_c_outside_sample_does_not_advise_resume(tmp_path, data_root):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "manifest.json")  # reading it blocks until interrupted
+    env = {**os.environ, DATA_ENV: str(data_root), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "npgen", "verify", str(run)], env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "interrupted", err  # verify has no --resume to advise
