@@ -186,7 +186,12 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     except (KeyError, TypeError, ValueError):
         raise NpgenError(f"the manifest of run {run.path} is damaged: its params lack a numeric radius or source_budget; sample the run again") from None
     far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
-    classes = expected_classes(run.manifest, np.bincount(data.labels, minlength=len(data.class_names)), n)
+    try:
+        classes = expected_classes(run.manifest, np.bincount(data.labels, minlength=len(data.class_names)), n)
+    except (KeyError, TypeError, ValueError):
+        raise NpgenError(f"the manifest of run {run.path} is damaged: its class_mixture or seed is missing or not a number; sample the run again") from None
+    if run.manifest["class_label"] is not None and run.manifest["class_label"] >= len(data.class_names):
+        raise NpgenError(f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again")
     pixel_class = classes[column["sample"]]
     wrong_class = int(((pixel_class >= 0) & (data.labels[column["src_image"]] != pixel_class)).sum())
     pairs, per_pair = np.unique(column["sample"].astype(np.int64) * data.n_images + column["src_image"], return_counts=True)

@@ -357,6 +357,10 @@ def _check_manifest(path: Path, manifest: dict) -> None:
     n = manifest.get("n_samples")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise NpgenError(f"{damaged}: its n_samples {n!r} is not a positive integer; sample the run again")
+    if "class_label" not in manifest:
+        raise NpgenError(f"{damaged}: it has no class_label (null for an unconditional run); sample the run again")
+    if not isinstance(manifest.get("database", {}), dict):
+        raise NpgenError(f"{damaged}: its database record is not a mapping; sample the run again")
     label = manifest.get("class_label")
     if label is not None and (not isinstance(label, int) or isinstance(label, bool) or label < 0):
         raise NpgenError(f"{damaged}: its class_label {label!r} is not a class index; sample the run again")

@@ -201,10 +201,16 @@ def test_samples_of_the_wrong_shape_and_manifest_without_params_are_refused(run)
     one_error_line(run_cli("trace", run, "--sample", str(N + 1)), "samples.npy")
     np.save(run / "samples.npy", samples)
     manifest = json.loads((run / "manifest.json").read_text())
-    del manifest["params"]
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    for command in (["verify"], ["trace", "--sample", "0"], ["report"], ["eval"]):
-        one_error_line(run_cli(*command, run), "params")
+    for change, needle in ((lambda m: m.pop("params"), "params"), (lambda m: m.pop("class_label"), "class_label"),
+                           (lambda m: m.update(class_label=12), "class_label 12"), (lambda m: m.update(database=[]), "database"),
+                           (lambda m: m["params"].update(class_mixture=1, seed="x"), "seed")):  # fmt: skip
+        broken = json.loads(json.dumps(manifest))
+        change(broken)
+        if needle == "seed":
+            broken["class_label"] = None
+        (run / "manifest.json").write_text(json.dumps(broken))
+        for command in (["verify"], ["trace", "--sample", "0"], ["report"], ["eval"])[: 1 if needle in ("class_label 12", "seed") else 4]:
+            one_error_line(run_cli(*command, run), needle)
 
 
 # ---- 5. a run folder appears only once loading succeeded, and a half-made one can be resumed ----
