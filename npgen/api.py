@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npgen.database import Database, WindowParams, default_path
+from npgen.database import Database, WindowParams, build_lock, default_path
 from npgen.datasets import data_location
 from npgen.datasets import known_datasets, load_dataset
 from npgen.datasets import preset as preset_for
@@ -19,7 +19,7 @@ from npgen.params import SAMPLER_PARAMS, resolve
 from npgen.errors import NpgenError
 from npgen.metrics import sample_summary
 from npgen.sampler import Sampler, draw_classes
-from npgen.store import Run, RunWriter, write_json
+from npgen.store import Run, RunWriter, run_state, write_json
 
 
 def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int | None:
@@ -53,25 +53,39 @@ def build_database(dataset: str, data_root=None, db_path=None, window: dict | No
     data = load_dataset(dataset, data_root=data_root)
     params, _ = resolve_params(data, window)
     path = Path(db_path) if db_path is not None else default_path(data, params)
-    return Database.build(data, path, params, force=force)
+    with build_lock(path):  # not while a `npgen sample` builds the same database
+        return Database.build(data, path, params, force=force)
 
 
 def sample_run(
     out: str | os.PathLike, dataset: str, n: int, class_value: str | int | None = None, data_root=None, db_path=None,
     window: dict | None = None, sampler_options: dict | None = None, resume: bool = False,
-    command: str | None = None, progress: Callable[[int], None] | None = None,
+    command: str | None = None, progress: Callable[[int], None] | None = None, note: Callable[[str], None] | None = None,
 ) -> Path:  # fmt: skip
     """Generate n samples into the run directory `out`, batch by batch, and return its path.
 
     `window` and `sampler_options` hold explicit parameters (None = unset); the rest come from the
     dataset's preset (`npgen.params.resolve`), and the manifest records the resolved values.
+    The run folder is created only once the data, database and options have loaded. With `resume`, a
+    complete run is left untouched (a no-op); a folder without a manifest holding nothing but npgen's
+    leftovers is started afresh (`note` is told). A failure before the first batch removes the folder
+    again if this call created it.
     """
     if n < 1:
         raise NpgenError(f"-n must be >= 1, got {n}")
-    if Path(out).exists() and not resume:
+    state = run_state(out)
+    if state == "dangling-link":
+        raise NpgenError(f"--out {out} is a symbolic link to a missing folder; remove the link or choose another --out")
+    if state != "absent" and not resume:
         raise NpgenError(f"{out} already exists; choose a new --out, or pass --resume to continue that run")
-    if resume and not Path(out).exists():
+    if resume and state == "absent":
         raise NpgenError(f"cannot resume {out}: it does not exist; drop --resume to start a new run")
+    if resume and state == "foreign":
+        raise NpgenError(f"cannot resume {out}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out")
+    if resume and state == "complete":
+        return Path(out)  # nothing to do: the manifest, samples and timings stay as they are
+    if resume and state == "empty" and note is not None:
+        note(f"{out} has no manifest (a run stopped before it began); starting it afresh there")
     started = time.perf_counter()
     data = load_dataset(dataset, data_root=data_root)
     window_params, options = resolve_params(data, window, sampler_options)
@@ -91,13 +105,17 @@ def sample_run(
         resume=resume,
     )  # fmt: skip
     batches = range(0, n, sampler.batch_size)
-    for index, first in enumerate(batches):
-        size = min(sampler.batch_size, n - first)
-        if not writer.has_batch(index):
-            samples = sampler.sample_batch(np.arange(first, first + size), class_label)
-            writer.write_batch(index, samples, sample_summary(samples, db))
-        if progress is not None:
-            progress(size)
+    try:
+        for index, first in enumerate(batches):
+            size = min(sampler.batch_size, n - first)
+            if not writer.has_batch(index):
+                samples = sampler.sample_batch(np.arange(first, first + size), class_label)
+                writer.write_batch(index, samples, sample_summary(samples, db))
+            if progress is not None:
+                progress(size)
+    except BaseException:
+        writer.abandon()  # only a folder this call created, holding nothing but what it wrote
+        raise
     sampled = time.perf_counter()
     writer.finish(
         len(batches),
@@ -154,19 +172,28 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     column = {name: table.column(name).to_numpy() for name in table.column_names}
     samples = np.asarray(run.samples)
     n, height, width = samples.shape[:3]
-    if len(column["sample"]) and (column["src_image"].max() >= data.n_images or column["sample"].max() >= n):
-        raise NpgenError(f"the provenance of {run.path} refers to images that do not exist; the run is damaged, sample it again")
+    run.check_provenance(column, data.n_images)
+    if data.images.shape[1:] != samples.shape[1:]:
+        raise NpgenError(f"run {run.path} holds {samples.shape[1:]} samples but its dataset has {data.images.shape[1:]} images; the run is damaged, sample it again")
     copied = data.images[column["src_image"], column["src_y"], column["src_x"]]
     generated = samples[column["sample"], column["y"], column["x"]]
     mismatches = int(np.any(copied != generated, axis=-1).sum())
     seen = np.bincount((column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width)
     params = run.manifest["params"]
-    radius = params["radius"]
+    try:
+        radius = int(params["radius"])
+        budget = int(params.get("source_budget", height * width))
+    except (KeyError, TypeError, ValueError):
+        raise NpgenError(f"the manifest of run {run.path} is damaged: its params lack a numeric radius or source_budget; sample the run again") from None
     far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
-    classes = expected_classes(run.manifest, np.bincount(data.labels, minlength=len(data.class_names)), n)
+    try:
+        classes = expected_classes(run.manifest, np.bincount(data.labels, minlength=len(data.class_names)), n)
+    except (KeyError, TypeError, ValueError):
+        raise NpgenError(f"the manifest of run {run.path} is damaged: its class_mixture or seed is missing or not a number; sample the run again") from None
+    if run.manifest["class_label"] is not None and run.manifest["class_label"] >= len(data.class_names):
+        raise NpgenError(f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again")
     pixel_class = classes[column["sample"]]
     wrong_class = int(((pixel_class >= 0) & (data.labels[column["src_image"]] != pixel_class)).sum())
-    budget = int(params.get("source_budget", height * width))
     pairs, per_pair = np.unique(column["sample"].astype(np.int64) * data.n_images + column["src_image"], return_counts=True)
     per_sample_max = np.zeros(n, np.int64)
     np.maximum.at(per_sample_max, pairs // data.n_images, per_pair)
@@ -204,6 +231,7 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     from npgen.evaluation import Reference, evaluate_images
 
     run = Run(run_path)
+    target = run.output_path("eval.json")  # refuses a link there before any work
     train = run.dataset(data_root)
     try:
         test = load_dataset(train.name if train.name in known_datasets() else str(train.source), split="test", data_root=run.data_root(data_root))
@@ -219,5 +247,5 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
         scores["classifier"] = {"path": str(path), "test_accuracy": loaded.test_accuracy}
     if skipped:
         scores["skipped"] = skipped
-    write_json(run.path / "eval.json", scores)
+    write_json(target, scores)
     return scores

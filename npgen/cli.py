@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shlex
 import sys
@@ -34,17 +35,67 @@ def param_options(stage: str):
     return decorate
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def printable(text) -> str:
+    """`text` with control characters (terminal escape sequences, newlines) shown as \\xNN, safe to print."""
+    return str(text).translate(_CONTROL)
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+
+
+def os_error_text(err: OSError) -> str:
+    """One line for an OSError: what could not be done to which file, and why."""
+    where = printable(err.filename) if err.filename is not None else "a file"
+    why = err.strerror or type(err).__name__
+    if err.errno in WRITE_ERRNOS:
+        return f"cannot write {where}: {why}; free space or choose a writable location"
+    return f"cannot access {where}: {why}"
+
+
 class NpgenGroup(click.Group):
     """Turns NpgenError into a one-line message and exit status 2, and Ctrl-C into status 130."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """As click's, but a usage error (bad option, missing argument) is one line `error: ...`, exit status 2."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        no_args_help = getattr(click.exceptions, "NoArgsIsHelpError", ())
+        try:
+            value = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as err:
+            if no_args_help and isinstance(err, no_args_help):
+                err.show()
+                sys.exit(err.exit_code)
+            where = err.ctx.command_path if err.ctx is not None else "npgen"
+            click.echo(f"error: {printable(err.format_message().rstrip('.'))}; see `{where} --help`", err=True)
+            sys.exit(2)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(value if isinstance(value, int) else 0)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except NpgenError as err:
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {printable(str(err))}", err=True)
+            sys.exit(2)
+        except OSError as err:  # disk full, read-only or unwritable output, ...: one line, no traceback
+            if err.errno == errno.EPIPE:
+                raise  # output piped into a closed reader: click handles it quietly
+            click.echo(f"error: {os_error_text(err)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted; finished batches are kept, continue with the same command and --resume", err=True)
+            if ctx.invoked_subcommand == "sample":
+                click.echo("interrupted; finished batches are kept, continue with the same command and --resume", err=True)
+            else:
+                click.echo("interrupted", err=True)
             sys.exit(130)
 
 
@@ -124,6 +175,39 @@ def data_download(name, data_root) -> None:
     click.echo(f"wrote {datasets.download_dataset(name, data_root)}")
 
 
+@main.group(cls=NpgenGroup)
+def cache() -> None:
+    """List and clean what npgen keeps in $NPGEN_CACHE (default ~/.cache/npgen)."""
+
+
+@cache.command("list")
+def cache_list() -> None:
+    """Each database, classifier and leftover temporary file in the cache, with its size and dataset."""
+    from npgen import cache as cache_module
+
+    found = cache_module.entries()
+    click.echo(f"cache: {printable(cache_module.root())}")
+    for entry in found:
+        click.echo(printable(entry.line()))
+    total = sum(entry.size for entry in found)
+    click.echo(f"{len(found)} entries, {cache_module.human_size(total)}")
+
+
+@cache.command("clean")
+@click.option("--stale", "mode", flag_value="stale", default=True, help="Remove leftover temporary files and folders (the default).")
+@click.option("--all", "mode", flag_value="all", help="Also remove every database, classifier and cached features (rebuilt when needed).")
+def cache_clean(mode) -> None:
+    """Remove leftovers of interrupted builds and writes (--stale), or everything npgen made there (--all)."""
+    from npgen import cache as cache_module
+
+    removed, busy = cache_module.clean(everything=mode == "all")
+    for entry in removed:
+        click.echo(f"removed {entry.kind} {printable(entry.path)} ({cache_module.human_size(entry.size)})")
+    for entry in busy:
+        click.echo(f"kept {entry.kind} {printable(entry.path)}: in use or too recent", err=True)
+    click.echo(f"removed {len(removed)} entries, {cache_module.human_size(sum(e.size for e in removed))}")
+
+
 @main.command()
 @click.option("--dataset", required=True, help="mnist, cifar10, or a folder of images with one subfolder per class.")
 @data_root_option
@@ -133,7 +217,7 @@ def data_download(name, data_root) -> None:
 def build(dataset, data_root, db_path, force, **window) -> None:
     """Build the window database and FAISS index of a dataset."""
     db = api.build_database(dataset, data_root, db_path, window, force=force)
-    click.echo(f"built {db.path} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
+    click.echo(f"built {printable(db.path)} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
 
 
 @main.command()
@@ -150,12 +234,16 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
     """Generate new images pixel by pixel and record every pixel's source."""
     window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
+    complete = resume and api.run_state(out) == "complete"
     with LazyProgressBar(n_samples, "sampling") as bar:
         path = api.sample_run(
             out, dataset, n_samples, class_value, data_root, db_path, window, params,
-            resume=resume, command=command, progress=bar.update,
+            resume=resume, command=command, progress=bar.update, note=lambda text: click.echo(printable(text), err=True),
         )  # fmt: skip
     manifest = json.loads((Path(path) / "manifest.json").read_text())
+    if complete:
+        click.echo(f"run {printable(path)} is already complete ({manifest.get('n_samples')} samples); nothing to do")
+        return
     summary, timings = manifest["summary"], manifest["timings"]
     params = manifest["params"]
     conditioned = f"class {manifest['class_name']!r}" if manifest["class_label"] is not None else (
@@ -165,7 +253,7 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
         f"source budget {params['source_budget']} pixels per training image (max_source_share={params['max_source_share']})"
     )
     click.echo(
-        f"wrote {n_samples} samples to {path} ({timings['images_per_second']:.1f} images/s); "
+        f"wrote {n_samples} samples to {printable(path)} ({timings['images_per_second']:.1f} images/s); "
         f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "
         f"median top-source share {summary['median_top_source_share']:.3f}"
     )
@@ -213,7 +301,7 @@ def evaluate(run, classifier, data_root) -> None:
         click.echo(f"{row[0]:<28}{row[1]:>12}{row[2]:>14}")
     if "skipped" in scores:
         click.echo(f"skipped {scores['skipped']}", err=True)
-    click.echo(f"scores: {Path(run) / 'eval.json'}")
+    click.echo(f"scores: {printable(Path(run) / 'eval.json')}")
 
 
 @main.command()
@@ -234,7 +322,7 @@ def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
         found = tracer.pixel(sample_index, *where)
         click.echo(
             f"sample {found.sample} pixel (y={found.y}, x={found.x}) <- training image {found.src_image} "
-            f"(class {found.src_class_name}) at (y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
+            f"(class {printable(found.src_class_name)}) at (y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
             f"distance {found.distance:.2f}; {found.n_candidates} admissible candidates"
             f"{'' if found.informative else ' (uninformative: a large tie)'}"
         )
@@ -247,14 +335,14 @@ def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
         click.echo(f"{'part':>5} {'src_image':>9} {'class':>10} {'dy':>3} {'dx':>3} {'size':>5} {'informative':>11}")
         names, labels = tracer.dataset.class_names, tracer.dataset.labels
         for row in parts.slice(0, 12).to_pylist():
-            click.echo(f"{row['part']:>5} {row['src_image']:>9} {names[labels[row['src_image']]]:>10} {row['dy']:>3} "
+            click.echo(f"{row['part']:>5} {row['src_image']:>9} {printable(names[labels[row['src_image']]]):>10} {row['dy']:>3} "
                        f"{row['dx']:>3} {row['size']:>5} {row['informative_size']:>11}")  # fmt: skip
         picture = tracer.parts_figure(sample_index)
         default = f"sample-{sample_index:05d}-parts.png"
-    path = Path(figure) if figure else Path(run) / "trace" / default
+    path = Path(figure) if figure else tracer.run.output_path("trace", default)  # no links inside the run
     path.parent.mkdir(parents=True, exist_ok=True)
     save_png(picture, path)
-    click.echo(f"figure: {path}")
+    click.echo(f"figure: {printable(path)}")
 
 
 @main.command()
@@ -267,4 +355,4 @@ def report(run, out, data_root) -> None:
 
     click.echo(f"analysing {run} ...", err=True)
     folder = write_report(run, out, data_root)
-    click.echo(f"report: {Path(folder) / 'report.html'}")
+    click.echo(f"report: {printable(Path(folder) / 'report.html')}")

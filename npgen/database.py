@@ -15,16 +15,21 @@ Arrays are memory-mapped on load. A database refuses to serve data or parameters
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shlex
 import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from npgen import __version__
+from npgen.datasets import KNOWN
 from npgen.errors import NpgenError
 from npgen.index import build_image_index, load_index, save_index
 from npgen.params import BUILD_PARAMS, PARAMS, check, resolve
@@ -130,7 +135,9 @@ class Database:
 
     def check(self, dataset=None, params: WindowParams | None = None) -> None:
         """Raise NpgenError unless this database was built from `dataset` with `params`."""
-        rebuild = f"rebuild it with `npgen build --dataset {self.dataset['name']} --db {self.path} --force` or pass another --db"
+        name = dataset.name if dataset is not None else self.dataset["name"]
+        source = name if name in KNOWN else str(dataset.source if dataset is not None else self.dataset.get("source", name))
+        rebuild = f"rebuild it with `npgen build --dataset {shlex.quote(source)} --db {shlex.quote(str(self.path))} --force` or pass another --db"
         if dataset is not None:
             mine = self.dataset
             if (dataset.name, dataset.split) != (mine["name"], mine["split"]):
@@ -144,7 +151,8 @@ class Database:
     def load(cls, path: str | os.PathLike) -> "Database":
         """Open a database directory, memory-mapping its arrays."""
         path = Path(path)
-        hint = f"rebuild it with `npgen build --db {path} --force`"
+        hint = (f"rebuild it with `npgen build --dataset NAME --db {path} --force`" if is_database(path)
+                else f"delete the folder {path} and build it again, or pass another --db")  # fmt: skip
         if not (path / "manifest.json").is_file():
             raise NpgenError(f"no npgen database at {path}: build one with `npgen build --dataset NAME --db {path}`")
         try:
@@ -170,12 +178,15 @@ class Database:
         """Build the database of `dataset` into `path` (a new directory, written whole or not at all)."""
         params.validate()
         path = Path(path)
+        if path.is_symlink():
+            raise NpgenError(f"{path} is a symbolic link; npgen does not build through links: pass the real folder as --db")
         if path.exists() and not force:
             raise NpgenError(f"{path} already exists; pass --force to rebuild it or choose another --db")
+        if path.exists() and not is_database(path):
+            raise NpgenError(f"{path} exists and is not an npgen database (no npgen-database manifest.json), so --force will not replace it; choose another --db")
         started = time.perf_counter()
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        _make_parent(path)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))  # unique: concurrent builds never share it
         try:
             padded = pad_images(dataset.images, params.half_window, params.pad_value)
             np.save(tmp / "sources.npy", padded.reshape(len(padded), -1))
@@ -195,10 +206,8 @@ class Database:
                 "build_seconds": round(time.perf_counter() - started, 3),
             }  # fmt: skip
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            if path.exists():
-                shutil.rmtree(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, path)
+            os.chmod(tmp, 0o777 & ~_umask())
+            _install(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return cls.load(path)
@@ -207,6 +216,73 @@ class Database:
     def open_or_build(cls, dataset, path: str | os.PathLike | None, params: WindowParams) -> "Database":
         """Load the database at `path` (default: the cache) after checking it matches; build it if absent."""
         path = Path(path) if path is not None else default_path(dataset, params)
-        db = cls.load(path) if (path / "manifest.json").exists() else cls.build(dataset, path, params)
+        if not (path / "manifest.json").exists():
+            if path.exists() or path.is_symlink():
+                raise NpgenError(f"{path} exists but holds no npgen database (no manifest.json); delete it or pass another --db")
+            with build_lock(path):  # concurrent first runs: one builds, the others wait and load its database
+                if not (path / "manifest.json").exists():
+                    cls.build(dataset, path, params)
+        db = cls.load(path)
         db.check(dataset, params)
         return db
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _make_parent(path: Path) -> None:
+    """Create the folder `path` will live in, with a one-line error if that cannot be (e.g. $NPGEN_CACHE is a file)."""
+    for parent in [path.parent, *path.parent.parents]:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                where = f" (${CACHE_ENV} or ~/.cache/npgen)" if parent == cache_root() else ""
+                raise NpgenError(f"cannot make {path}: {parent}{where} is a file, not a folder; point it at a folder")
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def build_lock(path: Path):
+    """An exclusive lock (fcntl.flock) on the hidden file .<name>.lock beside the database folder `path`."""
+    _make_parent(path)
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~_umask())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_database(path: Path) -> bool:
+    """True if `path` is a folder (not a link) whose manifest.json says it is an npgen database."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _install(tmp: Path, path: Path) -> None:
+    """Rename the finished database `tmp` to `path`, replacing an old database there (checked by the caller):
+    the old one is first renamed aside, so `path` always holds a whole database or none."""
+    if not path.exists():
+        try:
+            os.rename(tmp, path)  # atomic; fails if another process installed one meanwhile
+            return
+        except OSError:
+            if not path.exists():
+                raise
+            if is_database(path):
+                return  # another process installed one meanwhile: keep it, never delete what it just wrote
+            raise NpgenError(f"{path} appeared while building and is not an npgen database; choose another --db") from None
+    aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    os.rename(path, aside / "old")
+    os.rename(tmp, path)
+    shutil.rmtree(aside, ignore_errors=True)

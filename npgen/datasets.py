@@ -51,7 +51,10 @@ _DEEP_MODES = {"I", "F"}
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if "allow_pickle" in text:  # numpy's advice to allow pickles would run code from the file: never
+        return "it is not a plain numpy file: reading it would need pickle, which could run code from the file"
+    return text
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -392,7 +395,7 @@ def _load_known_dataset(name: str, split: str, data_root, verify: bool) -> Datas
     dataset = _load_known(name, split, kind, key)
     if verify:
         _check_card(name, split, dataset.images_sha256, dataset.labels_sha256, dataset.source,
-                    f"re-import it with `npgen data import {name} SOURCE` or pass --no-verify")
+                    f"re-import it with `npgen data import {name} SOURCE` or `npgen data download {name}`, or point --data-root at the original data")
     return dataset
 
 

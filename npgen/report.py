@@ -27,6 +27,7 @@ import io
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,8 +37,8 @@ from PIL import Image, ImageDraw
 
 from npgen.errors import NpgenError
 from npgen.figures import BACKGROUND, TEXT, _font, _wrap, part_colour
-from npgen.store import atomic_write, image_grid, write_json
-from npgen.tracer import COVERAGE_TOPS, DEFAULT_MAX_CANDIDATES, DEFAULT_MIN_PART_SIZE, Composition, Tracer
+from npgen.store import TMP_MARK, atomic_write, image_grid, refuse_link, write_json
+from npgen.tracer import COMPOSITION_FILES, COVERAGE_TOPS, DEFAULT_MAX_CANDIDATES, DEFAULT_MIN_PART_SIZE, Composition, Tracer
 
 AXIS = (90, 90, 90)
 GRID = (225, 225, 225)
@@ -406,7 +407,10 @@ def _example_pixel(tracer: Tracer, sample: int) -> tuple[int, int]:
 
 
 def _finite(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+    """A real number that is not NaN (a manifest may hold anything: strings and others are shown as n/a)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return not math.isnan(value)
 
 
 def _fmt_share(value) -> str:
@@ -641,7 +645,8 @@ def write_report(run_path: str | os.PathLike, out_dir: str | os.PathLike | None 
         raise NpgenError(f"n_example_samples must be >= 0, got {n_example_samples}")
     tracer = Tracer(run_path, data_root=data_root, max_candidates=max_candidates, min_part_size=min_part_size)
     run_path = tracer.run.path
-    out = Path(out_dir) if out_dir is not None else run_path / "report"
+    out = Path(out_dir) if out_dir is not None else tracer.run.output_path("report")  # never a link inside the run
+    refuse_link(out)
     if out.exists() and not out.is_dir():
         raise NpgenError(f"{out} exists and is not a folder; choose another --out")
     c = tracer.composition()
@@ -651,11 +656,13 @@ def write_report(run_path: str | os.PathLike, out_dir: str | os.PathLike | None 
         raise NpgenError(f"{run_path}/samples.parquet is missing or damaged; sample the run again") from err
     out.mkdir(parents=True, exist_ok=True)
 
-    staging = out / f".composition.tmp-{os.getpid()}"  # Composition.save writes in place: stage, then rename each file
+    # Composition.save writes in place: stage in a new private folder, then rename exactly the files it writes
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=f".composition{TMP_MARK}"))
     try:
         c.save(staging)
-        for path in staging.iterdir():
-            os.replace(path, out / path.name)
+        for name in COMPOSITION_FILES:
+            refuse_link(out / name)
+            os.replace(staging / name, out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,15 +45,73 @@ PROVENANCE_SCHEMA = pa.schema(
 RUN_FORMAT = "npgen-run"
 
 
+TMP_MARK = ".tmp-"  # every temporary name npgen makes is ".<final name>.tmp-<random>"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def refuse_link(path: Path) -> None:
+    """Raise NpgenError if `path` is a symbolic link: npgen never writes through one inside a run or the cache."""
+    if Path(path).is_symlink():
+        raise NpgenError(f"{path} is a symbolic link; npgen does not write through links: remove it (or pass another output path)")
+
+
+def make_dir(path: Path) -> None:
+    """mkdir -p `path`, refusing a symbolic link in its place."""
+    refuse_link(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def temp_file(path: Path) -> Path:
+    """A new, empty, exclusively created file with an unpredictable hidden name beside `path`."""
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+    except OSError as err:  # name the file the user asked for, not the temporary one
+        raise OSError(err.errno, err.strerror, str(path)) from None
+    os.close(fd)
+    return Path(name)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) on a hidden temporary path beside `path`, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Call write(tmp) on a new hidden temporary file beside `path` (created exclusively, with an unpredictable
+    name), then rename it into place. Refuses to replace a symbolic link."""
+    path = Path(path)
+    refuse_link(path)
+    tmp = temp_file(path)
     try:
         write(tmp)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
+
+
+def remove_temp_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """Delete npgen's leftover temporary files and folders (".NAME.tmp-*") in `folder`; return what was removed.
+
+    Links are removed as links, never followed."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") and TMP_MARK in entry.name:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+        elif recursive and entry.is_dir() and not entry.is_symlink():
+            removed += remove_temp_files(entry, recursive=False)
+    return removed
 
 
 def write_json(path: Path, record: dict) -> None:
@@ -98,30 +158,115 @@ def save_png(picture: Image.Image, path: Path) -> None:
     atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
 
 
+RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _only_npgen_leftovers(path: Path) -> bool:
+    """True if `path` holds nothing but npgen's empty run subfolders and temporary files (a run killed before its manifest)."""
+    for entry in path.iterdir():
+        if entry.is_symlink():
+            return False
+        if entry.name.startswith(".") and TMP_MARK in entry.name:
+            continue
+        if entry.name in RUN_SUBFOLDERS and entry.is_dir() and all(
+                e.name.startswith(".") and TMP_MARK in e.name and not e.is_symlink() for e in entry.iterdir()):  # fmt: skip
+            continue
+        return False
+    return True
+
+
+def run_state(path: str | os.PathLike) -> str:
+    """"absent", "dangling-link", "empty" (no manifest, nothing but npgen leftovers), "foreign" (no manifest, other
+    files), "complete", "running", or "bad" (a manifest that is not an npgen run's)."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        return "dangling-link"
+    if not path.exists():
+        return "absent"
+    if not path.is_dir():
+        return "foreign"
+    if not (path / "manifest.json").exists() and not (path / "manifest.json").is_symlink():
+        return "empty" if _only_npgen_leftovers(path) else "foreign"
+    try:
+        manifest = read_manifest(path)
+    except NpgenError:
+        return "bad"
+    return "complete" if manifest.get("status") == "complete" else "running"
+
+
 class RunWriter:
-    """Writes a run directory batch by batch; see the module docstring for its layout."""
+    """Writes a run directory batch by batch; see the module docstring for its layout.
+
+    The folder is created (exclusively) and its manifest written before anything else, so a run killed at
+    any point can be continued with `resume=True`; a folder without a manifest that holds only npgen's own
+    leftovers (or nothing) is started afresh on resume. `abandon()` removes the folder again if this writer
+    created it and nothing but its own files are in it.
+    """
 
     def __init__(self, path: str | os.PathLike, manifest: dict, resume: bool = False) -> None:
         self.path = Path(path)
         self.manifest = {"format": RUN_FORMAT, "npgen_version": __version__, **manifest, "status": "running"}
-        if self.path.exists() and not resume:
+        self.created = False
+        self.restarted = False
+        state = run_state(self.path)
+        if state == "dangling-link":
+            raise NpgenError(f"{self.path} is a symbolic link to a missing folder; remove the link or choose another --out")
+        if state != "absent" and not resume:
             raise NpgenError(f"{self.path} already exists; choose a new --out, or pass --resume to continue that run")
-        if resume:
+        if resume and state == "absent":
+            raise NpgenError(f"cannot resume {self.path}: it does not exist; drop --resume to start a new run")
+        if resume and state == "foreign":
+            raise NpgenError(f"cannot resume {self.path}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out")
+        if state in ("running", "complete", "bad"):
             previous = read_manifest(self.path)
             for key in ("dataset", "database", "params", "class_label", "n_samples"):
                 if previous.get(key) != self.manifest.get(key):
                     raise NpgenError(f"cannot resume {self.path}: its {key} differs from this command's; rerun it with the same options or choose a new --out")
             self.manifest["started"] = previous.get("started")
-        for sub in ("provenance", "summary", "chunks", "png"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
-        self.manifest.setdefault("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        elif state == "empty":
+            self.restarted = True  # a run killed before its manifest was written: start it afresh in place
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir()
+            except FileExistsError:
+                raise NpgenError(f"{self.path} already exists; choose a new --out, or pass --resume to continue that run") from None
+            self.created = True
+        self.manifest.setdefault("started", _now())
+        self.manifest["started"] = self.manifest["started"] or _now()
         write_json(self.path / "manifest.json", self.manifest)
+        for sub in RUN_SUBFOLDERS:
+            make_dir(self.path / sub)
+        remove_temp_files(self.path)
+        self.batches_written = 0
 
     def _chunk(self, kind: str, index: int, suffix: str) -> Path:
         return self.path / kind / f"part-{index:05d}.{suffix}"
 
+    def _damaged(self, part: Path) -> NpgenError:
+        return NpgenError(f"{part} is unreadable (a truncated or damaged part); delete that file to sample its batch again, "
+                          f"or delete the run {self.path} and start over")  # fmt: skip
+
     def has_batch(self, index: int) -> bool:
-        return self._chunk("provenance", index, "parquet").exists() and self._chunk("chunks", index, "npy").exists()
+        """True if the batch was written whole before; raises NpgenError for a part that exists but is unreadable."""
+        parts = [self._chunk("provenance", index, "parquet"), self._chunk("summary", index, "parquet"), self._chunk("chunks", index, "npy")]
+        if not all(p.exists() for p in (parts[0], parts[2])):
+            return False
+        for part in parts:
+            try:
+                if part.suffix == ".npy":
+                    array = np.load(part, mmap_mode="r")
+                    if array.ndim != 4 or array.dtype != np.uint8:
+                        raise ValueError("not a batch of uint8 images")
+                else:
+                    pq.read_metadata(part)
+            except (OSError, ValueError, pa.ArrowException):
+                raise self._damaged(part) from None
+        return True
 
     def write_batch(self, index: int, samples: Samples, summary: pa.Table) -> None:
         """Persist one batch: its provenance and summary rows first, then its images."""
@@ -129,11 +274,38 @@ class RunWriter:
         atomic_write(self._chunk("provenance", index, "parquet"), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
         atomic_write(self._chunk("summary", index, "parquet"), lambda tmp: pq.write_table(summary, tmp))
         write_array(self._chunk("chunks", index, "npy"), samples.images)
+        self.batches_written += 1
+
+    def abandon(self) -> bool:
+        """After a failure before any batch was written: remove the run folder if this writer created it and it
+        holds nothing but what the writer put there (manifest, empty subfolders, temporary files). True if removed."""
+        if not self.created or self.batches_written:
+            return False
+        try:
+            for entry in self.path.iterdir():
+                if entry.name.startswith(".") and TMP_MARK in entry.name and entry.is_file():
+                    entry.unlink()
+            (self.path / "manifest.json").unlink(missing_ok=True)
+            for sub in RUN_SUBFOLDERS:
+                if (self.path / sub).is_dir() and not (self.path / sub).is_symlink():
+                    remove_temp_files(self.path / sub, recursive=False)
+                    (self.path / sub).rmdir()
+            self.path.rmdir()  # fails, keeping the folder, if anything else is in it
+        except OSError:
+            return False
+        return True
+
+    def _read_part(self, kind: str, index: int, suffix: str, read):
+        part = self._chunk(kind, index, suffix)
+        try:
+            return read(part)
+        except (OSError, ValueError, pa.ArrowException):
+            raise self._damaged(part) from None
 
     def finish(self, n_batches: int, timings: dict) -> pa.Table:
         """Join the batches into samples.npy and samples.parquet, draw the pictures, mark the run complete."""
-        images = np.concatenate([np.load(self._chunk("chunks", i, "npy")) for i in range(n_batches)])
-        summary = pa.concat_tables([pq.read_table(self._chunk("summary", i, "parquet")) for i in range(n_batches)])
+        images = np.concatenate([self._read_part("chunks", i, "npy", np.load) for i in range(n_batches)])
+        summary = pa.concat_tables([self._read_part("summary", i, "parquet", pq.read_table) for i in range(n_batches)])
         write_array(self.path / "samples.npy", images)
         atomic_write(self.path / "samples.parquet", lambda tmp: pq.write_table(summary, tmp))
         for i, image in enumerate(images):
@@ -146,23 +318,65 @@ class RunWriter:
             "median_top_source_share": float(np.median(share)),
             "max_top_source_share": float(share.max()),
         }
-        self.manifest.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        self.manifest.update(status="complete", finished=_now())
         write_json(self.path / "manifest.json", self.manifest)
+        remove_temp_files(self.path)
         return summary
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
     """The manifest of the run at `path`, or an NpgenError that says what is missing."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NpgenError(f"{path} is a file, not an npgen run; pass a directory written by `npgen sample`")
     try:
         manifest = json.loads((path / "manifest.json").read_text())
     except FileNotFoundError as err:
         raise NpgenError(f"{path} is not an npgen run (no manifest.json); pass a directory written by `npgen sample`") from err
     except (OSError, ValueError) as err:
         raise NpgenError(f"the manifest of run {path} is unreadable ({type(err).__name__}); the run is damaged, sample it again") from err
-    if manifest.get("format") != RUN_FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
         raise NpgenError(f"{path}/manifest.json is not an npgen run manifest")
     return manifest
+
+
+def _check_manifest(path: Path, manifest: dict) -> None:
+    """Raise a one-line NpgenError unless the manifest holds what reading a run needs, of the right types."""
+    damaged = f"the manifest of run {path} is damaged"
+    dataset = manifest.get("dataset")
+    if not isinstance(dataset, dict):
+        raise NpgenError(f"{damaged}: it has no dataset record; sample the run again")
+    shape = dataset.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
+        raise NpgenError(f"{damaged}: its dataset shape {shape!r} is not [height, width, channels]; sample the run again")
+    for key in ("name", "split", "images_sha256", "labels_sha256"):
+        if not isinstance(dataset.get(key), str):
+            raise NpgenError(f"{damaged}: its dataset record lacks {key}; sample the run again")
+    if not isinstance(manifest.get("params"), dict):
+        raise NpgenError(f"{damaged}: it has no params record; sample the run again")
+    n = manifest.get("n_samples")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise NpgenError(f"{damaged}: its n_samples {n!r} is not a positive integer; sample the run again")
+    if "class_label" not in manifest:
+        raise NpgenError(f"{damaged}: it has no class_label (null for an unconditional run); sample the run again")
+    if not isinstance(manifest.get("database", {}), dict):
+        raise NpgenError(f"{damaged}: its database record is not a mapping; sample the run again")
+    label = manifest.get("class_label")
+    if label is not None and (not isinstance(label, int) or isinstance(label, bool) or label < 0):
+        raise NpgenError(f"{damaged}: its class_label {label!r} is not a class index; sample the run again")
+
+
+def check_provenance(path, column: dict, n_samples: int, height: int, width: int, n_images: int) -> None:
+    """Raise a one-line NpgenError if any provenance row points outside the run's samples or the training images."""
+    bounds = {"sample": n_samples, "y": height, "x": width, "src_y": height, "src_x": width, "src_image": n_images}
+    for name, limit in bounds.items():
+        values = column.get(name)
+        if values is None or not len(values):
+            continue
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high >= limit:
+            bad = low if low < 0 else high
+            raise NpgenError(f"the provenance of run {path} is damaged: {name} = {bad} is outside 0..{limit - 1}; sample the run again")
 
 
 class Run:
@@ -173,18 +387,36 @@ class Run:
         self.manifest = read_manifest(self.path)
         if self.manifest.get("status") != "complete":
             raise NpgenError(f"run {self.path} is incomplete; finish it with `npgen sample --resume --out {self.path}` and the same options")
+        _check_manifest(self.path, self.manifest)
         try:
             self.samples = np.load(self.path / "samples.npy", mmap_mode="r")
         except (OSError, ValueError) as err:
             raise NpgenError(f"{self.path}/samples.npy is missing or damaged; sample the run again") from err
+        expected = (self.manifest["n_samples"], *self.manifest["dataset"]["shape"])
+        if self.samples.dtype != np.uint8 or self.samples.shape != expected:
+            raise NpgenError(f"{self.path}/samples.npy holds {self.samples.dtype} {self.samples.shape}, but the manifest says "
+                             f"uint8 {expected}; the run is damaged, sample it again")  # fmt: skip
 
     def provenance(self, columns: list[str] | None = None) -> pa.Table:
         """The per-pixel provenance table (optionally only some columns), sorted by sample, y, x."""
         try:
             table = pq.read_table(self.path / "provenance", columns=columns, schema=PROVENANCE_SCHEMA)
         except (OSError, pa.ArrowException) as err:
-            raise NpgenError(f"the provenance of run {self.path} is unreadable ({str(err).splitlines()[0][:100]}); sample the run again") from err
+            raise NpgenError(f"the provenance of run {self.path} is unreadable ({(str(err).splitlines() or [''])[0][:100]}); sample the run again") from err
         return table
+
+    def check_provenance(self, column: dict, n_images: int) -> None:
+        """Raise NpgenError if provenance columns point outside this run's samples or `n_images` training images."""
+        n, height, width = self.samples.shape[:3]
+        check_provenance(self.path, column, n, height, width, n_images)
+
+    def output_path(self, *parts: str) -> Path:
+        """A path inside the run to write to; NpgenError if it, or a folder on the way, is a symbolic link."""
+        path = self.path
+        for part in parts:
+            path = path / part
+            refuse_link(path)
+        return path
 
     def data_root(self, data_root=None):
         """The data root to load this run's dataset from: `data_root`, else $NPGEN_DATA, else the one recorded
@@ -199,7 +431,9 @@ class Run:
         Known datasets come from `data_root`, else $NPGEN_DATA, else the data root recorded at sampling time;
         an image folder from the folder recorded in the manifest."""
         record = self.manifest["dataset"]
-        name = record["name"] if record["name"] in KNOWN else record["source"]
+        name = record["name"] if record["name"] in KNOWN else record.get("source")
+        if not isinstance(name, str):
+            raise NpgenError(f"the manifest of run {self.path} is damaged: its dataset record lacks the image folder (source); sample the run again")
         root = self.data_root(data_root)
         recorded = name in KNOWN and root is not None and root != data_root
         try:

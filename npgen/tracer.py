@@ -50,6 +50,8 @@ DEFAULT_MAX_CANDIDATES = 8
 DEFAULT_MIN_PART_SIZE = 4
 COVERAGE_TOPS = (1, 3, 10)
 COMPOSE_COLUMNS = ["sample", "y", "x", "src_image", "src_y", "src_x", "n_candidates"]
+COMPOSITION_TABLES = ("per_sample", "parts", "sources", "reuse")
+COMPOSITION_FILES = (*(f"{name}.parquet" for name in COMPOSITION_TABLES), "composition.json")  # what Composition.save writes
 
 # ---- kernels (pure, no I/O) ----
 
@@ -262,7 +264,7 @@ class Composition:
         """Write the tables as Parquet and the displacement histogram and run numbers as composition.json."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for name in ("per_sample", "parts", "sources", "reuse"):
+        for name in COMPOSITION_TABLES:
             pq.write_table(getattr(self, name), directory / f"{name}.parquet", compression="zstd")
         record = {"run": self.run, "displacement": self.displacement}
         (directory / "composition.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -430,6 +432,7 @@ class Tracer:
             table = pq.read_table(self.run.path / "provenance", columns=needed, filters=filters, schema=PROVENANCE_SCHEMA)
         except (OSError, pa.ArrowException) as err:
             raise NpgenError(f"the provenance of run {self.run.path} is unreadable ({str(err).splitlines()[0][:100]}); sample the run again") from err
+        self.run.check_provenance({name: table.column(name).to_numpy() for name in table.column_names}, self.dataset.n_images)
         n_samples = self.n_samples if sample is None else 1
         first_sample = 0 if sample is None else int(sample)
         shape = (n_samples, self.height, self.width)

@@ -60,7 +60,7 @@ def test_image_folder_dataset_with_class_names(mnist_folder, tmp_path, cache):
 
 def test_tampered_run_fails_verification(mnist_folder, tmp_path, cache):
     out = tmp_path / "run"
-    assert run_cli("sample", "--dataset", mnist_folder, "-n", "2", "--out", out, "--pool-size", "10", "--max-source-share", "0.2").exit_code == 0
+    assert run_cli("sample", "--dataset", mnist_folder, "-n", "2", "--out", out, "--pool-size", "20").exit_code == 0
     samples = np.load(out / "samples.npy")
     samples[0, 14, 14] = 255 - samples[0, 14, 14]
     np.save(out / "samples.npy", samples)
