@@ -11,7 +11,7 @@ under benchmarks/runs/ablation-<dataset>/ and reused when complete), checks each
 `npgen verify`, and scores the images with `npgen.evaluation` in the features of the project's
 classifier (`benchmarks/classifier.py`): FID, precision/recall, requested-class accuracy, near-copies
 and the largest share of a sample taken from one training image. Results go to
-benchmarks/results/ablation-<dataset>.json.
+benchmarks/results/ablation-<dataset>-<samples per setting>.json.
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ SETTINGS = {  # name: the parameters under study (absolute, so a row means the s
         "cifar: h3 b4 k1 budget 40%": (3, 4, 1, 0.4),
         "cifar: h3 b4 k1 budget 40%, pool 50": (3, 4, 1, 0.4, "blocks", {"pool_size": 50}),
         "cifar: h3 b4 k1 budget 20%, pool 30": (3, 4, 1, 0.2, "blocks", {"pool_size": 30}),
+        "cifar: h3 b4 k1 budget 40%, pool 50, eps 0.5": (3, 4, 1, 0.4, "blocks", {"pool_size": 50, "eps": 0.5}),
+        "cifar: h3 b4 k1 budget 40%, pool 50, eps 1": (3, 4, 1, 0.4, "blocks", {"pool_size": 50, "eps": 1.0}),
+        "cifar: h3 b4 k1 budget 40%, pool 50, abs-tol 30": (3, 4, 1, 0.4, "blocks", {"pool_size": 50, "abs_tol": 30.0}),
+        "cifar: h3 b4 k1 budget 50%, eps 0.5": (3, 4, 1, 0.5, "blocks", {"eps": 0.5}),
+        "cifar: h3 b4 k1 budget 25%, pool 50": (3, 4, 1, 0.25, "blocks", {"pool_size": 50}),
+        "cifar: h3 b4 k1 budget 25%, pool 50, abs-tol 30": (3, 4, 1, 0.25, "blocks", {"pool_size": 50, "abs_tol": 30.0}),
         "cifar: h2 b4 k1 budget 20%": (2, 4, 1, 0.2),
         "cifar: h3 b4 k2 budget 10%": (3, 4, 2, 0.1),
         "cifar: h1 b4 k1 budget 10%": (1, 4, 1, 0.1),
@@ -126,7 +132,7 @@ def main() -> None:
     prefix = "cifar: " if args.dataset == "cifar10" else ""
     names = [n for n in SETTINGS if n.startswith("cifar: ") == (args.dataset == "cifar10")]
     names = [n for n in names if args.only is None or any(n[len(prefix):].startswith(o) for o in args.only)]
-    result_name = f"ablation-{args.dataset}"
+    result_name = f"ablation-{args.dataset}-{10 * args.per_class}"
     saved = HERE / "results" / f"{result_name}.json"
     rows = json.loads(saved.read_text())["rows"] if saved.is_file() else {}
     for name in names:

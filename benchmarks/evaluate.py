@@ -156,6 +156,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=["mnist", "cifar10"])
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--ablation-per-class", type=int, default=ABLATION_PER_CLASS,
+                        help="samples per class of each principle's ablation (locality off costs ~1,000x per sample)")
     args = parser.parse_args()
     train = load_dataset(args.dataset, data_root=args.data_root)
     test = load_dataset(args.dataset, split="test", data_root=args.data_root)
@@ -175,7 +177,7 @@ def main() -> None:
         if ddpm is not None:
             methods[f"DDPM {'class-conditional' if mode == 'conditional' else 'unconditional'}"] = ddpm
     say("ablation runs")
-    per = ABLATION_PER_CLASS
+    per = args.ablation_per_class
     side = max(train.height, train.width)
     ablations = {
         "training set": None,

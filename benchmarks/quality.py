@@ -47,6 +47,8 @@ ABLATIONS = {  # one change each from the settings above, to show why the preset
     "mnist-conditional-radius1": ("mnist-conditional", {"radius": 1}),
     "mnist-conditional-kmin4-nobudget": ("mnist-conditional", {"k_min": 4, "max_source_share": 1.0}),
     "cifar10-conditional-nobudget": ("cifar10-conditional", {"max_source_share": 1.0}),
+    "mnist-unconditional-kmin3": ("mnist-unconditional", {"k_min": 3}),
+    "mnist-unconditional-nomixture": ("mnist-unconditional", {"class_mixture": 0}),
 }
 for name, (base, change) in ABLATIONS.items():
     EXPERIMENTS[name] = {**EXPERIMENTS[base], "options": {**EXPERIMENTS[base]["options"], **change}}
