@@ -8,9 +8,12 @@ compiles the numba kernels; the numbers are medians over the repeats, written to
 benchmarks/results/speed.json. Measured:
 
 - build: load and checksum the training set from its .npz, then build its whole database (windows,
-  retrieval representations, FAISS index), as `npgen build` does;
+  retrieval representations — learned patch codes included for `-codes` —, FAISS index), as `npgen build` does;
 - sampler: class-conditional images/s of `Sampler.sample` alone, 200 images (2 classes x 100);
-- run: the same through `npgen.api.sample_run`, i.e. with Parquet provenance, PNGs and summaries written.
+- run: the same through `npgen.api.sample_run`, i.e. with Parquet provenance, PNGs and summaries written;
+- `-nobudget`: the sampler without the source budget, to measure what the budget costs.
+
+Settings are each dataset's preset (datasets/<name>.json) with the case's changes.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ NO_BUDGET = {"max_source_share": 1.0}
 CASES = {  # kind, dataset, changes from the dataset's preset (window and sampler parameters together)
     "build-mnist": ("build", "mnist", {}),
     "build-cifar10": ("build", "cifar10", {}),
+    "build-cifar10-codes": ("build", "cifar10", {"retrieval": "codes"}),
     "sampler-mnist": ("sampler", "mnist", {}),
     "sampler-mnist-nobudget": ("sampler", "mnist", NO_BUDGET),
     "sampler-cifar10": ("sampler", "cifar10", {}),

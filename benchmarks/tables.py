@@ -22,23 +22,44 @@ def pct(value) -> str:
 
 def quality_table() -> str:
     rows = [
-        "| experiment | samples | window / options | requested class (10-NN) | ≥9/10 votes | classes | near-copies | median top-source share | median NN distance | verify problems | command |",
+        "| experiment | samples | changes from the preset | requested class (10-NN) | ≥9/10 votes | classes | near-copies | median top-source share | median NN distance | runs failing verify | command |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("mnist-conditional", "mnist-unconditional", "cifar10-conditional",
-                 "mnist-conditional-radius1", "mnist-conditional-kmin1", "cifar10-conditional-kmin1", "cifar10-conditional-h3"):  # fmt: skip
+    for name in ("mnist-conditional", "mnist-unconditional", "cifar10-conditional", "mnist-conditional-radius1", "mnist-unconditional-nomixture"):
         r = load(name)
         if r is None:
             continue
-        window = ", ".join(f"{k}={v}" for k, v in {**r["window"], **r["sampler_options"]}.items() if (k, v) not in
-                           {("half_window", 3), ("pad_value", 0), ("retrieval_block", 1)})  # fmt: skip
+        changes = ", ".join(f"{k}={v}" for k, v in r["sampler_options"].items())
         rows.append(
-            f"| {name} | {r['n_samples']} | {window or 'defaults'} | {pct(r['requested_class_accuracy'])} | "
+            f"| {name} | {r['n_samples']} | {changes or 'none'} | {pct(r['requested_class_accuracy'])} | "
             f"{pct(r['share_9_of_10_votes'])} | {len(r['classes_present'])} | {pct(r['near_copy_rate'])} "
             f"(< {r['near_copy_threshold']:.0f}) | {r['median_top_source_share']:.3f} | "
-            f"{r['nearest_distance_percentiles']['50']:.0f} | {r['verify_problems']} | `{r['command']}` |"
+            f"{r['nearest_distance_percentiles']['50']:.0f} | {r['runs_failing_verify']} | `{r['command']}` |"
         )
     return "\n".join(rows)
+
+
+def ablation_table(dataset: str, n: int) -> str:
+    """benchmarks/ablation.py: the rule that bounds copying, one setting per row, scored in classifier features."""
+    r = load(f"ablation-{dataset}-{n}")
+    if r is None:
+        return ""
+    rows = ["| setting | h | block | retrieval | k_min | budget | other | requested class | FID | precision / recall | near-copies | median / max top-source share | images/s (run) | verify |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    floor = r["floor"]
+    rows.append(f"| training images (floor) | | | | | | | {pct(floor['class_accuracy'])} | {floor['fid']:.2f} | "
+                f"{floor['precision']:.2f} / {floor['recall']:.2f} | {pct(floor['near_copy_rate'])} | | | |")  # fmt: skip
+    for name, row in r["rows"].items():
+        s, p, w = row["scores"], row["params"], row["window"]
+        other = ", ".join(f"{k}={v}" for k, v in row["setting"].items() if k not in ("half_window", "retrieval_block", "retrieval", "k_min", "max_source_share"))
+        rows.append(
+            f"| {name.removeprefix('cifar: ')} | {w['half_window']} | {w['retrieval_block']} | {w.get('retrieval', 'blocks')} | {p['k_min']} | "
+            f"{'none' if p['max_source_share'] >= 1 else pct(p['max_source_share'])} | {other} | {pct(s['class_accuracy'])} | "
+            f"{s['fid']:.2f} ± {s['fid_bootstrap_sd']:.2f} | {s['precision']:.2f} / {s['recall']:.2f} | {pct(s['near_copy_rate'])} | "
+            f"{row['median_top_source_share']:.3f} / {row['max_top_source_share']:.3f} | {1 / row['sample_seconds_per_image']:.0f} | "
+            f"{'ok' if row['runs_failing_verify'] == 0 else 'FAILED'} |"
+        )
+    return "\n".join(rows) + f"\n\n{r['per_class']} samples per class per setting. Command: `{r['command']}`; {r['machine']}; {r['date']}."
 
 
 def reference_table() -> str:
@@ -116,10 +137,19 @@ def _training(name: str, row: dict) -> str:
 
 
 def evaluation_table(dataset: str, table: str) -> str:
-    """One of evaluate.py's tables: method x (quality, class fidelity, novelty, likelihood, cost)."""
+    """One of evaluate.py's tables: method x (quality, class fidelity, novelty, likelihood, cost).
+
+    The comparison adds the DDPM rows recorded in evaluate-<dataset>-ddpm.json when this evaluation
+    had no DDPM samples to score (they were made on a GPU machine and are not kept).
+    """
     r = load(f"evaluate-{dataset}")
     if r is None:
         return ""
+    previous = load(f"evaluate-{dataset}-ddpm")
+    if table == "comparison" and previous is not None and not any(name.startswith("DDPM") for name in r["tables"][table]):
+        for name, row in previous["tables"]["comparison"].items():
+            if name.startswith("DDPM"):
+                r["tables"][table][f"{name} (scored {previous['date']})"] = row
     likelihood, ddpm_bound = load(f"likelihood-{dataset}"), load(f"ddpm-nll-{dataset}")
     cost = table == "comparison"
     head = ("| method | n | FID (features) | precision | recall | class acc. | class conf. | near-copies "
@@ -180,6 +210,8 @@ if __name__ == "__main__":
         for table in ("comparison", "ablation"):
             print(f"### {dataset} {table}\n\n{evaluation_table(dataset, table)}\n")
     print(f"### Likelihood\n\n{likelihood_table()}\n")
+    for dataset, n in (("mnist", 500), ("cifar10", 500), ("mnist", 1000), ("cifar10", 1000)):
+        print(f"### Ablation {dataset}, {n} samples per setting\n\n{ablation_table(dataset, n)}\n")
     for title, table in (("Quality", quality_table()), ("Reference", reference_table()), ("Speed", speed_table()), ("Retrieval", retrieval_table()),
                          ("Part-whole study", partwhole_table()), ("Tracer speed", trace_speed_line())):
         print(f"### {title}\n\n{table}\n")
