@@ -205,6 +205,20 @@ def likelihood_table() -> str:
     return "\n".join(rows)
 
 
+def representation_table() -> str:
+    """benchmarks/representation.py: pool purity / 10-NN accuracy of each retrieval representation by prefix."""
+    r = load("representation")
+    if r is None:
+        return ""
+    rows = ["| dataset | representation | row width | purity / 10-NN at 1/4, 2/4, 3/4, 4/4 of the top rows | learn + encode (s) |", "|---|---|---|---|---|"]
+    for dataset, d in r["datasets"].items():
+        for entry in d["entries"]:
+            cells = ", ".join(f"{v['purity']:.3f} / {v['knn10']:.3f}" for v in entry["scores"].values())
+            seconds = entry.get("learn_seconds", 0) + entry.get("encode_train_seconds", 0)
+            rows.append(f"| {dataset} | {entry['representation']} | {entry['row_width']} | {cells} | {seconds:.1f} |")
+    return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['machine']}; {r['date']}."
+
+
 if __name__ == "__main__":
     for dataset in ("mnist", "cifar10"):
         for table in ("comparison", "ablation"):
@@ -212,6 +226,7 @@ if __name__ == "__main__":
     print(f"### Likelihood\n\n{likelihood_table()}\n")
     for dataset, n in (("mnist", 500), ("cifar10", 500), ("mnist", 1000), ("cifar10", 1000)):
         print(f"### Ablation {dataset}, {n} samples per setting\n\n{ablation_table(dataset, n)}\n")
+    print(f"### Representation\n\n{representation_table()}\n")
     for title, table in (("Quality", quality_table()), ("Reference", reference_table()), ("Speed", speed_table()), ("Retrieval", retrieval_table()),
                          ("Part-whole study", partwhole_table()), ("Tracer speed", trace_speed_line())):
         print(f"### {title}\n\n{table}\n")
