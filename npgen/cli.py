@@ -195,7 +195,7 @@ def cache_list() -> None:
 
 @cache.command("clean")
 @click.option("--stale", "mode", flag_value="stale", default=True, help="Remove leftover temporary files and folders (the default).")
-@click.option("--all", "mode", flag_value="all", help="Also remove every database, classifier and cached features (rebuilt when needed).")
+@click.option("--all", "mode", flag_value="all", help="Also remove every database, classifier, cached features and decoded image folder (rebuilt when needed).")
 def cache_clean(mode) -> None:
     """Remove leftovers of interrupted builds and writes (--stale), or everything npgen made there (--all)."""
     from npgen import cache as cache_module
