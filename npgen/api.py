@@ -19,7 +19,7 @@ from npgen.params import SAMPLER_PARAMS, resolve
 from npgen.errors import NpgenError
 from npgen.metrics import sample_summary
 from npgen.sampler import Sampler, draw_classes
-from npgen.store import Run, RunWriter, run_state, write_json
+from npgen.store import Run, RunWriter, run_state, sources_table, write_json
 
 
 def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int | None:
@@ -123,6 +123,7 @@ def sample_run(
             "load_seconds": round(loaded - started, 3), "sample_seconds": round(sampled - loaded, 3),
             "images_per_second": round(n / max(sampled - loaded, 1e-9), 3),
         },
+        sources=sources_table(data),
     )  # fmt: skip
     return writer.path
 

@@ -322,7 +322,7 @@ def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
         found = tracer.pixel(sample_index, *where)
         click.echo(
             f"sample {found.sample} pixel (y={found.y}, x={found.x}) <- training image {found.src_image} "
-            f"(class {printable(found.src_class_name)}) at (y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
+            f"(class {printable(found.src_class_name)}{'' if found.src_file is None else ', file ' + printable(found.src_file)}) at (y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
             f"distance {found.distance:.2f}; {found.n_candidates} admissible candidates"
             f"{'' if found.informative else ' (uninformative: a large tie)'}"
         )
@@ -332,11 +332,14 @@ def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
         parts = tracer.sample_parts(sample_index).sort_by([("size", "descending")])
         sources = len(set(parts.column("src_image").to_pylist()))
         click.echo(f"sample {sample_index}: {parts.num_rows} parts from {sources} training images; largest parts:")
-        click.echo(f"{'part':>5} {'src_image':>9} {'class':>10} {'dy':>3} {'dx':>3} {'size':>5} {'informative':>11}")
+        folder = tracer.source_file(0) is not None
+        click.echo(f"{'part':>5} {'src_image':>9} {'class':>10} {'dy':>3} {'dx':>3} {'size':>5} {'informative':>11}{'  file' if folder else ''}")
         names, labels = tracer.dataset.class_names, tracer.dataset.labels
         for row in parts.slice(0, 12).to_pylist():
+            file = tracer.source_file(row["src_image"])
             click.echo(f"{row['part']:>5} {row['src_image']:>9} {printable(names[labels[row['src_image']]]):>10} {row['dy']:>3} "
-                       f"{row['dx']:>3} {row['size']:>5} {row['informative_size']:>11}")  # fmt: skip
+                       f"{row['dx']:>3} {row['size']:>5} {row['informative_size']:>11}"
+                       f"{'' if file is None else '  ' + printable(file)}")  # fmt: skip
         picture = tracer.parts_figure(sample_index)
         default = f"sample-{sample_index:05d}-parts.png"
     path = Path(figure) if figure else tracer.run.output_path("trace", default)  # no links inside the run

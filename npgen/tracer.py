@@ -401,6 +401,7 @@ class PixelTrace:
     n_candidates: int
     distance: float
     informative: bool = True  # n_candidates <= the tracer's max_candidates
+    src_file: str | None = None  # for an image-folder dataset: the source's file, relative to the folder
 
     @property
     def displacement(self) -> tuple[int, int]:
@@ -421,6 +422,15 @@ class Tracer:
         self.half_window = int(self.run.manifest.get("database", {}).get("params", {}).get("half_window", 3))
         self.class_label: int | None = self.run.manifest.get("class_label")
         self._composition: Composition | None = None
+        self._files = self.run.source_files()
+        if self._files is None and self.dataset.files:
+            self._files = list(self.dataset.files)
+
+    def source_file(self, src_image: int) -> str | None:
+        """The file a training image was read from (relative to the image folder), or None for a known dataset."""
+        if self._files is None or not 0 <= int(src_image) < len(self._files):
+            return None
+        return self._files[int(src_image)] or None
 
     # -- reading --
 
@@ -464,7 +474,7 @@ class Tracer:
             sample=sample, y=int(y), x=int(x), src_image=value["src_image"], src_class=src_class,
             src_class_name=self.dataset.class_names[src_class], src_y=value["src_y"], src_x=value["src_x"],
             n_candidates=value["n_candidates"], distance=float(value["distance"]),
-            informative=value["n_candidates"] <= self.max_candidates,
+            informative=value["n_candidates"] <= self.max_candidates, src_file=self.source_file(value["src_image"]),
         )  # fmt: skip
 
     def _sample_parts(self, sample: int) -> Parts:

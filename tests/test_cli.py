@@ -139,7 +139,7 @@ def test_trace_a_pixel_and_a_sample(mnist_folder, tmp_path, cache):
     assert run_cli("sample", "--dataset", mnist_folder, "--class", "digit0", "-n", "2", "--out", out, "--pool-size", "20").exit_code == 0
     traced = run_cli("trace", out, "--sample", "1", "--pixel", "14,14")
     assert traced.exit_code == 0, traced.output
-    assert "sample 1 pixel (y=14, x=14) <- training image" in traced.output and "(class digit0)" in traced.output
+    assert "sample 1 pixel (y=14, x=14) <- training image" in traced.output and "(class digit0, file digit0/" in traced.output
     assert (out / "trace" / "sample-00001-pixel-14-14.png").is_file()
     parts = run_cli("trace", out, "--sample", "0", "--out", tmp_path / "parts.png")
     assert parts.exit_code == 0 and "parts from" in parts.output and (tmp_path / "parts.png").is_file()
@@ -150,6 +150,25 @@ def test_trace_a_pixel_and_a_sample(mnist_folder, tmp_path, cache):
                           (["--sample", "0", "--pixel", "28,0"], "out of range")):  # fmt: skip
         result = run_cli("trace", out, *args)
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_folder_run_names_the_file_of_every_source(mnist_folder, tmp_path, cache):
+    out = tmp_path / "run"
+    assert run_cli("sample", "--dataset", mnist_folder, "-n", "2", "--out", out, "--pool-size", "20").exit_code == 0
+    sources = pq.read_table(out / "sources.parquet").to_pylist()
+    assert len(sources) == 300 and sources[0]["src_image"] == 0
+    assert all((mnist_folder / row["file"]).is_file() and row["file"].split("/")[0] == row["class"] for row in sources)
+    pixel = pq.read_table(out / "provenance", filters=[("sample", "==", 1), ("y", "==", 14), ("x", "==", 14)]).to_pylist()[0]
+    traced = run_cli("trace", out, "--sample", "1", "--pixel", "14,14")
+    assert traced.exit_code == 0, traced.output
+    row = sources[pixel["src_image"]]
+    assert f"<- training image {pixel['src_image']} (class {row['class']}, file {row['file']})" in traced.output
+    parts = run_cli("trace", out, "--sample", "0")
+    assert parts.exit_code == 0 and "file" in parts.output.splitlines()[1] and ".png" in parts.output
+    mnist = tmp_path / "mnist-run"  # a known dataset has no files to name
+    assert run_cli("sample", "--dataset", "mnist", "--class", "1", "-n", "1", "--out", mnist).exit_code == 0
+    assert not (mnist / "sources.parquet").exists()
+    assert ", file" not in run_cli("trace", mnist, "--sample", "0", "--pixel", "3,3").output
 
 
 def test_eval_scores_a_run_and_refuses_bad_input(cache, tmp_path):
