@@ -35,6 +35,7 @@ from PIL import Image
 from npgen import __version__
 from npgen.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.errors import NpgenError
+from npgen.params import describe_differences
 from npgen.samples import Samples
 
 PROVENANCE_SCHEMA = pa.schema(
@@ -241,7 +242,9 @@ class RunWriter:
             previous = read_manifest(self.path)
             for key in ("dataset", "database", "params", "class_label", "n_samples"):
                 if previous.get(key) != self.manifest.get(key):
-                    raise NpgenError(f"cannot resume {self.path}: its {key} differs from this command's; rerun it with the same options or choose a new --out")
+                    differ = describe_differences(previous.get(key), self.manifest.get(key), "the run", "this command", key)
+                    raise NpgenError(f"cannot resume {self.path}: its {key} differs from this command's ({differ}); "
+                                     "rerun it with the same options or choose a new --out")  # fmt: skip
             self.manifest["started"] = previous.get("started")
         elif state == "empty":
             self.restarted = True  # a run killed before its manifest was written: start it afresh in place

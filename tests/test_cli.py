@@ -75,8 +75,22 @@ def test_database_built_with_other_parameters_is_refused(mnist_folder, tmp_path,
     before = sorted(p.stat().st_mtime_ns for p in db.iterdir())
     result = run_cli("sample", "--dataset", mnist_folder, "--db", db, "-n", "1", "--out", tmp_path / "r")
     assert result.exit_code == 2 and "built with" in result.output and "Traceback" not in result.output
+    assert "half_window = 2 in the database, 3 in this command" in result.output  # which parameter, both values
     assert sorted(p.stat().st_mtime_ns for p in db.iterdir()) == before
     assert run_cli("build", "--dataset", mnist_folder, "--db", db).exit_code == 2  # exists, no --force
+
+
+def test_resume_with_other_options_names_the_parameter(mnist_folder, tmp_path, cache):
+    out = tmp_path / "run"
+    args = ["sample", "--dataset", mnist_folder, "-n", "2", "--batch-size", "1", "--out", out, "--pool-size", "20"]
+    assert run_cli(*args).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as if interrupted
+    (out / "chunks" / "part-00001.npy").unlink()
+    result = run_cli(*args, "--resume", "--k-min", "3")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert f"params.k_min = {manifest['params']['k_min']} in the run, 3 in this command" in result.output
+    assert run_cli(*args, "--resume").exit_code == 0
 
 
 def test_database_of_other_data_is_refused(mnist_folder, tmp_path, cache):
