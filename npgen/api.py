@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npgen.database import Database, WindowParams, build_lock, default_path
+from npgen.database import Database, WindowParams, build_lock, default_path, is_database
 from npgen.datasets import data_location
 from npgen.datasets import known_datasets, load_dataset
 from npgen.datasets import preset as preset_for
@@ -45,16 +45,23 @@ def resolve_params(data, window: dict | None = None, sampler_options: dict | Non
     return window_params, options
 
 
-def build_database(dataset: str, data_root=None, db_path=None, window: dict | None = None, force: bool = False) -> Database:
+def build_database(dataset: str, data_root=None, db_path=None, window: dict | None = None, force: bool = False) -> tuple[Database, bool]:
     """Build the window database of a dataset (a known name or an image folder; into the cache when db_path is None).
 
-    `window` holds explicit build parameters; the others come from the dataset's preset.
+    Returns (database, built): an existing npgen database at the path that was built from this data with these
+    parameters is left as it is (built False) unless `force`; one built for other data or parameters is refused
+    (NpgenError saying which parameter differs) unless `force`. `window` holds explicit build parameters; the
+    others come from the dataset's preset.
     """
     data = load_dataset(dataset, data_root=data_root)
     params, _ = resolve_params(data, window)
     path = Path(db_path) if db_path is not None else default_path(data, params)
     with build_lock(path):  # not while a `npgen sample` builds the same database
-        return Database.build(data, path, params, force=force)
+        if not force and is_database(path):
+            db = Database.load(path)
+            db.check(data, params)
+            return db, False
+        return Database.build(data, path, params, force=force), True
 
 
 def sample_run(

@@ -213,11 +213,14 @@ def cache_clean(mode) -> None:
 @data_root_option
 @click.option("--db", "db_path", type=click.Path(file_okay=False), default=None, help="Database folder (default: under $NPGEN_CACHE or ~/.cache/npgen).")
 @param_options(BUILD)
-@click.option("--force", is_flag=True, help="Replace an existing database.")
+@click.option("--force", is_flag=True, help="Rebuild an existing npgen database (one that is up to date is otherwise kept).")
 def build(dataset, data_root, db_path, force, **window) -> None:
-    """Build the window database and FAISS index of a dataset."""
-    db = api.build_database(dataset, data_root, db_path, window, force=force)
-    click.echo(f"built {printable(db.path)} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
+    """Build the window database and FAISS index of a dataset (nothing to do when it is up to date)."""
+    db, built = api.build_database(dataset, data_root, db_path, window, force=force)
+    if built:
+        click.echo(f"built {printable(db.path)} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
+    else:
+        click.echo(f"database {printable(db.path)} is up to date ({db.n_images} images); nothing to do (--force rebuilds it)")
 
 
 @main.command()

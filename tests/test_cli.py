@@ -93,6 +93,24 @@ def test_resume_with_other_options_names_the_parameter(mnist_folder, tmp_path, c
     assert run_cli(*args, "--resume").exit_code == 0
 
 
+def test_build_of_an_up_to_date_database_does_nothing_and_force_rebuilds(mnist_folder, tmp_path, cache):
+    db = tmp_path / "db"
+    assert run_cli("build", "--dataset", mnist_folder, "--db", db).exit_code == 0
+    before = sorted(p.stat().st_mtime_ns for p in db.iterdir())
+    again = run_cli("build", "--dataset", mnist_folder, "--db", db)
+    assert again.exit_code == 0 and f"database {db} is up to date" in again.output, again.output
+    assert sorted(p.stat().st_mtime_ns for p in db.iterdir()) == before
+    forced = run_cli("build", "--dataset", mnist_folder, "--db", db, "--force")
+    assert forced.exit_code == 0 and forced.output.startswith("built ")
+    assert sorted(p.stat().st_mtime_ns for p in db.iterdir()) != before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    refused = run_cli("build", "--dataset", mnist_folder, "--db", other, "--force")  # only npgen databases
+    assert refused.exit_code == 2 and "not an npgen database" in refused.output
+    assert (other / "notes.txt").read_text() == "mine"
+
+
 def test_database_of_other_data_is_refused(mnist_folder, tmp_path, cache):
     db = tmp_path / "db"
     assert run_cli("build", "--dataset", mnist_folder, "--db", db).exit_code == 0
