@@ -320,9 +320,10 @@ def _integer_bins(values: np.ndarray, max_bins: int = 12) -> list[tuple[int, int
     return [(low, low + step - 1) for low in range(first, top + 1, step)]
 
 
-def _charts(c: Composition, radius=None) -> dict[str, tuple[Image.Image, str]]:
+def _charts(c: Composition, radius=None, class_name: str | None = None) -> dict[str, tuple[Image.Image, str]]:
     """The run-level charts, name -> (image, caption)."""
     run = c.run
+    population, of_class = reuse_population(run, class_name)
     size = c.parts.column("size").to_numpy()
     informative_size = c.parts.column("informative_size").to_numpy()
     part_sizes = bar_chart(
@@ -372,11 +373,11 @@ def _charts(c: Composition, radius=None) -> dict[str, tuple[Image.Image, str]]:
         bar_chart({"all pixels": _bin_sums(pixels, None, bins), "informative pixels": _bin_sums(informative, None, bins)},
                   [_bin_label(*b) for b in bins],
                   f"Reuse of training images: Gini {run['gini']:.3f} (informative {run['gini_informative']:.3f}); "
-                  f"{_fmt_share(run['share_of_training_used'])} of {run['n_train']:,} training images used "
+                  f"{_fmt_share(run['share_of_training_used'])} of {run['n_population']:,} training images{of_class} used "
                   f"({_fmt_share(run['share_of_training_used_informative'])} for informative pixels)",
                   "generated pixels copied from one training image", "training images"),
         "How many generated pixels each used training image gave (images that gave none are left out; their "
-        "share is in the title). The Gini coefficient of the per-image pixel counts over the whole training set, "
+        f"share is in the title). The Gini coefficient of the per-image pixel counts over {population}, "
         "zeros included: 0 when every image gives equally, near 1 when a few give everything.",
     )  # fmt: skip
 
@@ -465,6 +466,15 @@ SUMMARY_EXPLANATIONS = {
 }  # fmt: skip
 
 
+def reuse_population(run: dict, class_name: str | None) -> tuple[str, str]:
+    """(what the reuse statistics are over, " of class X" or ""): a class-conditional run's class, else all images."""
+    if run["requested_class"] is None:
+        return f"all {run['n_population']:,} training images", ""
+    name = class_name if class_name is not None else run["requested_class"]
+    return (f"the {run['n_population']:,} training images of class {name} (the run is conditioned on it, so only "
+            "they could be drawn)", f" of class {name}")  # fmt: skip
+
+
 def _run_rows(run: dict, manifest: dict) -> list[tuple[str, str, str]]:
     """(name, value cells, explanation) of the run-level table."""
     k = run["max_candidates"]
@@ -499,17 +509,18 @@ def _run_rows(run: dict, manifest: dict) -> list[tuple[str, str, str]]:
                      f"share of a sample's informative pixels that come from its {top} most-used training image"
                      f"{'s' if top > 1 else ''}"))  # fmt: skip
     target = "the requested class" if run["requested_class"] is not None else "the sample's majority source class"
+    population, of_class = reuse_population(run, manifest.get("class_name"))
     rows += [
         ("class consistency (median)", _cell(run["median_class_consistency"], "share"),
          f"share of a sample's informative pixels copied from training images of {target}"),
         ("Gini of training-image use", _cell(run["gini"], "ratio"),
-         "Gini coefficient of the generated pixels given by each training image (all training images, zeros "
+         f"Gini coefficient of the generated pixels given by each training image ({population}, zeros "
          "included): 0 when all give equally, near 1 when a few give everything"),
         ("Gini, informative pixels", _cell(run["gini_informative"], "ratio"), "the same over informative pixels"),
-        ("share of training images used", _cell(run["share_of_training_used"], "share"),
-         "training images that gave at least one generated pixel"),
-        ("share of training images used, informative", _cell(run["share_of_training_used_informative"], "share"),
-         "training images that gave at least one informative pixel"),
+        (f"share of training images{of_class} used", _cell(run["share_of_training_used"], "share"),
+         f"share of {population} that gave at least one generated pixel"),
+        (f"share of training images{of_class} used, informative", _cell(run["share_of_training_used_informative"], "share"),
+         f"share of {population} that gave at least one informative pixel"),
     ]  # fmt: skip
     for key, value in (manifest.get("summary") or {}).items():
         name, explanation = SUMMARY_EXPLANATIONS.get(key, (key.replace("_", " "), "from the run's manifest summary"))
@@ -679,7 +690,7 @@ def write_report(run_path: str | os.PathLike, out_dir: str | os.PathLike | None 
     write_json(out / "report.json", record)
 
     figures: list[tuple[str, bytes, str]] = []
-    for name, (picture, caption) in _charts(c, (manifest.get("params") or {}).get("radius")).items():
+    for name, (picture, caption) in _charts(c, (manifest.get("params") or {}).get("radius"), manifest.get("class_name")).items():
         figures.append((name, _png_bytes(picture), caption))
     shown = min(N_GRID_SAMPLES, tracer.n_samples)
     grid = image_grid(np.asarray(tracer.run.samples[:shown]), columns=min(16, shown), scale=2)

@@ -10,6 +10,8 @@ from (`store.py`). From that the tracer derives:
   pixels explained by the top 1, 3, 10 sources), class consistency, displacement histogram.
 - **reuse** per training image: pixels and samples that use it, the share of the training set used,
   and the Gini coefficient of per-training-image pixel counts (all training images, zeros included).
+  For a class-conditional run both are over the training images of the requested class, the only
+  ones it could draw from (`n_population` of them).
 
 **Informative pixels.** A pixel whose admissible set was a large tie carries no provenance
 information: on a blank context (MNIST background) every candidate window matches equally, the
@@ -248,7 +250,8 @@ class Composition:
     sources: one row per (sample, source image) with its pixel and informative-pixel counts.
     reuse: one row per training image used at least once: pixels, informative pixels, samples using it.
     displacement: Chebyshev |displacement| histograms, index = distance, over all and informative pixels.
-    run: run-level numbers (Gini, share of the training set used, medians of the per-sample columns).
+    run: run-level numbers (Gini, share of the training set used, medians of the per-sample columns). Gini and
+        share used are over the requested class's training images for a class-conditional run (n_population).
     part_ids: int32 (B, H, W) part id of every pixel.
     """
 
@@ -367,14 +370,17 @@ def compose(
         "informative_pixels": np.bincount(chebyshev, informative_size, length).astype(np.int64).tolist(),
     }
 
+    # reuse over the images the run could draw from: the requested class's, else the whole training split
+    population = np.arange(n_train) if requested_class is None else np.flatnonzero(labels[:n_train] == requested_class)
+    n_population = max(len(population), 1)
     run = {
         "n_samples": n_samples, "height": height, "width": width, "n_train": n_train,
         "max_candidates": max_candidates, "min_part_size": min_part_size,
         "requested_class": requested_class, "informative_share": float(informative.mean()) if informative.size else 0.0,
-        "n_parts": int(parts.first[-1]),
-        "gini": gini(image_pixels), "gini_informative": gini(image_informative),
-        "share_of_training_used": len(used) / n_train,
-        "share_of_training_used_informative": int(np.count_nonzero(image_informative)) / n_train,
+        "n_parts": int(parts.first[-1]), "n_population": len(population),
+        "gini": gini(image_pixels[population]), "gini_informative": gini(image_informative[population]),
+        "share_of_training_used": int(np.count_nonzero(image_pixels[population])) / n_population,
+        "share_of_training_used_informative": int(np.count_nonzero(image_informative[population])) / n_population,
     }  # fmt: skip
     for name in per_sample.column_names:
         if name not in ("sample", "target_class"):

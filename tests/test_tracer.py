@@ -86,10 +86,13 @@ def test_compose_matches_hand_computed_values():
         {"src_image": 5, "src_class": 1, "n_pixels": 2, "n_informative": 0, "n_samples": 1},
         {"src_image": 7, "src_class": 3, "n_pixels": 33, "n_informative": 33, "n_samples": 2},
     ]
+    # conditioned on class 3, reuse is over its one training image (7): used, so share 1 and Gini 0
+    assert (c.run["n_population"], c.run["gini"], c.run["share_of_training_used"]) == (1, 0.0, 1.0)
+    unconditional = compose(*synthetic(), TRAIN_LABELS, requested_class=None).run
     # per-image counts (0,0,5,0,0,2,0,33,0,0): Gini = 2*(8*2 + 9*5 + 10*33)/(10*40) - 11/10
-    assert c.run["gini"] == pytest.approx(0.855)
-    assert c.run["share_of_training_used"] == pytest.approx(0.3)
-    assert c.run["share_of_training_used_informative"] == pytest.approx(0.2)
+    assert unconditional["n_population"] == 10 and unconditional["gini"] == pytest.approx(0.855)
+    assert unconditional["share_of_training_used"] == pytest.approx(0.3)
+    assert unconditional["share_of_training_used_informative"] == pytest.approx(0.2)
     assert c.displacement == {"chebyshev": [0, 1], "all_pixels": [34, 6], "informative_pixels": [33, 4]}
     assert c.run["n_parts"] == 9 and c.run["median_n_parts"] == pytest.approx(4.5)
     json.dumps(c.run)  # run-level numbers are plain JSON
@@ -179,7 +182,10 @@ def test_coverage_class_consistency_and_reuse(tracer):
     assert c.reuse.column("n_pixels").to_numpy().sum() == tracer.n_samples * tracer.height * tracer.width
     assert c.reuse.column("n_samples").to_numpy().max() <= tracer.n_samples
     assert set(c.reuse.column("src_class").to_pylist()) == {3}
-    assert c.run["share_of_training_used"] == pytest.approx(c.reuse.num_rows / 60000)
+    # the run is conditioned on class 3: reuse is relative to the class's 6,131 training images, not all 60,000
+    n_class = int((tracer.dataset.labels == 3).sum())
+    assert c.run["n_population"] == n_class == 6131
+    assert c.run["share_of_training_used"] == pytest.approx(c.reuse.num_rows / n_class)
     assert 0 < c.run["gini"] < 1
 
 
