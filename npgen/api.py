@@ -76,7 +76,8 @@ def sample_run(
     The run folder is created only once the data, database and options have loaded. With `resume`, a
     complete run is left untouched (a no-op); a folder without a manifest holding nothing but npgen's
     leftovers is started afresh (`note` is told). A failure before the first batch removes the folder
-    again if this call created it.
+    again if this call created it. `progress(0)` is called once loading is done, then `progress(k)` after
+    each batch of k samples.
     """
     if n < 1:
         raise NpgenError(f"-n must be >= 1, got {n}")
@@ -112,6 +113,8 @@ def sample_run(
         resume=resume,
     )  # fmt: skip
     batches = range(0, n, sampler.batch_size)
+    if progress is not None:
+        progress(0)  # loading is done: the work starts now
     try:
         for index, first in enumerate(batches):
             size = min(sampler.batch_size, n - first)

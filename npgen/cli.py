@@ -6,6 +6,7 @@ import errno
 import json
 import shlex
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -99,18 +100,45 @@ class NpgenGroup(click.Group):
             sys.exit(130)
 
 
-class LazyProgressBar:
-    """A click progress bar on stderr that appears only once work is under way (not before an early error)."""
+class Progress:
+    """Progress of `length` items on stderr, shown only once work is under way (not before an early error).
 
-    def __init__(self, length: int, label: str) -> None:
-        self.length, self.label, self.bar = length, label, None
+    In a terminal it is a click progress bar; elsewhere (a log file, a pipe, a batch job) it is a line such as
+    `sampling: 300/1000 (30%), 95.2 images/s, ETA 7 s` every `every_seconds` or each further tenth of the work,
+    and once at the end. The rate counts from the first update (`update(0)` marks the start of the work).
+    """
+
+    def __init__(self, length: int, label: str, unit: str = "images", every_seconds: float = 5.0, stream=None) -> None:
+        self.length, self.label, self.unit, self.every = length, label, unit, every_seconds
+        self.stream = stream if stream is not None else sys.stderr
+        self.bar, self.started, self.done = None, None, 0
+        self.last_time, self.last_tenth = 0.0, 0
 
     def update(self, steps: int) -> None:
-        if self.bar is None:
-            self.bar = click.progressbar(length=self.length, label=self.label, file=sys.stderr).__enter__()
-        self.bar.update(steps)
+        if self.started is None:
+            self.started = self.last_time = time.monotonic()
+            if self.stream.isatty():
+                self.bar = click.progressbar(length=self.length, label=self.label, file=self.stream).__enter__()
+        if self.bar is not None:
+            self.bar.update(steps)
+            return
+        self.done += steps
+        now = time.monotonic()
+        tenth = 10 * self.done // max(self.length, 1)
+        if steps and (now - self.last_time >= self.every or tenth > self.last_tenth or self.done >= self.length):
+            self.last_time, self.last_tenth = now, tenth
+            self.stream.write(self.line(now) + "\n")
+            self.stream.flush()
 
-    def __enter__(self) -> "LazyProgressBar":
+    def line(self, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        left = max(self.length - self.done, 0)
+        eta = f"ETA {left / rate:.0f} s" if rate > 0 and left else f"done in {elapsed:.1f} s" if not left else "ETA ?"
+        percent = 100 * self.done // max(self.length, 1)
+        return f"{self.label}: {self.done}/{self.length} ({percent}%), {rate:.1f} {self.unit}/s, {eta}"
+
+    def __enter__(self) -> "Progress":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -238,7 +266,7 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
     window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
     complete = resume and api.run_state(out) == "complete"
-    with LazyProgressBar(n_samples, "sampling") as bar:
+    with Progress(n_samples, "sampling") as bar:
         path = api.sample_run(
             out, dataset, n_samples, class_value, data_root, db_path, window, params,
             resume=resume, command=command, progress=bar.update, note=lambda text: click.echo(printable(text), err=True),

@@ -1,6 +1,7 @@
 """The command line end to end on real data, and every bad input it must refuse cleanly."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -47,6 +48,19 @@ def test_sample_and_verify_mnist_through_the_installed_command(cache, tmp_path):
     assert Image.open(out / "grid.png").size[0] > 0 and len(list((out / "png").glob("*.png"))) == 12
     verified = run_cli("verify", out)
     assert verified.exit_code == 0 and json.loads(verified.output)["mismatches"] == 0
+
+
+def test_sample_outside_a_terminal_prints_progress_lines(mnist_folder, tmp_path, cache):
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "npgen", "sample", "--dataset", str(mnist_folder), "-n", "4", "--batch-size", "1",
+         "--pool-size", "20", "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = re.findall(r"^sampling: (\d+)/4 \((\d+)%\), [\d.]+ images/s, (?:ETA \d+ s|done in [\d.]+ s)$", done.stderr, re.M)
+    assert [(int(a), int(b)) for a, b in lines] == [(1, 25), (2, 50), (3, 75), (4, 100)], done.stderr
+    assert "done in" in done.stderr.splitlines()[-1] and "wrote 4 samples" in done.stdout
 
 
 def test_image_folder_dataset_with_class_names(mnist_folder, tmp_path, cache):
