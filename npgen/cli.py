@@ -344,22 +344,18 @@ def evaluate(run, classifier, data_root) -> None:
 @data_root_option
 def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
     """Trace a pixel, or a whole sample, back to the training images it was copied from."""
-    from npgen.store import save_png
-    from npgen.tracer import Tracer
-
-    tracer = Tracer(run, data_root, max_candidates=max_candidates)
     where = _pixel(pixel)
     if where is not None:
-        found = tracer.pixel(sample_index, *where)
+        found, path = api.trace_pixel(run, sample_index, *where, figure, data_root=data_root, max_candidates=max_candidates)
         click.echo(
             f"sample {found.sample} pixel (y={found.y}, x={found.x}) <- training image {found.src_image} "
-            f"(class {printable(found.src_class_name)}{'' if found.src_file is None else ', file ' + printable(found.src_file)}) at (y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
+            f"(class {printable(found.src_class_name)}{'' if found.src_file is None else ', file ' + printable(found.src_file)}) at "
+            f"(y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
             f"distance {found.distance:.2f}; {found.n_candidates} admissible candidates"
             f"{'' if found.informative else ' (uninformative: a large tie)'}"
         )
-        picture = tracer.pixel_figure(sample_index, *where)
-        default = f"sample-{sample_index:05d}-pixel-{where[0]}-{where[1]}.png"
     else:
+        tracer, path = api.trace_sample(run, sample_index, figure, data_root=data_root, max_candidates=max_candidates)
         parts = tracer.sample_parts(sample_index).sort_by([("size", "descending")])
         sources = len(set(parts.column("src_image").to_pylist()))
         click.echo(f"sample {sample_index}: {parts.num_rows} parts from {sources} training images; largest parts:")
@@ -371,11 +367,6 @@ def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
             click.echo(f"{row['part']:>5} {row['src_image']:>9} {printable(names[labels[row['src_image']]]):>10} {row['dy']:>3} "
                        f"{row['dx']:>3} {row['size']:>5} {row['informative_size']:>11}"
                        f"{'' if file is None else '  ' + printable(file)}")  # fmt: skip
-        picture = tracer.parts_figure(sample_index)
-        default = f"sample-{sample_index:05d}-parts.png"
-    path = Path(figure) if figure else tracer.run.output_path("trace", default)  # no links inside the run
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_png(picture, path)
     click.echo(f"figure: {printable(path)}")
 
 
@@ -385,8 +376,6 @@ def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
 @data_root_option
 def report(run, out, data_root) -> None:
     """Analyse how a run's samples are composed: tables, figures and one self-contained HTML page."""
-    from npgen.report import write_report
-
     click.echo(f"analysing {run} ...", err=True)
-    folder = write_report(run, out, data_root)
+    folder = api.report_run(run, out, data_root)
     click.echo(f"report: {printable(Path(folder) / 'report.html')}")

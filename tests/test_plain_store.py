@@ -59,3 +59,17 @@ result['report'] = str(write_report(run.path, {str(tmp_path / 'report')!r}))
     assert result["parts"] > 10 and result["source_class"] == "5" and result["rows"] == 3 * 28 * 28
     assert (tmp_path / "report" / "report.html").is_file()
     assert [m for m in SAMPLER_SIDE if m in result["modules"]] == []
+
+
+def test_npgen_trace_and_report_go_through_the_api_without_the_sampler(mnist_run, tmp_path):
+    code = f"""
+from npgen.cli import main
+main(["trace", {str(mnist_run)!r}, "--sample", "1", "--pixel", "14,14", "--out", {str(tmp_path / 'pixel.png')!r}], standalone_mode=False)
+main(["trace", {str(mnist_run)!r}, "--sample", "0", "--out", {str(tmp_path / 'parts.png')!r}], standalone_mode=False)
+main(["report", {str(mnist_run)!r}, "--out", {str(tmp_path / 'report')!r}], standalone_mode=False)
+"""
+    modules = loaded_modules(code)["modules"]
+    assert "npgen.api" in modules and "npgen.tracer" in modules
+    assert [m for m in SAMPLER_SIDE if m in modules and m not in ("npgen.api", "npgen.cli")] == []
+    assert (tmp_path / "pixel.png").is_file() and (tmp_path / "parts.png").is_file()
+    assert (tmp_path / "report" / "report.html").is_file()
