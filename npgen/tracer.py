@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from npgen.errors import NpgenError
+from npgen.samples import PixelTrace
 from npgen.store import PROVENANCE_SCHEMA, Run
 
 DEFAULT_MAX_CANDIDATES = 8
@@ -392,28 +393,6 @@ def compose(
 # ---- runs ----
 
 
-@dataclass
-class PixelTrace:
-    """Where one generated pixel came from."""
-
-    sample: int
-    y: int
-    x: int
-    src_image: int
-    src_class: int
-    src_class_name: str
-    src_y: int
-    src_x: int
-    n_candidates: int
-    distance: float
-    informative: bool = True  # n_candidates <= the tracer's max_candidates
-    src_file: str | None = None  # for an image-folder dataset: the source's file, relative to the folder
-
-    @property
-    def displacement(self) -> tuple[int, int]:
-        return self.src_y - self.y, self.src_x - self.x
-
-
 class Tracer:
     """Traces a completed run back to its training images: single pixels, one sample's parts, the whole run."""
 
@@ -440,7 +419,7 @@ class Tracer:
 
     # -- reading --
 
-    def _provenance(self, columns: list[str], sample: int | None = None) -> dict[str, np.ndarray]:
+    def provenance_arrays(self, columns: list[str], sample: int | None = None) -> dict[str, np.ndarray]:
         """Provenance columns as dense (B, H, W) arrays in (sample, y, x) order; one sample's only when given."""
         needed = list(dict.fromkeys(["sample", "y", "x", *columns]))
         filters = None if sample is None else [("sample", "==", int(sample))]
@@ -473,7 +452,7 @@ class Tracer:
         sample = self._check_sample(sample)
         if not (0 <= y < self.height and 0 <= x < self.width):
             raise NpgenError(f"pixel (y={y}, x={x}) out of range: samples are {self.height}x{self.width} (y 0..{self.height - 1}, x 0..{self.width - 1})")
-        rows = self._provenance(["src_image", "src_y", "src_x", "n_candidates", "distance"], sample)
+        rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates", "distance"], sample)
         value = {name: column[0, y, x].item() for name, column in rows.items()}
         src_class = int(self.dataset.labels[value["src_image"]])
         return PixelTrace(
@@ -485,7 +464,7 @@ class Tracer:
 
     def _sample_parts(self, sample: int) -> Parts:
         sample = self._check_sample(sample)
-        rows = self._provenance(["src_image", "src_y", "src_x", "n_candidates"], sample)
+        rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates"], sample)
         informative = rows["n_candidates"] <= self.max_candidates
         return find_parts(rows["src_image"], rows["src_y"], rows["src_x"], informative, sample_ids=np.array([sample]))
 
@@ -500,7 +479,7 @@ class Tracer:
     def composition(self) -> Composition:
         """The composition of every sample of the run (computed once, then cached)."""
         if self._composition is None:
-            rows = self._provenance(["src_image", "src_y", "src_x", "n_candidates"])
+            rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates"])
             self._composition = compose(
                 rows["src_image"], rows["src_y"], rows["src_x"], rows["n_candidates"], self.dataset.labels,
                 self.class_label, self.dataset.n_images, self.max_candidates, self.min_part_size,

@@ -14,7 +14,8 @@ from PIL import Image
 from npgen.api import sample_run
 from npgen.datasets import DATA_ENV
 from npgen.errors import NpgenError
-from npgen.report import CHART_FILES, bar_chart, line_chart, series_colour, write_report
+from npgen.charts import bar_chart, line_chart, series_colour
+from npgen.report import CHART_FILES, write_report
 from npgen.tracer import Tracer
 
 N_EXAMPLES = 2
