@@ -228,7 +228,6 @@ class RunWriter:
         self.path = Path(path)
         self.manifest = {"format": RUN_FORMAT, "npgen_version": __version__, **manifest, "status": "running"}
         self.created = False
-        self.restarted = False
         state = run_state(self.path)
         if state == "dangling-link":
             raise NpgenError(f"{self.path} is a symbolic link to a missing folder; remove the link or choose another --out")
@@ -246,17 +245,14 @@ class RunWriter:
                     raise NpgenError(f"cannot resume {self.path}: its {key} differs from this command's ({differ}); "
                                      "rerun it with the same options or choose a new --out")  # fmt: skip
             self.manifest["started"] = previous.get("started")
-        elif state == "empty":
-            self.restarted = True  # a run killed before its manifest was written: start it afresh in place
-        else:
+        elif state != "empty":  # "empty": a run killed before its manifest was written, started afresh in place
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self.path.mkdir()
             except FileExistsError:
                 raise NpgenError(f"{self.path} already exists; choose a new --out, or pass --resume to continue that run") from None
             self.created = True
-        self.manifest.setdefault("started", _now())
-        self.manifest["started"] = self.manifest["started"] or _now()
+        self.manifest["started"] = self.manifest.get("started") or _now()
         write_json(self.path / "manifest.json", self.manifest)
         for sub in RUN_SUBFOLDERS:
             make_dir(self.path / sub)

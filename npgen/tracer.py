@@ -52,7 +52,6 @@ DEFAULT_MAX_CANDIDATES = 8
 # 4.6% of pixels (11% of informative ones) lie in parts of >= 4 and almost none in parts of >= 16.
 DEFAULT_MIN_PART_SIZE = 4
 COVERAGE_TOPS = (1, 3, 10)
-COMPOSE_COLUMNS = ["sample", "y", "x", "src_image", "src_y", "src_x", "n_candidates"]
 COMPOSITION_TABLES = ("per_sample", "parts", "sources", "reuse")
 COMPOSITION_FILES = (*(f"{name}.parquet" for name in COMPOSITION_TABLES), "composition.json")  # what Composition.save writes
 
@@ -170,21 +169,6 @@ def _coverage_kernel(first_source, source_informative, tops, coverage):
 
 
 # ---- array-level API ----
-
-
-def label_parts(src_image: np.ndarray, src_y: np.ndarray, src_x: np.ndarray) -> np.ndarray:
-    """(B, H, W) provenance -> (B, H, W) int32 part ids, 0..n_parts-1 per sample, numbered in raster order of first pixel."""
-    src_image, src_y, src_x = _canonical(src_image, src_y, src_x)
-    labels = np.empty(src_image.shape, dtype=np.int32)
-    _label_parts_kernel(src_image, src_y, src_x, labels, np.empty(len(src_image), dtype=np.int64))
-    return labels
-
-
-def coverage_curve(source_counts: np.ndarray) -> np.ndarray:
-    """Cumulative share of pixels explained by the top 1, 2, ... sources: monotone, ending at 1 (empty if no pixels)."""
-    counts = np.sort(np.asarray(source_counts, dtype=np.float64))[::-1]
-    total = counts.sum()
-    return np.cumsum(counts) / total if total > 0 else np.zeros(0)
 
 
 def gini(counts: np.ndarray) -> float:
