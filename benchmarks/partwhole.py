@@ -26,7 +26,7 @@ from npgen.metrics import knn_votes, near_copy_threshold
 from npgen.sampler import Sampler
 from npgen.samples import Samples
 from npgen.tracer import compose
-from npgen.report import line_chart
+from npgen.charts import line_chart
 from PIL import Image
 from record import RESULTS, save_result  # benchmarks/record.py
 

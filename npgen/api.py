@@ -1,4 +1,8 @@
-"""The Python API the CLI is a thin layer over: build a database, sample, verify and evaluate a run."""
+"""The Python API the CLI is a thin layer over: build a database, sample, verify, evaluate, trace and report a run.
+
+The sampler, the database and FAISS are imported only by the functions that need them, so reading a run
+(`trace_pixel`, `trace_sample`, `report_run`) loads none of them.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,22 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from npgen.database import Database, WindowParams, build_lock, default_path
 from npgen.datasets import data_location
 from npgen.datasets import known_datasets, load_dataset
 from npgen.datasets import preset as preset_for
 from npgen.params import SAMPLER_PARAMS, resolve
 from npgen.errors import NpgenError
-from npgen.metrics import sample_summary
-from npgen.sampler import Sampler, draw_classes
-from npgen.store import Run, RunWriter, run_state, write_json
+from npgen.store import Run, RunWriter, run_state, sources_table, write_json
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from npgen.database import Database, WindowParams
+    from npgen.tracer import PixelTrace, Tracer
 
 
 def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int | None:
@@ -39,22 +47,33 @@ def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int 
 
 def resolve_params(data, window: dict | None = None, sampler_options: dict | None = None) -> tuple[WindowParams, dict]:
     """(window parameters, sampler options) for a dataset: explicit values over its preset over the defaults."""
+    from npgen.database import WindowParams
+
     preset = preset_for(data)
     window_params = WindowParams.resolve(window or {}, preset)
     options = resolve(SAMPLER_PARAMS, sampler_options or {}, preset)
     return window_params, options
 
 
-def build_database(dataset: str, data_root=None, db_path=None, window: dict | None = None, force: bool = False) -> Database:
+def build_database(dataset: str, data_root=None, db_path=None, window: dict | None = None, force: bool = False) -> tuple[Database, bool]:
     """Build the window database of a dataset (a known name or an image folder; into the cache when db_path is None).
 
-    `window` holds explicit build parameters; the others come from the dataset's preset.
+    Returns (database, built): an existing npgen database at the path that was built from this data with these
+    parameters is left as it is (built False) unless `force`; one built for other data or parameters is refused
+    (NpgenError saying which parameter differs) unless `force`. `window` holds explicit build parameters; the
+    others come from the dataset's preset.
     """
+    from npgen.database import Database, build_lock, default_path, is_database
+
     data = load_dataset(dataset, data_root=data_root)
     params, _ = resolve_params(data, window)
     path = Path(db_path) if db_path is not None else default_path(data, params)
     with build_lock(path):  # not while a `npgen sample` builds the same database
-        return Database.build(data, path, params, force=force)
+        if not force and is_database(path):
+            db = Database.load(path)
+            db.check(data, params)
+            return db, False
+        return Database.build(data, path, params, force=force), True
 
 
 def sample_run(
@@ -69,7 +88,8 @@ def sample_run(
     The run folder is created only once the data, database and options have loaded. With `resume`, a
     complete run is left untouched (a no-op); a folder without a manifest holding nothing but npgen's
     leftovers is started afresh (`note` is told). A failure before the first batch removes the folder
-    again if this call created it.
+    again if this call created it. `progress(0)` is called once loading is done, then `progress(k)` after
+    each batch of k samples.
     """
     if n < 1:
         raise NpgenError(f"-n must be >= 1, got {n}")
@@ -86,6 +106,10 @@ def sample_run(
         return Path(out)  # nothing to do: the manifest, samples and timings stay as they are
     if resume and state == "empty" and note is not None:
         note(f"{out} has no manifest (a run stopped before it began); starting it afresh there")
+    from npgen.database import Database
+    from npgen.metrics import sample_summary
+    from npgen.sampler import Sampler
+
     started = time.perf_counter()
     data = load_dataset(dataset, data_root=data_root)
     window_params, options = resolve_params(data, window, sampler_options)
@@ -105,6 +129,8 @@ def sample_run(
         resume=resume,
     )  # fmt: skip
     batches = range(0, n, sampler.batch_size)
+    if progress is not None:
+        progress(0)  # loading is done: the work starts now
     try:
         for index, first in enumerate(batches):
             size = min(sampler.batch_size, n - first)
@@ -123,6 +149,7 @@ def sample_run(
             "load_seconds": round(loaded - started, 3), "sample_seconds": round(sampled - loaded, 3),
             "images_per_second": round(n / max(sampled - loaded, 1e-9), 3),
         },
+        sources=sources_table(data),
     )  # fmt: skip
     return writer.path
 
@@ -155,6 +182,8 @@ class VerifyReport:
 
 def expected_classes(manifest: dict, class_counts: np.ndarray, n: int) -> np.ndarray:
     """The class each of a run's n samples must draw from (-1: any), re-derived from its manifest."""
+    from npgen.sampler import draw_classes
+
     params = manifest["params"]
     if manifest["class_label"] is not None:
         return np.full(n, manifest["class_label"], np.int64)
@@ -249,3 +278,45 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
         scores["skipped"] = skipped
     write_json(target, scores)
     return scores
+
+
+def trace_pixel(run_path: str | os.PathLike, sample: int, y: int, x: int, figure: str | os.PathLike | None = None,
+                data_root=None, max_candidates: int | None = None) -> tuple[PixelTrace, Path]:  # fmt: skip
+    """Where pixel (y, x) of a sample was copied from (`Tracer.pixel`), and the path of its figure, written to
+    `figure` (default RUN/trace/sample-NNNNN-pixel-Y-X.png)."""
+    tracer = open_tracer(run_path, data_root, max_candidates)
+    found = tracer.pixel(sample, y, x)
+    default = f"sample-{int(sample):05d}-pixel-{int(y)}-{int(x)}.png"
+    return found, _save_figure(tracer, tracer.pixel_figure(sample, y, x), figure, default)
+
+
+def trace_sample(run_path: str | os.PathLike, sample: int, figure: str | os.PathLike | None = None, data_root=None,
+                 max_candidates: int | None = None) -> tuple[Tracer, Path]:  # fmt: skip
+    """The tracer of a run (for the sample's parts, `Tracer.sample_parts`, and their files, `Tracer.source_file`)
+    and the path of the sample's parts figure, written to `figure` (default RUN/trace/sample-NNNNN-parts.png)."""
+    tracer = open_tracer(run_path, data_root, max_candidates)
+    picture = tracer.parts_figure(sample)
+    return tracer, _save_figure(tracer, picture, figure, f"sample-{int(sample):05d}-parts.png")
+
+
+def _save_figure(tracer: Tracer, picture: Image.Image, figure, default: str) -> Path:
+    from npgen.store import save_png
+
+    path = Path(figure) if figure else tracer.run.output_path("trace", default)  # no links inside the run
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(picture, path)
+    return path
+
+
+def open_tracer(run_path: str | os.PathLike, data_root=None, max_candidates: int | None = None) -> Tracer:
+    """A `Tracer` over a completed run (its dataset checked against the manifest's SHA-256)."""
+    from npgen.tracer import DEFAULT_MAX_CANDIDATES, Tracer
+
+    return Tracer(run_path, data_root, max_candidates=DEFAULT_MAX_CANDIDATES if max_candidates is None else max_candidates)
+
+
+def report_run(run_path: str | os.PathLike, out: str | os.PathLike | None = None, data_root=None) -> Path:
+    """Write the report of a completed run (tables, figures, report.html) into `out` (default RUN/report); return it."""
+    from npgen.report import write_report
+
+    return Path(write_report(run_path, out, data_root))

@@ -2,7 +2,8 @@
 
 The cache holds window databases (``db/<dataset>-<split>-<sha>-<params>/``, each with an npgen-database
 manifest), their build locks (``db/.<name>.lock``, empty files), classifiers
-(``classifiers/<dataset>.pt``) and the features cached beside them (``classifiers/*.npy``). Anything
+(``classifiers/<dataset>.pt``), the features cached beside them (``classifiers/*.npy``) and decoded image
+folders (``folders/<name>-<hash>.npz``, see `datasets.load_image_folder`). Anything
 named ``.<name>.tmp-<random>`` is a temporary file or folder of a write or build that did not finish.
 
 Cleaning removes only what looks like npgen's: a database folder only if its manifest says so, a
@@ -30,7 +31,7 @@ STALE_SECONDS = 15 * 60
 @dataclass
 class Entry:
     path: Path
-    kind: str  # database, classifier, features, temporary, lock, other
+    kind: str  # database, classifier, features, folder, temporary, lock, other
     size: int
     dataset: str
 
@@ -83,7 +84,7 @@ def entries() -> list[Entry]:
     """Everything in the cache, classified (see the module docstring)."""
     found = []
     base = root()
-    for sub in ("db", "classifiers"):
+    for sub in ("db", "classifiers", "folders"):
         folder = base / sub
         if folder.is_symlink() or not folder.is_dir():
             continue
@@ -98,6 +99,8 @@ def entries() -> list[Entry]:
                 kind, label = "classifier", path.stem
             elif sub == "classifiers" and path.suffix == ".npy" and path.is_file() and not path.is_symlink():
                 kind, label = "features", path.stem.split("-")[0]
+            elif sub == "folders" and path.suffix == ".npz" and path.is_file() and not path.is_symlink():
+                kind, label = "folder", path.stem.rsplit("-", 1)[0]
             else:
                 kind, label = "other", "-"
             found.append(Entry(path, kind, disk_size(path), label))
@@ -140,7 +143,7 @@ def clean(everything: bool = False) -> tuple[list[Entry], list[Entry]]:
     features too). Returns (removed, kept because in use)."""
     removed, busy = [], []
     now = time.time()
-    wanted = {"temporary"} | ({"database", "classifier", "features"} if everything else set())
+    wanted = {"temporary"} | ({"database", "classifier", "features", "folder"} if everything else set())
     for entry in entries():
         if entry.kind not in wanted:
             continue

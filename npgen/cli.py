@@ -6,6 +6,7 @@ import errno
 import json
 import shlex
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -99,18 +100,45 @@ class NpgenGroup(click.Group):
             sys.exit(130)
 
 
-class LazyProgressBar:
-    """A click progress bar on stderr that appears only once work is under way (not before an early error)."""
+class Progress:
+    """Progress of `length` items on stderr, shown only once work is under way (not before an early error).
 
-    def __init__(self, length: int, label: str) -> None:
-        self.length, self.label, self.bar = length, label, None
+    In a terminal it is a click progress bar; elsewhere (a log file, a pipe, a batch job) it is a line such as
+    `sampling: 300/1000 (30%), 95.2 images/s, ETA 7 s` every `every_seconds` or each further tenth of the work,
+    and once at the end. The rate counts from the first update (`update(0)` marks the start of the work).
+    """
+
+    def __init__(self, length: int, label: str, unit: str = "images", every_seconds: float = 5.0, stream=None) -> None:
+        self.length, self.label, self.unit, self.every = length, label, unit, every_seconds
+        self.stream = stream if stream is not None else sys.stderr
+        self.bar, self.started, self.done = None, None, 0
+        self.last_time, self.last_tenth = 0.0, 0
 
     def update(self, steps: int) -> None:
-        if self.bar is None:
-            self.bar = click.progressbar(length=self.length, label=self.label, file=sys.stderr).__enter__()
-        self.bar.update(steps)
+        if self.started is None:
+            self.started = self.last_time = time.monotonic()
+            if self.stream.isatty():
+                self.bar = click.progressbar(length=self.length, label=self.label, file=self.stream).__enter__()
+        if self.bar is not None:
+            self.bar.update(steps)
+            return
+        self.done += steps
+        now = time.monotonic()
+        tenth = 10 * self.done // max(self.length, 1)
+        if steps and (now - self.last_time >= self.every or tenth > self.last_tenth or self.done >= self.length):
+            self.last_time, self.last_tenth = now, tenth
+            self.stream.write(self.line(now) + "\n")
+            self.stream.flush()
 
-    def __enter__(self) -> "LazyProgressBar":
+    def line(self, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        left = max(self.length - self.done, 0)
+        eta = f"ETA {left / rate:.0f} s" if rate > 0 and left else f"done in {elapsed:.1f} s" if not left else "ETA ?"
+        percent = 100 * self.done // max(self.length, 1)
+        return f"{self.label}: {self.done}/{self.length} ({percent}%), {rate:.1f} {self.unit}/s, {eta}"
+
+    def __enter__(self) -> "Progress":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -195,7 +223,7 @@ def cache_list() -> None:
 
 @cache.command("clean")
 @click.option("--stale", "mode", flag_value="stale", default=True, help="Remove leftover temporary files and folders (the default).")
-@click.option("--all", "mode", flag_value="all", help="Also remove every database, classifier and cached features (rebuilt when needed).")
+@click.option("--all", "mode", flag_value="all", help="Also remove every database, classifier, cached features and decoded image folder (rebuilt when needed).")
 def cache_clean(mode) -> None:
     """Remove leftovers of interrupted builds and writes (--stale), or everything npgen made there (--all)."""
     from npgen import cache as cache_module
@@ -213,11 +241,14 @@ def cache_clean(mode) -> None:
 @data_root_option
 @click.option("--db", "db_path", type=click.Path(file_okay=False), default=None, help="Database folder (default: under $NPGEN_CACHE or ~/.cache/npgen).")
 @param_options(BUILD)
-@click.option("--force", is_flag=True, help="Replace an existing database.")
+@click.option("--force", is_flag=True, help="Rebuild an existing npgen database (one that is up to date is otherwise kept).")
 def build(dataset, data_root, db_path, force, **window) -> None:
-    """Build the window database and FAISS index of a dataset."""
-    db = api.build_database(dataset, data_root, db_path, window, force=force)
-    click.echo(f"built {printable(db.path)} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
+    """Build the window database and FAISS index of a dataset (nothing to do when it is up to date)."""
+    db, built = api.build_database(dataset, data_root, db_path, window, force=force)
+    if built:
+        click.echo(f"built {printable(db.path)} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
+    else:
+        click.echo(f"database {printable(db.path)} is up to date ({db.n_images} images); nothing to do (--force rebuilds it)")
 
 
 @main.command()
@@ -235,7 +266,7 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
     window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
     complete = resume and api.run_state(out) == "complete"
-    with LazyProgressBar(n_samples, "sampling") as bar:
+    with Progress(n_samples, "sampling") as bar:
         path = api.sample_run(
             out, dataset, n_samples, class_value, data_root, db_path, window, params,
             resume=resume, command=command, progress=bar.update, note=lambda text: click.echo(printable(text), err=True),
@@ -313,35 +344,29 @@ def evaluate(run, classifier, data_root) -> None:
 @data_root_option
 def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
     """Trace a pixel, or a whole sample, back to the training images it was copied from."""
-    from npgen.store import save_png
-    from npgen.tracer import Tracer
-
-    tracer = Tracer(run, data_root, max_candidates=max_candidates)
     where = _pixel(pixel)
     if where is not None:
-        found = tracer.pixel(sample_index, *where)
+        found, path = api.trace_pixel(run, sample_index, *where, figure, data_root=data_root, max_candidates=max_candidates)
         click.echo(
             f"sample {found.sample} pixel (y={found.y}, x={found.x}) <- training image {found.src_image} "
-            f"(class {printable(found.src_class_name)}) at (y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
+            f"(class {printable(found.src_class_name)}{'' if found.src_file is None else ', file ' + printable(found.src_file)}) at "
+            f"(y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
             f"distance {found.distance:.2f}; {found.n_candidates} admissible candidates"
             f"{'' if found.informative else ' (uninformative: a large tie)'}"
         )
-        picture = tracer.pixel_figure(sample_index, *where)
-        default = f"sample-{sample_index:05d}-pixel-{where[0]}-{where[1]}.png"
     else:
+        tracer, path = api.trace_sample(run, sample_index, figure, data_root=data_root, max_candidates=max_candidates)
         parts = tracer.sample_parts(sample_index).sort_by([("size", "descending")])
         sources = len(set(parts.column("src_image").to_pylist()))
         click.echo(f"sample {sample_index}: {parts.num_rows} parts from {sources} training images; largest parts:")
-        click.echo(f"{'part':>5} {'src_image':>9} {'class':>10} {'dy':>3} {'dx':>3} {'size':>5} {'informative':>11}")
+        folder = tracer.source_file(0) is not None
+        click.echo(f"{'part':>5} {'src_image':>9} {'class':>10} {'dy':>3} {'dx':>3} {'size':>5} {'informative':>11}{'  file' if folder else ''}")
         names, labels = tracer.dataset.class_names, tracer.dataset.labels
         for row in parts.slice(0, 12).to_pylist():
+            file = tracer.source_file(row["src_image"])
             click.echo(f"{row['part']:>5} {row['src_image']:>9} {printable(names[labels[row['src_image']]]):>10} {row['dy']:>3} "
-                       f"{row['dx']:>3} {row['size']:>5} {row['informative_size']:>11}")  # fmt: skip
-        picture = tracer.parts_figure(sample_index)
-        default = f"sample-{sample_index:05d}-parts.png"
-    path = Path(figure) if figure else tracer.run.output_path("trace", default)  # no links inside the run
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_png(picture, path)
+                       f"{row['dx']:>3} {row['size']:>5} {row['informative_size']:>11}"
+                       f"{'' if file is None else '  ' + printable(file)}")  # fmt: skip
     click.echo(f"figure: {printable(path)}")
 
 
@@ -351,8 +376,6 @@ def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
 @data_root_option
 def report(run, out, data_root) -> None:
     """Analyse how a run's samples are composed: tables, figures and one self-contained HTML page."""
-    from npgen.report import write_report
-
     click.echo(f"analysing {run} ...", err=True)
-    folder = write_report(run, out, data_root)
+    folder = api.report_run(run, out, data_root)
     click.echo(f"report: {printable(Path(folder) / 'report.html')}")

@@ -32,7 +32,7 @@ from npgen import __version__
 from npgen.datasets import KNOWN
 from npgen.errors import NpgenError
 from npgen.index import build_image_index, load_index, save_index
-from npgen.params import BUILD_PARAMS, PARAMS, check, resolve
+from npgen.params import BUILD_PARAMS, PARAMS, check, describe_differences, resolve
 from npgen.representation import PatchCodes
 from npgen.semantics import BlockSums
 from npgen.windows import pad_images
@@ -145,7 +145,8 @@ class Database:
             if dataset.images_sha256 != mine["images_sha256"] or dataset.labels_sha256 != mine["labels_sha256"]:
                 raise NpgenError(f"database {self.path} was built from different {dataset.name} data (SHA-256 differs); {rebuild}")
         if params is not None and params != self.params:
-            raise NpgenError(f"database {self.path} was built with {asdict(self.params)}, not {asdict(params)}; {rebuild}")
+            differ = describe_differences(asdict(self.params), asdict(params), "the database", "this command")
+            raise NpgenError(f"database {self.path} was built with other window parameters ({differ}); {rebuild}")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Database":

@@ -89,6 +89,7 @@ class Dataset:
     labels: np.ndarray
     class_names: tuple[str, ...]
     source: str
+    files: tuple[str, ...] = ()  # an image folder's file of each image, relative to the folder ("" unknown)
 
     def __post_init__(self) -> None:
         images, labels = np.asarray(self.images), np.asarray(self.labels)
@@ -104,6 +105,9 @@ class Dataset:
         object.__setattr__(self, "labels", _readonly(labels.astype(np.int64, copy=False)))
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         object.__setattr__(self, "source", str(self.source))
+        if self.files and len(self.files) != len(images):
+            raise NpgenError(f"{self.name}: {len(self.files)} file names for {len(images)} images")
+        object.__setattr__(self, "files", tuple(str(f) for f in self.files))
 
     def __repr__(self) -> str:
         return (f"Dataset(name={self.name!r}, split={self.split!r}, n_images={self.n_images}, "
@@ -151,7 +155,8 @@ class Dataset:
                 raise NpgenError(f"subset indices must lie in 0..{self.n_images - 1} for {self.name}/{self.split}")
             if indices.dtype == bool and indices.shape != (self.n_images,):
                 raise NpgenError(f"a boolean subset mask must have length {self.n_images}, got {indices.shape[0]}")
-        return Dataset(self.name, self.split, self.images[indices], self.labels[indices], self.class_names, self.source)
+        files = tuple(np.asarray(self.files, dtype=object)[indices]) if self.files else ()
+        return Dataset(self.name, self.split, self.images[indices], self.labels[indices], self.class_names, self.source, files)
 
 
 def known_datasets() -> tuple[str, ...]:
@@ -372,7 +377,7 @@ def load_dataset(name: str | os.PathLike, split: str = "train", data_root: str |
     if path.is_dir():
         if split != "train":
             raise NpgenError(f"image folder {path} has only a 'train' split; drop --split {split}")
-        return load_image_folder(path, verify=verify)
+        return load_image_folder(path)
     if path.exists():
         raise NpgenError(f"{path} is not a folder: pass one of {', '.join(KNOWN)} or a folder with one subfolder of images per class")
     raise NpgenError(f"unknown dataset {str(name)!r}: use one of {', '.join(KNOWN)} or a path to an image folder with one subfolder per class")
@@ -424,28 +429,92 @@ def _read_image(path: Path) -> np.ndarray:
         raise NpgenError(f"cannot read image {path} ({_one_line(exc)}); fix or remove the file") from None
 
 
-def load_image_folder(path: str | os.PathLike, verify: bool = True) -> Dataset:
-    """A dataset from a folder with one subfolder of images per class (class names = sorted subfolder names).
-
-    Every file with an image suffix pillow knows is loaded, in sorted order; hidden files and other files
-    are skipped. All images must share one size. The dataset is grayscale when every image is (modes 1, L,
-    LA), else RGB. `verify` is accepted for symmetry with `load_dataset`: a folder has no card to check.
-    """
-    root = Path(path).expanduser()
+def _folder_files(root: Path) -> tuple[list[Path], list[list[Path]]]:
+    """The class subfolders of an image folder (sorted) and each one's image files (sorted), as `load_image_folder` reads them."""
     if not root.is_dir():
         raise NpgenError(f"image folder {root} does not exist; pass a folder with one subfolder of images per class")
     classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise NpgenError(f"image folder {root} has no class subfolders; put each class's images in its own subfolder")
     suffixes = _image_suffixes()
+    files = []
+    for cls in classes:
+        found = sorted(p for p in cls.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                       and not any(part.startswith(".") for part in p.relative_to(cls).parts))
+        if not found:
+            raise NpgenError(f"class folder {cls} has no images; add some or remove the folder")
+        files.append(found)
+    return classes, files
+
+
+def _listing_sha256(root: Path, files: list[list[Path]]) -> str:
+    """SHA-256 of every image file's (relative path, size, mtime_ns): changes when any file is added, removed or touched."""
+    digest = hashlib.sha256()
+    for found in files:
+        for file in found:
+            st = file.stat()
+            digest.update(f"{file.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+FOLDER_CACHE = "folders"  # decoded image folders, under npgen.database.cache_root()
+
+
+def folder_cache_path(root: Path) -> Path:
+    """Where the decoded image folder `root` is cached: cache_root()/folders/<name>-<hash of its absolute path>.npz."""
+    from npgen.database import cache_root
+
+    root = Path(root).expanduser().resolve()
+    key = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return cache_root() / FOLDER_CACHE / f"{root.name}-{key}.npz"
+
+
+def _content_sha256(images: np.ndarray, labels: np.ndarray, class_names, files) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(images).data)
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).data)
+    digest.update("\0".join(class_names).encode("utf-8", "surrogateescape") + b"\1")
+    digest.update("\0".join(files).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _read_folder_cache(path: Path, listing: str):
+    """(images, labels, class names, files) from a cache file made for this listing, or None if absent, stale or damaged."""
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
+            if str(npz["listing"]) != listing:
+                return None
+            images, labels = npz["images"], npz["labels"]
+            class_names, files = tuple(str(c) for c in npz["class_names"]), tuple(str(f) for f in npz["files"])
+            checksum = str(npz["checksum"])
+    except Exception:  # absent, truncated, not an npz, missing arrays: decode the folder again
+        return None
+    if checksum != _content_sha256(images, labels, class_names, files):
+        return None
+    return images, labels, class_names, files
+
+
+def _write_folder_cache(path: Path, listing: str, images, labels, class_names, files) -> None:
+    """Save the decoded folder atomically; a cache that cannot be written is skipped (the next load decodes again)."""
+    from npgen.store import atomic_write
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            np.savez(f, images=images, labels=labels, class_names=np.array(class_names, dtype=str),
+                     files=np.array(files, dtype=str), listing=np.array(listing),
+                     checksum=np.array(_content_sha256(images, labels, class_names, files)))
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, write)
+    except (OSError, NpgenError):
+        pass
+
+
+def _decode_folder(root: Path, classes: list[Path], files: list[list[Path]]):
     images, labels = [], []
     first = None
-    for label, cls in enumerate(classes):
-        files = sorted(p for p in cls.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                       and not any(part.startswith(".") for part in p.relative_to(cls).parts))
-        if not files:
-            raise NpgenError(f"class folder {cls} has no images; add some or remove the folder")
-        for file in files:
+    for label, found in enumerate(files):
+        for file in found:
             img = _read_image(file)
             if first is None:
                 first = (file, img.shape[:2])
@@ -458,8 +527,32 @@ def load_image_folder(path: str | os.PathLike, verify: bool = True) -> Dataset:
         stacked = np.stack(images)[..., None]
     else:
         stacked = np.stack([np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img for img in images])
-    return Dataset(root.resolve().name, "train", stacked, np.array(labels, dtype=np.int64),
-                   tuple(c.name for c in classes), str(root.resolve()))
+    relative = tuple(file.relative_to(root).as_posix() for found in files for file in found)
+    return stacked, np.array(labels, dtype=np.int64), tuple(c.name for c in classes), relative
+
+
+def load_image_folder(path: str | os.PathLike) -> Dataset:
+    """A dataset from a folder with one subfolder of images per class (class names = sorted subfolder names).
+
+    Every file with an image suffix pillow knows is loaded, in sorted order; hidden files and other files
+    are skipped. All images must share one size. The dataset is grayscale when every image is (modes 1, L,
+    LA), else RGB. `Dataset.files` holds each image's path relative to the folder.
+
+    The decoded folder is cached under the cache root (`folder_cache_path`), keyed by the folder's absolute
+    path and checked against a hash of every file's (relative path, size, mtime_ns) and a checksum of its
+    own content: a later load reads the cache instead of decoding every image again, and a changed file or
+    a damaged cache means decoding the folder again.
+    """
+    root = Path(path).expanduser().resolve()
+    classes, files = _folder_files(root)
+    listing = _listing_sha256(root, files)
+    cache = folder_cache_path(root)
+    cached = _read_folder_cache(cache, listing)
+    if cached is None or cached[2] != tuple(c.name for c in classes):
+        cached = _decode_folder(root, classes, files)
+        _write_folder_cache(cache, listing, *cached)
+    images, labels, class_names, relative = cached
+    return Dataset(root.name, "train", images, labels, class_names, str(root), files=relative)
 
 
 # ---- import and download ----

@@ -7,14 +7,12 @@ Images are upscaled by nearest neighbour so single pixels stay visible; grayscal
 from __future__ import annotations
 
 import colorsys
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageDraw, ImageFont
 
-if TYPE_CHECKING:
-    from npgen.tracer import PixelTrace
+from npgen.samples import PixelTrace
 
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
@@ -24,7 +22,7 @@ GAP = 12
 UNINFORMATIVE_DIM = 0.35  # brightness of parts without any informative pixel in the parts map
 
 
-def _font(size: int = 12) -> ImageFont.ImageFont:
+def font(size: int = 12) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # pillow < 10.1 has only the fixed bitmap font
@@ -59,7 +57,7 @@ def _boundaries(ids: np.ndarray) -> np.ndarray:
     return edge
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
+def wrap_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
     """Greedy word wrap of one line of text to `width` pixels."""
     lines, line = [], ""
     for word in text.split():
@@ -74,12 +72,12 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
 
 def _compose(panels: list[tuple[Image.Image, list[str]]], caption: list[str] = ()) -> Image.Image:
     """Panels in one row, each with its label lines under it, then caption lines across the bottom."""
-    font = _font()
+    text_font = font()
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    line_height = int(font.getbbox("Ag")[3]) + 4
+    line_height = int(text_font.getbbox("Ag")[3]) + 4
     width = GAP + sum(panel.width + GAP for panel, _ in panels)
-    label_lines = [[w for line in labels for w in _wrap(measure, line, font, panel.width + GAP - 2)] for panel, labels in panels]
-    caption_lines = [w for line in caption for w in _wrap(measure, line, font, width - 2 * GAP)]
+    label_lines = [[w for line in labels for w in wrap_text(measure, line, text_font, panel.width + GAP - 2)] for panel, labels in panels]
+    caption_lines = [w for line in caption for w in wrap_text(measure, line, text_font, width - 2 * GAP)]
     panel_height = max(panel.height for panel, _ in panels)
     labels_height = max(len(lines) for lines in label_lines) * line_height
     height = GAP + panel_height + 6 + labels_height + (GAP + len(caption_lines) * line_height if caption_lines else 0) + GAP
@@ -89,11 +87,11 @@ def _compose(panels: list[tuple[Image.Image, list[str]]], caption: list[str] = (
     for (panel, _), lines in zip(panels, label_lines):
         figure.paste(panel, (left, GAP))
         for i, line in enumerate(lines):
-            draw.text((left, GAP + panel_height + 6 + i * line_height), line, fill=TEXT, font=font)
+            draw.text((left, GAP + panel_height + 6 + i * line_height), line, fill=TEXT, font=text_font)
         left += panel.width + GAP
     top = GAP + panel_height + 6 + labels_height + GAP
     for i, line in enumerate(caption_lines):
-        draw.text((GAP, top + i * line_height), line, fill=TEXT, font=font)
+        draw.text((GAP, top + i * line_height), line, fill=TEXT, font=text_font)
     return figure
 
 

@@ -29,9 +29,7 @@ import numba
 import numpy as np
 
 from npgen.errors import NpgenError
-from npgen.rng import sample_keys
-from npgen.sampler import Sampler, candidate_buffers, score_candidates
-from npgen.semantics import CanvasPools
+from npgen.sampler import RowBatch, Sampler, candidate_buffers, score_candidates
 
 TAUS = (0.05, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 FLOORS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3)
@@ -53,11 +51,11 @@ def row_mixture(
     canvas, sources, pool, y, height, width, half_window, channels, offsets, weights,
     radius, eps, abs_tol, k_min, kernel, mixture,
 ):  # fmt: skip
-    unused = np.zeros(sources.shape[0], dtype=np.int32)  # no source budget: see the module docstring
     """mixture[b, x, t]: mean over pixel (y, x)'s admissible candidates of kernel t's probability of its true value.
 
     canvas holds the true images (padded); only each pixel's causal context is read to score candidates.
     """
+    unused = np.zeros(sources.shape[0], dtype=np.int32)  # no source budget: see the module docstring
     n_samples, pool_size = pool.shape
     padded_width = width + 2 * half_window
     n_kernels = kernel.shape[0]
@@ -119,17 +117,14 @@ def log_likelihood_grid(
     uniform = float(LEVELS) ** -channels
     out = np.zeros((len(images), len(taus), len(floors)), dtype=np.float64)
     for first in range(0, len(images), sampler.batch_size):
-        batch = images[first : first + sampler.batch_size]
-        n = len(batch)
-        keys = sample_keys(sampler.seed, np.arange(first, first + n))
-        canvas = np.full((n, height + h, width + 2 * h, channels), db.pad_value, dtype=np.uint8)
-        canvas[:, h:, h : h + width] = batch
-        flat_canvas = canvas.reshape(n, -1)
-        pools = CanvasPools(db.representations, db.encoder, allowed, keys, sampler.pool_size, h, width)
+        n = len(images[first : first + sampler.batch_size])
+        batch = RowBatch.start(db, sampler.seed, np.arange(first, first + n), allowed, sampler.pool_size,
+                               images=images[first : first + n])  # fmt: skip
+        flat_canvas = batch.flat_canvas
         mixture = np.empty((n, width, len(taus)), dtype=np.float64)
-        for y in range(height):
+        for y, pool in batch.rows():
             row_mixture(
-                flat_canvas, db.sources, pools.pool(canvas, y), y, height, width, h, channels, offsets, weights,
+                flat_canvas, db.sources, pool, y, height, width, h, channels, offsets, weights,
                 sampler.radius, sampler.eps, sampler.abs_tol, sampler.k_min, kernel, mixture,
             )  # fmt: skip
             smoothed = (1.0 - floor) * mixture[..., None] + floor * uniform

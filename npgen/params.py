@@ -111,3 +111,19 @@ def resolve(names: tuple[str, ...], explicit: dict, preset: dict | None = None) 
 def source_budget(max_source_share: float, n_pixels: int) -> int:
     """Most pixels one training image may supply to one sample: floor(share * pixels), at least 1."""
     return max(1, int(math.floor(max_source_share * n_pixels + 1e-9)))
+
+
+def differences(old, new, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted name, old value, new value) of every entry that differs between two (nested) records."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in list(old) + [k for k in new if k not in old]:
+            found += differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return found
+    return [] if old == new else [(prefix, old, new)]
+
+
+def describe_differences(old, new, old_name: str, new_name: str, prefix: str = "") -> str:
+    """Which entries differ and their two values, e.g. "k_min = 2 in the run, 3 in this command"."""
+    found = differences(old, new, prefix)
+    return "; ".join(f"{name} = {a!r} in {old_name}, {b!r} in {new_name}" for name, a, b in found) or "nothing differs"

@@ -174,6 +174,43 @@ def sample_row(
             distance[b, y, x] = cand_dist[chosen]
 
 
+@dataclass
+class RowBatch:
+    """What the sampler and the likelihood share for a batch: the padded canvas, the samples' keys and the
+    retrieval pools, visited row by row (`rows`)."""
+
+    database: Database
+    canvas: np.ndarray  # uint8 (n, H + h, W + 2h, C): the pad value around the images
+    keys: np.ndarray  # uint64 (n,): each sample's random key
+    pools: CanvasPools
+
+    @classmethod
+    def start(cls, db: Database, seed: int, indices: np.ndarray, allowed: np.ndarray, pool_size: int,
+              images: np.ndarray | None = None) -> "RowBatch":  # fmt: skip
+        """A batch of the samples with these global indices; its canvas blank (pad value), or holding `images`."""
+        n, h, width = len(indices), db.half_window, db.width
+        keys = sample_keys(seed, indices)
+        canvas = np.full((n, db.height + h, width + 2 * h, db.channels), db.pad_value, dtype=np.uint8)
+        if images is not None:
+            canvas[:, h:, h : h + width] = images
+        return cls(db, canvas, keys, CanvasPools(db.representations, db.encoder, allowed, keys, pool_size, h, width))
+
+    @property
+    def flat_canvas(self) -> np.ndarray:
+        """The canvas as (n, (H + h) * (W + 2h) * C), a view: what the row kernels read and write."""
+        return self.canvas.reshape(len(self.canvas), -1)
+
+    def rows(self):
+        """(y, pool) for every row in order, each pool retrieved from the canvas as it is when its row begins."""
+        for y in range(self.database.height):
+            yield y, self.pools.pool(self.canvas, y)
+
+    def images(self) -> np.ndarray:
+        """The (n, H, W, C) images inside the padding."""
+        h = self.database.half_window
+        return self.canvas[:, h:, h : h + self.database.width]
+
+
 def draw_classes(seed: int, sample_indices: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
     """Each sample's class under the mixture: drawn with probability class_counts/sum, from (seed, sample index)."""
     keys = sample_keys(seed, np.asarray(sample_indices, dtype=np.int64)) ^ CLASS_STREAM
@@ -264,9 +301,8 @@ class Sampler:
         allowed = db.class_members(None if class_label < 0 else class_label)
         self.check_budget(len(allowed))
         n, h, height, width, channels = len(indices), db.half_window, db.height, db.width, db.channels
-        keys = sample_keys(self.seed, indices)
-        canvas = np.full((n, height + h, width + 2 * h, channels), db.pad_value, dtype=np.uint8)
-        flat_canvas = canvas.reshape(n, -1)
+        batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size)
+        flat_canvas = batch.flat_canvas
         shape = (n, height, width)
         out = Samples(
             images=np.empty((n, height, width, channels), np.uint8), sample_index=indices,
@@ -276,17 +312,15 @@ class Sampler:
         )  # fmt: skip
         offsets, weights = self.window_order()
         used = np.zeros((n, db.n_images), dtype=np.int32)
-        pools = CanvasPools(db.representations, db.encoder, allowed, keys, self.pool_size, h, width)
-        for y in range(height):
-            pool = pools.pool(canvas, y)
+        for y, pool in batch.rows():
             sample_row(
                 flat_canvas, db.sources, pool, used, self.budget, y, height, width, h, channels, offsets,
-                weights, self.radius, self.eps, self.abs_tol, self.k_min, keys,
+                weights, self.radius, self.eps, self.abs_tol, self.k_min, batch.keys,
                 out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance,
             )  # fmt: skip
             if (out.n_candidates[:, y] == 0).any():
                 raise NpgenError(f"no admissible candidate at row {y}: the parameters {self.params()} admit nothing; relax them")
-        out.images[:] = canvas[:, h:, h : h + width]
+        out.images[:] = batch.images()
         return out
 
     def sample(

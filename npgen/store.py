@@ -8,6 +8,7 @@ Layout of a run::
     chunks/part-00000.npy         the batch's samples, uint8 (B, H, W, C); written last, it marks a finished batch
     samples.npy                   all samples in order (written when the run completes)
     samples.parquet               one row per sample: class, nearest training image and distance, top-source share
+    sources.parquet               image-folder datasets only: src_image -> its file (relative to the folder), class
     grid.png, png/sample-00000.png
 
 Every file is written to a hidden temporary name and renamed into place, so an interrupted run
@@ -27,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
 from npgen import __version__
 from npgen.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.errors import NpgenError
+from npgen.params import describe_differences
 from npgen.samples import Samples
 
 PROVENANCE_SCHEMA = pa.schema(
@@ -43,6 +46,7 @@ PROVENANCE_SCHEMA = pa.schema(
     ]
 )  # fmt: skip
 RUN_FORMAT = "npgen-run"
+SOURCES_FILE = "sources.parquet"
 
 
 TMP_MARK = ".tmp-"  # every temporary name npgen makes is ".<final name>.tmp-<random>"
@@ -128,6 +132,19 @@ def write_array(path: Path, array: np.ndarray) -> None:
     atomic_write(path, write)
 
 
+def sources_table(dataset: Dataset) -> pa.Table | None:
+    """For an image-folder dataset: one row per training image (src_image, file relative to the folder, label,
+    class); None for a dataset without files."""
+    if not dataset.files:
+        return None
+    return pa.table(
+        {
+            "src_image": np.arange(dataset.n_images, dtype=np.int32), "file": list(dataset.files),
+            "label": dataset.labels.astype(np.int32), "class": [dataset.class_names[i] for i in dataset.labels],
+        }
+    )  # fmt: skip
+
+
 def provenance_table(samples: Samples) -> pa.Table:
     """One row per generated pixel of `samples`, in (sample, y, x) order."""
     n, height, width = samples.src_image.shape
@@ -211,7 +228,6 @@ class RunWriter:
         self.path = Path(path)
         self.manifest = {"format": RUN_FORMAT, "npgen_version": __version__, **manifest, "status": "running"}
         self.created = False
-        self.restarted = False
         state = run_state(self.path)
         if state == "dangling-link":
             raise NpgenError(f"{self.path} is a symbolic link to a missing folder; remove the link or choose another --out")
@@ -225,19 +241,18 @@ class RunWriter:
             previous = read_manifest(self.path)
             for key in ("dataset", "database", "params", "class_label", "n_samples"):
                 if previous.get(key) != self.manifest.get(key):
-                    raise NpgenError(f"cannot resume {self.path}: its {key} differs from this command's; rerun it with the same options or choose a new --out")
+                    differ = describe_differences(previous.get(key), self.manifest.get(key), "the run", "this command", key)
+                    raise NpgenError(f"cannot resume {self.path}: its {key} differs from this command's ({differ}); "
+                                     "rerun it with the same options or choose a new --out")  # fmt: skip
             self.manifest["started"] = previous.get("started")
-        elif state == "empty":
-            self.restarted = True  # a run killed before its manifest was written: start it afresh in place
-        else:
+        elif state != "empty":  # "empty": a run killed before its manifest was written, started afresh in place
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self.path.mkdir()
             except FileExistsError:
                 raise NpgenError(f"{self.path} already exists; choose a new --out, or pass --resume to continue that run") from None
             self.created = True
-        self.manifest.setdefault("started", _now())
-        self.manifest["started"] = self.manifest["started"] or _now()
+        self.manifest["started"] = self.manifest.get("started") or _now()
         write_json(self.path / "manifest.json", self.manifest)
         for sub in RUN_SUBFOLDERS:
             make_dir(self.path / sub)
@@ -302,12 +317,15 @@ class RunWriter:
         except (OSError, ValueError, pa.ArrowException):
             raise self._damaged(part) from None
 
-    def finish(self, n_batches: int, timings: dict) -> pa.Table:
-        """Join the batches into samples.npy and samples.parquet, draw the pictures, mark the run complete."""
+    def finish(self, n_batches: int, timings: dict, sources: pa.Table | None = None) -> pa.Table:
+        """Join the batches into samples.npy and samples.parquet, draw the pictures, write `sources` (the
+        training images' files, see `sources_table`) when given, mark the run complete."""
         images = np.concatenate([self._read_part("chunks", i, "npy", np.load) for i in range(n_batches)])
         summary = pa.concat_tables([self._read_part("summary", i, "parquet", pq.read_table) for i in range(n_batches)])
         write_array(self.path / "samples.npy", images)
         atomic_write(self.path / "samples.parquet", lambda tmp: pq.write_table(summary, tmp))
+        if sources is not None:
+            atomic_write(self.path / SOURCES_FILE, lambda tmp: pq.write_table(sources, tmp, compression="zstd"))
         for i, image in enumerate(images):
             save_png(image_grid(image[None], columns=1, scale=4, gap=0), self.path / "png" / f"sample-{i:05d}.png")
         save_png(image_grid(images[:256]), self.path / "grid.png")
@@ -449,3 +467,20 @@ class Run:
 
     def summary(self) -> pa.Table:
         return pq.read_table(self.path / "samples.parquet")
+
+    def source_files(self) -> list[str] | None:
+        """Each training image's file, relative to the image folder (from sources.parquet), or None when the run
+        has no sources.parquet (a known dataset)."""
+        path = self.path / SOURCES_FILE
+        if not path.exists():
+            return None
+        try:
+            table = pq.read_table(path, columns=["src_image", "file"])
+        except (OSError, pa.ArrowException) as err:
+            raise NpgenError(f"{path} is damaged ({type(err).__name__}); delete it (the run then names no files) or sample the run again") from None
+        files = [""] * (int(pc.max(table.column("src_image")).as_py() or 0) + 1 if table.num_rows else 0)
+        for index, name in zip(table.column("src_image").to_pylist(), table.column("file").to_pylist()):
+            if index is None or index < 0:
+                raise NpgenError(f"{path} is damaged (a negative src_image); delete it or sample the run again")
+            files[index] = name
+        return files

@@ -10,6 +10,8 @@ from (`store.py`). From that the tracer derives:
   pixels explained by the top 1, 3, 10 sources), class consistency, displacement histogram.
 - **reuse** per training image: pixels and samples that use it, the share of the training set used,
   and the Gini coefficient of per-training-image pixel counts (all training images, zeros included).
+  For a class-conditional run both are over the training images of the requested class, the only
+  ones it could draw from (`n_population` of them).
 
 **Informative pixels.** A pixel whose admissible set was a large tie carries no provenance
 information: on a blank context (MNIST background) every candidate window matches equally, the
@@ -41,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from npgen.errors import NpgenError
+from npgen.samples import PixelTrace
 from npgen.store import PROVENANCE_SCHEMA, Run
 
 DEFAULT_MAX_CANDIDATES = 8
@@ -49,7 +52,6 @@ DEFAULT_MAX_CANDIDATES = 8
 # 4.6% of pixels (11% of informative ones) lie in parts of >= 4 and almost none in parts of >= 16.
 DEFAULT_MIN_PART_SIZE = 4
 COVERAGE_TOPS = (1, 3, 10)
-COMPOSE_COLUMNS = ["sample", "y", "x", "src_image", "src_y", "src_x", "n_candidates"]
 COMPOSITION_TABLES = ("per_sample", "parts", "sources", "reuse")
 COMPOSITION_FILES = (*(f"{name}.parquet" for name in COMPOSITION_TABLES), "composition.json")  # what Composition.save writes
 
@@ -169,21 +171,6 @@ def _coverage_kernel(first_source, source_informative, tops, coverage):
 # ---- array-level API ----
 
 
-def label_parts(src_image: np.ndarray, src_y: np.ndarray, src_x: np.ndarray) -> np.ndarray:
-    """(B, H, W) provenance -> (B, H, W) int32 part ids, 0..n_parts-1 per sample, numbered in raster order of first pixel."""
-    src_image, src_y, src_x = _canonical(src_image, src_y, src_x)
-    labels = np.empty(src_image.shape, dtype=np.int32)
-    _label_parts_kernel(src_image, src_y, src_x, labels, np.empty(len(src_image), dtype=np.int64))
-    return labels
-
-
-def coverage_curve(source_counts: np.ndarray) -> np.ndarray:
-    """Cumulative share of pixels explained by the top 1, 2, ... sources: monotone, ending at 1 (empty if no pixels)."""
-    counts = np.sort(np.asarray(source_counts, dtype=np.float64))[::-1]
-    total = counts.sum()
-    return np.cumsum(counts) / total if total > 0 else np.zeros(0)
-
-
 def gini(counts: np.ndarray) -> float:
     """Gini coefficient of non-negative counts: 0 when all are equal, (n-1)/n when one holds everything."""
     values = np.sort(np.asarray(counts, dtype=np.float64))
@@ -248,7 +235,8 @@ class Composition:
     sources: one row per (sample, source image) with its pixel and informative-pixel counts.
     reuse: one row per training image used at least once: pixels, informative pixels, samples using it.
     displacement: Chebyshev |displacement| histograms, index = distance, over all and informative pixels.
-    run: run-level numbers (Gini, share of the training set used, medians of the per-sample columns).
+    run: run-level numbers (Gini, share of the training set used, medians of the per-sample columns). Gini and
+        share used are over the requested class's training images for a class-conditional run (n_population).
     part_ids: int32 (B, H, W) part id of every pixel.
     """
 
@@ -367,14 +355,17 @@ def compose(
         "informative_pixels": np.bincount(chebyshev, informative_size, length).astype(np.int64).tolist(),
     }
 
+    # reuse over the images the run could draw from: the requested class's, else the whole training split
+    population = np.arange(n_train) if requested_class is None else np.flatnonzero(labels[:n_train] == requested_class)
+    n_population = max(len(population), 1)
     run = {
         "n_samples": n_samples, "height": height, "width": width, "n_train": n_train,
         "max_candidates": max_candidates, "min_part_size": min_part_size,
         "requested_class": requested_class, "informative_share": float(informative.mean()) if informative.size else 0.0,
-        "n_parts": int(parts.first[-1]),
-        "gini": gini(image_pixels), "gini_informative": gini(image_informative),
-        "share_of_training_used": len(used) / n_train,
-        "share_of_training_used_informative": int(np.count_nonzero(image_informative)) / n_train,
+        "n_parts": int(parts.first[-1]), "n_population": len(population),
+        "gini": gini(image_pixels[population]), "gini_informative": gini(image_informative[population]),
+        "share_of_training_used": int(np.count_nonzero(image_pixels[population])) / n_population,
+        "share_of_training_used_informative": int(np.count_nonzero(image_informative[population])) / n_population,
     }  # fmt: skip
     for name in per_sample.column_names:
         if name not in ("sample", "target_class"):
@@ -384,27 +375,6 @@ def compose(
 
 
 # ---- runs ----
-
-
-@dataclass
-class PixelTrace:
-    """Where one generated pixel came from."""
-
-    sample: int
-    y: int
-    x: int
-    src_image: int
-    src_class: int
-    src_class_name: str
-    src_y: int
-    src_x: int
-    n_candidates: int
-    distance: float
-    informative: bool = True  # n_candidates <= the tracer's max_candidates
-
-    @property
-    def displacement(self) -> tuple[int, int]:
-        return self.src_y - self.y, self.src_x - self.x
 
 
 class Tracer:
@@ -421,10 +391,19 @@ class Tracer:
         self.half_window = int(self.run.manifest.get("database", {}).get("params", {}).get("half_window", 3))
         self.class_label: int | None = self.run.manifest.get("class_label")
         self._composition: Composition | None = None
+        self._files = self.run.source_files()
+        if self._files is None and self.dataset.files:
+            self._files = list(self.dataset.files)
+
+    def source_file(self, src_image: int) -> str | None:
+        """The file a training image was read from (relative to the image folder), or None for a known dataset."""
+        if self._files is None or not 0 <= int(src_image) < len(self._files):
+            return None
+        return self._files[int(src_image)] or None
 
     # -- reading --
 
-    def _provenance(self, columns: list[str], sample: int | None = None) -> dict[str, np.ndarray]:
+    def provenance_arrays(self, columns: list[str], sample: int | None = None) -> dict[str, np.ndarray]:
         """Provenance columns as dense (B, H, W) arrays in (sample, y, x) order; one sample's only when given."""
         needed = list(dict.fromkeys(["sample", "y", "x", *columns]))
         filters = None if sample is None else [("sample", "==", int(sample))]
@@ -457,19 +436,19 @@ class Tracer:
         sample = self._check_sample(sample)
         if not (0 <= y < self.height and 0 <= x < self.width):
             raise NpgenError(f"pixel (y={y}, x={x}) out of range: samples are {self.height}x{self.width} (y 0..{self.height - 1}, x 0..{self.width - 1})")
-        rows = self._provenance(["src_image", "src_y", "src_x", "n_candidates", "distance"], sample)
+        rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates", "distance"], sample)
         value = {name: column[0, y, x].item() for name, column in rows.items()}
         src_class = int(self.dataset.labels[value["src_image"]])
         return PixelTrace(
             sample=sample, y=int(y), x=int(x), src_image=value["src_image"], src_class=src_class,
             src_class_name=self.dataset.class_names[src_class], src_y=value["src_y"], src_x=value["src_x"],
             n_candidates=value["n_candidates"], distance=float(value["distance"]),
-            informative=value["n_candidates"] <= self.max_candidates,
+            informative=value["n_candidates"] <= self.max_candidates, src_file=self.source_file(value["src_image"]),
         )  # fmt: skip
 
     def _sample_parts(self, sample: int) -> Parts:
         sample = self._check_sample(sample)
-        rows = self._provenance(["src_image", "src_y", "src_x", "n_candidates"], sample)
+        rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates"], sample)
         informative = rows["n_candidates"] <= self.max_candidates
         return find_parts(rows["src_image"], rows["src_y"], rows["src_x"], informative, sample_ids=np.array([sample]))
 
@@ -484,7 +463,7 @@ class Tracer:
     def composition(self) -> Composition:
         """The composition of every sample of the run (computed once, then cached)."""
         if self._composition is None:
-            rows = self._provenance(["src_image", "src_y", "src_x", "n_candidates"])
+            rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates"])
             self._composition = compose(
                 rows["src_image"], rows["src_y"], rows["src_x"], rows["n_candidates"], self.dataset.labels,
                 self.class_label, self.dataset.n_images, self.max_candidates, self.min_part_size,

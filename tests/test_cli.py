@@ -1,6 +1,7 @@
 """The command line end to end on real data, and every bad input it must refuse cleanly."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -49,6 +50,19 @@ def test_sample_and_verify_mnist_through_the_installed_command(cache, tmp_path):
     assert verified.exit_code == 0 and json.loads(verified.output)["mismatches"] == 0
 
 
+def test_sample_outside_a_terminal_prints_progress_lines(mnist_folder, tmp_path, cache):
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "npgen", "sample", "--dataset", str(mnist_folder), "-n", "4", "--batch-size", "1",
+         "--pool-size", "20", "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = re.findall(r"^sampling: (\d+)/4 \((\d+)%\), [\d.]+ images/s, (?:ETA \d+ s|done in [\d.]+ s)$", done.stderr, re.M)
+    assert [(int(a), int(b)) for a, b in lines] == [(1, 25), (2, 50), (3, 75), (4, 100)], done.stderr
+    assert "done in" in done.stderr.splitlines()[-1] and "wrote 4 samples" in done.stdout
+
+
 def test_image_folder_dataset_with_class_names(mnist_folder, tmp_path, cache):
     out = tmp_path / "folder-run"
     result = run_cli("sample", "--dataset", mnist_folder, "--class", "digit7", "-n", "3", "--out", out, "--pool-size", "20")
@@ -75,8 +89,40 @@ def test_database_built_with_other_parameters_is_refused(mnist_folder, tmp_path,
     before = sorted(p.stat().st_mtime_ns for p in db.iterdir())
     result = run_cli("sample", "--dataset", mnist_folder, "--db", db, "-n", "1", "--out", tmp_path / "r")
     assert result.exit_code == 2 and "built with" in result.output and "Traceback" not in result.output
+    assert "half_window = 2 in the database, 3 in this command" in result.output  # which parameter, both values
     assert sorted(p.stat().st_mtime_ns for p in db.iterdir()) == before
     assert run_cli("build", "--dataset", mnist_folder, "--db", db).exit_code == 2  # exists, no --force
+
+
+def test_resume_with_other_options_names_the_parameter(mnist_folder, tmp_path, cache):
+    out = tmp_path / "run"
+    args = ["sample", "--dataset", mnist_folder, "-n", "2", "--batch-size", "1", "--out", out, "--pool-size", "20"]
+    assert run_cli(*args).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as if interrupted
+    (out / "chunks" / "part-00001.npy").unlink()
+    result = run_cli(*args, "--resume", "--k-min", "3")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert f"params.k_min = {manifest['params']['k_min']} in the run, 3 in this command" in result.output
+    assert run_cli(*args, "--resume").exit_code == 0
+
+
+def test_build_of_an_up_to_date_database_does_nothing_and_force_rebuilds(mnist_folder, tmp_path, cache):
+    db = tmp_path / "db"
+    assert run_cli("build", "--dataset", mnist_folder, "--db", db).exit_code == 0
+    before = sorted(p.stat().st_mtime_ns for p in db.iterdir())
+    again = run_cli("build", "--dataset", mnist_folder, "--db", db)
+    assert again.exit_code == 0 and f"database {db} is up to date" in again.output, again.output
+    assert sorted(p.stat().st_mtime_ns for p in db.iterdir()) == before
+    forced = run_cli("build", "--dataset", mnist_folder, "--db", db, "--force")
+    assert forced.exit_code == 0 and forced.output.startswith("built ")
+    assert sorted(p.stat().st_mtime_ns for p in db.iterdir()) != before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    refused = run_cli("build", "--dataset", mnist_folder, "--db", other, "--force")  # only npgen databases
+    assert refused.exit_code == 2 and "not an npgen database" in refused.output
+    assert (other / "notes.txt").read_text() == "mine"
 
 
 def test_database_of_other_data_is_refused(mnist_folder, tmp_path, cache):
@@ -139,7 +185,7 @@ def test_trace_a_pixel_and_a_sample(mnist_folder, tmp_path, cache):
     assert run_cli("sample", "--dataset", mnist_folder, "--class", "digit0", "-n", "2", "--out", out, "--pool-size", "20").exit_code == 0
     traced = run_cli("trace", out, "--sample", "1", "--pixel", "14,14")
     assert traced.exit_code == 0, traced.output
-    assert "sample 1 pixel (y=14, x=14) <- training image" in traced.output and "(class digit0)" in traced.output
+    assert "sample 1 pixel (y=14, x=14) <- training image" in traced.output and "(class digit0, file digit0/" in traced.output
     assert (out / "trace" / "sample-00001-pixel-14-14.png").is_file()
     parts = run_cli("trace", out, "--sample", "0", "--out", tmp_path / "parts.png")
     assert parts.exit_code == 0 and "parts from" in parts.output and (tmp_path / "parts.png").is_file()
@@ -150,6 +196,25 @@ def test_trace_a_pixel_and_a_sample(mnist_folder, tmp_path, cache):
                           (["--sample", "0", "--pixel", "28,0"], "out of range")):  # fmt: skip
         result = run_cli("trace", out, *args)
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_folder_run_names_the_file_of_every_source(mnist_folder, tmp_path, cache):
+    out = tmp_path / "run"
+    assert run_cli("sample", "--dataset", mnist_folder, "-n", "2", "--out", out, "--pool-size", "20").exit_code == 0
+    sources = pq.read_table(out / "sources.parquet").to_pylist()
+    assert len(sources) == 300 and sources[0]["src_image"] == 0
+    assert all((mnist_folder / row["file"]).is_file() and row["file"].split("/")[0] == row["class"] for row in sources)
+    pixel = pq.read_table(out / "provenance", filters=[("sample", "==", 1), ("y", "==", 14), ("x", "==", 14)]).to_pylist()[0]
+    traced = run_cli("trace", out, "--sample", "1", "--pixel", "14,14")
+    assert traced.exit_code == 0, traced.output
+    row = sources[pixel["src_image"]]
+    assert f"<- training image {pixel['src_image']} (class {row['class']}, file {row['file']})" in traced.output
+    parts = run_cli("trace", out, "--sample", "0")
+    assert parts.exit_code == 0 and "file" in parts.output.splitlines()[1] and ".png" in parts.output
+    mnist = tmp_path / "mnist-run"  # a known dataset has no files to name
+    assert run_cli("sample", "--dataset", "mnist", "--class", "1", "-n", "1", "--out", mnist).exit_code == 0
+    assert not (mnist / "sources.parquet").exists()
+    assert ", file" not in run_cli("trace", mnist, "--sample", "0", "--pixel", "3,3").output
 
 
 def test_eval_scores_a_run_and_refuses_bad_input(cache, tmp_path):

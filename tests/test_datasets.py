@@ -16,7 +16,7 @@ from PIL import Image
 
 from npgen.datasets import (
     DATA_ENV, KNOWN, Dataset, dataset_card, download_dataset, import_dataset, known_datasets, load_dataset,
-    load_image_folder, resolve_data_root,
+    folder_cache_path, load_image_folder, resolve_data_root,
 )
 from npgen.errors import NpgenError
 
@@ -418,3 +418,42 @@ def test_download_without_torchvision(tmp_path):
         download_dataset("mnist", data_root=tmp_path)
     one_line(excinfo)
     assert not any(tmp_path.iterdir())
+
+
+# ---- the decoded-folder cache ----
+
+
+def test_image_folder_is_decoded_once_and_the_cache_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("NPGEN_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "digits"
+    for i, img in enumerate(rng.integers(0, 256, (4, 5, 7), dtype=np.uint8)):
+        write_png(folder / f"c{i % 2}" / f"{i}.png", img)
+    first = load_image_folder(folder)
+    assert first.files == ("c0/0.png", "c0/2.png", "c1/1.png", "c1/3.png")
+    cache = folder_cache_path(folder)
+    assert cache.is_file() and cache.parent == tmp_path / "cache" / "folders"
+
+    # same size and mtime, content no image: the cache is used, so the file is not decoded
+    png = folder / "c1" / "3.png"
+    stat = png.stat()
+    png.write_bytes(b"\0" * stat.st_size)
+    os.utime(png, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = load_image_folder(folder)
+    assert np.array_equal(second.images, first.images) and second.files == first.files
+    assert second.class_names == first.class_names and second.labels.tolist() == first.labels.tolist()
+
+    # a changed mtime invalidates the cache: the folder is decoded again and the broken file found
+    os.utime(png, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    with raises(r"cannot read image .*3\.png"):
+        load_image_folder(folder)
+    write_png(png, np.zeros((5, 7), np.uint8))
+    assert load_image_folder(folder).images[3].max() == 0
+
+    # a damaged cache file is rebuilt, never trusted
+    data = bytearray(cache.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cache.write_bytes(bytes(data))
+    third = load_image_folder(folder)
+    assert third.images[3].max() == 0 and np.array_equal(third.images[:3], first.images[:3])
+    assert cache.read_bytes() != bytes(data)

@@ -6,8 +6,10 @@ Each check runs in a fresh interpreter, so that what the test process itself imp
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,12 +28,22 @@ def loaded_modules(code: str) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("module", ["npgen.samples", "npgen.store", "npgen.tracer", "npgen.report", "npgen.figures", "npgen.metrics"])
+@pytest.mark.parametrize(
+    "module", ["npgen.samples", "npgen.store", "npgen.tracer", "npgen.report", "npgen.figures", "npgen.charts", "npgen.metrics"]
+)
 def test_importing_the_reading_side_loads_no_sampler_or_faiss(module):
     modules = loaded_modules(f"import {module}")["modules"]
     assert [m for m in SAMPLER_SIDE if m in modules] == []
-    if module in ("npgen.samples", "npgen.store", "npgen.metrics", "npgen.figures"):
+    if module in ("npgen.samples", "npgen.store", "npgen.metrics", "npgen.figures", "npgen.charts"):
         assert "numba" not in modules  # only the tracer has numba kernels
+    if module in ("npgen.figures", "npgen.charts"):
+        assert "npgen.tracer" not in modules  # the tracer imports the figures, never the other way round
+
+
+def test_the_report_uses_only_public_names_of_other_modules():
+    source = (Path(__file__).resolve().parent.parent / "npgen" / "report.py").read_text()
+    private = re.findall(r"\b(?:tracer|figures|charts|store)\._\w+|from npgen\.\w+ import [^\n]*\b_\w+", source)
+    assert private == []
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +71,17 @@ result['report'] = str(write_report(run.path, {str(tmp_path / 'report')!r}))
     assert result["parts"] > 10 and result["source_class"] == "5" and result["rows"] == 3 * 28 * 28
     assert (tmp_path / "report" / "report.html").is_file()
     assert [m for m in SAMPLER_SIDE if m in result["modules"]] == []
+
+
+def test_npgen_trace_and_report_go_through_the_api_without_the_sampler(mnist_run, tmp_path):
+    code = f"""
+from npgen.cli import main
+main(["trace", {str(mnist_run)!r}, "--sample", "1", "--pixel", "14,14", "--out", {str(tmp_path / 'pixel.png')!r}], standalone_mode=False)
+main(["trace", {str(mnist_run)!r}, "--sample", "0", "--out", {str(tmp_path / 'parts.png')!r}], standalone_mode=False)
+main(["report", {str(mnist_run)!r}, "--out", {str(tmp_path / 'report')!r}], standalone_mode=False)
+"""
+    modules = loaded_modules(code)["modules"]
+    assert "npgen.api" in modules and "npgen.tracer" in modules
+    assert [m for m in SAMPLER_SIDE if m in modules and m not in ("npgen.api", "npgen.cli")] == []
+    assert (tmp_path / "pixel.png").is_file() and (tmp_path / "parts.png").is_file()
+    assert (tmp_path / "report" / "report.html").is_file()

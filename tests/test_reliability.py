@@ -305,11 +305,13 @@ def test_stale_temporaries_are_removed_on_resume_and_by_cache_clean(run, folder,
     assert any(line.startswith("database") and "digits/train" in line and str(db) in line for line in lines)
     assert any(line.startswith("temporary") and str(stale) in line for line in lines)
     assert any(line.startswith("classifier") and "mnist" in line for line in lines)
+    assert any(line.startswith("folder") and "digits" in line for line in lines)  # the decoded image folder
     cleaned = run_cli("cache", "clean")
     assert cleaned.exit_code == 0 and "removed 1 entries" in cleaned.output, cleaned.output
     assert not stale.exists() and db.is_dir() and (cache / "classifiers" / "mnist.pt").exists()
     cleaned = run_cli("cache", "clean", "--all")
-    assert cleaned.exit_code == 0 and "removed 2 entries" in cleaned.output, cleaned.output
+    assert cleaned.exit_code == 0 and "removed 3 entries" in cleaned.output, cleaned.output
+    assert not list((cache / "folders").iterdir())
     assert not db.exists() and (cache / "db" / "keep-me").is_dir() and not (cache / "classifiers" / "mnist.pt").exists()
 
 

@@ -14,7 +14,8 @@ from PIL import Image
 from npgen.api import sample_run
 from npgen.datasets import DATA_ENV
 from npgen.errors import NpgenError
-from npgen.report import CHART_FILES, bar_chart, line_chart, series_colour, write_report
+from npgen.charts import bar_chart, line_chart, series_colour
+from npgen.report import CHART_FILES, write_report
 from npgen.tracer import Tracer
 
 N_EXAMPLES = 2
@@ -118,6 +119,9 @@ def test_report_html_is_one_self_contained_page(report):
     assert "mnist" in page and "class 3" in page and str(report.parent) in page
     gini = record["run"]["gini"]
     assert f"{gini:.3f}" in page and f'title="{gini!r}"' in page
+    # the run is conditioned on class 3: reuse is over that class's training images, and the page says so
+    assert record["run"]["n_population"] == 6131 and "share of training images of class 3 used" in page
+    assert "the 6,131 training images of class 3" in page
     assert "informative pixels" in page and "Per-sample numbers (first 6)" in page
     assert page.count("<figcaption>") == len(figure_files())
 

@@ -10,7 +10,7 @@ from PIL import Image
 from npgen.api import sample_run
 from npgen.errors import NpgenError
 from npgen.figures import parts_figure, pixel_figure
-from npgen.tracer import PixelTrace, Tracer, compose, coverage_curve, find_parts, gini, label_parts
+from npgen.tracer import PixelTrace, Tracer, compose, find_parts, gini
 
 # A 4x5 sample; each letter is (training image, dy, dx):
 #   A, E: image 7, (0, 0)  -- two separate rectangles, and A at (2,2) touching the first only diagonally
@@ -40,6 +40,10 @@ def synthetic():
     candidates[3, 0:2], candidates[3, 2] = 100, 50
     return (np.stack([image, np.full((4, 5), 7)]), np.stack([src_y, ys]), np.stack([src_x, xs]),
             np.stack([candidates, np.full((4, 5), 4)]))  # fmt: skip
+
+
+def label_parts(src_image, src_y, src_x):
+    return find_parts(src_image, src_y, src_x, np.ones(np.shape(src_image), bool)).ids
 
 
 def test_label_parts_uses_4_connectivity_image_and_displacement():
@@ -86,10 +90,13 @@ def test_compose_matches_hand_computed_values():
         {"src_image": 5, "src_class": 1, "n_pixels": 2, "n_informative": 0, "n_samples": 1},
         {"src_image": 7, "src_class": 3, "n_pixels": 33, "n_informative": 33, "n_samples": 2},
     ]
+    # conditioned on class 3, reuse is over its one training image (7): used, so share 1 and Gini 0
+    assert (c.run["n_population"], c.run["gini"], c.run["share_of_training_used"]) == (1, 0.0, 1.0)
+    unconditional = compose(*synthetic(), TRAIN_LABELS, requested_class=None).run
     # per-image counts (0,0,5,0,0,2,0,33,0,0): Gini = 2*(8*2 + 9*5 + 10*33)/(10*40) - 11/10
-    assert c.run["gini"] == pytest.approx(0.855)
-    assert c.run["share_of_training_used"] == pytest.approx(0.3)
-    assert c.run["share_of_training_used_informative"] == pytest.approx(0.2)
+    assert unconditional["n_population"] == 10 and unconditional["gini"] == pytest.approx(0.855)
+    assert unconditional["share_of_training_used"] == pytest.approx(0.3)
+    assert unconditional["share_of_training_used_informative"] == pytest.approx(0.2)
     assert c.displacement == {"chebyshev": [0, 1], "all_pixels": [34, 6], "informative_pixels": [33, 4]}
     assert c.run["n_parts"] == 9 and c.run["median_n_parts"] == pytest.approx(4.5)
     json.dumps(c.run)  # run-level numbers are plain JSON
@@ -113,11 +120,10 @@ def test_max_candidates_decides_what_is_informative():
         compose(*synthetic(), TRAIN_LABELS, max_candidates=0)
 
 
-def test_gini_and_coverage_curve():
+def test_gini():
     assert gini(np.array([3, 3, 3])) == 0.0
     assert gini(np.array([0, 0, 6])) == pytest.approx(2 / 3)
     assert gini(np.zeros(4)) == 0.0
-    np.testing.assert_allclose(coverage_curve(np.array([1, 3, 0])), [0.75, 1.0, 1.0])
 
 
 def test_figures_draw_grayscale_and_rgb():
@@ -173,13 +179,17 @@ def test_coverage_class_consistency_and_reuse(tracer):
     sources = c.sources
     for sample in range(tracer.n_samples):
         counts = sources.filter(sources.column("sample").to_numpy() == sample).column("n_informative").to_numpy()
-        curve = coverage_curve(counts[counts > 0])
-        assert len(curve) == rows[sample]["n_sources_informative"]
-        assert np.all(np.diff(curve) >= 0) and curve[-1] == pytest.approx(1.0)
+        counts = np.sort(counts[counts > 0])[::-1]
+        assert len(counts) == rows[sample]["n_sources_informative"]
+        for top in (1, 3, 10):
+            assert rows[sample][f"coverage_top{top}"] == pytest.approx(counts[:top].sum() / counts.sum())
     assert c.reuse.column("n_pixels").to_numpy().sum() == tracer.n_samples * tracer.height * tracer.width
     assert c.reuse.column("n_samples").to_numpy().max() <= tracer.n_samples
     assert set(c.reuse.column("src_class").to_pylist()) == {3}
-    assert c.run["share_of_training_used"] == pytest.approx(c.reuse.num_rows / 60000)
+    # the run is conditioned on class 3: reuse is relative to the class's 6,131 training images, not all 60,000
+    n_class = int((tracer.dataset.labels == 3).sum())
+    assert c.run["n_population"] == n_class == 6131
+    assert c.run["share_of_training_used"] == pytest.approx(c.reuse.num_rows / n_class)
     assert 0 < c.run["gini"] < 1
 
 
