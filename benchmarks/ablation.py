@@ -77,7 +77,14 @@ SETTINGS = {  # name: the parameters under study (absolute, so a row means the s
         "cifar: h3 b4 k1 budget 40%, pool 50, abs-tol 30": (3, 4, 1, 0.4, "blocks", {"pool_size": 50, "abs_tol": 30.0}),
         "cifar: h3 b4 k1 budget 50%, eps 0.5": (3, 4, 1, 0.5, "blocks", {"eps": 0.5}),
         "cifar: h3 b4 k1 budget 25%, pool 50": (3, 4, 1, 0.25, "blocks", {"pool_size": 50}),
-        "cifar: h3 b4 k1 budget 25%, pool 50, abs-tol 30": (3, 4, 1, 0.25, "blocks", {"pool_size": 50, "abs_tol": 30.0}),
+        "cifar: h3 b4 k1 budget 25%, pool 50, abs-tol 30": (
+            3,
+            4,
+            1,
+            0.25,
+            "blocks",
+            {"pool_size": 50, "abs_tol": 30.0},
+        ),
         "cifar: h2 b4 k1 budget 20%": (2, 4, 1, 0.2),
         "cifar: h3 b4 k2 budget 10%": (3, 4, 2, 0.1),
         "cifar: h1 b4 k1 budget 10%": (1, 4, 1, 0.1),
@@ -102,7 +109,18 @@ def run_setting(dataset: str, name: str, per_class: int, data_root) -> tuple[np.
         try:
             run = Run(out)
         except NpgenError:
-            api.sample_run(out, dataset, per_class, class_label, data_root, None, window, options, resume=out.exists(), command=" ".join(sys.argv))
+            api.sample_run(
+                out,
+                dataset,
+                per_class,
+                class_label,
+                data_root,
+                None,
+                window,
+                options,
+                resume=out.exists(),
+                command=" ".join(sys.argv),
+            )
             run = Run(out)
         failing += 0 if api.verify_run(out, data_root).ok else 1
         images.append(np.asarray(run.samples))
@@ -112,10 +130,14 @@ def run_setting(dataset: str, name: str, per_class: int, data_root) -> tuple[np.
         params = run.manifest["params"]
     shares = np.concatenate(top_share)
     facts = {
-        "setting": SETTINGS[name], "params": params, "window": run.manifest["database"]["params"],
-        "runs_failing_verify": failing, "sample_seconds_per_image": seconds / (10 * per_class),
-        "median_top_source_share": float(np.median(shares)), "max_top_source_share": float(shares.max()),
-    }  # fmt: skip
+        "setting": SETTINGS[name],
+        "params": params,
+        "window": run.manifest["database"]["params"],
+        "runs_failing_verify": failing,
+        "sample_seconds_per_image": seconds / (10 * per_class),
+        "median_top_source_share": float(np.median(shares)),
+        "max_top_source_share": float(shares.max()),
+    }
     return np.concatenate(images), np.array(labels), facts
 
 
@@ -131,7 +153,7 @@ def main() -> None:
     reference = Reference(train, test, load_classifier(classifier_path(args.dataset), train))
     prefix = "cifar: " if args.dataset == "cifar10" else ""
     names = [n for n in SETTINGS if n.startswith("cifar: ") == (args.dataset == "cifar10")]
-    names = [n for n in names if args.only is None or any(n[len(prefix):].startswith(o) for o in args.only)]
+    names = [n for n in names if args.only is None or any(n[len(prefix) :].startswith(o) for o in args.only)]
     result_name = f"ablation-{args.dataset}-{10 * args.per_class}"
     saved = HERE / "results" / f"{result_name}.json"
     rows = json.loads(saved.read_text())["rows"] if saved.is_file() else {}

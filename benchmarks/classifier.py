@@ -38,14 +38,25 @@ def main() -> None:
         print(f"{path} exists (test accuracy {classifier.test_accuracy:.4f}); --force retrains", file=sys.stderr)
         return
     epochs = args.epochs or EPOCHS[args.dataset]
-    classifier = train_classifier(train, test, epochs=epochs, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    classifier = train_classifier(
+        train, test, epochs=epochs, progress=lambda line: print(line, file=sys.stderr, flush=True)
+    )
     classifier.save(path)
     n_parameters = sum(p.numel() for p in classifier.network.parameters())
-    record = save_result(f"classifier-{args.dataset}", {
-        "dataset": args.dataset, "epochs": epochs, "test_accuracy": classifier.test_accuracy,
-        "train_seconds": round(classifier.train_seconds, 1), "n_parameters": n_parameters, "torch": torch.__version__,
-    })  # fmt: skip
-    print(f"{args.dataset}: test accuracy {record['test_accuracy']:.4f} after {record['train_seconds']} s; weights in {path}")
+    record = save_result(
+        f"classifier-{args.dataset}",
+        {
+            "dataset": args.dataset,
+            "epochs": epochs,
+            "test_accuracy": classifier.test_accuracy,
+            "train_seconds": round(classifier.train_seconds, 1),
+            "n_parameters": n_parameters,
+            "torch": torch.__version__,
+        },
+    )
+    print(
+        f"{args.dataset}: test accuracy {record['test_accuracy']:.4f} after {record['train_seconds']} s; weights in {path}"
+    )
 
 
 if __name__ == "__main__":

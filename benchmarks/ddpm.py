@@ -64,6 +64,7 @@ class UsageError(Exception):
 
 # ---- model ----
 
+
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps t (B,) -> (B, dim)."""
     half = dim // 2
@@ -100,8 +101,9 @@ class Attention(nn.Module):
 class UNet(nn.Module):
     """Epsilon predictor eps(x_t, t, y); y == n_classes is the null label."""
 
-    def __init__(self, channels: int, n_classes: int, base: int, mults: tuple[int, ...], blocks: int,
-                 attention: bool) -> None:
+    def __init__(
+        self, channels: int, n_classes: int, base: int, mults: tuple[int, ...], blocks: int, attention: bool
+    ) -> None:
         super().__init__()
         emb, widths = 4 * base, [base * m for m in mults]
         self.base = base
@@ -146,8 +148,9 @@ class UNet(nn.Module):
 
 def build_model(meta: dict, device: torch.device) -> UNet:
     cfg = meta["config"]  # channels_last: about 30% faster convolutions on CPU
-    return UNet(meta["channels"], meta["n_classes"], cfg["base"], tuple(cfg["mults"]), cfg["blocks"],
-                cfg["attention"]).to(device=device, memory_format=torch.channels_last)
+    return UNet(
+        meta["channels"], meta["n_classes"], cfg["base"], tuple(cfg["mults"]), cfg["blocks"], cfg["attention"]
+    ).to(device=device, memory_format=torch.channels_last)
 
 
 def pick_device(name: str) -> torch.device:
@@ -179,6 +182,7 @@ def alpha_bars() -> torch.Tensor:
 
 # ---- files ----
 
+
 def default_dir(dataset: str) -> Path:
     return cache_root() / "ddpm" / dataset
 
@@ -198,6 +202,7 @@ def load_checkpoint(out: Path, dataset: str, weights_only: bool = False) -> dict
 
 # ---- train ----
 
+
 def train(args: argparse.Namespace) -> None:
     from npgen.datasets import load_dataset
 
@@ -211,9 +216,18 @@ def train(args: argparse.Namespace) -> None:
     if ckpt is not None and ckpt["images_sha256"] != ds.images_sha256:
         raise UsageError(f"{args.out}/checkpoint.pt was trained on other {args.dataset} images: pass another --out")
     model_size = args.model if args.model != "auto" else ("medium" if device.type == "cuda" else "small")
-    meta = ckpt["meta"] if ckpt else {"config": {**MODELS[model_size], **({"base": args.base} if args.base else {})},
-                                      "model": model_size, "channels": ds.channels, "n_classes": ds.n_classes,
-                                      "shape": [ds.height, ds.width, ds.channels], "train_images": ds.n_images}
+    meta = (
+        ckpt["meta"]
+        if ckpt
+        else {
+            "config": {**MODELS[model_size], **({"base": args.base} if args.base else {})},
+            "model": model_size,
+            "channels": ds.channels,
+            "n_classes": ds.n_classes,
+            "shape": [ds.height, ds.width, ds.channels],
+            "train_images": ds.n_images,
+        }
+    )
     torch.manual_seed(args.seed)
     model = build_model(meta, device)
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -234,10 +248,21 @@ def train(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
-        state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                 "training_seconds": seconds, "losses": losses, "rng_state": torch.get_rng_state(), "meta": meta,
-                 "devices": devices, "args": {k: str(v) for k, v in vars(args).items() if k != "func"},
-                 "dataset": args.dataset, "images_sha256": ds.images_sha256, "torch": torch.__version__}
+        state = {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "training_seconds": seconds,
+            "losses": losses,
+            "rng_state": torch.get_rng_state(),
+            "meta": meta,
+            "devices": devices,
+            "args": {k: str(v) for k, v in vars(args).items() if k != "func"},
+            "dataset": args.dataset,
+            "images_sha256": ds.images_sha256,
+            "torch": torch.__version__,
+        }
         atomic_write(args.out / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
 
     images = torch.from_numpy(np.array(ds.images)).permute(0, 3, 1, 2).to(device)  # uint8 (N, C, H, W)
@@ -245,9 +270,11 @@ def train(args: argparse.Namespace) -> None:
     sqrt_ab, sqrt_1mab = alpha_bars().sqrt().to(device), (1 - alpha_bars()).sqrt().to(device)
     null, flip = meta["n_classes"], ds.channels == 3
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"training {args.dataset} ({ds.n_images} images) on {device_name(device)}: {meta['model']} UNet, "
-          f"{n_params:,} parameters, batch {args.batch_size}, until {args.minutes} min -> {args.out}/checkpoint.pt",
-          file=sys.stderr)
+    print(
+        f"training {args.dataset} ({ds.n_images} images) on {device_name(device)}: {meta['model']} UNet, "
+        f"{n_params:,} parameters, batch {args.batch_size}, until {args.minutes} min -> {args.out}/checkpoint.pt",
+        file=sys.stderr,
+    )
     loss_ema, last_log, last_save, log_step = None, time.perf_counter(), time.perf_counter(), step
     try:
         while seconds < budget:
@@ -276,8 +303,11 @@ def train(args: argparse.Namespace) -> None:
             if now - last_log >= PROGRESS_SECONDS or seconds >= budget:
                 rate = (step - log_step) / (now - last_log)
                 losses.append([step, round(seconds, 1), round(loss_ema or loss.item(), 5)])
-                print(f"step {step}  loss {losses[-1][2]:.4f}  {seconds / 60:.1f}/{args.minutes} min  {rate:.2f} it/s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"step {step}  loss {losses[-1][2]:.4f}  {seconds / 60:.1f}/{args.minutes} min  {rate:.2f} it/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 last_log, log_step = now, step
             if now - last_save >= CHECKPOINT_SECONDS:
                 save()
@@ -291,6 +321,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 # ---- sample ----
+
 
 @torch.no_grad()
 def ddim(model: UNet, x: torch.Tensor, y: torch.Tensor, steps: int, guidance: float, null: int) -> torch.Tensor:
@@ -314,8 +345,10 @@ def generate(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict]:
     """Sample args.n images with the EMA weights: (images uint8 NHWC, labels, record of the run)."""
     ckpt = load_checkpoint(args.out, args.dataset, weights_only=True)
     if ckpt is None:
-        raise UsageError(f"no checkpoint in {args.out}: run `python benchmarks/ddpm.py train {args.dataset} "
-                         f"--minutes M{'' if args.out == default_dir(args.dataset) else f' --out {args.out}'}` first")
+        raise UsageError(
+            f"no checkpoint in {args.out}: run `python benchmarks/ddpm.py train {args.dataset} "
+            f"--minutes M{'' if args.out == default_dir(args.dataset) else f' --out {args.out}'}` first"
+        )
     meta, null = ckpt["meta"], ckpt["meta"]["n_classes"]
     if args.n < 1 or args.steps < 1 or args.steps > T or args.batch_size < 1:
         raise UsageError(f"need --n >= 1, 1 <= --steps <= {T} and --batch-size >= 1")
@@ -330,24 +363,42 @@ def generate(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict]:
     h, w, c = meta["shape"]
     out, start = [], time.perf_counter()
     for lo in range(0, args.n, args.batch_size):
-        y = torch.from_numpy(labels[lo:lo + args.batch_size]).long()
+        y = torch.from_numpy(labels[lo : lo + args.batch_size]).long()
         y = torch.where(y < 0, null, y).to(device)
         noise = torch.randn(len(y), c, h, w, generator=gen).to(device).contiguous(memory_format=torch.channels_last)
         x = ddim(model, noise, y, args.steps, args.guidance if args.conditional else 1.0, null)
         out.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
         print(f"sampled {lo + len(y)}/{args.n}  {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
-    record = {"dataset": args.dataset, "kind": "conditional" if args.conditional else "unconditional", "n": args.n,
-              "steps": args.steps, "guidance": args.guidance, "seed": args.seed, "batch_size": args.batch_size,
-              "device": device_name(device), "sampling_seconds": round(elapsed, 3), "seconds_per_image": elapsed / args.n,
-              "peak_memory_mb": peak, "peak_memory": "GPU memory allocated" if device.type == "cuda" else "process RSS",
-              "training_seconds": ckpt["training_seconds"], "training_steps": ckpt["step"],
-              "training_devices": ckpt["devices"], "train_images": meta["train_images"], "model": meta["model"],
-              "n_parameters": sum(p.numel() for p in model.parameters()), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"),
-              "command": "python " + " ".join(sys.argv)}
+    peak = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    ) / 2**20
+    record = {
+        "dataset": args.dataset,
+        "kind": "conditional" if args.conditional else "unconditional",
+        "n": args.n,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "device": device_name(device),
+        "sampling_seconds": round(elapsed, 3),
+        "seconds_per_image": elapsed / args.n,
+        "peak_memory_mb": peak,
+        "peak_memory": "GPU memory allocated" if device.type == "cuda" else "process RSS",
+        "training_seconds": ckpt["training_seconds"],
+        "training_steps": ckpt["step"],
+        "training_devices": ckpt["devices"],
+        "train_images": meta["train_images"],
+        "model": meta["model"],
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python " + " ".join(sys.argv),
+    }
     return np.concatenate(out), labels.astype(np.int64), record
 
 
@@ -361,8 +412,10 @@ def sample(args: argparse.Namespace) -> None:
     kind = record["kind"]
     atomic_write(args.out / f"samples-{kind}.npz", lambda tmp: save_npz(tmp, images=images, labels=labels))
     write_json(args.out / f"samples-{kind}.json", record)
-    print(f"wrote {args.out}/samples-{kind}.npz: {images.shape} uint8, {record['seconds_per_image']:.4f} s/image",
-          file=sys.stderr)
+    print(
+        f"wrote {args.out}/samples-{kind}.npz: {images.shape} uint8, {record['seconds_per_image']:.4f} s/image",
+        file=sys.stderr,
+    )
 
 
 def export_weights(args: argparse.Namespace) -> None:
@@ -392,7 +445,9 @@ def negative_elbo(model: UNet, x0: torch.Tensor, null: int, generator: torch.Gen
     for t in range(T - 1, -1, -1):
         noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(device)
         xt = ab[t].sqrt() * x0d + (1 - ab[t]).sqrt() * noise
-        eps = model(xt.float().contiguous(memory_format=torch.channels_last), torch.full((n,), t, device=device), y).double()
+        eps = model(
+            xt.float().contiguous(memory_format=torch.channels_last), torch.full((n,), t, device=device), y
+        ).double()
         mean = (xt - beta[t] / (1 - ab[t]).sqrt() * eps) / alpha[t].sqrt()
         if t == 0:  # decoder: probability of each pixel's bin under N(mean, beta_1)
             sigma = beta[0].sqrt()
@@ -402,7 +457,9 @@ def negative_elbo(model: UNet, x0: torch.Tensor, null: int, generator: torch.Gen
             mass = (normal.cdf(upper) - normal.cdf(lower)).clamp_min(1e-12)
             decoder = -torch.log(mass).flatten(1).sum(1)
         else:
-            posterior = (ab[t - 1].sqrt() * beta[t] / (1 - ab[t])) * x0d + (alpha[t].sqrt() * (1 - ab[t - 1]) / (1 - ab[t])) * xt
+            posterior = (ab[t - 1].sqrt() * beta[t] / (1 - ab[t])) * x0d + (
+                alpha[t].sqrt() * (1 - ab[t - 1]) / (1 - ab[t])
+            ) * xt
             variance = (1 - ab[t - 1]) / (1 - ab[t]) * beta[t]
             diffusion += ((posterior - mean) ** 2).flatten(1).sum(1) / (2 * variance)
     return {"prior": prior, "diffusion": diffusion, "decoder": decoder}
@@ -426,21 +483,38 @@ def test_nll(args: argparse.Namespace) -> None:
     dims = int(np.prod(test.images.shape[1:]))
     terms, start = {}, time.perf_counter()
     for lo in range(0, args.n, args.batch_size):
-        x0 = torch.from_numpy(np.array(test.images[ids[lo:lo + args.batch_size]])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x0 = (
+            torch.from_numpy(np.array(test.images[ids[lo : lo + args.batch_size]])).permute(0, 3, 1, 2).float() / 127.5
+            - 1
+        )
         for name, value in negative_elbo(model, x0.to(device), ckpt["meta"]["n_classes"], generator).items():
             terms.setdefault(name, []).append(value.cpu().numpy())
-        print(f"scored {min(lo + args.batch_size, args.n)}/{args.n} test images  {time.perf_counter() - start:.0f} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"scored {min(lo + args.batch_size, args.n)}/{args.n} test images  {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     bits = {name: np.concatenate(value) / (dims * np.log(2)) for name, value in terms.items()}
     total = sum(bits.values())
-    record = {"dataset": args.dataset, "n_test": args.n, "seed": args.seed,
-              "test_bits_per_dim_bound": float(total.mean()), "stderr": float(total.std(ddof=1) / np.sqrt(args.n)),
-              "terms_bits_per_dim": {name: float(value.mean()) for name, value in bits.items()},
-              "seconds_per_test_image": round((time.perf_counter() - start) / args.n, 3), "device": device_name(device),
-              "training_steps": ckpt["step"], "training_devices": ckpt["devices"], "torch": torch.__version__}
+    record = {
+        "dataset": args.dataset,
+        "n_test": args.n,
+        "seed": args.seed,
+        "test_bits_per_dim_bound": float(total.mean()),
+        "stderr": float(total.std(ddof=1) / np.sqrt(args.n)),
+        "terms_bits_per_dim": {name: float(value.mean()) for name, value in bits.items()},
+        "seconds_per_test_image": round((time.perf_counter() - start) / args.n, 3),
+        "device": device_name(device),
+        "training_steps": ckpt["step"],
+        "training_devices": ckpt["devices"],
+        "torch": torch.__version__,
+    }
     save_result(f"ddpm-nll-{args.dataset}", record)
-    print(f"{args.dataset}: test NLL <= {record['test_bits_per_dim_bound']:.3f} ± {record['stderr']:.3f} bits/dim "
-          f"({args.n} test images); wrote benchmarks/results/ddpm-nll-{args.dataset}.json", file=sys.stderr)
+    print(
+        f"{args.dataset}: test NLL <= {record['test_bits_per_dim_bound']:.3f} ± {record['stderr']:.3f} bits/dim "
+        f"({args.n} test images); wrote benchmarks/results/ddpm-nll-{args.dataset}.json",
+        file=sys.stderr,
+    )
 
 
 def time_sampling(args: argparse.Namespace) -> None:
@@ -451,6 +525,7 @@ def time_sampling(args: argparse.Namespace) -> None:
 
 
 # ---- CLI ----
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -463,8 +538,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the dataset card's checksums (a partial copy)")
     p.add_argument("--first", type=int, default=None, help="train on the first N training images only")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", choices=["auto", *MODELS], default="auto",
-                   help="UNet size for a new run (default: medium on a GPU, small on the CPU)")
+    p.add_argument(
+        "--model",
+        choices=["auto", *MODELS],
+        default="auto",
+        help="UNet size for a new run (default: medium on a GPU, small on the CPU)",
+    )
     p.add_argument("--base", type=int, default=None, help="UNet base width, a multiple of 8 (new runs only)")
     p.set_defaults(func=train)
     s = sub.add_parser("sample", help="sample with DDIM from the EMA weights")
@@ -474,8 +553,13 @@ def main(argv: list[str] | None = None) -> None:
         q.add_argument("--n", type=int, default=n)
         q.add_argument("--steps", type=int, default=100, help="DDIM steps (evenly spaced over T=1000)")
         group = q.add_mutually_exclusive_group()
-        group.add_argument("--class-conditional", dest="conditional", action="store_true", default=True,
-                           help="n/10 images per class, classes in order (default)")
+        group.add_argument(
+            "--class-conditional",
+            dest="conditional",
+            action="store_true",
+            default=True,
+            help="n/10 images per class, classes in order (default)",
+        )
         group.add_argument("--unconditional", dest="conditional", action="store_false", help="null label")
         q.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
         q.add_argument("--batch-size", type=int, default=250)
@@ -493,16 +577,23 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("dataset", choices=DATASETS)
     e.set_defaults(func=export_weights)
     for q in (p, s, t, bound, e):
-        q.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: cuda if torch sees a GPU")
-        q.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (default: all cores)")
-        q.add_argument("--out", type=Path, default=None, help="checkpoint folder (default: $NPGEN_CACHE/ddpm/<dataset>)")
+        q.add_argument(
+            "--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: cuda if torch sees a GPU"
+        )
+        q.add_argument(
+            "--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (default: all cores)"
+        )
+        q.add_argument(
+            "--out", type=Path, default=None, help="checkpoint folder (default: $NPGEN_CACHE/ddpm/<dataset>)"
+        )
     args = parser.parse_args(argv)
     args.out = (args.out or default_dir(args.dataset)).expanduser()
     torch.set_num_threads(max(1, args.threads))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     try:
-        if args.command == "train" and (args.minutes <= 0 or args.batch_size < 1
-                                        or (args.base is not None and (args.base < 8 or args.base % 8))):
+        if args.command == "train" and (
+            args.minutes <= 0 or args.batch_size < 1 or (args.base is not None and (args.base < 8 or args.base % 8))
+        ):
             raise UsageError("need --minutes > 0, --batch-size >= 1 and --base a positive multiple of 8")
         args.func(args)
     except Exception as exc:

@@ -57,7 +57,19 @@ def npgen_run(out: Path, dataset: str, n: int, class_label: int | None, options:
     """A real `npgen sample` run in a child process (reused if complete); its images, timings and peak memory."""
     cost_file = out / "cost.json"
     if not cost_file.is_file():
-        command = [sys.executable, "-m", "npgen", "sample", "--dataset", dataset, "-n", str(n), "--out", str(out), *options]
+        command = [
+            sys.executable,
+            "-m",
+            "npgen",
+            "sample",
+            "--dataset",
+            dataset,
+            "-n",
+            str(n),
+            "--out",
+            str(out),
+            *options,
+        ]
         command += [] if class_label is None else ["--class", str(class_label)]
         command += [] if data_root is None else ["--data-root", str(data_root)]
         if out.exists():
@@ -74,17 +86,31 @@ def npgen_run(out: Path, dataset: str, n: int, class_label: int | None, options:
     return {"images": np.asarray(run.samples), "seconds": run.manifest["timings"]["sample_seconds"], **cost}
 
 
-def npgen_method(dataset: str, name: str, per_class: int | None, n_unconditional: int | None, change: dict, data_root) -> dict:
+def npgen_method(
+    dataset: str, name: str, per_class: int | None, n_unconditional: int | None, change: dict, data_root
+) -> dict:
     """Class-conditional runs (per_class per class) or one unconditional run, merged into one sample set."""
     root = HERE / "runs" / f"evaluate-{dataset}" / name
     classes = [None] if per_class is None else range(10)
-    runs = [npgen_run(root / ("all" if c is None else f"class-{c}"), dataset, per_class or n_unconditional, c,
-                      cli_options(change), data_root) for c in classes]  # fmt: skip
+    runs = [
+        npgen_run(
+            root / ("all" if c is None else f"class-{c}"),
+            dataset,
+            per_class or n_unconditional,
+            c,
+            cli_options(change),
+            data_root,
+        )
+        for c in classes
+    ]
     images = np.concatenate([r["images"] for r in runs])
     labels = np.repeat(np.arange(10), per_class) if per_class else np.full(len(images), -1)
     return {
-        "images": images, "labels": labels, "sample_seconds_per_image": sum(r["seconds"] for r in runs) / len(images),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "command": runs[0]["command"] + (" (one run per class)" if per_class else ""),
+        "images": images,
+        "labels": labels,
+        "sample_seconds_per_image": sum(r["seconds"] for r in runs) / len(images),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "command": runs[0]["command"] + (" (one run per class)" if per_class else ""),
     }
 
 
@@ -120,17 +146,30 @@ def ddpm_method(dataset: str, mode: str) -> dict | None:
     if here.is_file():
         timing = json.loads(here.read_text())
     elif info["device"] != machine():
-        print(f"no {here}: the sampling cost shown is {info['device']}'s; run `ddpm.py time {dataset} --device cpu`"
-              f"{' --unconditional' if mode == 'unconditional' else ''} for this machine's", file=sys.stderr)
+        print(
+            f"no {here}: the sampling cost shown is {info['device']}'s; run `ddpm.py time {dataset} --device cpu`"
+            f"{' --unconditional' if mode == 'unconditional' else ''} for this machine's",
+            file=sys.stderr,
+        )
     return {
-        "images": samples["images"], "labels": samples["labels"], "train_seconds": info["training_seconds"],
-        "train_device": ", ".join(info["training_devices"]), "train_images": info["train_images"],
-        "training_steps": info["training_steps"], "n_parameters": info["n_parameters"],
-        "sample_seconds_per_image": timing["seconds_per_image"], "sample_device": timing["device"],
-        "peak_rss_mb": timing["peak_memory_mb"], "command": info["command"],
+        "images": samples["images"],
+        "labels": samples["labels"],
+        "train_seconds": info["training_seconds"],
+        "train_device": ", ".join(info["training_devices"]),
+        "train_images": info["train_images"],
+        "training_steps": info["training_steps"],
+        "n_parameters": info["n_parameters"],
+        "sample_seconds_per_image": timing["seconds_per_image"],
+        "sample_device": timing["device"],
+        "peak_rss_mb": timing["peak_memory_mb"],
+        "command": info["command"],
         **({"timing_command": timing["command"]} if timing is not info else {}),
-        "samples_made_on": {"device": info["device"], "seconds_per_image": info["seconds_per_image"],
-                            "peak_memory_mb": info["peak_memory_mb"], "peak_memory": info["peak_memory"]},
+        "samples_made_on": {
+            "device": info["device"],
+            "seconds_per_image": info["seconds_per_image"],
+            "peak_memory_mb": info["peak_memory_mb"],
+            "peak_memory": info["peak_memory"],
+        },
     }
 
 
@@ -144,7 +183,9 @@ def labelled(picture: Image.Image, title: str) -> Image.Image:
 def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
     """Grids of ten samples per class (one class per row), next to each other with titles."""
     pictures = [labelled(image_grid(images, columns=10), title) for title, images in panels]
-    figure = Image.new("RGB", (sum(p.width for p in pictures) + 12 * (len(pictures) - 1), max(p.height for p in pictures)), "white")
+    figure = Image.new(
+        "RGB", (sum(p.width for p in pictures) + 12 * (len(pictures) - 1), max(p.height for p in pictures)), "white"
+    )
     x = 0
     for picture in pictures:
         figure.paste(picture, (x, 0))
@@ -156,8 +197,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=["mnist", "cifar10"])
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--ablation-per-class", type=int, default=ABLATION_PER_CLASS,
-                        help="samples per class of each principle's ablation (locality off costs ~1,000x per sample)")
+    parser.add_argument(
+        "--ablation-per-class",
+        type=int,
+        default=ABLATION_PER_CLASS,
+        help="samples per class of each principle's ablation (locality off costs ~1,000x per sample)",
+    )
     args = parser.parse_args()
     train = load_dataset(args.dataset, data_root=args.data_root)
     test = load_dataset(args.dataset, split="test", data_root=args.data_root)
@@ -182,11 +227,21 @@ def main() -> None:
     ablations = {
         "training set": None,
         "npgen class-conditional (all three principles)": first_per_class(conditional, per),
-        f"- position locality, relaxed (radius {LOCALITY_RADIUS})": npgen_method(args.dataset, f"radius{LOCALITY_RADIUS}", per, None, {"radius": LOCALITY_RADIUS}, args.data_root),
-        f"- position locality, off (radius {side})": npgen_method(args.dataset, "locality-off", per, None, {"radius": side}, args.data_root),
-        "- semantic retrieval (pool off)": npgen_method(args.dataset, "pool-off", per, None, {"pool_size": 0}, args.data_root),
-        "- class conditioning (unconditional)": {**unconditional, "images": unconditional["images"][: 10 * per], "labels": unconditional["labels"][: 10 * per]},
-    }  # fmt: skip
+        f"- position locality, relaxed (radius {LOCALITY_RADIUS})": npgen_method(
+            args.dataset, f"radius{LOCALITY_RADIUS}", per, None, {"radius": LOCALITY_RADIUS}, args.data_root
+        ),
+        f"- position locality, off (radius {side})": npgen_method(
+            args.dataset, "locality-off", per, None, {"radius": side}, args.data_root
+        ),
+        "- semantic retrieval (pool off)": npgen_method(
+            args.dataset, "pool-off", per, None, {"pool_size": 0}, args.data_root
+        ),
+        "- class conditioning (unconditional)": {
+            **unconditional,
+            "images": unconditional["images"][: 10 * per],
+            "labels": unconditional["labels"][: 10 * per],
+        },
+    }
 
     record = {"dataset": args.dataset, "classifier_test_accuracy": classifier.test_accuracy, "tables": {}}
     for table, entries in (("comparison", methods), ("ablation", ablations)):

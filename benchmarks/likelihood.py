@@ -45,7 +45,9 @@ def scored(sampler: Sampler, images: np.ndarray, label: str, cache: Path, batch:
         write_array(path, part)
         parts.append(part)
         done = first + len(part)
-        print(f"{label}: {done}/{len(images)} images, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"{label}: {done}/{len(images)} images, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True
+        )
     return np.concatenate(parts)
 
 
@@ -76,17 +78,27 @@ def main() -> None:
     test_grid = scored(sampler, test.images[test_ids], "test", cache)[:, t, f]
     dims = int(np.prod(test.images.shape[1:]))
     per_image = -test_grid / (dims * np.log(2.0))
-    record = save_result(f"likelihood-{args.dataset}", {
-        "dataset": args.dataset, "window": window.__dict__, "sampler": sampler.params(),
-        "held_out_images": HELD_OUT, "tau": smoothing.tau, "floor": smoothing.floor,
-        "held_out_bits_per_dim": float(bits_per_dim(tuning, dims)[t, f]),
-        "n_test": len(test_ids), "test_bits_per_dim": float(per_image.mean()),
-        "test_bits_per_dim_stderr": float(per_image.std(ddof=1) / np.sqrt(len(per_image))),
-        "seconds_per_test_image": round((time.perf_counter() - tuned) / len(test_ids), 4),
-        "total_seconds": round(time.perf_counter() - started, 1),
-    })  # fmt: skip
-    print(f"{args.dataset}: {record['test_bits_per_dim']:.3f} ± {record['test_bits_per_dim_stderr']:.3f} bits/dim on "
-          f"{record['n_test']} test images (tau {smoothing.tau}, floor {smoothing.floor}, tuned on {HELD_OUT} held-out)")  # fmt: skip
+    record = save_result(
+        f"likelihood-{args.dataset}",
+        {
+            "dataset": args.dataset,
+            "window": window.__dict__,
+            "sampler": sampler.params(),
+            "held_out_images": HELD_OUT,
+            "tau": smoothing.tau,
+            "floor": smoothing.floor,
+            "held_out_bits_per_dim": float(bits_per_dim(tuning, dims)[t, f]),
+            "n_test": len(test_ids),
+            "test_bits_per_dim": float(per_image.mean()),
+            "test_bits_per_dim_stderr": float(per_image.std(ddof=1) / np.sqrt(len(per_image))),
+            "seconds_per_test_image": round((time.perf_counter() - tuned) / len(test_ids), 4),
+            "total_seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+    print(
+        f"{args.dataset}: {record['test_bits_per_dim']:.3f} ± {record['test_bits_per_dim_stderr']:.3f} bits/dim on "
+        f"{record['n_test']} test images (tau {smoothing.tau}, floor {smoothing.floor}, tuned on {HELD_OUT} held-out)"
+    )
 
 
 if __name__ == "__main__":

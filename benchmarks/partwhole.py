@@ -45,13 +45,22 @@ def settings(train):
     """(parameter varied, value, window params, sampler options), the preset changed in one parameter."""
     for name, values in SWEEP.items():
         for value in values:
-            window, options = resolve_params(train, *(({name: value}, {}) if name in BUILD_PARAMS else ({}, {name: value})))
+            window, options = resolve_params(
+                train, *(({name: value}, {}) if name in BUILD_PARAMS else ({}, {name: value}))
+            )
             yield name, value, window, options
 
 
 def measure(train, samples: Samples, db: Database, threshold: float) -> dict:
-    composition = compose(samples.src_image, samples.src_y, samples.src_x, samples.n_candidates, train.labels,
-                          requested_class=None, n_train=train.n_images)  # fmt: skip
+    composition = compose(
+        samples.src_image,
+        samples.src_y,
+        samples.src_x,
+        samples.n_candidates,
+        train.labels,
+        requested_class=None,
+        n_train=train.n_images,
+    )
     per_sample = {name: composition.per_sample.column(name).to_numpy() for name in composition.per_sample.column_names}
     nearest = search(db.nearest_index(), samples.images, 1)[0][:, 0]
     votes = knn_votes(db.nearest_index(), train.labels, samples.images, train.n_classes)
@@ -81,8 +90,19 @@ def plot(rows: list[dict], dataset: str):
             "top source's share": [row["median_coverage_top1"] for row in chosen],
             "near-copy rate": [row["near_copy_rate"] for row in chosen],
         }
-        panels.append(line_chart(xs, series, f"{dataset}: varying {name}", name, "share (median over samples)",
-                                 width=520, height=340, y_range=(0.0, 1.0), log_x=name == "pool_size"))  # fmt: skip
+        panels.append(
+            line_chart(
+                xs,
+                series,
+                f"{dataset}: varying {name}",
+                name,
+                "share (median over samples)",
+                width=520,
+                height=340,
+                y_range=(0.0, 1.0),
+                log_x=name == "pool_size",
+            )
+        )
     figure = Image.new("RGB", (2 * panels[0].width, -(-len(panels) // 2) * panels[0].height), "white")
     for i, panel in enumerate(panels):
         figure.paste(panel, ((i % 2) * panel.width, (i // 2) * panel.height))
@@ -94,7 +114,9 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--plot-only", action="store_true", help="Redraw the figures from benchmarks/results/partwhole.json.")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="Redraw the figures from benchmarks/results/partwhole.json."
+    )
     args = parser.parse_args()
     if args.plot_only:
         rows = json.loads((RESULTS / "partwhole.json").read_text())["rows"]
@@ -104,11 +126,15 @@ def main() -> None:
     rows = []
     for dataset in args.datasets:
         train = load_dataset(dataset, data_root=args.data_root)
-        threshold = near_copy_threshold(build_image_index(train.images), load_dataset(dataset, split="test", data_root=args.data_root).images)
+        threshold = near_copy_threshold(
+            build_image_index(train.images), load_dataset(dataset, split="test", data_root=args.data_root).images
+        )
         for name, value, window, options in settings(train):
             db = Database.open_or_build(train, default_path(train, window), window)
             sampler = Sampler(db, **{**options, "seed": 0})
-            samples = Samples.concatenate([sampler.sample(args.per_class, class_label=c) for c in range(train.n_classes)])
+            samples = Samples.concatenate(
+                [sampler.sample(args.per_class, class_label=c) for c in range(train.n_classes)]
+            )
             row = {"dataset": dataset, "varied": name, "value": value, **measure(train, samples, db, threshold)}
             rows.append(row)
             print(json.dumps(row), flush=True)

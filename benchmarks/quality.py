@@ -73,8 +73,17 @@ def main() -> None:
         name = "all" if class_label is None else f"class-{class_label}"
         options = {"seed": args.seed, **spec["options"]}
         started = time.perf_counter()
-        path = api.sample_run(runs_dir / name, spec["dataset"], spec["per_class"], class_label, args.data_root,
-                              db.path, spec["window"], options, command=" ".join(sys.argv))  # fmt: skip
+        path = api.sample_run(
+            runs_dir / name,
+            spec["dataset"],
+            spec["per_class"],
+            class_label,
+            args.data_root,
+            db.path,
+            spec["window"],
+            options,
+            command=" ".join(sys.argv),
+        )
         seconds += time.perf_counter() - started
         report = api.verify_run(path, args.data_root)
         verified += 0 if report.ok else 1
@@ -95,9 +104,12 @@ def main() -> None:
     nearest = search(index, samples, 1)[0][:, 0]
     predicted = votes.argmax(1)
     record = {
-        "experiment": args.experiment, "dataset": spec["dataset"], "n_samples": len(samples),
+        "experiment": args.experiment,
+        "dataset": spec["dataset"],
+        "n_samples": len(samples),
         "window": asdict(window),
-        "sampler_options": spec["options"], "seed": args.seed,
+        "sampler_options": spec["options"],
+        "seed": args.seed,
         "knn_test_accuracy": float((test_votes.argmax(1) == test.labels).mean()),
         "knn_test_share_9_of_10": float((test_votes.max(1) >= 9).mean()),
         "requested_class_accuracy": float((predicted == requested).mean()) if requested.min() >= 0 else None,
@@ -106,9 +118,11 @@ def main() -> None:
         "near_copy_threshold": threshold,
         "near_copy_rate": float((nearest < threshold).mean()),
         "nearest_distance_percentiles": {p: float(np.percentile(nearest, p)) for p in (1, 10, 50, 90)},
-        "median_top_source_share": float(np.median(shares)), "max_top_source_share": float(shares.max()),
-        "runs_failing_verify": int(verified), "sampling_seconds": round(seconds, 1),
-    }  # fmt: skip
+        "median_top_source_share": float(np.median(shares)),
+        "max_top_source_share": float(shares.max()),
+        "runs_failing_verify": int(verified),
+        "sampling_seconds": round(seconds, 1),
+    }
     record = save_result(args.experiment, record)
     print(json.dumps(record, indent=2))
 

@@ -24,7 +24,12 @@ def machine() -> str:
 
 def save_result(name: str, record: dict) -> dict:
     """Add machine, date and the exact command to `record`, write it atomically, and return it."""
-    record = {**record, "machine": machine(), "date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv)}
+    record = {
+        **record,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python " + " ".join(sys.argv),
+    }
     RESULTS.mkdir(exist_ok=True)
     tmp = RESULTS / f".{name}.json.tmp"
     tmp.write_text(json.dumps(record, indent=2) + "\n")

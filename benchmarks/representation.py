@@ -59,8 +59,11 @@ def scores(train_reps, query_reps, rows_per_block, train_labels, query_labels, p
         ids = nearest(flat(train_reps), flat(query_reps), pool)
         same = train_labels[ids] == query_labels[:, None]
         votes = np.array([np.bincount(train_labels[row[:10]], minlength=10).argmax() for row in ids])
-        result[f"{quarter}/4"] = {"pixel_rows": rows * rows_per_block, "purity": round(float(same.mean()), 4),
-                                  "knn10": round(float((votes == query_labels).mean()), 4)}  # fmt: skip
+        result[f"{quarter}/4"] = {
+            "pixel_rows": rows * rows_per_block,
+            "purity": round(float(same.mean()), 4),
+            "knn10": round(float((votes == query_labels).mean()), 4),
+        }
     return result
 
 
@@ -81,9 +84,15 @@ def run_dataset(name, data_root, code_settings, n_queries, pool, seed) -> dict:
         started = time.perf_counter()
         train_reps = block_sums(top_train, block)
         seconds = time.perf_counter() - started
-        entries.append({"representation": f"block_sums b{block}", "block": block, "row_width": int(train_reps.shape[2]),
-                        "encode_train_seconds": round(seconds, 2),
-                        "scores": scores(train_reps, block_sums(top_queries, block), block, train.labels, query_labels, pool)})  # fmt: skip
+        entries.append(
+            {
+                "representation": f"block_sums b{block}",
+                "block": block,
+                "row_width": int(train_reps.shape[2]),
+                "encode_train_seconds": round(seconds, 2),
+                "scores": scores(train_reps, block_sums(top_queries, block), block, train.labels, query_labels, pool),
+            }
+        )
         print(entries[-1]["representation"], entries[-1]["scores"], flush=True)
     for setting in code_settings:
         started = time.perf_counter()
@@ -100,20 +109,40 @@ def run_dataset(name, data_root, code_settings, n_queries, pool, seed) -> dict:
             row_times.append(time.perf_counter() - row_started)
         row_ms = float(np.median(row_times)) * 1000
         label = f"patch_codes K{setting['n_codes']} D{setting['dims'] or setting['n_codes']} p{setting['patch']} r{setting['reach']}"
-        entries.append({"representation": label, "block": 4, **setting, "row_width": int(train_reps.shape[2]),
-                        "learn_seconds": round(learned - started, 2), "encode_train_seconds": round(encoded - learned, 2),
-                        "encode_row_100_ms": round(row_ms, 2),
-                        "scores": scores(train_reps[:, : TOP_ROWS // 4], codes.encode(top_queries), 4, train.labels, query_labels, pool)})  # fmt: skip
-        print(label, {k: entries[-1][k] for k in ("learn_seconds", "encode_train_seconds", "encode_row_100_ms")},
-              entries[-1]["scores"], flush=True)  # fmt: skip
+        entries.append(
+            {
+                "representation": label,
+                "block": 4,
+                **setting,
+                "row_width": int(train_reps.shape[2]),
+                "learn_seconds": round(learned - started, 2),
+                "encode_train_seconds": round(encoded - learned, 2),
+                "encode_row_100_ms": round(row_ms, 2),
+                "scores": scores(
+                    train_reps[:, : TOP_ROWS // 4], codes.encode(top_queries), 4, train.labels, query_labels, pool
+                ),
+            }
+        )
+        print(
+            label,
+            {k: entries[-1][k] for k in ("learn_seconds", "encode_train_seconds", "encode_row_100_ms")},
+            entries[-1]["scores"],
+            flush=True,
+        )
     return {"n_train": int(train.n_images), "n_queries": n_queries, "top_rows": TOP_ROWS, "entries": entries}
 
 
 def table(results: dict) -> str:
     lines = []
     for name, result in results.items():
-        lines.append(f"\n{name}: pool purity / 10-NN accuracy over the first 1/4 .. 4/4 of the top {TOP_ROWS} rows, K = {result.get('pool', 100)}")
-        lines.append(f"{'representation':28s} {'width':>5s}  " + "  ".join(f"{q:>11s}" for q in ("1/4", "2/4", "3/4", "4/4")) + "  learn+encode s")
+        lines.append(
+            f"\n{name}: pool purity / 10-NN accuracy over the first 1/4 .. 4/4 of the top {TOP_ROWS} rows, K = {result.get('pool', 100)}"
+        )
+        lines.append(
+            f"{'representation':28s} {'width':>5s}  "
+            + "  ".join(f"{q:>11s}" for q in ("1/4", "2/4", "3/4", "4/4"))
+            + "  learn+encode s"
+        )
         for e in result["entries"]:
             cells = "  ".join(f"{s['purity']:.3f}/{s['knn10']:.3f}" for s in e["scores"].values())
             timing = e.get("learn_seconds", 0) + e["encode_train_seconds"]
@@ -124,7 +153,9 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", action="append", help="cifar10 and/or mnist (default both)")
-    parser.add_argument("--codes", action="append", help="n_codes:dims:patch[:reach] of a patch-code setting (repeatable)")
+    parser.add_argument(
+        "--codes", action="append", help="n_codes:dims:patch[:reach] of a patch-code setting (repeatable)"
+    )
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--pool-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -134,8 +165,18 @@ def main() -> None:
     settings = [parse_codes(text) for text in (args.codes or ["128:16:3", "64:16:4", "128:32:3"])]
     results = {}
     for name in args.dataset or ["cifar10", "mnist"]:
-        results[name] = {**run_dataset(name, args.data_root, settings, args.queries, args.pool_size, args.seed), "pool": args.pool_size}
-    save_result(args.name, {"datasets": results, "numba_threads": numba.get_num_threads(), "numba_threading_layer": numba.threading_layer()})
+        results[name] = {
+            **run_dataset(name, args.data_root, settings, args.queries, args.pool_size, args.seed),
+            "pool": args.pool_size,
+        }
+    save_result(
+        args.name,
+        {
+            "datasets": results,
+            "numba_threads": numba.get_num_threads(),
+            "numba_threading_layer": numba.threading_layer(),
+        },
+    )
     print(table(results))
 
 

@@ -90,24 +90,40 @@ def main() -> None:
     row_len = train_reps.shape[2]
 
     npgen_pools(train_reps, canvas_reps[:2], allowed, args.pool_size)  # compile
-    t_npgen, all_npgen, kth_npgen = median_time(lambda: npgen_pools(train_reps, canvas_reps, allowed, args.pool_size), args.repeats)
-    t_faiss, all_faiss, kth_faiss = median_time(lambda: faiss_pools(train_flat, canvas_flat, row_len, args.pool_size), args.repeats)
+    t_npgen, all_npgen, kth_npgen = median_time(
+        lambda: npgen_pools(train_reps, canvas_reps, allowed, args.pool_size), args.repeats
+    )
+    t_faiss, all_faiss, kth_faiss = median_time(
+        lambda: faiss_pools(train_flat, canvas_flat, row_len, args.pool_size), args.repeats
+    )
     indexes = []
     for row in range(1, train_reps.shape[1] + 1):
         index = faiss.IndexFlatL2(row * row_len)
         index.add(np.ascontiguousarray(train_flat[:, : row * row_len]))
         indexes.append(index)
-    t_search, all_search, _ = median_time(lambda: faiss_pools(train_flat, canvas_flat, row_len, args.pool_size, indexes), args.repeats)
+    t_search, all_search, _ = median_time(
+        lambda: faiss_pools(train_flat, canvas_flat, row_len, args.pool_size, indexes), args.repeats
+    )
     agree = float(np.mean(np.abs(kth_npgen - kth_faiss) <= 1e-4 * np.maximum(kth_npgen, 1) + 1))
     record = {
-        "dataset": args.dataset, "class_label": args.class_label, "block": args.block, "pool_size": args.pool_size,
-        "canvases": len(canvases), "candidates": len(allowed), "rows": int(train_reps.shape[1]),
-        "npgen_incremental_seconds": t_npgen, "npgen_all": all_npgen,
-        "faiss_flat_with_prefix_index_seconds": t_faiss, "faiss_all": all_faiss,
-        "faiss_flat_search_only_seconds": t_search, "faiss_search_all": all_search,
-        "speedup_vs_faiss": t_faiss / t_npgen, "speedup_vs_faiss_search_only": t_search / t_npgen,
-        "kth_distance_agreement": agree, "faiss_threads": faiss.omp_get_max_threads(),
-    }  # fmt: skip
+        "dataset": args.dataset,
+        "class_label": args.class_label,
+        "block": args.block,
+        "pool_size": args.pool_size,
+        "canvases": len(canvases),
+        "candidates": len(allowed),
+        "rows": int(train_reps.shape[1]),
+        "npgen_incremental_seconds": t_npgen,
+        "npgen_all": all_npgen,
+        "faiss_flat_with_prefix_index_seconds": t_faiss,
+        "faiss_all": all_faiss,
+        "faiss_flat_search_only_seconds": t_search,
+        "faiss_search_all": all_search,
+        "speedup_vs_faiss": t_faiss / t_npgen,
+        "speedup_vs_faiss_search_only": t_search / t_npgen,
+        "kth_distance_agreement": agree,
+        "faiss_threads": faiss.omp_get_max_threads(),
+    }
     record = save_result(f"retrieval-{args.dataset}", record)
     print(json.dumps(record, indent=2))
 

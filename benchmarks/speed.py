@@ -74,7 +74,9 @@ def measure(case: str, data_root: str | None, scratch: Path) -> dict:
     api.sample_run(scratch / "warm", name, 2, 0, data_root, db.path, window_changes, options)
     started = time.perf_counter()
     for class_label in (3, 8):
-        api.sample_run(scratch / f"run-{class_label}", name, 100, class_label, data_root, db.path, window_changes, options)
+        api.sample_run(
+            scratch / f"run-{class_label}", name, 100, class_label, data_root, db.path, window_changes, options
+        )
     return {"seconds": time.perf_counter() - started, "images": 200}
 
 
@@ -92,18 +94,26 @@ def main() -> None:
         return
     results = {}
     for case in CASES:
-        command = [sys.executable, __file__, "--one", case] + (["--data-root", args.data_root] if args.data_root else [])
-        trials = [json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout) for _ in range(args.repeats)]
+        command = [sys.executable, __file__, "--one", case] + (
+            ["--data-root", args.data_root] if args.data_root else []
+        )
+        trials = [
+            json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            for _ in range(args.repeats)
+        ]
         seconds = [t["seconds"] for t in trials]
         results[case] = {
-            "median_seconds": float(np.median(seconds)), "all_seconds": [round(s, 3) for s in seconds],
+            "median_seconds": float(np.median(seconds)),
+            "all_seconds": [round(s, 3) for s in seconds],
             "images_per_second": float(trials[0]["images"] / np.median(seconds)),
             "peak_rss_mb": float(max(t["peak_rss_mb"] for t in trials)),
-        }  # fmt: skip
+        }
         print(case, json.dumps(results[case]), flush=True)
     record = {
-        "results": results, "repeats": args.repeats, "cpu_count": os.cpu_count(),
-    }  # fmt: skip
+        "results": results,
+        "repeats": args.repeats,
+        "cpu_count": os.cpu_count(),
+    }
     record = save_result("speed", record)
 
 

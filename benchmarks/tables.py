@@ -1,6 +1,6 @@
 """Print the Markdown tables of benchmarks/RESULTS.md from the JSON files in benchmarks/results/.
 
-    python benchmarks/tables.py
+python benchmarks/tables.py
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ def quality_table() -> str:
         "| experiment | samples | changes from the preset | requested class (10-NN) | ≥9/10 votes | classes | near-copies | median top-source share | median NN distance | runs failing verify | command |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("mnist-conditional", "mnist-unconditional", "cifar10-conditional", "mnist-conditional-radius1", "mnist-unconditional-nomixture"):
+    for name in (
+        "mnist-conditional",
+        "mnist-unconditional",
+        "cifar10-conditional",
+        "mnist-conditional-radius1",
+        "mnist-unconditional-nomixture",
+    ):
         r = load(name)
         if r is None:
             continue
@@ -44,14 +50,22 @@ def ablation_table(dataset: str, n: int) -> str:
     r = load(f"ablation-{dataset}-{n}")
     if r is None:
         return ""
-    rows = ["| setting | h | block | retrieval | k_min | budget | other | requested class | FID | precision / recall | near-copies | median / max top-source share | images/s (run) | verify |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| setting | h | block | retrieval | k_min | budget | other | requested class | FID | precision / recall | near-copies | median / max top-source share | images/s (run) | verify |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     floor = r["floor"]
-    rows.append(f"| training images (floor) | | | | | | | {pct(floor['class_accuracy'])} | {floor['fid']:.2f} | "
-                f"{floor['precision']:.2f} / {floor['recall']:.2f} | {pct(floor['near_copy_rate'])} | | | |")  # fmt: skip
+    rows.append(
+        f"| training images (floor) | | | | | | | {pct(floor['class_accuracy'])} | {floor['fid']:.2f} | "
+        f"{floor['precision']:.2f} / {floor['recall']:.2f} | {pct(floor['near_copy_rate'])} | | | |"
+    )
     for name, row in r["rows"].items():
         s, p, w = row["scores"], row["params"], row["window"]
-        other = ", ".join(f"{k}={v}" for k, v in row["setting"].items() if k not in ("half_window", "retrieval_block", "retrieval", "k_min", "max_source_share"))
+        other = ", ".join(
+            f"{k}={v}"
+            for k, v in row["setting"].items()
+            if k not in ("half_window", "retrieval_block", "retrieval", "k_min", "max_source_share")
+        )
         rows.append(
             f"| {name.removeprefix('cifar: ')} | {w['half_window']} | {w['retrieval_block']} | {w.get('retrieval', 'blocks')} | {p['k_min']} | "
             f"{'none' if p['max_source_share'] >= 1 else pct(p['max_source_share'])} | {other} | {pct(s['class_accuracy'])} | "
@@ -59,7 +73,10 @@ def ablation_table(dataset: str, n: int) -> str:
             f"{row['median_top_source_share']:.3f} / {row['max_top_source_share']:.3f} | {1 / row['sample_seconds_per_image']:.0f} | "
             f"{'ok' if row['runs_failing_verify'] == 0 else 'FAILED'} |"
         )
-    return "\n".join(rows) + f"\n\n{r['per_class']} samples per class per setting. Command: `{r['command']}`; {r['machine']}; {r['date']}."
+    return (
+        "\n".join(rows)
+        + f"\n\n{r['per_class']} samples per class per setting. Command: `{r['command']}`; {r['machine']}; {r['date']}."
+    )
 
 
 def reference_table() -> str:
@@ -77,13 +94,20 @@ def speed_table() -> str:
         return ""
     rows = ["| measurement | median seconds | all runs (s) | images/s | peak RSS (MB) |", "|---|---|---|---|---|"]
     for case, m in r["results"].items():
-        rows.append(f"| {case} | {m['median_seconds']:.2f} | {m['all_seconds']} | {m['images_per_second']:.0f} | {m['peak_rss_mb']:.0f} |")
-    return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['repeats']} runs each; {r['cpu_count']} cores; {r['machine']}; {r['date']}."
+        rows.append(
+            f"| {case} | {m['median_seconds']:.2f} | {m['all_seconds']} | {m['images_per_second']:.0f} | {m['peak_rss_mb']:.0f} |"
+        )
+    return (
+        "\n".join(rows)
+        + f"\n\nCommand: `{r['command']}`; {r['repeats']} runs each; {r['cpu_count']} cores; {r['machine']}; {r['date']}."
+    )
 
 
 def retrieval_table() -> str:
-    rows = ["| dataset | block | canvases x candidates x rows | npgen kernels (s) | FAISS flat, prefix index per row (s) | FAISS search only (s) | same K-th distance | command |",
-            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| dataset | block | canvases x candidates x rows | npgen kernels (s) | FAISS flat, prefix index per row (s) | FAISS search only (s) | same K-th distance | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name in ("retrieval-mnist", "retrieval-cifar10"):
         r = load(name)
         if r is not None:
@@ -108,16 +132,21 @@ def partwhole_table() -> str:
             f"{row['median_mean_part_size']:.2f} | {pct(row['median_informative_share_in_parts_ge_4'])} | {row['median_sources']:.0f} | "
             f"{pct(row['median_coverage_top1'])} | {row['median_nearest_distance']:.0f} | {pct(row['near_copy_rate'])} | {pct(row['requested_class_accuracy'])} |"
         )
-    return "\n".join(rows) + f"\n\n{r['per_class']} samples per class per setting (medians over samples). Command: `{r['command']}`; {r['machine']}; {r['date']}."
+    return (
+        "\n".join(rows)
+        + f"\n\n{r['per_class']} samples per class per setting (medians over samples). Command: `{r['command']}`; {r['machine']}; {r['date']}."
+    )
 
 
 def trace_speed_line() -> str:
     r = load("trace_speed")
     if r is None:
         return ""
-    return (f"`Tracer(run).composition()` on a real {r['n_samples']:,}-sample MNIST run ({r['pixels']:,} provenance rows, "
-            f"{r['parts']:,} parts): median {r['median_seconds']:.1f} s over {r['repeats']} fresh processes {r['all_seconds']}. "
-            f"Command: `{r['command']}`; {r['machine']}; {r['date']}.")
+    return (
+        f"`Tracer(run).composition()` on a real {r['n_samples']:,}-sample MNIST run ({r['pixels']:,} provenance rows, "
+        f"{r['parts']:,} parts): median {r['median_seconds']:.1f} s over {r['repeats']} fresh processes {r['all_seconds']}. "
+        f"Command: `{r['command']}`; {r['machine']}; {r['date']}."
+    )
 
 
 def _num(value, digits: int = 3) -> str:
@@ -146,23 +175,37 @@ def evaluation_table(dataset: str, table: str) -> str:
     if r is None:
         return ""
     previous = load(f"evaluate-{dataset}-ddpm")
-    if table == "comparison" and previous is not None and not any(name.startswith("DDPM") for name in r["tables"][table]):
+    if (
+        table == "comparison"
+        and previous is not None
+        and not any(name.startswith("DDPM") for name in r["tables"][table])
+    ):
         for name, row in previous["tables"]["comparison"].items():
             if name.startswith("DDPM"):
                 r["tables"][table][f"{name} (scored {previous['date']})"] = row
     likelihood, ddpm_bound = load(f"likelihood-{dataset}"), load(f"ddpm-nll-{dataset}")
     cost = table == "comparison"
-    head = ("| method | n | FID (features) | precision | recall | class acc. | class conf. | near-copies "
-            "| NN dist. pixels p1 / p50 | NN dist. features p1 / p50 |")
+    head = (
+        "| method | n | FID (features) | precision | recall | class acc. | class conf. | near-copies "
+        "| NN dist. pixels p1 / p50 | NN dist. features p1 / p50 |"
+    )
     rows = [head + (" bits/dim | training | sampling s/image | peak RSS (MB) |" if cost else " sampling s/image |")]
     rows.append("|---" * (rows[0].count("|") - 1) + "|")
     for name, row in r["tables"][table].items():
         s = row["scores"]
         conditional = "unconditional" not in name
-        cells = [name, str(s["n"]), f"{s['fid']:.2f} ± {s['fid_bootstrap_sd']:.2f}", _num(s["precision"]), _num(s["recall"]),
-                 pct(s.get("class_accuracy")) if conditional else "–", _num(s.get("class_confidence")) if conditional else "–",
-                 pct(s["near_copy_rate"]), f"{s['pixel_nn_distance']['p1']:.0f} / {s['pixel_nn_distance']['p50']:.0f}",
-                 f"{s['feature_nn_distance']['p1']:.2f} / {s['feature_nn_distance']['p50']:.2f}"]
+        cells = [
+            name,
+            str(s["n"]),
+            f"{s['fid']:.2f} ± {s['fid_bootstrap_sd']:.2f}",
+            _num(s["precision"]),
+            _num(s["recall"]),
+            pct(s.get("class_accuracy")) if conditional else "–",
+            _num(s.get("class_confidence")) if conditional else "–",
+            pct(s["near_copy_rate"]),
+            f"{s['pixel_nn_distance']['p1']:.0f} / {s['pixel_nn_distance']['p50']:.0f}",
+            f"{s['feature_nn_distance']['p1']:.2f} / {s['feature_nn_distance']['p50']:.2f}",
+        ]
         sampling = "–" if "sample_seconds_per_image" not in row else f"{row['sample_seconds_per_image']:.3f}"
         if cost:
             bits = "–"
@@ -175,33 +218,51 @@ def evaluation_table(dataset: str, table: str) -> str:
         else:
             cells.append(sampling)
         rows.append("| " + " | ".join(cells) + " |")
-    commands = [f"- {name}: `{row['command']}`" + (f"; sampling timed here by `{row['timing_command']}`" if "timing_command" in row else "")
-                for name, row in r["tables"][table].items() if "command" in row]
-    made_elsewhere = [f"{name}: {row['samples_made_on']['seconds_per_image']:.4f} s/image on {row['samples_made_on']['device']}"
-                      for name, row in r["tables"][table].items() if "samples_made_on" in row and row["samples_made_on"]["device"] != row["sample_device"]]
+    commands = [
+        f"- {name}: `{row['command']}`"
+        + (f"; sampling timed here by `{row['timing_command']}`" if "timing_command" in row else "")
+        for name, row in r["tables"][table].items()
+        if "command" in row
+    ]
+    made_elsewhere = [
+        f"{name}: {row['samples_made_on']['seconds_per_image']:.4f} s/image on {row['samples_made_on']['device']}"
+        for name, row in r["tables"][table].items()
+        if "samples_made_on" in row and row["samples_made_on"]["device"] != row["sample_device"]
+    ]
     return (
         "\n".join(rows) + f"\n\nScored by `{r['command']}` ({r['machine']}; {r['date']}); classifier test accuracy "
-        f"{pct(r['classifier_test_accuracy'])}. Samples made by:\n" + "\n".join(commands)
-        + ("\n\nThe DDPM samples scored here were made on the GPU (" + "; ".join(made_elsewhere) + ")." if made_elsewhere else "")
+        f"{pct(r['classifier_test_accuracy'])}. Samples made by:\n"
+        + "\n".join(commands)
+        + (
+            "\n\nThe DDPM samples scored here were made on the GPU (" + "; ".join(made_elsewhere) + ")."
+            if made_elsewhere
+            else ""
+        )
     )
 
 
 def likelihood_table() -> str:
     """Test bits/dim: npgen's exact (smoothed) likelihood and the DDPM's variational bound."""
-    rows = ["| dataset | model | test bits/dim | test images | how | s/test image | machine, date | command |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| dataset | model | test bits/dim | test images | how | s/test image | machine, date | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for dataset in ("mnist", "cifar10"):
         r = load(f"likelihood-{dataset}")
         if r is not None:
-            rows.append(f"| {dataset} | npgen, unconditional | {r['test_bits_per_dim']:.3f} ± {r['test_bits_per_dim_stderr']:.3f} | {r['n_test']:,} | "
-                        f"exact; smoothing tau {r['tau']}, floor {r['floor']} tuned on held-out train ({r['held_out_bits_per_dim']:.3f} there) | "
-                        f"{r['seconds_per_test_image']} | {r['machine']}; {r['date']} | `{r['command']}` |")  # fmt: skip
+            rows.append(
+                f"| {dataset} | npgen, unconditional | {r['test_bits_per_dim']:.3f} ± {r['test_bits_per_dim_stderr']:.3f} | {r['n_test']:,} | "
+                f"exact; smoothing tau {r['tau']}, floor {r['floor']} tuned on held-out train ({r['held_out_bits_per_dim']:.3f} there) | "
+                f"{r['seconds_per_test_image']} | {r['machine']}; {r['date']} | `{r['command']}` |"
+            )
         r = load(f"ddpm-nll-{dataset}")
         if r is not None:
             terms = ", ".join(f"{name} {value:.3f}" for name, value in r["terms_bits_per_dim"].items())
-            rows.append(f"| {dataset} | DDPM, unconditional ({r['training_steps']:,} steps) | ≤ {r['test_bits_per_dim_bound']:.3f} ± {r['stderr']:.3f} | "
-                        f"{r['n_test']:,} | variational bound, all 1,000 steps ({terms}) | {r['seconds_per_test_image']} | "
-                        f"{r['machine']}; {r['date']} | `{r['command']}` |")  # fmt: skip
+            rows.append(
+                f"| {dataset} | DDPM, unconditional ({r['training_steps']:,} steps) | ≤ {r['test_bits_per_dim_bound']:.3f} ± {r['stderr']:.3f} | "
+                f"{r['n_test']:,} | variational bound, all 1,000 steps ({terms}) | {r['seconds_per_test_image']} | "
+                f"{r['machine']}; {r['date']} | `{r['command']}` |"
+            )
     return "\n".join(rows)
 
 
@@ -210,7 +271,10 @@ def representation_table() -> str:
     r = load("representation")
     if r is None:
         return ""
-    rows = ["| dataset | representation | row width | purity / 10-NN at 1/4, 2/4, 3/4, 4/4 of the top rows | learn + encode (s) |", "|---|---|---|---|---|"]
+    rows = [
+        "| dataset | representation | row width | purity / 10-NN at 1/4, 2/4, 3/4, 4/4 of the top rows | learn + encode (s) |",
+        "|---|---|---|---|---|",
+    ]
     for dataset, d in r["datasets"].items():
         for entry in d["entries"]:
             cells = ", ".join(f"{v['purity']:.3f} / {v['knn10']:.3f}" for v in entry["scores"].values())
@@ -227,6 +291,12 @@ if __name__ == "__main__":
     for dataset, n in (("mnist", 500), ("cifar10", 500), ("mnist", 1000), ("cifar10", 1000)):
         print(f"### Ablation {dataset}, {n} samples per setting\n\n{ablation_table(dataset, n)}\n")
     print(f"### Representation\n\n{representation_table()}\n")
-    for title, table in (("Quality", quality_table()), ("Reference", reference_table()), ("Speed", speed_table()), ("Retrieval", retrieval_table()),
-                         ("Part-whole study", partwhole_table()), ("Tracer speed", trace_speed_line())):
+    for title, table in (
+        ("Quality", quality_table()),
+        ("Reference", reference_table()),
+        ("Speed", speed_table()),
+        ("Retrieval", retrieval_table()),
+        ("Part-whole study", partwhole_table()),
+        ("Tracer speed", trace_speed_line()),
+    ):
         print(f"### {title}\n\n{table}\n")

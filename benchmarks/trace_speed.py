@@ -31,7 +31,11 @@ def one(data_root: str | None) -> dict:
 
     started = time.perf_counter()
     composition = Tracer(RUN, data_root).composition()
-    return {"seconds": time.perf_counter() - started, "pixels": int(composition.part_ids.size), "parts": composition.parts.num_rows}
+    return {
+        "seconds": time.perf_counter() - started,
+        "pixels": int(composition.part_ids.size),
+        "parts": composition.parts.num_rows,
+    }
 
 
 def main() -> None:
@@ -51,10 +55,19 @@ def main() -> None:
         api.sample_run(RUN, "mnist", args.n, None, args.data_root, resume=RUN.exists(), progress=None)
     command = [sys.executable, __file__, "--one"] + (["--data-root", args.data_root] if args.data_root else [])
     subprocess.run(command, check=True, capture_output=True)  # warm-up: numba cache
-    trials = [json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout) for _ in range(args.repeats)]
+    trials = [
+        json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+        for _ in range(args.repeats)
+    ]
     seconds = [t["seconds"] for t in trials]
-    record = {"n_samples": args.n, "pixels": trials[0]["pixels"], "parts": trials[0]["parts"],
-              "median_seconds": float(np.median(seconds)), "all_seconds": [round(s, 3) for s in seconds], "repeats": args.repeats}  # fmt: skip
+    record = {
+        "n_samples": args.n,
+        "pixels": trials[0]["pixels"],
+        "parts": trials[0]["parts"],
+        "median_seconds": float(np.median(seconds)),
+        "all_seconds": [round(s, 3) for s in seconds],
+        "repeats": args.repeats,
+    }
     print(json.dumps(save_result("trace_speed", record), indent=2))
 
 

@@ -42,7 +42,9 @@ def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int 
         return folded.index(text.casefold())
     if text.isdigit() and int(text) < len(class_names):
         return int(text)
-    raise NpgenError(f"unknown class {text!r}; choose one of: {', '.join(class_names)} (or its index 0..{len(class_names) - 1})")
+    raise NpgenError(
+        f"unknown class {text!r}; choose one of: {', '.join(class_names)} (or its index 0..{len(class_names) - 1})"
+    )
 
 
 def resolve_params(data, window: dict | None = None, sampler_options: dict | None = None) -> tuple[WindowParams, dict]:
@@ -55,7 +57,9 @@ def resolve_params(data, window: dict | None = None, sampler_options: dict | Non
     return window_params, options
 
 
-def build_database(dataset: str, data_root=None, db_path=None, window: dict | None = None, force: bool = False) -> tuple[Database, bool]:
+def build_database(
+    dataset: str, data_root=None, db_path=None, window: dict | None = None, force: bool = False
+) -> tuple[Database, bool]:
     """Build the window database of a dataset (a known name or an image folder; into the cache when db_path is None).
 
     Returns (database, built): an existing npgen database at the path that was built from this data with these
@@ -77,10 +81,19 @@ def build_database(dataset: str, data_root=None, db_path=None, window: dict | No
 
 
 def sample_run(
-    out: str | os.PathLike, dataset: str, n: int, class_value: str | int | None = None, data_root=None, db_path=None,
-    window: dict | None = None, sampler_options: dict | None = None, resume: bool = False,
-    command: str | None = None, progress: Callable[[int], None] | None = None, note: Callable[[str], None] | None = None,
-) -> Path:  # fmt: skip
+    out: str | os.PathLike,
+    dataset: str,
+    n: int,
+    class_value: str | int | None = None,
+    data_root=None,
+    db_path=None,
+    window: dict | None = None,
+    sampler_options: dict | None = None,
+    resume: bool = False,
+    command: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    note: Callable[[str], None] | None = None,
+) -> Path:
     """Generate n samples into the run directory `out`, batch by batch, and return its path.
 
     `window` and `sampler_options` hold explicit parameters (None = unset); the rest come from the
@@ -101,7 +114,9 @@ def sample_run(
     if resume and state == "absent":
         raise NpgenError(f"cannot resume {out}: it does not exist; drop --resume to start a new run")
     if resume and state == "foreign":
-        raise NpgenError(f"cannot resume {out}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out")
+        raise NpgenError(
+            f"cannot resume {out}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out"
+        )
     if resume and state == "complete":
         return Path(out)  # nothing to do: the manifest, samples and timings stay as they are
     if resume and state == "empty" and note is not None:
@@ -120,14 +135,17 @@ def sample_run(
     writer = RunWriter(
         out,
         {
-            "dataset": db.dataset, "data_root": data_location(dataset, data_root),
+            "dataset": db.dataset,
+            "data_root": data_location(dataset, data_root),
             "database": {"path": str(db.path.resolve()), "params": asdict(db.params)},
-            "params": sampler.params(), "class_label": class_label,
-            "class_name": None if class_label is None else db.class_names[class_label], "n_samples": n,
+            "params": sampler.params(),
+            "class_label": class_label,
+            "class_name": None if class_label is None else db.class_names[class_label],
+            "n_samples": n,
             "command": command or " ".join(sys.argv),
         },
         resume=resume,
-    )  # fmt: skip
+    )
     batches = range(0, n, sampler.batch_size)
     if progress is not None:
         progress(0)  # loading is done: the work starts now
@@ -146,11 +164,12 @@ def sample_run(
     writer.finish(
         len(batches),
         {
-            "load_seconds": round(loaded - started, 3), "sample_seconds": round(sampled - loaded, 3),
+            "load_seconds": round(loaded - started, 3),
+            "sample_seconds": round(sampled - loaded, 3),
             "images_per_second": round(n / max(sampled - loaded, 1e-9), 3),
         },
         sources=sources_table(data),
-    )  # fmt: skip
+    )
     return writer.path
 
 
@@ -176,7 +195,14 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        counts = (self.mismatches, self.missing_or_duplicate, self.outside_radius, self.wrong_class, self.over_budget, self.unproducible)
+        counts = (
+            self.mismatches,
+            self.missing_or_duplicate,
+            self.outside_radius,
+            self.wrong_class,
+            self.over_budget,
+            self.unproducible,
+        )
         return not any(counts)
 
 
@@ -203,36 +229,54 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     n, height, width = samples.shape[:3]
     run.check_provenance(column, data.n_images)
     if data.images.shape[1:] != samples.shape[1:]:
-        raise NpgenError(f"run {run.path} holds {samples.shape[1:]} samples but its dataset has {data.images.shape[1:]} images; the run is damaged, sample it again")
+        raise NpgenError(
+            f"run {run.path} holds {samples.shape[1:]} samples but its dataset has {data.images.shape[1:]} images; the run is damaged, sample it again"
+        )
     copied = data.images[column["src_image"], column["src_y"], column["src_x"]]
     generated = samples[column["sample"], column["y"], column["x"]]
     mismatches = int(np.any(copied != generated, axis=-1).sum())
-    seen = np.bincount((column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width)
+    seen = np.bincount(
+        (column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width
+    )
     params = run.manifest["params"]
     try:
         radius = int(params["radius"])
         budget = int(params.get("source_budget", height * width))
     except (KeyError, TypeError, ValueError):
-        raise NpgenError(f"the manifest of run {run.path} is damaged: its params lack a numeric radius or source_budget; sample the run again") from None
+        raise NpgenError(
+            f"the manifest of run {run.path} is damaged: its params lack a numeric radius or source_budget; sample the run again"
+        ) from None
     far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
     try:
         classes = expected_classes(run.manifest, np.bincount(data.labels, minlength=len(data.class_names)), n)
     except (KeyError, TypeError, ValueError):
-        raise NpgenError(f"the manifest of run {run.path} is damaged: its class_mixture or seed is missing or not a number; sample the run again") from None
+        raise NpgenError(
+            f"the manifest of run {run.path} is damaged: its class_mixture or seed is missing or not a number; sample the run again"
+        ) from None
     if run.manifest["class_label"] is not None and run.manifest["class_label"] >= len(data.class_names):
-        raise NpgenError(f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again")
+        raise NpgenError(
+            f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again"
+        )
     pixel_class = classes[column["sample"]]
     wrong_class = int(((pixel_class >= 0) & (data.labels[column["src_image"]] != pixel_class)).sum())
-    pairs, per_pair = np.unique(column["sample"].astype(np.int64) * data.n_images + column["src_image"], return_counts=True)
+    pairs, per_pair = np.unique(
+        column["sample"].astype(np.int64) * data.n_images + column["src_image"], return_counts=True
+    )
     per_sample_max = np.zeros(n, np.int64)
     np.maximum.at(per_sample_max, pairs // data.n_images, per_pair)
     distance = column["distance"]
     unproducible = int(((column["n_candidates"] < 1) | ~np.isfinite(distance) | (distance < 0)).sum())
     return VerifyReport(
-        n_pixels=n * height * width, mismatches=mismatches, missing_or_duplicate=int((seen != 1).sum()),
-        outside_radius=int(far.sum()), wrong_class=wrong_class, over_budget=int((per_sample_max > budget).sum()),
-        unproducible=unproducible, max_source_pixels=int(per_sample_max.max(initial=0)), source_budget=budget,
-    )  # fmt: skip
+        n_pixels=n * height * width,
+        mismatches=mismatches,
+        missing_or_duplicate=int((seen != 1).sum()),
+        outside_radius=int(far.sum()),
+        wrong_class=wrong_class,
+        over_budget=int((per_sample_max > budget).sum()),
+        unproducible=unproducible,
+        max_source_pixels=int(per_sample_max.max(initial=0)),
+        source_budget=budget,
+    )
 
 
 def _classifier_for(train, path: str | os.PathLike | None) -> tuple[object | None, Path, str | None]:
@@ -243,7 +287,11 @@ def _classifier_for(train, path: str | os.PathLike | None) -> tuple[object | Non
         return features.load_classifier(path, train), Path(path), None
     default = features.classifier_path(train.name)
     if not default.is_file():
-        return None, default, f"feature-space scores: no classifier at {default} (python benchmarks/classifier.py {train.name})"
+        return (
+            None,
+            default,
+            f"feature-space scores: no classifier at {default} (python benchmarks/classifier.py {train.name})",
+        )
     try:
         return features.load_classifier(default, train), default, None
     except NpgenError as err:
@@ -263,7 +311,11 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     target = run.output_path("eval.json")  # refuses a link there before any work
     train = run.dataset(data_root)
     try:
-        test = load_dataset(train.name if train.name in known_datasets() else str(train.source), split="test", data_root=run.data_root(data_root))
+        test = load_dataset(
+            train.name if train.name in known_datasets() else str(train.source),
+            split="test",
+            data_root=run.data_root(data_root),
+        )
     except NpgenError as err:
         raise NpgenError(f"evaluating needs the dataset's test split, which could not be loaded: {err}") from err
     loaded, path, skipped = _classifier_for(train, classifier)
@@ -271,7 +323,11 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     class_label = run.manifest["class_label"]
     labels = np.full(len(images), -1 if class_label is None else class_label)
     reference = Reference(train, test, loaded, class_label)
-    scores = {"run": str(run.path), "samples": evaluate_images(images, labels, reference), "floor": reference.floor(len(images))}
+    scores = {
+        "run": str(run.path),
+        "samples": evaluate_images(images, labels, reference),
+        "floor": reference.floor(len(images)),
+    }
     if loaded is not None:
         scores["classifier"] = {"path": str(path), "test_accuracy": loaded.test_accuracy}
     if skipped:
@@ -280,8 +336,15 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     return scores
 
 
-def trace_pixel(run_path: str | os.PathLike, sample: int, y: int, x: int, figure: str | os.PathLike | None = None,
-                data_root=None, max_candidates: int | None = None) -> tuple[PixelTrace, Path]:  # fmt: skip
+def trace_pixel(
+    run_path: str | os.PathLike,
+    sample: int,
+    y: int,
+    x: int,
+    figure: str | os.PathLike | None = None,
+    data_root=None,
+    max_candidates: int | None = None,
+) -> tuple[PixelTrace, Path]:
     """Where pixel (y, x) of a sample was copied from (`Tracer.pixel`), and the path of its figure, written to
     `figure` (default RUN/trace/sample-NNNNN-pixel-Y-X.png)."""
     tracer = open_tracer(run_path, data_root, max_candidates)
@@ -290,8 +353,13 @@ def trace_pixel(run_path: str | os.PathLike, sample: int, y: int, x: int, figure
     return found, _save_figure(tracer, tracer.pixel_figure(sample, y, x), figure, default)
 
 
-def trace_sample(run_path: str | os.PathLike, sample: int, figure: str | os.PathLike | None = None, data_root=None,
-                 max_candidates: int | None = None) -> tuple[Tracer, Path]:  # fmt: skip
+def trace_sample(
+    run_path: str | os.PathLike,
+    sample: int,
+    figure: str | os.PathLike | None = None,
+    data_root=None,
+    max_candidates: int | None = None,
+) -> tuple[Tracer, Path]:
     """The tracer of a run (for the sample's parts, `Tracer.sample_parts`, and their files, `Tracer.source_file`)
     and the path of the sample's parts figure, written to `figure` (default RUN/trace/sample-NNNNN-parts.png)."""
     tracer = open_tracer(run_path, data_root, max_candidates)
@@ -312,7 +380,9 @@ def open_tracer(run_path: str | os.PathLike, data_root=None, max_candidates: int
     """A `Tracer` over a completed run (its dataset checked against the manifest's SHA-256)."""
     from npgen.tracer import DEFAULT_MAX_CANDIDATES, Tracer
 
-    return Tracer(run_path, data_root, max_candidates=DEFAULT_MAX_CANDIDATES if max_candidates is None else max_candidates)
+    return Tracer(
+        run_path, data_root, max_candidates=DEFAULT_MAX_CANDIDATES if max_candidates is None else max_candidates
+    )
 
 
 def report_run(run_path: str | os.PathLike, out: str | os.PathLike | None = None, data_root=None) -> Path:

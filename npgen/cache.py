@@ -76,7 +76,9 @@ def _database_label(path: Path) -> str:
 def root() -> Path:
     folder = cache_root()
     if folder.exists() and not folder.is_dir():
-        raise NpgenError(f"the cache {folder} ($NPGEN_CACHE or ~/.cache/npgen) is a file, not a folder; point NPGEN_CACHE at a folder")
+        raise NpgenError(
+            f"the cache {folder} ($NPGEN_CACHE or ~/.cache/npgen) is a file, not a folder; point NPGEN_CACHE at a folder"
+        )
     return folder
 
 

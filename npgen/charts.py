@@ -20,7 +20,6 @@ AXIS = (90, 90, 90)
 GRID = (225, 225, 225)
 
 
-
 def series_colour(index: int) -> tuple[int, int, int]:
     """Colour of the index-th series of a chart: the figures' part palette, darkened a little for contrast on white."""
     return tuple(int(c * 0.85) for c in part_colour(index))
@@ -57,8 +56,17 @@ def _integer_valued(values: np.ndarray) -> bool:
 class _Canvas:
     """A chart frame: title, legend, axes with ticks and labels; maps data coordinates to pixels."""
 
-    def __init__(self, width: int, height: int, title: str, x_label: str, y_label: str,
-                 y_range: tuple[float, float], integer_ticks: bool, legend: Sequence[str]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        title: str,
+        x_label: str,
+        y_label: str,
+        y_range: tuple[float, float],
+        integer_ticks: bool,
+        legend: Sequence[str],
+    ) -> None:
         self.image = Image.new("RGB", (int(width), int(height)), BACKGROUND)
         self.draw = ImageDraw.Draw(self.image)
         self.font, self.title_font = font(12), font(14)
@@ -159,8 +167,16 @@ def _y_range(values: np.ndarray, y_range, integer: bool, headroom: float = 1.0) 
     return low, high
 
 
-def bar_chart(values, labels: Sequence[str], title: str, x_label: str, y_label: str, width: int = 640,
-              height: int = 360, y_range: tuple[float, float] | None = None) -> Image.Image:  # fmt: skip
+def bar_chart(
+    values,
+    labels: Sequence[str],
+    title: str,
+    x_label: str,
+    y_label: str,
+    width: int = 640,
+    height: int = 360,
+    y_range: tuple[float, float] | None = None,
+) -> Image.Image:
     """A bar chart as a PIL image of exactly width x height pixels.
 
     values: one sequence (one bar per label) or a dict {series name: sequence} (grouped bars, with a legend);
@@ -170,11 +186,21 @@ def bar_chart(values, labels: Sequence[str], title: str, x_label: str, y_label: 
     series = _as_series(values)
     labels = [str(label) for label in labels]
     if any(len(v) != len(labels) for v in series.values()):
-        raise NpgenError(f"a bar chart needs one value per label: {len(labels)} labels, series of {[len(v) for v in series.values()]}")
+        raise NpgenError(
+            f"a bar chart needs one value per label: {len(labels)} labels, series of {[len(v) for v in series.values()]}"
+        )
     every = np.concatenate(list(series.values())) if labels else np.zeros(0)
     integer = _integer_valued(every)
-    canvas = _Canvas(width, height, title, x_label, y_label, _y_range(every, y_range, integer, headroom=1.12), integer,
-                     list(series) if len(series) > 1 else [])  # fmt: skip
+    canvas = _Canvas(
+        width,
+        height,
+        title,
+        x_label,
+        y_label,
+        _y_range(every, y_range, integer, headroom=1.12),
+        integer,
+        list(series) if len(series) > 1 else [],
+    )
     n_groups, n_series = max(len(labels), 1), len(series)
     slot = (canvas.right - canvas.left) / n_groups
     bar = max(1.0, min(slot * 0.8 / n_series, 72.0))
@@ -195,15 +221,25 @@ def bar_chart(values, labels: Sequence[str], title: str, x_label: str, y_label: 
                 if y - canvas.line >= canvas.top - 6:  # above the bar, or inside its top when the bar is full height
                     canvas.draw.text(((x0 + x1) / 2, y - 2), texts[s][g], fill=TEXT, font=canvas.font, anchor="md")
                 elif abs(zero - y) > canvas.line + 4:
-                    canvas.draw.text(((x0 + x1) / 2, y + 3), texts[s][g], fill=BACKGROUND, font=canvas.font, anchor="ma")
+                    canvas.draw.text(
+                        ((x0 + x1) / 2, y + 3), texts[s][g], fill=BACKGROUND, font=canvas.font, anchor="ma"
+                    )
         canvas.x_tick(canvas.left + (g + 0.5) * slot, label, slot - 2)
     canvas.axes()
     return canvas.image
 
 
-def line_chart(xs: Sequence[float], series: dict[str, Sequence[float]], title: str, x_label: str, y_label: str,
-               width: int = 640, height: int = 360, y_range: tuple[float, float] | None = None,
-               log_x: bool = False) -> Image.Image:  # fmt: skip
+def line_chart(
+    xs: Sequence[float],
+    series: dict[str, Sequence[float]],
+    title: str,
+    x_label: str,
+    y_label: str,
+    width: int = 640,
+    height: int = 360,
+    y_range: tuple[float, float] | None = None,
+    log_x: bool = False,
+) -> Image.Image:
     """A line chart of several series over the same xs as a PIL image of exactly width x height pixels.
 
     Each series gets its colour, point markers and a legend entry; NaN points are skipped (the line breaks).
@@ -212,7 +248,9 @@ def line_chart(xs: Sequence[float], series: dict[str, Sequence[float]], title: s
     xs = np.asarray(xs, dtype=np.float64).ravel()
     data = _as_series(dict(series))
     if len(xs) == 0 or any(len(v) != len(xs) for v in data.values()):
-        raise NpgenError(f"a line chart needs one value per x in every series: {len(xs)} xs, series of {[len(v) for v in data.values()]}")
+        raise NpgenError(
+            f"a line chart needs one value per x in every series: {len(xs)} xs, series of {[len(v) for v in data.values()]}"
+        )
     if log_x and (xs <= 0).any():
         raise NpgenError("a logarithmic x axis needs positive xs")
     every = np.concatenate(list(data.values()))

@@ -17,9 +17,11 @@ from npgen.params import BUILD, BUILD_PARAMS, PARAMS, SAMPLE
 from npgen.errors import NpgenError
 
 data_root_option = click.option(
-    "--data-root", type=click.Path(file_okay=False), default=None,
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
     help=f"Folder holding mnist.npz / cifar10.npz or their raw files (default: ${datasets.DATA_ENV}).",
-)  # fmt: skip
+)
 
 
 def param_options(stage: str):
@@ -27,10 +29,14 @@ def param_options(stage: str):
 
     def decorate(command):
         for param in reversed([p for p in PARAMS.values() if p.stage == stage]):
-            default = "derived" if param.default is None else f"{param.default:g}" if param.kind is not str else param.default
+            default = (
+                "derived" if param.default is None else f"{param.default:g}" if param.kind is not str else param.default
+            )
             text = f"{param.help} [{'one of' if param.choices else 'range'} {param.range_text}; default: the dataset's preset, else {default}]"
             kind = click.Choice(param.choices) if param.choices else param.kind
-            command = click.option("--" + param.name.replace("_", "-"), param.name, type=kind, default=None, help=text)(command)
+            command = click.option("--" + param.name.replace("_", "-"), param.name, type=kind, default=None, help=text)(
+                command
+            )
         return command
 
     return decorate
@@ -94,7 +100,9 @@ class NpgenGroup(click.Group):
             sys.exit(2)
         except KeyboardInterrupt:
             if ctx.invoked_subcommand == "sample":
-                click.echo("interrupted; finished batches are kept, continue with the same command and --resume", err=True)
+                click.echo(
+                    "interrupted; finished batches are kept, continue with the same command and --resume", err=True
+                )
             else:
                 click.echo("interrupted", err=True)
             sys.exit(130)
@@ -179,10 +187,15 @@ def data_info(name, data_root, split) -> None:
     ds = datasets.load_dataset(name, split=split, data_root=data_root)
     counts = dict(zip(ds.class_names, map(int, __import__("numpy").bincount(ds.labels, minlength=ds.n_classes))))
     info = {
-        "name": ds.name, "split": ds.split, "source": ds.source, "n_images": ds.n_images,
-        "shape": [ds.height, ds.width, ds.channels], "images_per_class": counts,
-        "images_sha256": ds.images_sha256, "labels_sha256": ds.labels_sha256,
-    }  # fmt: skip
+        "name": ds.name,
+        "split": ds.split,
+        "source": ds.source,
+        "n_images": ds.n_images,
+        "shape": [ds.height, ds.width, ds.channels],
+        "images_per_class": counts,
+        "images_sha256": ds.images_sha256,
+        "labels_sha256": ds.labels_sha256,
+    }
     click.echo(json.dumps(info, indent=2))
 
 
@@ -222,8 +235,19 @@ def cache_list() -> None:
 
 
 @cache.command("clean")
-@click.option("--stale", "mode", flag_value="stale", default=True, help="Remove leftover temporary files and folders (the default).")
-@click.option("--all", "mode", flag_value="all", help="Also remove every database, classifier, cached features and decoded image folder (rebuilt when needed).")
+@click.option(
+    "--stale",
+    "mode",
+    flag_value="stale",
+    default=True,
+    help="Remove leftover temporary files and folders (the default).",
+)
+@click.option(
+    "--all",
+    "mode",
+    flag_value="all",
+    help="Also remove every database, classifier, cached features and decoded image folder (rebuilt when needed).",
+)
 def cache_clean(mode) -> None:
     """Remove leftovers of interrupted builds and writes (--stale), or everything npgen made there (--all)."""
     from npgen import cache as cache_module
@@ -239,25 +263,43 @@ def cache_clean(mode) -> None:
 @main.command()
 @click.option("--dataset", required=True, help="mnist, cifar10, or a folder of images with one subfolder per class.")
 @data_root_option
-@click.option("--db", "db_path", type=click.Path(file_okay=False), default=None, help="Database folder (default: under $NPGEN_CACHE or ~/.cache/npgen).")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Database folder (default: under $NPGEN_CACHE or ~/.cache/npgen).",
+)
 @param_options(BUILD)
-@click.option("--force", is_flag=True, help="Rebuild an existing npgen database (one that is up to date is otherwise kept).")
+@click.option(
+    "--force", is_flag=True, help="Rebuild an existing npgen database (one that is up to date is otherwise kept)."
+)
 def build(dataset, data_root, db_path, force, **window) -> None:
     """Build the window database and FAISS index of a dataset (nothing to do when it is up to date)."""
     db, built = api.build_database(dataset, data_root, db_path, window, force=force)
     if built:
         click.echo(f"built {printable(db.path)} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
     else:
-        click.echo(f"database {printable(db.path)} is up to date ({db.n_images} images); nothing to do (--force rebuilds it)")
+        click.echo(
+            f"database {printable(db.path)} is up to date ({db.n_images} images); nothing to do (--force rebuilds it)"
+        )
 
 
 @main.command()
 @click.option("--dataset", required=True, help="mnist, cifar10, or a folder of images with one subfolder per class.")
-@click.option("--class", "class_value", default=None, help="Class name or index to condition on (default: unconditional).")
+@click.option(
+    "--class", "class_value", default=None, help="Class name or index to condition on (default: unconditional)."
+)
 @click.option("-n", "n_samples", default=64, show_default=True, help="Number of samples.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New run folder to write.")
 @data_root_option
-@click.option("--db", "db_path", type=click.Path(file_okay=False), default=None, help="Database folder (built there if absent; default: the cache).")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Database folder (built there if absent; default: the cache).",
+)
 @param_options(BUILD)
 @param_options(SAMPLE)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
@@ -268,17 +310,30 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
     complete = resume and api.run_state(out) == "complete"
     with Progress(n_samples, "sampling") as bar:
         path = api.sample_run(
-            out, dataset, n_samples, class_value, data_root, db_path, window, params,
-            resume=resume, command=command, progress=bar.update, note=lambda text: click.echo(printable(text), err=True),
-        )  # fmt: skip
+            out,
+            dataset,
+            n_samples,
+            class_value,
+            data_root,
+            db_path,
+            window,
+            params,
+            resume=resume,
+            command=command,
+            progress=bar.update,
+            note=lambda text: click.echo(printable(text), err=True),
+        )
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     if complete:
         click.echo(f"run {printable(path)} is already complete ({manifest.get('n_samples')} samples); nothing to do")
         return
     summary, timings = manifest["summary"], manifest["timings"]
     params = manifest["params"]
-    conditioned = f"class {manifest['class_name']!r}" if manifest["class_label"] is not None else (
-        "classes drawn from the training class shares" if params.get("class_mixture") else "every training image")
+    conditioned = (
+        f"class {manifest['class_name']!r}"
+        if manifest["class_label"] is not None
+        else ("classes drawn from the training class shares" if params.get("class_mixture") else "every training image")
+    )
     click.echo(
         f"{conditioned}; h={manifest['database']['params']['half_window']}, k_min={params['k_min']}, "
         f"source budget {params['source_budget']} pixels per training image (max_source_share={params['max_source_share']})"
@@ -314,8 +369,12 @@ def _pixel(value: str | None) -> tuple[int, int] | None:
 
 @main.command(name="eval")
 @click.argument("run", type=click.Path())
-@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
-              help="Classifier weights for feature-space scores (default: the one benchmarks/classifier.py trains).")
+@click.option(
+    "--classifier",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Classifier weights for feature-space scores (default: the one benchmarks/classifier.py trains).",
+)
 @data_root_option
 def evaluate(run, classifier, data_root) -> None:
     """Score a run: novelty, near-copies and, with a classifier, FID, precision, recall and class fidelity."""
@@ -327,7 +386,9 @@ def evaluate(run, classifier, data_root) -> None:
             rows.append((key, f"{scores['samples'][key]:.4f}", f"{scores['floor'][key]:.4f}"))
     for key in ("pixel_nn_distance", "feature_nn_distance"):
         if key in scores["samples"]:
-            rows.append((f"{key} (median)", f"{scores['samples'][key]['p50']:.2f}", f"{scores['floor'][key]['p50']:.2f}"))
+            rows.append(
+                (f"{key} (median)", f"{scores['samples'][key]['p50']:.2f}", f"{scores['floor'][key]['p50']:.2f}")
+            )
     for row in rows:
         click.echo(f"{row[0]:<28}{row[1]:>12}{row[2]:>14}")
     if "skipped" in scores:
@@ -339,14 +400,27 @@ def evaluate(run, classifier, data_root) -> None:
 @click.argument("run", type=click.Path())
 @click.option("--sample", "sample_index", required=True, type=int, help="Sample index within the run.")
 @click.option("--pixel", default=None, help="Y,X of one pixel to trace (default: the whole sample's parts).")
-@click.option("--out", "figure", type=click.Path(dir_okay=False), default=None, help="Figure to write (default: RUN/trace/...png).")
-@click.option("--max-candidates", default=8, show_default=True, help="A pixel is informative if at most this many candidates were admissible.")
+@click.option(
+    "--out",
+    "figure",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Figure to write (default: RUN/trace/...png).",
+)
+@click.option(
+    "--max-candidates",
+    default=8,
+    show_default=True,
+    help="A pixel is informative if at most this many candidates were admissible.",
+)
 @data_root_option
 def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
     """Trace a pixel, or a whole sample, back to the training images it was copied from."""
     where = _pixel(pixel)
     if where is not None:
-        found, path = api.trace_pixel(run, sample_index, *where, figure, data_root=data_root, max_candidates=max_candidates)
+        found, path = api.trace_pixel(
+            run, sample_index, *where, figure, data_root=data_root, max_candidates=max_candidates
+        )
         click.echo(
             f"sample {found.sample} pixel (y={found.y}, x={found.x}) <- training image {found.src_image} "
             f"(class {printable(found.src_class_name)}{'' if found.src_file is None else ', file ' + printable(found.src_file)}) at "
@@ -360,13 +434,17 @@ def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
         sources = len(set(parts.column("src_image").to_pylist()))
         click.echo(f"sample {sample_index}: {parts.num_rows} parts from {sources} training images; largest parts:")
         folder = tracer.source_file(0) is not None
-        click.echo(f"{'part':>5} {'src_image':>9} {'class':>10} {'dy':>3} {'dx':>3} {'size':>5} {'informative':>11}{'  file' if folder else ''}")
+        click.echo(
+            f"{'part':>5} {'src_image':>9} {'class':>10} {'dy':>3} {'dx':>3} {'size':>5} {'informative':>11}{'  file' if folder else ''}"
+        )
         names, labels = tracer.dataset.class_names, tracer.dataset.labels
         for row in parts.slice(0, 12).to_pylist():
             file = tracer.source_file(row["src_image"])
-            click.echo(f"{row['part']:>5} {row['src_image']:>9} {printable(names[labels[row['src_image']]]):>10} {row['dy']:>3} "
-                       f"{row['dx']:>3} {row['size']:>5} {row['informative_size']:>11}"
-                       f"{'' if file is None else '  ' + printable(file)}")  # fmt: skip
+            click.echo(
+                f"{row['part']:>5} {row['src_image']:>9} {printable(names[labels[row['src_image']]]):>10} {row['dy']:>3} "
+                f"{row['dx']:>3} {row['size']:>5} {row['informative_size']:>11}"
+                f"{'' if file is None else '  ' + printable(file)}"
+            )
     click.echo(f"figure: {printable(path)}")
 
 

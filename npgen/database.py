@@ -71,16 +71,24 @@ def cache_root() -> Path:
 
 def default_path(dataset, params: WindowParams) -> Path:
     """Where `npgen sample` keeps the database of a dataset when no --db is given (under `cache_root()`)."""
-    return cache_root() / "db" / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{params.slug()}-v{FORMAT_VERSION}"
+    return (
+        cache_root()
+        / "db"
+        / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{params.slug()}-v{FORMAT_VERSION}"
+    )
 
 
 def _dataset_record(dataset) -> dict:
     return {
-        "name": dataset.name, "split": dataset.split, "source": str(dataset.source),
-        "images_sha256": dataset.images_sha256, "labels_sha256": dataset.labels_sha256,
-        "n_images": int(dataset.n_images), "shape": [dataset.height, dataset.width, dataset.channels],
+        "name": dataset.name,
+        "split": dataset.split,
+        "source": str(dataset.source),
+        "images_sha256": dataset.images_sha256,
+        "labels_sha256": dataset.labels_sha256,
+        "n_images": int(dataset.n_images),
+        "shape": [dataset.height, dataset.width, dataset.channels],
         "class_names": list(dataset.class_names),
-    }  # fmt: skip
+    }
 
 
 class Database:
@@ -92,7 +100,11 @@ class Database:
         self.params = WindowParams(**manifest["params"])
         self.sources = sources
         self.representations = representations
-        self.encoder = PatchCodes.load(self.path / "codes") if self.params.retrieval == "codes" else BlockSums(self.params.retrieval_block)
+        self.encoder = (
+            PatchCodes.load(self.path / "codes")
+            if self.params.retrieval == "codes"
+            else BlockSums(self.params.retrieval_block)
+        )
         self.labels = labels
         self._index = None
         self._members: dict = {}
@@ -112,7 +124,9 @@ class Database:
         if class_label is None:
             return np.arange(self.n_images, dtype=np.int64)
         if not 0 <= class_label < len(self.class_names):
-            raise NpgenError(f"class {class_label} is out of range: {self.dataset['name']} has classes 0..{len(self.class_names) - 1}")
+            raise NpgenError(
+                f"class {class_label} is out of range: {self.dataset['name']} has classes 0..{len(self.class_names) - 1}"
+            )
         if class_label not in self._members:
             self._members[class_label] = np.flatnonzero(np.asarray(self.labels) == class_label).astype(np.int64)
         return self._members[class_label]
@@ -136,14 +150,20 @@ class Database:
     def check(self, dataset=None, params: WindowParams | None = None) -> None:
         """Raise NpgenError unless this database was built from `dataset` with `params`."""
         name = dataset.name if dataset is not None else self.dataset["name"]
-        source = name if name in KNOWN else str(dataset.source if dataset is not None else self.dataset.get("source", name))
+        source = (
+            name if name in KNOWN else str(dataset.source if dataset is not None else self.dataset.get("source", name))
+        )
         rebuild = f"rebuild it with `npgen build --dataset {shlex.quote(source)} --db {shlex.quote(str(self.path))} --force` or pass another --db"
         if dataset is not None:
             mine = self.dataset
             if (dataset.name, dataset.split) != (mine["name"], mine["split"]):
-                raise NpgenError(f"database {self.path} was built for {mine['name']}/{mine['split']}, not {dataset.name}/{dataset.split}; {rebuild}")
+                raise NpgenError(
+                    f"database {self.path} was built for {mine['name']}/{mine['split']}, not {dataset.name}/{dataset.split}; {rebuild}"
+                )
             if dataset.images_sha256 != mine["images_sha256"] or dataset.labels_sha256 != mine["labels_sha256"]:
-                raise NpgenError(f"database {self.path} was built from different {dataset.name} data (SHA-256 differs); {rebuild}")
+                raise NpgenError(
+                    f"database {self.path} was built from different {dataset.name} data (SHA-256 differs); {rebuild}"
+                )
         if params is not None and params != self.params:
             differ = describe_differences(asdict(self.params), asdict(params), "the database", "this command")
             raise NpgenError(f"database {self.path} was built with other window parameters ({differ}); {rebuild}")
@@ -152,8 +172,11 @@ class Database:
     def load(cls, path: str | os.PathLike) -> "Database":
         """Open a database directory, memory-mapping its arrays."""
         path = Path(path)
-        hint = (f"rebuild it with `npgen build --dataset NAME --db {path} --force`" if is_database(path)
-                else f"delete the folder {path} and build it again, or pass another --db")  # fmt: skip
+        hint = (
+            f"rebuild it with `npgen build --dataset NAME --db {path} --force`"
+            if is_database(path)
+            else f"delete the folder {path} and build it again, or pass another --db"
+        )
         if not (path / "manifest.json").is_file():
             raise NpgenError(f"no npgen database at {path}: build one with `npgen build --dataset NAME --db {path}`")
         try:
@@ -175,19 +198,27 @@ class Database:
         return db
 
     @classmethod
-    def build(cls, dataset, path: str | os.PathLike, params: WindowParams = WindowParams(), force: bool = False) -> "Database":
+    def build(
+        cls, dataset, path: str | os.PathLike, params: WindowParams = WindowParams(), force: bool = False
+    ) -> "Database":
         """Build the database of `dataset` into `path` (a new directory, written whole or not at all)."""
         params.validate()
         path = Path(path)
         if path.is_symlink():
-            raise NpgenError(f"{path} is a symbolic link; npgen does not build through links: pass the real folder as --db")
+            raise NpgenError(
+                f"{path} is a symbolic link; npgen does not build through links: pass the real folder as --db"
+            )
         if path.exists() and not force:
             raise NpgenError(f"{path} already exists; pass --force to rebuild it or choose another --db")
         if path.exists() and not is_database(path):
-            raise NpgenError(f"{path} exists and is not an npgen database (no npgen-database manifest.json), so --force will not replace it; choose another --db")
+            raise NpgenError(
+                f"{path} exists and is not an npgen database (no npgen-database manifest.json), so --force will not replace it; choose another --db"
+            )
         started = time.perf_counter()
         _make_parent(path)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))  # unique: concurrent builds never share it
+        tmp = Path(
+            tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+        )  # unique: concurrent builds never share it
         try:
             padded = pad_images(dataset.images, params.half_window, params.pad_value)
             np.save(tmp / "sources.npy", padded.reshape(len(padded), -1))
@@ -201,11 +232,14 @@ class Database:
             np.save(tmp / "labels.npy", np.asarray(dataset.labels, dtype=np.int64))
             save_index(build_image_index(dataset.images), tmp / "images.faiss")
             manifest = {
-                "format": FORMAT, "format_version": FORMAT_VERSION, "npgen_version": __version__,
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "npgen_version": __version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "dataset": _dataset_record(dataset), "params": asdict(params),
+                "dataset": _dataset_record(dataset),
+                "params": asdict(params),
                 "build_seconds": round(time.perf_counter() - started, 3),
-            }  # fmt: skip
+            }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
             os.chmod(tmp, 0o777 & ~_umask())
             _install(tmp, path)
@@ -219,7 +253,9 @@ class Database:
         path = Path(path) if path is not None else default_path(dataset, params)
         if not (path / "manifest.json").exists():
             if path.exists() or path.is_symlink():
-                raise NpgenError(f"{path} exists but holds no npgen database (no manifest.json); delete it or pass another --db")
+                raise NpgenError(
+                    f"{path} exists but holds no npgen database (no manifest.json); delete it or pass another --db"
+                )
             with build_lock(path):  # concurrent first runs: one builds, the others wait and load its database
                 if not (path / "manifest.json").exists():
                     cls.build(dataset, path, params)
@@ -282,7 +318,9 @@ def _install(tmp: Path, path: Path) -> None:
                 raise
             if is_database(path):
                 return  # another process installed one meanwhile: keep it, never delete what it just wrote
-            raise NpgenError(f"{path} appeared while building and is not an npgen database; choose another --db") from None
+            raise NpgenError(
+                f"{path} appeared while building and is not an npgen database; choose another --db"
+            ) from None
     aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
     os.rename(path, aside / "old")
     os.rename(tmp, path)

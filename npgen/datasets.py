@@ -94,13 +94,19 @@ class Dataset:
     def __post_init__(self) -> None:
         images, labels = np.asarray(self.images), np.asarray(self.labels)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-            raise NpgenError(f"{self.name}: images must be uint8 (N, H, W, C) with C 1 or 3, got {images.dtype} {images.shape}")
+            raise NpgenError(
+                f"{self.name}: images must be uint8 (N, H, W, C) with C 1 or 3, got {images.dtype} {images.shape}"
+            )
         if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
-            raise NpgenError(f"{self.name}: labels must be integers of shape ({len(images)},), got {labels.dtype} {labels.shape}")
+            raise NpgenError(
+                f"{self.name}: labels must be integers of shape ({len(images)},), got {labels.dtype} {labels.shape}"
+            )
         if len(images) == 0:
             raise NpgenError(f"{self.name}: the dataset has no images; point npgen at a non-empty dataset")
         if labels.min() < 0 or labels.max() >= len(self.class_names):
-            raise NpgenError(f"{self.name}: labels must lie in 0..{len(self.class_names) - 1}, got {labels.min()}..{labels.max()}")
+            raise NpgenError(
+                f"{self.name}: labels must lie in 0..{len(self.class_names) - 1}, got {labels.min()}..{labels.max()}"
+            )
         object.__setattr__(self, "images", _readonly(np.ascontiguousarray(images)))
         object.__setattr__(self, "labels", _readonly(labels.astype(np.int64, copy=False)))
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
@@ -110,8 +116,10 @@ class Dataset:
         object.__setattr__(self, "files", tuple(str(f) for f in self.files))
 
     def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, split={self.split!r}, n_images={self.n_images}, "
-                f"shape={self.height}x{self.width}x{self.channels}, source={self.source!r})")
+        return (
+            f"Dataset(name={self.name!r}, split={self.split!r}, n_images={self.n_images}, "
+            f"shape={self.height}x{self.width}x{self.channels}, source={self.source!r})"
+        )
 
     @property
     def n_images(self) -> int:
@@ -150,13 +158,21 @@ class Dataset:
             if indices.size == 0:
                 indices = indices.astype(np.intp)
             if indices.ndim != 1 or not (np.issubdtype(indices.dtype, np.integer) or indices.dtype == bool):
-                raise NpgenError(f"subset indices must be a slice or a 1-D integer or boolean array, got {indices.dtype} {indices.shape}")
-            if indices.dtype != bool and indices.size and (indices.min() < -self.n_images or indices.max() >= self.n_images):
+                raise NpgenError(
+                    f"subset indices must be a slice or a 1-D integer or boolean array, got {indices.dtype} {indices.shape}"
+                )
+            if (
+                indices.dtype != bool
+                and indices.size
+                and (indices.min() < -self.n_images or indices.max() >= self.n_images)
+            ):
                 raise NpgenError(f"subset indices must lie in 0..{self.n_images - 1} for {self.name}/{self.split}")
             if indices.dtype == bool and indices.shape != (self.n_images,):
                 raise NpgenError(f"a boolean subset mask must have length {self.n_images}, got {indices.shape[0]}")
         files = tuple(np.asarray(self.files, dtype=object)[indices]) if self.files else ()
-        return Dataset(self.name, self.split, self.images[indices], self.labels[indices], self.class_names, self.source, files)
+        return Dataset(
+            self.name, self.split, self.images[indices], self.labels[indices], self.class_names, self.source, files
+        )
 
 
 def known_datasets() -> tuple[str, ...]:
@@ -179,7 +195,9 @@ def dataset_card(name: str) -> dict:
     try:
         return json.loads(_card_text(name))
     except ValueError as exc:
-        raise NpgenError(f"the dataset card {CARDS_DIR / (name + '.json')} is not valid JSON ({_one_line(exc)}); reinstall npgen") from None
+        raise NpgenError(
+            f"the dataset card {CARDS_DIR / (name + '.json')} is not valid JSON ({_one_line(exc)}); reinstall npgen"
+        ) from None
 
 
 def preset(dataset: "Dataset") -> dict:
@@ -192,7 +210,9 @@ def preset(dataset: "Dataset") -> dict:
 
 def _check_known(name: str) -> None:
     if name not in KNOWN:
-        raise NpgenError(f"unknown dataset {name!r}: use one of {', '.join(KNOWN)} or a path to an image folder with one subfolder per class")
+        raise NpgenError(
+            f"unknown dataset {name!r}: use one of {', '.join(KNOWN)} or a path to an image folder with one subfolder per class"
+        )
 
 
 def _check_split(split: str) -> None:
@@ -204,7 +224,9 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
     """The data root: the explicit argument, else $NPGEN_DATA, else an NpgenError saying how to set one."""
     root = data_root if data_root not in (None, "") else os.environ.get(DATA_ENV)
     if not root:
-        raise NpgenError(f"no data root given: pass --data-root DIR or set {DATA_ENV}=DIR (a folder holding mnist.npz / cifar10.npz)")
+        raise NpgenError(
+            f"no data root given: pass --data-root DIR or set {DATA_ENV}=DIR (a folder holding mnist.npz / cifar10.npz)"
+        )
     return Path(root).expanduser()
 
 
@@ -219,11 +241,14 @@ def data_location(name: str | os.PathLike, data_root: str | os.PathLike | None =
 def _existing_root(data_root) -> Path:
     root = resolve_data_root(data_root)
     if not root.is_dir():
-        raise NpgenError(f"data root {root} is not a directory: pass --data-root DIR or set {DATA_ENV}=DIR to the folder holding your datasets")
+        raise NpgenError(
+            f"data root {root} is not a directory: pass --data-root DIR or set {DATA_ENV}=DIR to the folder holding your datasets"
+        )
     return root
 
 
 # ---- raw formats ----
+
 
 def _read_bytes(path: Path) -> bytes:
     try:
@@ -240,16 +265,20 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     bad = f"{path} is not an IDX file of uint8 with {ndim} dimension(s); replace it with the original MNIST file"
     if len(data) < 4 + 4 * ndim or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
         raise NpgenError(bad)
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    body = data[4 + 4 * ndim:]
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = data[4 + 4 * ndim :]
     if len(body) != int(np.prod(shape)):
-        raise NpgenError(f"{path} holds {len(body)} bytes of data but its header says {shape}; replace it with the original MNIST file")
+        raise NpgenError(
+            f"{path} holds {len(body)} bytes of data but its header says {shape}; replace it with the original MNIST file"
+        )
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
 class _BatchUnpickler(pickle.Unpickler):
     _allowed = {
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
         *((f"numpy.{m}", n) for m in ("core.multiarray", "_core.multiarray") for n in ("_reconstruct", "scalar")),
         *((f"numpy.{m}", "_frombuffer") for m in ("core.numeric", "_core.numeric")),
     }
@@ -310,37 +339,48 @@ def _read_raw(name: str, files: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarra
     if name == "mnist":
         x, y = _read_idx(files[0], 3), _read_idx(files[1], 1)
         if len(x) != len(y):
-            raise NpgenError(f"{files[0]} has {len(x)} images but {files[1]} has {len(y)} labels; replace them with the original MNIST files")
+            raise NpgenError(
+                f"{files[0]} has {len(x)} images but {files[1]} has {len(y)} labels; replace them with the original MNIST files"
+            )
         return x, y
     parts = [_read_cifar_batch(p) for p in files]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _read_npz(path: Path, split: str, fix: str = "re-import it with `npgen data import`") -> tuple[np.ndarray, np.ndarray]:
+def _read_npz(
+    path: Path, split: str, fix: str = "re-import it with `npgen data import`"
+) -> tuple[np.ndarray, np.ndarray]:
     keys = (f"x_{split}", f"y_{split}")
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
             missing = [k for k in keys if k not in npz.files]
             if missing:
-                raise NpgenError(f"{path} has no array {missing[0]} (it holds {', '.join(npz.files) or 'nothing'}); {fix}")
+                raise NpgenError(
+                    f"{path} has no array {missing[0]} (it holds {', '.join(npz.files) or 'nothing'}); {fix}"
+                )
             x, y = npz[keys[0]], npz[keys[1]]
     except NpgenError:
         raise
     except Exception as exc:
         raise NpgenError(f"cannot read {path} ({_one_line(exc)}): the file is corrupt or not an .npz; {fix}") from None
     if x.dtype != np.uint8 or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(x) != len(y):
-        raise NpgenError(f"{path}: {keys[0]} {x.dtype} {x.shape} and {keys[1]} {y.dtype} {y.shape} are not uint8 images with one integer label each; {fix}")
+        raise NpgenError(
+            f"{path}: {keys[0]} {x.dtype} {x.shape} and {keys[1]} {y.dtype} {y.shape} are not uint8 images with one integer label each; {fix}"
+        )
     return x, y
 
 
 # ---- known datasets ----
 
+
 def _check_card(name: str, split: str, x_sha256: str, y_sha256: str, where: str, fix: str) -> None:
     sha = dataset_card(name)["sha256"]
     for key, got in ((f"x_{split}", x_sha256), (f"y_{split}", y_sha256)):
         if got != sha[key]:
-            raise NpgenError(f"{key} in {where} does not match the dataset card for {name} "
-                             f"(SHA-256 {got[:12]}… instead of {sha[key][:12]}…); {fix}")
+            raise NpgenError(
+                f"{key} in {where} does not match the dataset card for {name} "
+                f"(SHA-256 {got[:12]}… instead of {sha[key][:12]}…); {fix}"
+            )
 
 
 def _stat_key(files: tuple[Path, ...]) -> tuple:
@@ -361,8 +401,9 @@ def _load_known(name: str, split: str, kind: str, key: tuple) -> Dataset:
     return Dataset(name, split, x, y, tuple(dataset_card(name)["class_names"]), source)
 
 
-def load_dataset(name: str | os.PathLike, split: str = "train", data_root: str | os.PathLike | None = None,
-                 verify: bool = True) -> Dataset:
+def load_dataset(
+    name: str | os.PathLike, split: str = "train", data_root: str | os.PathLike | None = None, verify: bool = True
+) -> Dataset:
     """Load a known dataset ('mnist', 'cifar10') from the data root, or an image folder given by path.
 
     In the data root, `<name>.npz` (x_train, y_train, x_test, y_test) is used first, else the standard raw
@@ -379,8 +420,12 @@ def load_dataset(name: str | os.PathLike, split: str = "train", data_root: str |
             raise NpgenError(f"image folder {path} has only a 'train' split; drop --split {split}")
         return load_image_folder(path)
     if path.exists():
-        raise NpgenError(f"{path} is not a folder: pass one of {', '.join(KNOWN)} or a folder with one subfolder of images per class")
-    raise NpgenError(f"unknown dataset {str(name)!r}: use one of {', '.join(KNOWN)} or a path to an image folder with one subfolder per class")
+        raise NpgenError(
+            f"{path} is not a folder: pass one of {', '.join(KNOWN)} or a folder with one subfolder of images per class"
+        )
+    raise NpgenError(
+        f"unknown dataset {str(name)!r}: use one of {', '.join(KNOWN)} or a path to an image folder with one subfolder per class"
+    )
 
 
 def _load_known_dataset(name: str, split: str, data_root, verify: bool) -> Dataset:
@@ -391,20 +436,29 @@ def _load_known_dataset(name: str, split: str, data_root, verify: bool) -> Datas
     else:
         kind, files = "raw", _raw_files(name, root, split)
         if files is None:
-            raise NpgenError(f"no {name} data in {root}: put {name}.npz there, run `npgen data import {name} SOURCE` "
-                             f"or `npgen data download {name}` (looked for {name}.npz and {_raw_hint(name, root, split)})")
+            raise NpgenError(
+                f"no {name} data in {root}: put {name}.npz there, run `npgen data import {name} SOURCE` "
+                f"or `npgen data download {name}` (looked for {name}.npz and {_raw_hint(name, root, split)})"
+            )
     try:
         key = _stat_key(files)
     except OSError as exc:
         raise NpgenError(f"cannot read {files[0]}: {_one_line(exc)}; check the data root {root}") from None
     dataset = _load_known(name, split, kind, key)
     if verify:
-        _check_card(name, split, dataset.images_sha256, dataset.labels_sha256, dataset.source,
-                    f"re-import it with `npgen data import {name} SOURCE` or `npgen data download {name}`, or point --data-root at the original data")
+        _check_card(
+            name,
+            split,
+            dataset.images_sha256,
+            dataset.labels_sha256,
+            dataset.source,
+            f"re-import it with `npgen data import {name} SOURCE` or `npgen data download {name}`, or point --data-root at the original data",
+        )
     return dataset
 
 
 # ---- image folders ----
+
 
 def _image_suffixes() -> set[str]:
     from PIL import Image
@@ -420,7 +474,9 @@ def _read_image(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             if img.mode.split(";")[0] in _DEEP_MODES:
-                raise NpgenError(f"{path} has more than 8 bits per pixel (mode {img.mode}); convert it to 8-bit grayscale or RGB")
+                raise NpgenError(
+                    f"{path} has more than 8 bits per pixel (mode {img.mode}); convert it to 8-bit grayscale or RGB"
+                )
             gray = img.mode in _GRAY_MODES
             return np.asarray(img.convert("L" if gray else "RGB"), dtype=np.uint8)
     except NpgenError:
@@ -439,8 +495,13 @@ def _folder_files(root: Path) -> tuple[list[Path], list[list[Path]]]:
     suffixes = _image_suffixes()
     files = []
     for cls in classes:
-        found = sorted(p for p in cls.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                       and not any(part.startswith(".") for part in p.relative_to(cls).parts))
+        found = sorted(
+            p
+            for p in cls.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in suffixes
+            and not any(part.startswith(".") for part in p.relative_to(cls).parts)
+        )
         if not found:
             raise NpgenError(f"class folder {cls} has no images; add some or remove the folder")
         files.append(found)
@@ -453,7 +514,11 @@ def _listing_sha256(root: Path, files: list[list[Path]]) -> str:
     for found in files:
         for file in found:
             st = file.stat()
-            digest.update(f"{file.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            digest.update(
+                f"{file.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(
+                    "utf-8", "surrogateescape"
+                )
+            )
     return digest.hexdigest()
 
 
@@ -499,9 +564,15 @@ def _write_folder_cache(path: Path, listing: str, images, labels, class_names, f
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as f:
-            np.savez(f, images=images, labels=labels, class_names=np.array(class_names, dtype=str),
-                     files=np.array(files, dtype=str), listing=np.array(listing),
-                     checksum=np.array(_content_sha256(images, labels, class_names, files)))
+            np.savez(
+                f,
+                images=images,
+                labels=labels,
+                class_names=np.array(class_names, dtype=str),
+                files=np.array(files, dtype=str),
+                listing=np.array(listing),
+                checksum=np.array(_content_sha256(images, labels, class_names, files)),
+            )
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -520,7 +591,9 @@ def _decode_folder(root: Path, classes: list[Path], files: list[list[Path]]):
                 first = (file, img.shape[:2])
             elif img.shape[:2] != first[1]:
                 (h0, w0), (h, w) = first[1], img.shape[:2]
-                raise NpgenError(f"{file} is {w}x{h} but {first[0]} is {w0}x{h0}; all images in an image folder must have one size, resize them first")
+                raise NpgenError(
+                    f"{file} is {w}x{h} but {first[0]} is {w0}x{h0}; all images in an image folder must have one size, resize them first"
+                )
             images.append(img)
             labels.append(label)
     if all(img.ndim == 2 for img in images):
@@ -557,11 +630,14 @@ def load_image_folder(path: str | os.PathLike) -> Dataset:
 
 # ---- import and download ----
 
+
 def _read_source(name: str, source: Path) -> dict[str, np.ndarray]:
     if source.is_file():
         arrays = {}
         for split in SPLITS:
-            arrays[f"x_{split}"], arrays[f"y_{split}"] = _read_npz(source, split, f"pass an .npz with x_train, y_train, x_test, y_test or a folder of raw {name} files")
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = _read_npz(
+                source, split, f"pass an .npz with x_train, y_train, x_test, y_test or a folder of raw {name} files"
+            )
         return arrays
     if not source.is_dir():
         raise NpgenError(f"import source {source} does not exist; pass the folder holding the raw {name} files")
@@ -590,8 +666,14 @@ def import_dataset(name: str, source: str | os.PathLike, data_root: str | os.Pat
     arrays = _read_source(name, source)
     for split in SPLITS:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        _check_card(name, split, _sha256(x), _sha256(_card_labels(y)), str(source),
-                    f"check that {source} holds the original, unmodified {name} files")
+        _check_card(
+            name,
+            split,
+            _sha256(x),
+            _sha256(_card_labels(y)),
+            str(source),
+            f"check that {source} holds the original, unmodified {name} files",
+        )
     arrays = {k: np.ascontiguousarray(v, dtype=np.uint8) for k, v in arrays.items()}
     tmp = None
     try:
@@ -621,8 +703,10 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None) -> P
     try:
         from torchvision import datasets as tv
     except ImportError:
-        raise NpgenError(f'downloading needs torchvision: install with pip install "npgen[download]" '
-                         f"or put {name}.npz in the data root {root}") from None
+        raise NpgenError(
+            f'downloading needs torchvision: install with pip install "npgen[download]" '
+            f"or put {name}.npz in the data root {root}"
+        ) from None
     cls = {"mnist": tv.MNIST, "cifar10": tv.CIFAR10}[name]
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -631,8 +715,10 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None) -> P
                 for train in (True, False):
                     cls(tmp, train=train, download=True)
             except Exception as exc:
-                raise NpgenError(f"downloading {name} failed ({_one_line(exc)}); check your network connection "
-                                 f"or put {name}.npz in the data root {root}") from None
+                raise NpgenError(
+                    f"downloading {name} failed ({_one_line(exc)}); check your network connection "
+                    f"or put {name}.npz in the data root {root}"
+                ) from None
             return import_dataset(name, tmp, root)
     except OSError as exc:
         raise NpgenError(f"cannot write to the data root {root}: {_one_line(exc)}; check that it is writable") from None

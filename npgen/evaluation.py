@@ -39,7 +39,9 @@ class Reference:
 
     def __post_init__(self) -> None:
         if self.train.images.shape[1:] != self.test.images.shape[1:]:
-            raise NpgenError(f"train and test images differ in shape: {self.train.images.shape[1:]} vs {self.test.images.shape[1:]}")
+            raise NpgenError(
+                f"train and test images differ in shape: {self.train.images.shape[1:]} vs {self.test.images.shape[1:]}"
+            )
 
     @cached_property
     def train_index(self):
@@ -67,7 +69,11 @@ class Reference:
 
     def floor(self, n: int) -> dict:
         """The scores of n random training images (with their labels as requested classes)."""
-        members = np.arange(self.train.n_images) if self.class_label is None else np.flatnonzero(self.train.labels == self.class_label)
+        members = (
+            np.arange(self.train.n_images)
+            if self.class_label is None
+            else np.flatnonzero(self.train.labels == self.class_label)
+        )
         ids = np.sort(np.random.default_rng(self.seed).choice(members, size=min(n, len(members)), replace=False))
         return evaluate_images(self.train.images[ids], self.train.labels[ids], self, exclude_train=ids)
 
@@ -82,7 +88,9 @@ def evaluate_images(
     """
     train = reference.train
     if images.ndim != 4 or images.shape[1:] != train.images.shape[1:] or images.dtype != np.uint8:
-        raise NpgenError(f"images must be uint8 of shape (N, {', '.join(map(str, train.images.shape[1:]))}), got {images.dtype} {images.shape}")
+        raise NpgenError(
+            f"images must be uint8 of shape (N, {', '.join(map(str, train.images.shape[1:]))}), got {images.dtype} {images.shape}"
+        )
     if len(images) < 10:
         raise NpgenError(f"scoring needs at least 10 images, got {len(images)}")
     class_labels = np.asarray(class_labels, dtype=np.int64)
@@ -99,7 +107,11 @@ def evaluate_images(
         return scores
     features, probabilities = reference.classifier.predict(images)
     test_features = reference.test_features
-    real = test_features[np.random.default_rng(reference.seed + 1).choice(len(test_features), size=min(len(images), len(test_features)), replace=False)]
+    real = test_features[
+        np.random.default_rng(reference.seed + 1).choice(
+            len(test_features), size=min(len(images), len(test_features)), replace=False
+        )
+    ]
     precision, recall = precision_recall(real, features, k=3)
     feature_distance, feature_nearest = search(reference.feature_index, features, k)
     scores.update(
@@ -108,7 +120,9 @@ def evaluate_images(
         precision=precision,
         recall=recall,
         feature_nn_distance=distribution_summary(_nearest_other(feature_distance, feature_nearest, exclude_train)),
-        predicted_class_share=(np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1]) / len(images)).tolist(),
+        predicted_class_share=(
+            np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1]) / len(images)
+        ).tolist(),
     )
     conditional = class_labels >= 0
     if conditional.any():

@@ -53,9 +53,14 @@ def _network(channels: int, n_classes: int, width: int) -> "nn.Module":
         return layers + [nn.MaxPool2d(2)]
 
     body = nn.Sequential(
-        *stage(channels, width), *stage(width, 2 * width), *stage(2 * width, 4 * width),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, FEATURE_DIM), nn.ReLU(inplace=True),
-    )  # fmt: skip
+        *stage(channels, width),
+        *stage(width, 2 * width),
+        *stage(2 * width, 4 * width),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4 * width, FEATURE_DIM),
+        nn.ReLU(inplace=True),
+    )
     return nn.ModuleDict({"body": body, "head": nn.Linear(FEATURE_DIM, n_classes)})
 
 
@@ -79,7 +84,9 @@ class Classifier:
     def predict(self, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
         """(features, probabilities) of uint8 (N, H, W, C) images, in batches."""
         if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape or images.dtype != np.uint8:
-            raise NpgenError(f"the {self.dataset_name} classifier takes uint8 images of shape (N, {', '.join(map(str, self.image_shape))}), got {images.dtype} {images.shape}")
+            raise NpgenError(
+                f"the {self.dataset_name} classifier takes uint8 images of shape (N, {', '.join(map(str, self.image_shape))}), got {images.dtype} {images.shape}"
+            )
         self.network.eval()
         features, probabilities = [], []
         with torch.inference_mode():
@@ -114,11 +121,15 @@ class Classifier:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {
-            "state_dict": self.network.state_dict(), "dataset_name": self.dataset_name,
-            "images_sha256": self.images_sha256, "image_shape": list(self.image_shape),
-            "n_classes": self.network["head"].out_features, "width": self.network["body"][0].out_channels,
-            "test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds,
-        }  # fmt: skip
+            "state_dict": self.network.state_dict(),
+            "dataset_name": self.dataset_name,
+            "images_sha256": self.images_sha256,
+            "image_shape": list(self.image_shape),
+            "n_classes": self.network["head"].out_features,
+            "width": self.network["body"][0].out_channels,
+            "test_accuracy": self.test_accuracy,
+            "train_seconds": self.train_seconds,
+        }
         atomic_write(path, lambda tmp: torch.save(record, tmp))
 
 
@@ -135,17 +146,34 @@ def load_classifier(path: str | os.PathLike, dataset=None) -> Classifier:
         network = _network(channels, record["n_classes"], record["width"])
         network.load_state_dict(record["state_dict"])
     except Exception as err:  # torch raises many types for damaged files
-        raise NpgenError(f"cannot read classifier {path} ({type(err).__name__}); retrain it with benchmarks/classifier.py") from err
+        raise NpgenError(
+            f"cannot read classifier {path} ({type(err).__name__}); retrain it with benchmarks/classifier.py"
+        ) from err
     if dataset is not None and record["images_sha256"] != dataset.images_sha256:
-        raise NpgenError(f"classifier {path} was trained on other data than {dataset.name}/{dataset.split}; retrain it with benchmarks/classifier.py")
-    return Classifier(network, record["dataset_name"], record["images_sha256"], (height, width, channels),
-                      record["test_accuracy"], record["train_seconds"], digest, path.parent)  # fmt: skip
+        raise NpgenError(
+            f"classifier {path} was trained on other data than {dataset.name}/{dataset.split}; retrain it with benchmarks/classifier.py"
+        )
+    return Classifier(
+        network,
+        record["dataset_name"],
+        record["images_sha256"],
+        (height, width, channels),
+        record["test_accuracy"],
+        record["train_seconds"],
+        digest,
+        path.parent,
+    )
 
 
 def train_classifier(
-    train, test, epochs: int = 3, width: int = 32, batch_size: int = 128, seed: int = 0,
+    train,
+    test,
+    epochs: int = 3,
+    width: int = 32,
+    batch_size: int = 128,
+    seed: int = 0,
     progress: Callable[[str], None] | None = None,
-) -> Classifier:  # fmt: skip
+) -> Classifier:
     """Train on `train` (a Dataset) with Adam and a one-cycle schedule; flips and 2-pixel shifts for colour data."""
     require_torch()
     torch.manual_seed(seed)
@@ -174,8 +202,12 @@ def train_classifier(
             optimizer.step()
             schedule.step()
             if progress is not None and step % 100 == 0:
-                progress(f"epoch {epoch + 1}/{epochs} step {step}/{steps_per_epoch} loss {loss.item():.3f} ({time.perf_counter() - started:.0f} s)")
+                progress(
+                    f"epoch {epoch + 1}/{epochs} step {step}/{steps_per_epoch} loss {loss.item():.3f} ({time.perf_counter() - started:.0f} s)"
+                )
     seconds = time.perf_counter() - started
-    classifier = Classifier(network, train.name, train.images_sha256, (train.height, train.width, train.channels), 0.0, seconds)
+    classifier = Classifier(
+        network, train.name, train.images_sha256, (train.height, train.width, train.channels), 0.0, seconds
+    )
     classifier.test_accuracy = float((classifier.probabilities(test.images).argmax(axis=1) == test.labels).mean())
     return classifier

@@ -76,11 +76,16 @@ def _compose(panels: list[tuple[Image.Image, list[str]]], caption: list[str] = (
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line_height = int(text_font.getbbox("Ag")[3]) + 4
     width = GAP + sum(panel.width + GAP for panel, _ in panels)
-    label_lines = [[w for line in labels for w in wrap_text(measure, line, text_font, panel.width + GAP - 2)] for panel, labels in panels]
+    label_lines = [
+        [w for line in labels for w in wrap_text(measure, line, text_font, panel.width + GAP - 2)]
+        for panel, labels in panels
+    ]
     caption_lines = [w for line in caption for w in wrap_text(measure, line, text_font, width - 2 * GAP)]
     panel_height = max(panel.height for panel, _ in panels)
     labels_height = max(len(lines) for lines in label_lines) * line_height
-    height = GAP + panel_height + 6 + labels_height + (GAP + len(caption_lines) * line_height if caption_lines else 0) + GAP
+    height = (
+        GAP + panel_height + 6 + labels_height + (GAP + len(caption_lines) * line_height if caption_lines else 0) + GAP
+    )
     figure = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(figure)
     left = GAP
@@ -95,7 +100,9 @@ def _compose(panels: list[tuple[Image.Image, list[str]]], caption: list[str] = (
     return figure
 
 
-def _outline_context(draw: ImageDraw.ImageDraw, y: int, x: int, half_window: int, scale: int, size: tuple[int, int]) -> None:
+def _outline_context(
+    draw: ImageDraw.ImageDraw, y: int, x: int, half_window: int, scale: int, size: tuple[int, int]
+) -> None:
     """Outline pixel (y, x) and its causal context: the h rows above (2h+1 wide) and the h pixels to its left.
 
     The context polygon is clipped to the image (the sampler reads padding outside it).
@@ -113,7 +120,9 @@ def _outline_context(draw: ImageDraw.ImageDraw, y: int, x: int, half_window: int
     draw.rectangle([left, top, left + scale - 1, top + scale - 1], outline=PIXEL_COLOUR, width=2)
 
 
-def pixel_figure(trace: PixelTrace, sample_image: np.ndarray, source_image: np.ndarray, half_window: int, scale: int = 8) -> Image.Image:
+def pixel_figure(
+    trace: PixelTrace, sample_image: np.ndarray, source_image: np.ndarray, half_window: int, scale: int = 8
+) -> Image.Image:
     """The generated sample and the training image its pixel was copied from, side by side.
 
     On both the copied pixel is outlined in red and its causal context (the window the sampler matched:
@@ -123,9 +132,16 @@ def pixel_figure(trace: PixelTrace, sample_image: np.ndarray, source_image: np.n
     panels = []
     for image, y, x, labels in (
         (sample_image, trace.y, trace.x, [f"generated sample {trace.sample}", f"pixel (y={trace.y}, x={trace.x})"]),
-        (source_image, trace.src_y, trace.src_x,
-         [f"training image {trace.src_image}, class {trace.src_class_name}", f"pixel (y={trace.src_y}, x={trace.src_x})"]),
-    ):  # fmt: skip
+        (
+            source_image,
+            trace.src_y,
+            trace.src_x,
+            [
+                f"training image {trace.src_image}, class {trace.src_class_name}",
+                f"pixel (y={trace.src_y}, x={trace.src_x})",
+            ],
+        ),
+    ):
         rgb = _rgb(image)
         panel = Image.fromarray(_upscale(rgb, scale))
         _outline_context(ImageDraw.Draw(panel), y, x, half_window, scale, rgb.shape[:2])
@@ -137,7 +153,7 @@ def pixel_figure(trace: PixelTrace, sample_image: np.ndarray, source_image: np.n
         f"(class {trace.src_class} '{trace.src_class_name}') at (y={trace.src_y}, x={trace.src_x}), displacement ({dy}, {dx}).",
         f"Window distance {trace.distance:.2f} (Gaussian-weighted SSD); {trace.n_candidates} admissible candidates ({kind}).",
         f"Red: the pixel. Yellow: its causal context (h={half_window} rows above, h pixels to the left).",
-    ]  # fmt: skip
+    ]
     return _compose(panels, caption)
 
 
@@ -154,10 +170,17 @@ def _part_map(part_ids: np.ndarray, informative_size: np.ndarray | None, scale: 
 
 
 def parts_figure(
-    sample_image: np.ndarray, part_ids: np.ndarray, parts_table: pa.Table, dataset_images: np.ndarray, top: int = 6,
-    *, labels: np.ndarray | None = None, class_names: tuple[str, ...] | None = None, scale: int = 6,
+    sample_image: np.ndarray,
+    part_ids: np.ndarray,
+    parts_table: pa.Table,
+    dataset_images: np.ndarray,
+    top: int = 6,
+    *,
+    labels: np.ndarray | None = None,
+    class_names: tuple[str, ...] | None = None,
+    scale: int = 6,
     sample: int | None = None,
-) -> Image.Image:  # fmt: skip
+) -> Image.Image:
     """The sample, a map of its parts, and its top source images with the regions each contributed.
 
     Sources are ranked by the informative pixels they gave, then by all pixels. On each source the pixels
@@ -165,16 +188,24 @@ def parts_figure(
     region is outlined. Parts with no informative pixel are drawn dim in the map.
     """
     part_ids = np.asarray(part_ids)
-    columns = {name: parts_table.column(name).to_numpy() for name in ("part", "src_image", "dy", "dx", "size", "informative_size")}
+    columns = {
+        name: parts_table.column(name).to_numpy()
+        for name in ("part", "src_image", "dy", "dx", "size", "informative_size")
+    }
     order = np.argsort(columns["part"], kind="stable")
     columns = {name: values[order] for name, values in columns.items()}  # row i describes part i
     height, width = part_ids.shape
     title = "sample" if sample is None else f"sample {sample}"
     panels = [
         (Image.fromarray(_upscale(_rgb(sample_image), scale)), [title]),
-        (Image.fromarray(_part_map(part_ids, columns["informative_size"], scale)),
-         [f"{len(columns['part'])} parts", f"{int((columns['informative_size'] > 0).sum())} with informative pixels"]),
-    ]  # fmt: skip
+        (
+            Image.fromarray(_part_map(part_ids, columns["informative_size"], scale)),
+            [
+                f"{len(columns['part'])} parts",
+                f"{int((columns['informative_size'] > 0).sum())} with informative pixels",
+            ],
+        ),
+    ]
 
     images, first = np.unique(columns["src_image"], return_inverse=True)
     pixels = np.bincount(first, columns["size"], len(images))

@@ -40,7 +40,9 @@ def build_image_index(images: np.ndarray, batch: int = 4096) -> faiss.Index:
     """
     if images.dtype != np.uint8:
         raise NpgenError(f"an image index takes uint8 images, got {images.dtype}")
-    index = faiss.IndexScalarQuantizer(int(np.prod(images.shape[1:])), faiss.ScalarQuantizer.QT_8bit_direct, faiss.METRIC_L2)
+    index = faiss.IndexScalarQuantizer(
+        int(np.prod(images.shape[1:])), faiss.ScalarQuantizer.QT_8bit_direct, faiss.METRIC_L2
+    )
     index.train(as_vectors(images[:1]))  # a no-op for the direct quantizer, which needs no statistics
     for first in range(0, len(images), batch):
         index.add(as_vectors(images[first : first + batch]))
@@ -59,7 +61,9 @@ def load_index(path: Path) -> faiss.Index:
     try:
         index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     except RuntimeError as err:
-        raise NpgenError(f"cannot read FAISS index {path} ({str(err).splitlines()[0][:80]}); rebuild with `npgen build`") from err
+        raise NpgenError(
+            f"cannot read FAISS index {path} ({str(err).splitlines()[0][:80]}); rebuild with `npgen build`"
+        ) from err
     if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
         try:
             index = faiss.index_cpu_to_all_gpus(index)
@@ -74,7 +78,9 @@ def search(index: faiss.Index, images: np.ndarray, k: int) -> tuple[np.ndarray, 
     Distances are Euclidean (not squared), in pixel units.
     """
     if images.shape[1:] and int(np.prod(images.shape[1:])) != index.d:
-        raise NpgenError(f"images of {int(np.prod(images.shape[1:]))} values do not match an index of dimension {index.d}")
+        raise NpgenError(
+            f"images of {int(np.prod(images.shape[1:]))} values do not match an index of dimension {index.d}"
+        )
     squared, ids = index.search(as_vectors(images), k)
     return np.sqrt(np.maximum(squared, 0.0)), ids
 
@@ -84,6 +90,8 @@ def kmeans(vectors: np.ndarray, k: int, seed: int = 0, niter: int = 25) -> np.nd
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if not 0 < k <= len(vectors):
         raise NpgenError(f"k-means needs 1 <= k <= {len(vectors)} vectors, got k = {k}")
-    km = faiss.Kmeans(vectors.shape[1], k, niter=niter, seed=seed, max_points_per_centroid=max(256, -(-len(vectors) // k)))
+    km = faiss.Kmeans(
+        vectors.shape[1], k, niter=niter, seed=seed, max_points_per_centroid=max(256, -(-len(vectors) // k))
+    )
     km.train(vectors)
     return np.array(km.centroids, dtype=np.float32).reshape(k, vectors.shape[1])

@@ -48,9 +48,23 @@ def kernel_table(taus: tuple[float, ...]) -> np.ndarray:
 
 @numba.njit(parallel=True, cache=True)
 def row_mixture(
-    canvas, sources, pool, y, height, width, half_window, channels, offsets, weights,
-    radius, eps, abs_tol, k_min, kernel, mixture,
-):  # fmt: skip
+    canvas,
+    sources,
+    pool,
+    y,
+    height,
+    width,
+    half_window,
+    channels,
+    offsets,
+    weights,
+    radius,
+    eps,
+    abs_tol,
+    k_min,
+    kernel,
+    mixture,
+):
     """mixture[b, x, t]: mean over pixel (y, x)'s admissible candidates of kernel t's probability of its true value.
 
     canvas holds the true images (padded); only each pixel's causal context is read to score candidates.
@@ -61,13 +75,33 @@ def row_mixture(
     n_kernels = kernel.shape[0]
     for b in numba.prange(n_samples):
         context, cand_dist, cand_image, cand_pos, smallest = candidate_buffers(
-            pool_size, radius, height, width, offsets.shape[0] * channels, k_min)
+            pool_size, radius, height, width, offsets.shape[0] * channels, k_min
+        )
         total = np.empty(n_kernels, dtype=np.float64)
         for x in range(width):
             n, threshold, centre = score_candidates(
-                canvas[b], sources, pool[b], unused, 1, y, x, height, width, half_window, channels, offsets,
-                weights, radius, eps, abs_tol, context, smallest, cand_dist, cand_image, cand_pos,
-            )  # fmt: skip
+                canvas[b],
+                sources,
+                pool[b],
+                unused,
+                1,
+                y,
+                x,
+                height,
+                width,
+                half_window,
+                channels,
+                offsets,
+                weights,
+                radius,
+                eps,
+                abs_tol,
+                context,
+                smallest,
+                cand_dist,
+                cand_image,
+                cand_pos,
+            )
             total[:] = 0.0
             n_admissible = 0
             for i in range(n):
@@ -93,9 +127,12 @@ class Smoothing:
 
 
 def log_likelihood_grid(
-    sampler: Sampler, images: np.ndarray, taus: tuple[float, ...] = TAUS, floors: tuple[float, ...] = FLOORS,
+    sampler: Sampler,
+    images: np.ndarray,
+    taus: tuple[float, ...] = TAUS,
+    floors: tuple[float, ...] = FLOORS,
     progress: Callable[[int], None] | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """(N, len(taus), len(floors)) log-likelihood in nats of each image under each smoothing, unconditionally.
 
     Images are scored in batches of `sampler.batch_size`; pool tie-breaks use the sampler's seed and
@@ -118,15 +155,30 @@ def log_likelihood_grid(
     out = np.zeros((len(images), len(taus), len(floors)), dtype=np.float64)
     for first in range(0, len(images), sampler.batch_size):
         n = len(images[first : first + sampler.batch_size])
-        batch = RowBatch.start(db, sampler.seed, np.arange(first, first + n), allowed, sampler.pool_size,
-                               images=images[first : first + n])  # fmt: skip
+        batch = RowBatch.start(
+            db, sampler.seed, np.arange(first, first + n), allowed, sampler.pool_size, images=images[first : first + n]
+        )
         flat_canvas = batch.flat_canvas
         mixture = np.empty((n, width, len(taus)), dtype=np.float64)
         for y, pool in batch.rows():
             row_mixture(
-                flat_canvas, db.sources, pool, y, height, width, h, channels, offsets, weights,
-                sampler.radius, sampler.eps, sampler.abs_tol, sampler.k_min, kernel, mixture,
-            )  # fmt: skip
+                flat_canvas,
+                db.sources,
+                pool,
+                y,
+                height,
+                width,
+                h,
+                channels,
+                offsets,
+                weights,
+                sampler.radius,
+                sampler.eps,
+                sampler.abs_tol,
+                sampler.k_min,
+                kernel,
+                mixture,
+            )
             smoothed = (1.0 - floor) * mixture[..., None] + floor * uniform
             out[first : first + n] += np.log(smoothed).sum(axis=1)
         if progress is not None:

@@ -34,6 +34,7 @@ class Param:
     def range_text(self) -> str:
         if self.choices:
             return "|".join(self.choices)
+
         def text(bound, unbounded: str) -> str:
             return unbounded if bound is None else f"{bound:g}" if self.kind is float else f"{int(bound)}"
 
@@ -45,23 +46,51 @@ PARAMS: dict[str, Param] = {
     for p in (
         Param("half_window", 3, int, 1, 15, BUILD, "Context window half-size h: the window is (2h+1)x(2h+1)."),
         Param("pad_value", 0, int, 0, 255, BUILD, "Value read for context pixels outside the image."),
-        Param("retrieval_block", 1, int, 1, 64, BUILD, "Block size s of the retrieval representation (1 = raw pixels)."),
         Param(
-            "retrieval", "blocks", str, None, None, BUILD,
+            "retrieval_block", 1, int, 1, 64, BUILD, "Block size s of the retrieval representation (1 = raw pixels)."
+        ),
+        Param(
+            "retrieval",
+            "blocks",
+            str,
+            None,
+            None,
+            BUILD,
             "Retrieval representation: s x s block sums of the pixels, or label-free patch codes learned from the training split.",
             choices=("blocks", "codes"),
-        ),  # fmt: skip
+        ),
         Param("eps", 0.1, float, 0.0, 1e6, SAMPLE, "Admissible if d <= (1+eps)*d_min + abs-tol."),
         Param("abs_tol", 1.0, float, 0.0, 1e9, SAMPLE, "Absolute distance tolerance (weighted squared grey levels)."),
         Param("radius", 0, int, 0, 64, SAMPLE, "Chebyshev radius of source positions around the target position."),
-        Param("pool_size", 100, int, 0, 1_000_000, SAMPLE, "Training images nearest the canvas that supply candidates (0 = all)."),
+        Param(
+            "pool_size",
+            100,
+            int,
+            0,
+            1_000_000,
+            SAMPLE,
+            "Training images nearest the canvas that supply candidates (0 = all).",
+        ),
         Param("k_min", 1, int, 1, 1024, SAMPLE, "Admissible set widened to at least this many nearest candidates."),
         Param(
-            "max_source_share", 0.1, float, 0.001, 1.0, SAMPLE,
+            "max_source_share",
+            0.1,
+            float,
+            0.001,
+            1.0,
+            SAMPLE,
             "Most any one training image may supply of a sample, as a share of its pixels (1 = no limit).",
-        ),  # fmt: skip
+        ),
         Param("sigma", None, float, 0.1, 100.0, SAMPLE, "Gaussian window width (default (2h+1)/6.4).", optional=True),
-        Param("class_mixture", 1, int, 0, 1, SAMPLE, "Unconditional samples first draw a class from the training class shares (1) or use every image (0)."),
+        Param(
+            "class_mixture",
+            1,
+            int,
+            0,
+            1,
+            SAMPLE,
+            "Unconditional samples first draw a class from the training class shares (1) or use every image (0).",
+        ),
         Param("seed", 0, int, 0, 2**63 - 1, SAMPLE, "Random seed; same seed and database give identical output."),
         Param("batch_size", 100, int, 1, 10_000, SAMPLE, "Samples generated in lockstep."),
     )

@@ -89,8 +89,15 @@ def row_patches_reference(slab: np.ndarray, patch: int) -> np.ndarray:
 
 
 @numba.njit(parallel=True, cache=True)
-def triangle_pool(patches: np.ndarray, patch_mean: np.ndarray, whiten: np.ndarray, centroids_t: np.ndarray,
-                  columns: np.ndarray, n_columns: int, reach: int) -> np.ndarray:  # fmt: skip
+def triangle_pool(
+    patches: np.ndarray,
+    patch_mean: np.ndarray,
+    whiten: np.ndarray,
+    centroids_t: np.ndarray,
+    columns: np.ndarray,
+    n_columns: int,
+    reach: int,
+) -> np.ndarray:
     """(B, n_pos, P) patches -> (B, n_columns, K) float32 triangle activations, mean-pooled per block.
 
     Each patch is whitened, z = (x - patch_mean) @ whiten, then f_k = max(0, mean_j d_j - d_k) with
@@ -217,12 +224,30 @@ class PatchCodes:
 
     def params(self) -> dict:
         """The learned settings, as plain JSON values."""
-        return {"block": self.block, "patch": self.patch, "reach": self.reach, "n_codes": self.n_codes, "dims": self.dims,
-                "channels": self.channels, "scale": self.scale}  # fmt: skip
+        return {
+            "block": self.block,
+            "patch": self.patch,
+            "reach": self.reach,
+            "n_codes": self.n_codes,
+            "dims": self.dims,
+            "channels": self.channels,
+            "scale": self.scale,
+        }
 
     @classmethod
-    def learn(cls, images: np.ndarray, block: int, n_codes: int = 128, dims: int | None = 16, patch: int | None = None,
-              reach: int = 1, seed: int = 0, n_patches: int = 100_000, n_pool_images: int = 2_000, niter: int = 25) -> "PatchCodes":  # fmt: skip
+    def learn(
+        cls,
+        images: np.ndarray,
+        block: int,
+        n_codes: int = 128,
+        dims: int | None = 16,
+        patch: int | None = None,
+        reach: int = 1,
+        seed: int = 0,
+        n_patches: int = 100_000,
+        n_pool_images: int = 2_000,
+        niter: int = 25,
+    ) -> "PatchCodes":
         """Learn from (N, H, W, C) uint8 training images (no labels): whitening, centroids, projection.
 
         patch defaults to min(3, block); dims None keeps all n_codes activations (no projection);
@@ -235,7 +260,9 @@ class PatchCodes:
         patch = min(3, block) if patch is None else patch
         n, height, width, channels = images.shape
         if not 1 <= patch <= block <= min(height, width) or patch * patch * channels < 2:
-            raise NpgenError(f"patch codes need 1 <= patch <= block <= image side and patches of >= 2 values, got patch {patch}, block {block}")
+            raise NpgenError(
+                f"patch codes need 1 <= patch <= block <= image side and patches of >= 2 values, got patch {patch}, block {block}"
+            )
         if (dims is not None and dims < 1) or reach < 0:
             raise NpgenError(f"dims must be >= 1 or None and reach >= 0, got dims {dims}, reach {reach}")
         rng = np.random.default_rng(seed)
@@ -243,16 +270,26 @@ class PatchCodes:
         per_slab = (block - patch + 1) * (width - patch + 1)
         n_slabs = min(n * n_rows, -(-2 * n_patches // per_slab))
         slabs = np.sort(rng.choice(n * n_rows, n_slabs, replace=False))
-        patches = np.concatenate([row_patches(_slabs(images, slabs[i : i + 4096], block), patch)
-                                  for i in range(0, len(slabs), 4096)]).reshape(-1, patch * patch * channels)  # fmt: skip
+        patches = np.concatenate(
+            [row_patches(_slabs(images, slabs[i : i + 4096], block), patch) for i in range(0, len(slabs), 4096)]
+        ).reshape(-1, patch * patch * channels)
         patches = patches[np.sort(rng.choice(len(patches), min(n_patches, len(patches)), replace=False))]
         patch_mean = patches.mean(0, dtype=np.float64)
         eigenvalues, vectors = np.linalg.eigh(np.cov(patches, rowvar=False, dtype=np.float64))
         whiten = (vectors * (1.0 / np.sqrt(np.maximum(eigenvalues, 0.0) + ZCA_EPS))) @ vectors.T
         white = (patches - patch_mean) @ whiten
         centroids = kmeans(white, n_codes, seed=seed, niter=niter)
-        codes = cls(block, patch, reach, patch_mean.astype(np.float32), whiten.astype(np.float32), centroids,
-                    np.zeros(n_codes), np.eye(n_codes), 1.0)  # fmt: skip
+        codes = cls(
+            block,
+            patch,
+            reach,
+            patch_mean.astype(np.float32),
+            whiten.astype(np.float32),
+            centroids,
+            np.zeros(n_codes),
+            np.eye(n_codes),
+            1.0,
+        )
         # projection: principal directions of the pooled block codes of a sample of training images
         sample = images[np.sort(rng.choice(n, min(n, n_pool_images), replace=False))]
         pooled = np.concatenate([codes._activations(sample[:, r * block : (r + 1) * block]) for r in range(n_rows)])
@@ -266,19 +303,38 @@ class PatchCodes:
             basis = vectors[:, top].copy()
             basis *= np.where(basis[np.abs(basis).argmax(0), np.arange(dims)] < 0, -1.0, 1.0)  # a fixed sign
         spread = float(np.sqrt((((pooled - code_mean) @ basis) ** 2).mean()))
-        return cls(block, patch, reach, codes.patch_mean, codes.whiten, centroids, code_mean, np.ascontiguousarray(basis), TARGET_STD / max(spread, 1e-12))
+        return cls(
+            block,
+            patch,
+            reach,
+            codes.patch_mean,
+            codes.whiten,
+            centroids,
+            code_mean,
+            np.ascontiguousarray(basis),
+            TARGET_STD / max(spread, 1e-12),
+        )
 
     def _activations(self, slab: np.ndarray) -> np.ndarray:
         width = slab.shape[2]
         columns = patch_columns(width, self.patch, self.block)
-        return triangle_pool(row_patches(slab, self.patch), self.patch_mean, self.whiten,
-                             np.ascontiguousarray(self.centroids.T), columns, width // self.block, self.reach)  # fmt: skip
+        return triangle_pool(
+            row_patches(slab, self.patch),
+            self.patch_mean,
+            self.whiten,
+            np.ascontiguousarray(self.centroids.T),
+            columns,
+            width // self.block,
+            self.reach,
+        )
 
     def encode_row(self, slab: np.ndarray) -> np.ndarray:
         """(B, s, W, C) uint8 pixels of one block row -> (B, (W // s) * D) int32 codes."""
         slab = np.ascontiguousarray(slab)
         if slab.ndim != 4 or slab.shape[1] != self.block or slab.shape[3] != self.channels or slab.dtype != np.uint8:
-            raise NpgenError(f"encode_row needs (B, {self.block}, W, {self.channels}) uint8 block rows, got {slab.dtype} {slab.shape}")
+            raise NpgenError(
+                f"encode_row needs (B, {self.block}, W, {self.channels}) uint8 block rows, got {slab.dtype} {slab.shape}"
+            )
         return project_codes(self._activations(slab), self.code_mean, self.basis, self.scale)
 
     def encode(self, images: np.ndarray, batch: int = 2048) -> np.ndarray:
@@ -299,7 +355,9 @@ class PatchCodes:
         for name in _ARRAYS:
             _save_array(path / f"{name}.npy", getattr(self, name))
         tmp = path / f".params.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **self.params()}, indent=2) + "\n")
+        tmp.write_text(
+            json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **self.params()}, indent=2) + "\n"
+        )
         os.replace(tmp, path / "params.json")
         return path
 

@@ -89,9 +89,28 @@ def _insert_sorted(smallest: np.ndarray, d: float, eps: float, abs_tol: float) -
 
 @numba.njit(cache=True, nogil=True)
 def score_candidates(
-    canvas, sources, pool, used, budget, y, x, height, width, half_window, channels, offsets, weights, radius, eps,
-    abs_tol, context, smallest, cand_dist, cand_image, cand_pos,
-):  # fmt: skip
+    canvas,
+    sources,
+    pool,
+    used,
+    budget,
+    y,
+    x,
+    height,
+    width,
+    half_window,
+    channels,
+    offsets,
+    weights,
+    radius,
+    eps,
+    abs_tol,
+    context,
+    smallest,
+    cand_dist,
+    cand_image,
+    cand_pos,
+):
     """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
 
     Candidates are the windows of the pool's images that have supplied fewer than `budget` pixels
@@ -133,16 +152,39 @@ def candidate_buffers(pool_size, radius, height, width, context_len, k_min):
     """
     max_candidates = pool_size * min(2 * radius + 1, height) * min(2 * radius + 1, width)
     return (
-        np.empty(context_len, dtype=np.float32), np.empty(max_candidates, dtype=np.float64),
-        np.empty(max_candidates, dtype=np.int64), np.empty(max_candidates, dtype=np.int64), np.empty(k_min, dtype=np.float64),
-    )  # fmt: skip
+        np.empty(context_len, dtype=np.float32),
+        np.empty(max_candidates, dtype=np.float64),
+        np.empty(max_candidates, dtype=np.int64),
+        np.empty(max_candidates, dtype=np.int64),
+        np.empty(k_min, dtype=np.float64),
+    )
 
 
 @numba.njit(parallel=True, cache=True)
 def sample_row(
-    canvas, sources, pool, used, budget, y, height, width, half_window, channels, offsets, weights,
-    radius, eps, abs_tol, k_min, keys, src_image, src_y, src_x, n_candidates, distance,
-):  # fmt: skip
+    canvas,
+    sources,
+    pool,
+    used,
+    budget,
+    y,
+    height,
+    width,
+    half_window,
+    channels,
+    offsets,
+    weights,
+    radius,
+    eps,
+    abs_tol,
+    k_min,
+    keys,
+    src_image,
+    src_y,
+    src_x,
+    n_candidates,
+    distance,
+):
     """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
 
     A pixel with no admissible candidate is left unwritten with n_candidates 0; the caller fails on it.
@@ -151,12 +193,32 @@ def sample_row(
     padded_width = width + 2 * half_window
     for b in numba.prange(n_samples):
         context, cand_dist, cand_image, cand_pos, smallest = candidate_buffers(
-            pool_size, radius, height, width, offsets.shape[0] * channels, k_min)
+            pool_size, radius, height, width, offsets.shape[0] * channels, k_min
+        )
         for x in range(width):
             n, threshold, centre = score_candidates(
-                canvas[b], sources, pool[b], used[b], budget, y, x, height, width, half_window, channels, offsets,
-                weights, radius, eps, abs_tol, context, smallest, cand_dist, cand_image, cand_pos,
-            )  # fmt: skip
+                canvas[b],
+                sources,
+                pool[b],
+                used[b],
+                budget,
+                y,
+                x,
+                height,
+                width,
+                half_window,
+                channels,
+                offsets,
+                weights,
+                radius,
+                eps,
+                abs_tol,
+                context,
+                smallest,
+                cand_dist,
+                cand_image,
+                cand_pos,
+            )
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, uniform(keys[b], y * width + x))
             if chosen < 0:
                 n_candidates[b, y, x] = 0
@@ -185,8 +247,15 @@ class RowBatch:
     pools: CanvasPools
 
     @classmethod
-    def start(cls, db: Database, seed: int, indices: np.ndarray, allowed: np.ndarray, pool_size: int,
-              images: np.ndarray | None = None) -> "RowBatch":  # fmt: skip
+    def start(
+        cls,
+        db: Database,
+        seed: int,
+        indices: np.ndarray,
+        allowed: np.ndarray,
+        pool_size: int,
+        images: np.ndarray | None = None,
+    ) -> "RowBatch":
         """A batch of the samples with these global indices; its canvas blank (pad value), or holding `images`."""
         n, h, width = len(indices), db.half_window, db.width
         keys = sample_keys(seed, indices)
@@ -305,21 +374,46 @@ class Sampler:
         flat_canvas = batch.flat_canvas
         shape = (n, height, width)
         out = Samples(
-            images=np.empty((n, height, width, channels), np.uint8), sample_index=indices,
+            images=np.empty((n, height, width, channels), np.uint8),
+            sample_index=indices,
             class_label=np.full(n, class_label, np.int64),
-            src_image=np.empty(shape, np.int32), src_y=np.empty(shape, np.int16), src_x=np.empty(shape, np.int16),
-            n_candidates=np.empty(shape, np.int32), distance=np.empty(shape, np.float32),
-        )  # fmt: skip
+            src_image=np.empty(shape, np.int32),
+            src_y=np.empty(shape, np.int16),
+            src_x=np.empty(shape, np.int16),
+            n_candidates=np.empty(shape, np.int32),
+            distance=np.empty(shape, np.float32),
+        )
         offsets, weights = self.window_order()
         used = np.zeros((n, db.n_images), dtype=np.int32)
         for y, pool in batch.rows():
             sample_row(
-                flat_canvas, db.sources, pool, used, self.budget, y, height, width, h, channels, offsets,
-                weights, self.radius, self.eps, self.abs_tol, self.k_min, batch.keys,
-                out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance,
-            )  # fmt: skip
+                flat_canvas,
+                db.sources,
+                pool,
+                used,
+                self.budget,
+                y,
+                height,
+                width,
+                h,
+                channels,
+                offsets,
+                weights,
+                self.radius,
+                self.eps,
+                self.abs_tol,
+                self.k_min,
+                batch.keys,
+                out.src_image,
+                out.src_y,
+                out.src_x,
+                out.n_candidates,
+                out.distance,
+            )
             if (out.n_candidates[:, y] == 0).any():
-                raise NpgenError(f"no admissible candidate at row {y}: the parameters {self.params()} admit nothing; relax them")
+                raise NpgenError(
+                    f"no admissible candidate at row {y}: the parameters {self.params()} admit nothing; relax them"
+                )
         out.images[:] = batch.images()
         return out
 

@@ -107,8 +107,16 @@ class CanvasPools:
     allowed image is in every pool.
     """
 
-    def __init__(self, representations: np.ndarray, encoder, allowed: np.ndarray, keys: np.ndarray, pool_size: int,
-                 half_window: int, width: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        representations: np.ndarray,
+        encoder,
+        allowed: np.ndarray,
+        keys: np.ndarray,
+        pool_size: int,
+        half_window: int,
+        width: int,
+    ) -> None:
         self.representations, self.encoder, self.allowed, self.keys = representations, encoder, allowed, keys
         self.pool_size, self.block, self.half_window, self.width = pool_size, encoder.block, half_window, width
         self.enabled = 0 < pool_size < len(allowed)
@@ -121,6 +129,8 @@ class CanvasPools:
             if y > 0:
                 h, block = self.half_window, self.block
                 slab = canvas[:, h + y - block : h + y, h : h + self.width]
-                add_block_row(self.encoder.encode_row(slab), self.representations, y // block - 1, self.allowed, self.distances)
+                add_block_row(
+                    self.encoder.encode_row(slab), self.representations, y // block - 1, self.allowed, self.distances
+                )
             self.current = nearest_pool(self.distances, self.keys, self.allowed, self.pool_size)
         return self.current

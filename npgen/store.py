@@ -40,11 +40,16 @@ from npgen.samples import Samples
 
 PROVENANCE_SCHEMA = pa.schema(
     [
-        ("sample", pa.int32()), ("y", pa.int16()), ("x", pa.int16()),
-        ("src_image", pa.int32()), ("src_y", pa.int16()), ("src_x", pa.int16()),
-        ("n_candidates", pa.int32()), ("distance", pa.float32()),
+        ("sample", pa.int32()),
+        ("y", pa.int16()),
+        ("x", pa.int16()),
+        ("src_image", pa.int32()),
+        ("src_y", pa.int16()),
+        ("src_x", pa.int16()),
+        ("n_candidates", pa.int32()),
+        ("distance", pa.float32()),
     ]
-)  # fmt: skip
+)
 RUN_FORMAT = "npgen-run"
 SOURCES_FILE = "sources.parquet"
 
@@ -64,7 +69,9 @@ _FILE_MODE = 0o666 & ~_umask()
 def refuse_link(path: Path) -> None:
     """Raise NpgenError if `path` is a symbolic link: npgen never writes through one inside a run or the cache."""
     if Path(path).is_symlink():
-        raise NpgenError(f"{path} is a symbolic link; npgen does not write through links: remove it (or pass another output path)")
+        raise NpgenError(
+            f"{path} is a symbolic link; npgen does not write through links: remove it (or pass another output path)"
+        )
 
 
 def make_dir(path: Path) -> None:
@@ -139,10 +146,12 @@ def sources_table(dataset: Dataset) -> pa.Table | None:
         return None
     return pa.table(
         {
-            "src_image": np.arange(dataset.n_images, dtype=np.int32), "file": list(dataset.files),
-            "label": dataset.labels.astype(np.int32), "class": [dataset.class_names[i] for i in dataset.labels],
+            "src_image": np.arange(dataset.n_images, dtype=np.int32),
+            "file": list(dataset.files),
+            "label": dataset.labels.astype(np.int32),
+            "class": [dataset.class_names[i] for i in dataset.labels],
         }
-    )  # fmt: skip
+    )
 
 
 def provenance_table(samples: Samples) -> pa.Table:
@@ -152,9 +161,12 @@ def provenance_table(samples: Samples) -> pa.Table:
         "sample": np.repeat(samples.sample_index.astype(np.int32), height * width),
         "y": np.tile(np.repeat(np.arange(height, dtype=np.int16), width), n),
         "x": np.tile(np.arange(width, dtype=np.int16), n * height),
-        "src_image": samples.src_image.ravel(), "src_y": samples.src_y.ravel(), "src_x": samples.src_x.ravel(),
-        "n_candidates": samples.n_candidates.ravel(), "distance": samples.distance.ravel(),
-    }  # fmt: skip
+        "src_image": samples.src_image.ravel(),
+        "src_y": samples.src_y.ravel(),
+        "src_x": samples.src_x.ravel(),
+        "n_candidates": samples.n_candidates.ravel(),
+        "distance": samples.distance.ravel(),
+    }
     return pa.Table.from_pydict(columns, schema=PROVENANCE_SCHEMA)
 
 
@@ -189,15 +201,18 @@ def _only_npgen_leftovers(path: Path) -> bool:
             return False
         if entry.name.startswith(".") and TMP_MARK in entry.name:
             continue
-        if entry.name in RUN_SUBFOLDERS and entry.is_dir() and all(
-                e.name.startswith(".") and TMP_MARK in e.name and not e.is_symlink() for e in entry.iterdir()):  # fmt: skip
+        if (
+            entry.name in RUN_SUBFOLDERS
+            and entry.is_dir()
+            and all(e.name.startswith(".") and TMP_MARK in e.name and not e.is_symlink() for e in entry.iterdir())
+        ):
             continue
         return False
     return True
 
 
 def run_state(path: str | os.PathLike) -> str:
-    """"absent", "dangling-link", "empty" (no manifest, nothing but npgen leftovers), "foreign" (no manifest, other
+    """ "absent", "dangling-link", "empty" (no manifest, nothing but npgen leftovers), "foreign" (no manifest, other
     files), "complete", "running", or "bad" (a manifest that is not an npgen run's)."""
     path = Path(path)
     if path.is_symlink() and not path.exists():
@@ -230,27 +245,37 @@ class RunWriter:
         self.created = False
         state = run_state(self.path)
         if state == "dangling-link":
-            raise NpgenError(f"{self.path} is a symbolic link to a missing folder; remove the link or choose another --out")
+            raise NpgenError(
+                f"{self.path} is a symbolic link to a missing folder; remove the link or choose another --out"
+            )
         if state != "absent" and not resume:
             raise NpgenError(f"{self.path} already exists; choose a new --out, or pass --resume to continue that run")
         if resume and state == "absent":
             raise NpgenError(f"cannot resume {self.path}: it does not exist; drop --resume to start a new run")
         if resume and state == "foreign":
-            raise NpgenError(f"cannot resume {self.path}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out")
+            raise NpgenError(
+                f"cannot resume {self.path}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out"
+            )
         if state in ("running", "complete", "bad"):
             previous = read_manifest(self.path)
             for key in ("dataset", "database", "params", "class_label", "n_samples"):
                 if previous.get(key) != self.manifest.get(key):
-                    differ = describe_differences(previous.get(key), self.manifest.get(key), "the run", "this command", key)
-                    raise NpgenError(f"cannot resume {self.path}: its {key} differs from this command's ({differ}); "
-                                     "rerun it with the same options or choose a new --out")  # fmt: skip
+                    differ = describe_differences(
+                        previous.get(key), self.manifest.get(key), "the run", "this command", key
+                    )
+                    raise NpgenError(
+                        f"cannot resume {self.path}: its {key} differs from this command's ({differ}); "
+                        "rerun it with the same options or choose a new --out"
+                    )
             self.manifest["started"] = previous.get("started")
         elif state != "empty":  # "empty": a run killed before its manifest was written, started afresh in place
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self.path.mkdir()
             except FileExistsError:
-                raise NpgenError(f"{self.path} already exists; choose a new --out, or pass --resume to continue that run") from None
+                raise NpgenError(
+                    f"{self.path} already exists; choose a new --out, or pass --resume to continue that run"
+                ) from None
             self.created = True
         self.manifest["started"] = self.manifest.get("started") or _now()
         write_json(self.path / "manifest.json", self.manifest)
@@ -263,12 +288,18 @@ class RunWriter:
         return self.path / kind / f"part-{index:05d}.{suffix}"
 
     def _damaged(self, part: Path) -> NpgenError:
-        return NpgenError(f"{part} is unreadable (a truncated or damaged part); delete that file to sample its batch again, "
-                          f"or delete the run {self.path} and start over")  # fmt: skip
+        return NpgenError(
+            f"{part} is unreadable (a truncated or damaged part); delete that file to sample its batch again, "
+            f"or delete the run {self.path} and start over"
+        )
 
     def has_batch(self, index: int) -> bool:
         """True if the batch was written whole before; raises NpgenError for a part that exists but is unreadable."""
-        parts = [self._chunk("provenance", index, "parquet"), self._chunk("summary", index, "parquet"), self._chunk("chunks", index, "npy")]
+        parts = [
+            self._chunk("provenance", index, "parquet"),
+            self._chunk("summary", index, "parquet"),
+            self._chunk("chunks", index, "npy"),
+        ]
         if not all(p.exists() for p in (parts[0], parts[2])):
             return False
         for part in parts:
@@ -286,7 +317,9 @@ class RunWriter:
     def write_batch(self, index: int, samples: Samples, summary: pa.Table) -> None:
         """Persist one batch: its provenance and summary rows first, then its images."""
         table = provenance_table(samples)
-        atomic_write(self._chunk("provenance", index, "parquet"), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        atomic_write(
+            self._chunk("provenance", index, "parquet"), lambda tmp: pq.write_table(table, tmp, compression="zstd")
+        )
         atomic_write(self._chunk("summary", index, "parquet"), lambda tmp: pq.write_table(summary, tmp))
         write_array(self._chunk("chunks", index, "npy"), samples.images)
         self.batches_written += 1
@@ -350,9 +383,13 @@ def read_manifest(path: str | os.PathLike) -> dict:
     try:
         manifest = json.loads((path / "manifest.json").read_text())
     except FileNotFoundError as err:
-        raise NpgenError(f"{path} is not an npgen run (no manifest.json); pass a directory written by `npgen sample`") from err
+        raise NpgenError(
+            f"{path} is not an npgen run (no manifest.json); pass a directory written by `npgen sample`"
+        ) from err
     except (OSError, ValueError) as err:
-        raise NpgenError(f"the manifest of run {path} is unreadable ({type(err).__name__}); the run is damaged, sample it again") from err
+        raise NpgenError(
+            f"the manifest of run {path} is unreadable ({type(err).__name__}); the run is damaged, sample it again"
+        ) from err
     if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
         raise NpgenError(f"{path}/manifest.json is not an npgen run manifest")
     return manifest
@@ -366,7 +403,9 @@ def _check_manifest(path: Path, manifest: dict) -> None:
         raise NpgenError(f"{damaged}: it has no dataset record; sample the run again")
     shape = dataset.get("shape")
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
-        raise NpgenError(f"{damaged}: its dataset shape {shape!r} is not [height, width, channels]; sample the run again")
+        raise NpgenError(
+            f"{damaged}: its dataset shape {shape!r} is not [height, width, channels]; sample the run again"
+        )
     for key in ("name", "split", "images_sha256", "labels_sha256"):
         if not isinstance(dataset.get(key), str):
             raise NpgenError(f"{damaged}: its dataset record lacks {key}; sample the run again")
@@ -394,7 +433,9 @@ def check_provenance(path, column: dict, n_samples: int, height: int, width: int
         low, high = int(values.min()), int(values.max())
         if low < 0 or high >= limit:
             bad = low if low < 0 else high
-            raise NpgenError(f"the provenance of run {path} is damaged: {name} = {bad} is outside 0..{limit - 1}; sample the run again")
+            raise NpgenError(
+                f"the provenance of run {path} is damaged: {name} = {bad} is outside 0..{limit - 1}; sample the run again"
+            )
 
 
 class Run:
@@ -404,7 +445,9 @@ class Run:
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
         if self.manifest.get("status") != "complete":
-            raise NpgenError(f"run {self.path} is incomplete; finish it with `npgen sample --resume --out {self.path}` and the same options")
+            raise NpgenError(
+                f"run {self.path} is incomplete; finish it with `npgen sample --resume --out {self.path}` and the same options"
+            )
         _check_manifest(self.path, self.manifest)
         try:
             self.samples = np.load(self.path / "samples.npy", mmap_mode="r")
@@ -412,15 +455,19 @@ class Run:
             raise NpgenError(f"{self.path}/samples.npy is missing or damaged; sample the run again") from err
         expected = (self.manifest["n_samples"], *self.manifest["dataset"]["shape"])
         if self.samples.dtype != np.uint8 or self.samples.shape != expected:
-            raise NpgenError(f"{self.path}/samples.npy holds {self.samples.dtype} {self.samples.shape}, but the manifest says "
-                             f"uint8 {expected}; the run is damaged, sample it again")  # fmt: skip
+            raise NpgenError(
+                f"{self.path}/samples.npy holds {self.samples.dtype} {self.samples.shape}, but the manifest says "
+                f"uint8 {expected}; the run is damaged, sample it again"
+            )
 
     def provenance(self, columns: list[str] | None = None) -> pa.Table:
         """The per-pixel provenance table (optionally only some columns), sorted by sample, y, x."""
         try:
             table = pq.read_table(self.path / "provenance", columns=columns, schema=PROVENANCE_SCHEMA)
         except (OSError, pa.ArrowException) as err:
-            raise NpgenError(f"the provenance of run {self.path} is unreadable ({(str(err).splitlines() or [''])[0][:100]}); sample the run again") from err
+            raise NpgenError(
+                f"the provenance of run {self.path} is unreadable ({(str(err).splitlines() or [''])[0][:100]}); sample the run again"
+            ) from err
         return table
 
     def check_provenance(self, column: dict, n_images: int) -> None:
@@ -451,7 +498,9 @@ class Run:
         record = self.manifest["dataset"]
         name = record["name"] if record["name"] in KNOWN else record.get("source")
         if not isinstance(name, str):
-            raise NpgenError(f"the manifest of run {self.path} is damaged: its dataset record lacks the image folder (source); sample the run again")
+            raise NpgenError(
+                f"the manifest of run {self.path} is damaged: its dataset record lacks the image folder (source); sample the run again"
+            )
         root = self.data_root(data_root)
         recorded = name in KNOWN and root is not None and root != data_root
         try:
@@ -459,10 +508,14 @@ class Run:
         except NpgenError as err:
             if not recorded:
                 raise
-            raise NpgenError(f"run {self.path} was sampled from {name} in {root}, which no longer holds it ({err}); "
-                             f"pass --data-root DIR or set {DATA_ENV}=DIR to where {name} is now") from None
+            raise NpgenError(
+                f"run {self.path} was sampled from {name} in {root}, which no longer holds it ({err}); "
+                f"pass --data-root DIR or set {DATA_ENV}=DIR to where {name} is now"
+            ) from None
         if (data.images_sha256, data.labels_sha256) != (record["images_sha256"], record["labels_sha256"]):
-            raise NpgenError(f"the {record['name']} data found now differs from the data run {self.path} was sampled from (SHA-256); point --data-root at the original data")
+            raise NpgenError(
+                f"the {record['name']} data found now differs from the data run {self.path} was sampled from (SHA-256); point --data-root at the original data"
+            )
         return data
 
     def summary(self) -> pa.Table:
@@ -477,7 +530,9 @@ class Run:
         try:
             table = pq.read_table(path, columns=["src_image", "file"])
         except (OSError, pa.ArrowException) as err:
-            raise NpgenError(f"{path} is damaged ({type(err).__name__}); delete it (the run then names no files) or sample the run again") from None
+            raise NpgenError(
+                f"{path} is damaged ({type(err).__name__}); delete it (the run then names no files) or sample the run again"
+            ) from None
         files = [""] * (int(pc.max(table.column("src_image")).as_py() or 0) + 1 if table.num_rows else 0)
         for index, name in zip(table.column("src_image").to_pylist(), table.column("file").to_pylist()):
             if index is None or index < 0:

@@ -53,7 +53,10 @@ DEFAULT_MAX_CANDIDATES = 8
 DEFAULT_MIN_PART_SIZE = 4
 COVERAGE_TOPS = (1, 3, 10)
 COMPOSITION_TABLES = ("per_sample", "parts", "sources", "reuse")
-COMPOSITION_FILES = (*(f"{name}.parquet" for name in COMPOSITION_TABLES), "composition.json")  # what Composition.save writes
+COMPOSITION_FILES = (
+    *(f"{name}.parquet" for name in COMPOSITION_TABLES),
+    "composition.json",
+)  # what Composition.save writes
 
 # ---- kernels (pure, no I/O) ----
 
@@ -83,8 +86,11 @@ def _label_parts_kernel(src_image, src_y, src_x, labels, n_parts):
                         ny = y - 1 if k == 0 else (y + 1 if k == 1 else y)
                         nx = x - 1 if k == 2 else (x + 1 if k == 3 else x)
                         if 0 <= ny < height and 0 <= nx < width and labels[b, ny, nx] < 0:
-                            if (src_image[b, ny, nx] == image and np.int64(src_y[b, ny, nx]) - ny == dy
-                                    and np.int64(src_x[b, ny, nx]) - nx == dx):  # fmt: skip
+                            if (
+                                src_image[b, ny, nx] == image
+                                and np.int64(src_y[b, ny, nx]) - ny == dy
+                                and np.int64(src_x[b, ny, nx]) - nx == dx
+                            ):
                                 labels[b, ny, nx] = next_id
                                 stack[top] = ny * width + nx
                                 top += 1
@@ -93,8 +99,23 @@ def _label_parts_kernel(src_image, src_y, src_x, labels, n_parts):
 
 
 @numba.njit(cache=True)
-def _part_stats_kernel(labels, first_part, src_image, src_y, src_x, informative,
-                       part_image, part_dy, part_dx, size, informative_size, y0, x0, y1, x1):  # fmt: skip
+def _part_stats_kernel(
+    labels,
+    first_part,
+    src_image,
+    src_y,
+    src_x,
+    informative,
+    part_image,
+    part_dy,
+    part_dx,
+    size,
+    informative_size,
+    y0,
+    x0,
+    y1,
+    x1,
+):
     """Per part (flat index first_part[b] + label): source, displacement, sizes and inclusive bounding box.
 
     The output arrays must arrive zeroed (size in particular); pixels are visited in raster order, so a
@@ -182,8 +203,11 @@ def gini(counts: np.ndarray) -> float:
 
 def _canonical(src_image, src_y, src_x, n_candidates=None):
     """The provenance arrays as contiguous (B, H, W) arrays in the store's dtypes (one kernel signature)."""
-    arrays = [np.ascontiguousarray(src_image, dtype=np.int32), np.ascontiguousarray(src_y, dtype=np.int16),
-              np.ascontiguousarray(src_x, dtype=np.int16)]  # fmt: skip
+    arrays = [
+        np.ascontiguousarray(src_image, dtype=np.int32),
+        np.ascontiguousarray(src_y, dtype=np.int16),
+        np.ascontiguousarray(src_x, dtype=np.int16),
+    ]
     if n_candidates is not None:
         arrays.append(np.ascontiguousarray(n_candidates, dtype=np.int32))
     if arrays[0].ndim != 3 or any(a.shape != arrays[0].shape for a in arrays):
@@ -211,17 +235,39 @@ def find_parts(src_image, src_y, src_x, informative: np.ndarray, sample_ids: np.
     total = int(first[-1])
     image, size, informative_size = (np.zeros(total, np.int32) for _ in range(3))
     dy, dx, y0, x0, y1, x1 = (np.zeros(total, np.int16) for _ in range(6))
-    _part_stats_kernel(ids, first, src_image, src_y, src_x, np.ascontiguousarray(informative, dtype=np.int32),
-                       image, dy, dx, size, informative_size, y0, x0, y1, x1)  # fmt: skip
+    _part_stats_kernel(
+        ids,
+        first,
+        src_image,
+        src_y,
+        src_x,
+        np.ascontiguousarray(informative, dtype=np.int32),
+        image,
+        dy,
+        dx,
+        size,
+        informative_size,
+        y0,
+        x0,
+        y1,
+        x1,
+    )
     owner = np.repeat(np.arange(n_samples, dtype=np.int32), n_parts)
     table = pa.table(
         {
             "sample": owner if sample_ids is None else np.asarray(sample_ids, dtype=np.int32)[owner],
             "part": (np.arange(total, dtype=np.int64) - first[owner]).astype(np.int32),
-            "src_image": image, "dy": dy, "dx": dx, "size": size, "informative_size": informative_size,
-            "y0": y0, "x0": x0, "y1": y1, "x1": x1,
+            "src_image": image,
+            "dy": dy,
+            "dx": dx,
+            "size": size,
+            "informative_size": informative_size,
+            "y0": y0,
+            "x0": x0,
+            "y1": y1,
+            "x1": x1,
         }
-    )  # fmt: skip
+    )
     return Parts(ids, first, table)
 
 
@@ -260,10 +306,16 @@ class Composition:
 
 
 def compose(
-    src_image: np.ndarray, src_y: np.ndarray, src_x: np.ndarray, n_candidates: np.ndarray, labels: np.ndarray,
-    requested_class: int | None = None, n_train: int | None = None,
-    max_candidates: int = DEFAULT_MAX_CANDIDATES, min_part_size: int = DEFAULT_MIN_PART_SIZE,
-) -> Composition:  # fmt: skip
+    src_image: np.ndarray,
+    src_y: np.ndarray,
+    src_x: np.ndarray,
+    n_candidates: np.ndarray,
+    labels: np.ndarray,
+    requested_class: int | None = None,
+    n_train: int | None = None,
+    max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    min_part_size: int = DEFAULT_MIN_PART_SIZE,
+) -> Composition:
     """The composition of B samples from their (B, H, W) provenance arrays.
 
     labels: the class of every training image (n_train = len(labels) unless given); requested_class: the
@@ -276,7 +328,9 @@ def compose(
     if max_candidates < 1 or min_part_size < 1:
         raise NpgenError(f"max_candidates and min_part_size must be >= 1, got {max_candidates} and {min_part_size}")
     if src_image.size and (src_image.min() < 0 or src_image.max() >= min(n_train, len(labels))):
-        raise NpgenError(f"the provenance refers to training images outside 0..{n_train - 1}; the run is damaged, sample it again")
+        raise NpgenError(
+            f"the provenance refers to training images outside 0..{n_train - 1}; the run is damaged, sample it again"
+        )
     n_samples, height, width = src_image.shape
     n_pixels = height * width
     informative = n_candidates <= max_candidates
@@ -326,14 +380,16 @@ def compose(
             "target_class": target.astype(np.int32),
             "informative_share": n_informative / n_pixels,
         }
-    )  # fmt: skip
+    )
     sources = pa.table(
         {
-            "sample": source_sample.astype(np.int32), "src_image": source_image.astype(np.int32),
-            "src_class": source_class.astype(np.int32), "n_pixels": source_pixels.astype(np.int32),
+            "sample": source_sample.astype(np.int32),
+            "src_image": source_image.astype(np.int32),
+            "src_class": source_class.astype(np.int32),
+            "n_pixels": source_pixels.astype(np.int32),
             "n_informative": source_informative.astype(np.int32),
         }
-    )  # fmt: skip
+    )
 
     image_pixels = np.bincount(source_image, source_pixels, n_train).astype(np.int64)
     image_informative = np.bincount(source_image, source_informative, n_train).astype(np.int64)
@@ -341,11 +397,13 @@ def compose(
     used = np.flatnonzero(image_pixels)
     reuse = pa.table(
         {
-            "src_image": used.astype(np.int32), "src_class": labels[used].astype(np.int32),
-            "n_pixels": image_pixels[used], "n_informative": image_informative[used],
+            "src_image": used.astype(np.int32),
+            "src_class": labels[used].astype(np.int32),
+            "n_pixels": image_pixels[used],
+            "n_informative": image_informative[used],
             "n_samples": image_samples[used].astype(np.int32),
         }
-    )  # fmt: skip
+    )
 
     chebyshev = np.maximum(np.abs(parts.table.column("dy").to_numpy()), np.abs(parts.table.column("dx").to_numpy()))
     length = int(chebyshev.max(initial=0)) + 1
@@ -359,14 +417,21 @@ def compose(
     population = np.arange(n_train) if requested_class is None else np.flatnonzero(labels[:n_train] == requested_class)
     n_population = max(len(population), 1)
     run = {
-        "n_samples": n_samples, "height": height, "width": width, "n_train": n_train,
-        "max_candidates": max_candidates, "min_part_size": min_part_size,
-        "requested_class": requested_class, "informative_share": float(informative.mean()) if informative.size else 0.0,
-        "n_parts": int(parts.first[-1]), "n_population": len(population),
-        "gini": gini(image_pixels[population]), "gini_informative": gini(image_informative[population]),
+        "n_samples": n_samples,
+        "height": height,
+        "width": width,
+        "n_train": n_train,
+        "max_candidates": max_candidates,
+        "min_part_size": min_part_size,
+        "requested_class": requested_class,
+        "informative_share": float(informative.mean()) if informative.size else 0.0,
+        "n_parts": int(parts.first[-1]),
+        "n_population": len(population),
+        "gini": gini(image_pixels[population]),
+        "gini_informative": gini(image_informative[population]),
         "share_of_training_used": int(np.count_nonzero(image_pixels[population])) / n_population,
         "share_of_training_used_informative": int(np.count_nonzero(image_informative[population])) / n_population,
-    }  # fmt: skip
+    }
     for name in per_sample.column_names:
         if name not in ("sample", "target_class"):
             values = per_sample.column(name).to_numpy().astype(np.float64)
@@ -380,8 +445,13 @@ def compose(
 class Tracer:
     """Traces a completed run back to its training images: single pixels, one sample's parts, the whole run."""
 
-    def __init__(self, run_path: str | os.PathLike, data_root=None, max_candidates: int = DEFAULT_MAX_CANDIDATES,
-                 min_part_size: int = DEFAULT_MIN_PART_SIZE) -> None:  # fmt: skip
+    def __init__(
+        self,
+        run_path: str | os.PathLike,
+        data_root=None,
+        max_candidates: int = DEFAULT_MAX_CANDIDATES,
+        min_part_size: int = DEFAULT_MIN_PART_SIZE,
+    ) -> None:
         if max_candidates < 1 or min_part_size < 1:
             raise NpgenError(f"max_candidates and min_part_size must be >= 1, got {max_candidates} and {min_part_size}")
         self.run = Run(run_path)
@@ -408,18 +478,31 @@ class Tracer:
         needed = list(dict.fromkeys(["sample", "y", "x", *columns]))
         filters = None if sample is None else [("sample", "==", int(sample))]
         try:
-            table = pq.read_table(self.run.path / "provenance", columns=needed, filters=filters, schema=PROVENANCE_SCHEMA)
+            table = pq.read_table(
+                self.run.path / "provenance", columns=needed, filters=filters, schema=PROVENANCE_SCHEMA
+            )
         except (OSError, pa.ArrowException) as err:
-            raise NpgenError(f"the provenance of run {self.run.path} is unreadable ({str(err).splitlines()[0][:100]}); sample the run again") from err
-        self.run.check_provenance({name: table.column(name).to_numpy() for name in table.column_names}, self.dataset.n_images)
+            raise NpgenError(
+                f"the provenance of run {self.run.path} is unreadable ({str(err).splitlines()[0][:100]}); sample the run again"
+            ) from err
+        self.run.check_provenance(
+            {name: table.column(name).to_numpy() for name in table.column_names}, self.dataset.n_images
+        )
         n_samples = self.n_samples if sample is None else 1
         first_sample = 0 if sample is None else int(sample)
         shape = (n_samples, self.height, self.width)
         flat = (table.column("sample").to_numpy().astype(np.int64) - first_sample) * self.height
         flat = (flat + table.column("y").to_numpy()) * self.width + table.column("x").to_numpy()
         size = n_samples * self.height * self.width
-        if len(flat) != size or flat.min(initial=0) < 0 or flat.max(initial=0) >= size or (np.bincount(flat, minlength=size) != 1).any():
-            raise NpgenError(f"the provenance of run {self.run.path} does not hold exactly one row per generated pixel; the run is damaged, sample it again")
+        if (
+            len(flat) != size
+            or flat.min(initial=0) < 0
+            or flat.max(initial=0) >= size
+            or (np.bincount(flat, minlength=size) != 1).any()
+        ):
+            raise NpgenError(
+                f"the provenance of run {self.run.path} does not hold exactly one row per generated pixel; the run is damaged, sample it again"
+            )
         order = np.empty(size, dtype=np.int64)
         order[flat] = np.arange(size)
         return {name: table.column(name).to_numpy()[order].reshape(shape) for name in columns}
@@ -435,16 +518,26 @@ class Tracer:
         """Where pixel (y, x) of a sample was copied from."""
         sample = self._check_sample(sample)
         if not (0 <= y < self.height and 0 <= x < self.width):
-            raise NpgenError(f"pixel (y={y}, x={x}) out of range: samples are {self.height}x{self.width} (y 0..{self.height - 1}, x 0..{self.width - 1})")
+            raise NpgenError(
+                f"pixel (y={y}, x={x}) out of range: samples are {self.height}x{self.width} (y 0..{self.height - 1}, x 0..{self.width - 1})"
+            )
         rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates", "distance"], sample)
         value = {name: column[0, y, x].item() for name, column in rows.items()}
         src_class = int(self.dataset.labels[value["src_image"]])
         return PixelTrace(
-            sample=sample, y=int(y), x=int(x), src_image=value["src_image"], src_class=src_class,
-            src_class_name=self.dataset.class_names[src_class], src_y=value["src_y"], src_x=value["src_x"],
-            n_candidates=value["n_candidates"], distance=float(value["distance"]),
-            informative=value["n_candidates"] <= self.max_candidates, src_file=self.source_file(value["src_image"]),
-        )  # fmt: skip
+            sample=sample,
+            y=int(y),
+            x=int(x),
+            src_image=value["src_image"],
+            src_class=src_class,
+            src_class_name=self.dataset.class_names[src_class],
+            src_y=value["src_y"],
+            src_x=value["src_x"],
+            n_candidates=value["n_candidates"],
+            distance=float(value["distance"]),
+            informative=value["n_candidates"] <= self.max_candidates,
+            src_file=self.source_file(value["src_image"]),
+        )
 
     def _sample_parts(self, sample: int) -> Parts:
         sample = self._check_sample(sample)
@@ -465,9 +558,16 @@ class Tracer:
         if self._composition is None:
             rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates"])
             self._composition = compose(
-                rows["src_image"], rows["src_y"], rows["src_x"], rows["n_candidates"], self.dataset.labels,
-                self.class_label, self.dataset.n_images, self.max_candidates, self.min_part_size,
-            )  # fmt: skip
+                rows["src_image"],
+                rows["src_y"],
+                rows["src_x"],
+                rows["n_candidates"],
+                self.dataset.labels,
+                self.class_label,
+                self.dataset.n_images,
+                self.max_candidates,
+                self.min_part_size,
+            )
         return self._composition
 
     # -- figures --
@@ -477,14 +577,27 @@ class Tracer:
         from npgen.figures import pixel_figure
 
         trace = self.pixel(sample, y, x)
-        return pixel_figure(trace, np.asarray(self.run.samples[trace.sample]), self.dataset.images[trace.src_image],
-                            self.half_window, scale=scale)  # fmt: skip
+        return pixel_figure(
+            trace,
+            np.asarray(self.run.samples[trace.sample]),
+            self.dataset.images[trace.src_image],
+            self.half_window,
+            scale=scale,
+        )
 
     def parts_figure(self, sample: int, top: int = 6, scale: int = 6):
         """A PIL image: the sample, its parts map and its top source images with the regions they gave."""
         from npgen.figures import parts_figure
 
         parts = self._sample_parts(sample)
-        return parts_figure(np.asarray(self.run.samples[int(sample)]), parts.ids[0], parts.table, self.dataset.images,
-                            top=top, labels=self.dataset.labels, class_names=self.dataset.class_names,
-                            scale=scale, sample=int(sample))  # fmt: skip
+        return parts_figure(
+            np.asarray(self.run.samples[int(sample)]),
+            parts.ids[0],
+            parts.table,
+            self.dataset.images,
+            top=top,
+            labels=self.dataset.labels,
+            class_names=self.dataset.class_names,
+            scale=scale,
+            sample=int(sample),
+        )

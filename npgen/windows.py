@@ -63,9 +63,14 @@ def gather_context(image: np.ndarray, centre: int, offsets: np.ndarray, channels
 
 @numba.njit(cache=True, nogil=True)
 def window_distance(
-    context: np.ndarray, image: np.ndarray, centre: int, offsets: np.ndarray, weights: np.ndarray, channels: int,
+    context: np.ndarray,
+    image: np.ndarray,
+    centre: int,
+    offsets: np.ndarray,
+    weights: np.ndarray,
+    channels: int,
     limit: float = np.inf,
-) -> float:  # fmt: skip
+) -> float:
     """Gaussian-weighted SSD between `context` and the window at `centre` of `image`.
 
     Stops early once the partial sum exceeds `limit` and returns that partial sum, which is then

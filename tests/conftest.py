@@ -26,7 +26,9 @@ def require_data(*names: str) -> Path:
     if missing:
         why = f"real data not found: {', '.join(missing)} missing in {SHARED}; set {DATA_ENV} to a folder holding {', '.join(missing)}"
         if os.environ.get(REQUIRE_ENV, "") not in ("", "0"):
-            pytest.fail(f"{why} ({REQUIRE_ENV} is set: tests that need the data fail instead of skipping)", pytrace=False)
+            pytest.fail(
+                f"{why} ({REQUIRE_ENV} is set: tests that need the data fail instead of skipping)", pytrace=False
+            )
         pytest.skip(why)
     return SHARED
 

@@ -28,7 +28,9 @@ def reference_class(seed: int, index: int, labels: np.ndarray, n_classes: int) -
     return int(np.flatnonzero(shares)[-1])
 
 
-def reference_pool(canvas_rows: np.ndarray, train_rep: np.ndarray, allowed: np.ndarray, key, encoder, size: int) -> np.ndarray:
+def reference_pool(
+    canvas_rows: np.ndarray, train_rep: np.ndarray, allowed: np.ndarray, key, encoder, size: int
+) -> np.ndarray:
     """The `size` allowed images nearest to a canvas prefix in the retrieval representation (`encoder`:
     block sums or patch codes, encoding the whole prefix at once), over its completed block rows."""
     rows = canvas_rows.shape[0] // encoder.block
@@ -68,15 +70,18 @@ def reference_sample(db, params: dict, index: int, class_label: int | None) -> d
     pool = allowed
     for y in range(height):
         if pooled and y % db.retrieval_block == 0:
-            pool = reference_pool(canvas[h : h + y, h : h + width], train_rep, allowed, key, db.encoder, params["pool_size"])
+            pool = reference_pool(
+                canvas[h : h + y, h : h + width], train_rep, allowed, key, db.encoder, params["pool_size"]
+            )
         for x in range(width):
             context = canvas[h + y + offsets[:, 0], h + x + offsets[:, 1]].astype(np.float32)  # (L, C)
             candidates = [
                 (image, sy, sx)
-                for image in pool if used[image] < budget
+                for image in pool
+                if used[image] < budget
                 for sy in range(max(0, y - radius), min(height, y + radius + 1))
                 for sx in range(max(0, x - radius), min(width, x + radius + 1))
-            ]  # fmt: skip
+            ]
             windows = np.stack([padded[i, h + sy + offsets[:, 0], h + sx + offsets[:, 1]] for i, sy, sx in candidates])
             diff = context[None] - windows.astype(np.float32)  # float32, as the kernel
             ssd = np.zeros(diff.shape[:2])
@@ -97,4 +102,8 @@ def reference_sample(db, params: dict, index: int, class_label: int | None) -> d
             used[image] += 1
             for name, value in zip(record, (image, sy, sx, len(admissible), np.float32(total[chosen]))):
                 record[name][y, x] = value
-    return {"image": canvas[h:, h : h + width].copy(), "class_label": -1 if class_label is None else class_label, **record}
+    return {
+        "image": canvas[h:, h : h + width].copy(),
+        "class_label": -1 if class_label is None else class_label,
+        **record,
+    }

@@ -22,7 +22,9 @@ def test_a_source_at_its_budget_is_never_chosen_again(tmp_path, already_used, ex
     # The canvas so far equals image 0, so image 0's windows match exactly (distance 0) and image 1's do not:
     # row 1 copies image 0 until image 0 has given its 4 pixels, then image 1 (the only candidate left).
     image0, image1 = [[10, 20, 30], [40, 50, 60]], [[90, 90, 90], [90, 70, 90]]
-    data = Dataset("toy", "train", np.array([image0, image1], np.uint8)[..., None], np.zeros(2, np.int64), ("all",), "hand")
+    data = Dataset(
+        "toy", "train", np.array([image0, image1], np.uint8)[..., None], np.zeros(2, np.int64), ("all",), "hand"
+    )
     db = Database.build(data, tmp_path / "db", WindowParams(half_window=1))
     sampler = Sampler(db, pool_size=0, k_min=1, eps=0.0, abs_tol=0.0)
     offsets, weights = sampler.window_order()
@@ -30,8 +32,26 @@ def test_a_source_at_its_budget_is_never_chosen_again(tmp_path, already_used, ex
     canvas[0, 1:, 1:4, 0] = image0
     used = np.array([[already_used, 0]], np.int32)
     out = [np.zeros((1, 2, 3), dtype) for dtype in (np.int32, np.int16, np.int16, np.int32, np.float32)]
-    sample_row(canvas.reshape(1, -1), db.sources, np.array([[0, 1]]), used, 4, 1, 2, 3, 1, 1, offsets, weights,
-               0, 0.0, 0.0, 1, sample_keys(0, np.array([0])), *out)  # fmt: skip
+    sample_row(
+        canvas.reshape(1, -1),
+        db.sources,
+        np.array([[0, 1]]),
+        used,
+        4,
+        1,
+        2,
+        3,
+        1,
+        1,
+        offsets,
+        weights,
+        0,
+        0.0,
+        0.0,
+        1,
+        sample_keys(0, np.array([0])),
+        *out,
+    )
     src_image, n_candidates = out[0][0, 1], out[3][0, 1]
     assert src_image.tolist() == expected_sources
     assert used[0].tolist() == [already_used + expected_sources.count(0), expected_sources.count(1)]

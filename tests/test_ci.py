@@ -20,9 +20,18 @@ def without_data(tmp_path: Path, **extra: str) -> dict:
 
 def run_tests(tmp_path: Path, env: dict) -> subprocess.CompletedProcess:
     """A test that needs MNIST (through the data_root fixture) and one that needs both datasets (test_datasets)."""
-    tests = [f"{REPO}/tests/test_store.py::test_damaged_runs_give_one_line_errors", f"{REPO}/tests/test_datasets.py::test_cards"]
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider", *tests],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    tests = [
+        f"{REPO}/tests/test_store.py::test_damaged_runs_give_one_line_errors",
+        f"{REPO}/tests/test_datasets.py::test_cards",
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider", *tests],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_missing_data_skips_by_default_and_fails_when_required(tmp_path):
@@ -38,9 +47,14 @@ def test_ci_script_stops_before_anything_when_the_data_is_missing(tmp_path):
     repo = tmp_path / "repo"
     (repo / ".ci").mkdir(parents=True)
     shutil.copy(REPO / ".ci" / "run", repo / ".ci" / "run")
-    done = subprocess.run(["bash", repo / ".ci" / "run"], capture_output=True, text=True, env=without_data(tmp_path), timeout=120)
+    done = subprocess.run(
+        ["bash", repo / ".ci" / "run"], capture_output=True, text=True, env=without_data(tmp_path), timeout=120
+    )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert done.stderr.startswith("error: CI needs the real datasets") and "no-data/mnist.npz does not exist" in done.stderr
+    assert (
+        done.stderr.startswith("error: CI needs the real datasets")
+        and "no-data/mnist.npz does not exist" in done.stderr
+    )
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (repo / ".venv").exists()
 

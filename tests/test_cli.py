@@ -36,7 +36,8 @@ def test_sample_and_verify_mnist_through_the_installed_command(cache, tmp_path):
     out = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "npgen", "sample", "--dataset", "mnist", "--class", "3", "-n", "12", "--out", str(out)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert "wrote 12 samples" in done.stdout
@@ -53,19 +54,38 @@ def test_sample_and_verify_mnist_through_the_installed_command(cache, tmp_path):
 def test_sample_outside_a_terminal_prints_progress_lines(mnist_folder, tmp_path, cache):
     out = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "npgen", "sample", "--dataset", str(mnist_folder), "-n", "4", "--batch-size", "1",
-         "--pool-size", "20", "--out", str(out)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "npgen",
+            "sample",
+            "--dataset",
+            str(mnist_folder),
+            "-n",
+            "4",
+            "--batch-size",
+            "1",
+            "--pool-size",
+            "20",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
-    lines = re.findall(r"^sampling: (\d+)/4 \((\d+)%\), [\d.]+ images/s, (?:ETA \d+ s|done in [\d.]+ s)$", done.stderr, re.M)
+    lines = re.findall(
+        r"^sampling: (\d+)/4 \((\d+)%\), [\d.]+ images/s, (?:ETA \d+ s|done in [\d.]+ s)$", done.stderr, re.M
+    )
     assert [(int(a), int(b)) for a, b in lines] == [(1, 25), (2, 50), (3, 75), (4, 100)], done.stderr
     assert "done in" in done.stderr.splitlines()[-1] and "wrote 4 samples" in done.stdout
 
 
 def test_image_folder_dataset_with_class_names(mnist_folder, tmp_path, cache):
     out = tmp_path / "folder-run"
-    result = run_cli("sample", "--dataset", mnist_folder, "--class", "digit7", "-n", "3", "--out", out, "--pool-size", "20")
+    result = run_cli(
+        "sample", "--dataset", mnist_folder, "--class", "digit7", "-n", "3", "--out", out, "--pool-size", "20"
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["class_name"] == "digit7" and manifest["dataset"]["n_images"] == 300
@@ -182,18 +202,29 @@ def test_data_commands(data_root):
 
 def test_trace_a_pixel_and_a_sample(mnist_folder, tmp_path, cache):
     out = tmp_path / "run"
-    assert run_cli("sample", "--dataset", mnist_folder, "--class", "digit0", "-n", "2", "--out", out, "--pool-size", "20").exit_code == 0
+    assert (
+        run_cli(
+            "sample", "--dataset", mnist_folder, "--class", "digit0", "-n", "2", "--out", out, "--pool-size", "20"
+        ).exit_code
+        == 0
+    )
     traced = run_cli("trace", out, "--sample", "1", "--pixel", "14,14")
     assert traced.exit_code == 0, traced.output
-    assert "sample 1 pixel (y=14, x=14) <- training image" in traced.output and "(class digit0, file digit0/" in traced.output
+    assert (
+        "sample 1 pixel (y=14, x=14) <- training image" in traced.output
+        and "(class digit0, file digit0/" in traced.output
+    )
     assert (out / "trace" / "sample-00001-pixel-14-14.png").is_file()
     parts = run_cli("trace", out, "--sample", "0", "--out", tmp_path / "parts.png")
     assert parts.exit_code == 0 and "parts from" in parts.output and (tmp_path / "parts.png").is_file()
     reported = run_cli("report", out)
     assert reported.exit_code == 0, reported.output
     assert (out / "report" / "report.html").is_file() and (out / "report" / "per_sample.parquet").is_file()
-    for args, message in ((["--sample", "5"], "out of range"), (["--sample", "0", "--pixel", "3"], "--pixel takes Y,X"),
-                          (["--sample", "0", "--pixel", "28,0"], "out of range")):  # fmt: skip
+    for args, message in (
+        (["--sample", "5"], "out of range"),
+        (["--sample", "0", "--pixel", "3"], "--pixel takes Y,X"),
+        (["--sample", "0", "--pixel", "28,0"], "out of range"),
+    ):
         result = run_cli("trace", out, *args)
         assert result.exit_code == 2 and message in result.output, result.output
 
@@ -204,7 +235,9 @@ def test_folder_run_names_the_file_of_every_source(mnist_folder, tmp_path, cache
     sources = pq.read_table(out / "sources.parquet").to_pylist()
     assert len(sources) == 300 and sources[0]["src_image"] == 0
     assert all((mnist_folder / row["file"]).is_file() and row["file"].split("/")[0] == row["class"] for row in sources)
-    pixel = pq.read_table(out / "provenance", filters=[("sample", "==", 1), ("y", "==", 14), ("x", "==", 14)]).to_pylist()[0]
+    pixel = pq.read_table(
+        out / "provenance", filters=[("sample", "==", 1), ("y", "==", 14), ("x", "==", 14)]
+    ).to_pylist()[0]
     traced = run_cli("trace", out, "--sample", "1", "--pixel", "14,14")
     assert traced.exit_code == 0, traced.output
     row = sources[pixel["src_image"]]

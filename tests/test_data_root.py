@@ -33,7 +33,9 @@ def mnist_run(tmp_path_factory, data_root):
         patch.chdir(tmp)
         patch.setenv("NPGEN_CACHE", str(tmp / "cache"))
         patch.setenv(DATA_ENV, "data")
-        result = run_cli("sample", "--dataset", "mnist", "--class", "3", "-n", "10", "--pool-size", "20", "--out", "run")
+        result = run_cli(
+            "sample", "--dataset", "mnist", "--class", "3", "-n", "10", "--pool-size", "20", "--out", "run"
+        )
     assert result.exit_code == 0, result.output
     return tmp / "run"
 
@@ -88,7 +90,21 @@ def test_an_image_folder_run_records_its_folder(tmp_path, cache, data_root, monk
         for i in (mnist.labels == digit).nonzero()[0][:40]:
             Image.fromarray(mnist.images[i, ..., 0]).save(folder / f"d{digit}" / f"{i}.png")
     monkeypatch.chdir(tmp_path)
-    result = run_cli("sample", "--dataset", "digits", "--class", "d7", "-n", "2", "--pool-size", "10", "--max-source-share", "0.2", "--out", "run")
+    result = run_cli(
+        "sample",
+        "--dataset",
+        "digits",
+        "--class",
+        "d7",
+        "-n",
+        "2",
+        "--pool-size",
+        "10",
+        "--max-source-share",
+        "0.2",
+        "--out",
+        "run",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["data_root"] == str(folder.resolve())
     monkeypatch.delenv(DATA_ENV)

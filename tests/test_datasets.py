@@ -15,8 +15,17 @@ import pytest
 from PIL import Image
 
 from npgen.datasets import (
-    DATA_ENV, KNOWN, Dataset, dataset_card, download_dataset, import_dataset, known_datasets, load_dataset,
-    folder_cache_path, load_image_folder, resolve_data_root,
+    DATA_ENV,
+    KNOWN,
+    Dataset,
+    dataset_card,
+    download_dataset,
+    import_dataset,
+    known_datasets,
+    load_dataset,
+    folder_cache_path,
+    load_image_folder,
+    resolve_data_root,
 )
 from npgen.errors import NpgenError
 
@@ -31,8 +40,12 @@ FIRST_LABELS = {
     ("cifar10", "train"): [6, 9, 9, 4, 1, 1, 2, 7, 8, 3],
     ("cifar10", "test"): [3, 8, 8, 0, 6, 6, 1, 6, 3, 1],
 }
-SHAPES = {("mnist", "train"): (60000, 28, 28, 1), ("mnist", "test"): (10000, 28, 28, 1),
-          ("cifar10", "train"): (50000, 32, 32, 3), ("cifar10", "test"): (10000, 32, 32, 3)}
+SHAPES = {
+    ("mnist", "train"): (60000, 28, 28, 1),
+    ("mnist", "test"): (10000, 28, 28, 1),
+    ("cifar10", "train"): (50000, 32, 32, 3),
+    ("cifar10", "test"): (10000, 32, 32, 3),
+}
 
 
 def raises(match: str):
@@ -58,11 +71,15 @@ def write_idx(path: Path, arr: np.ndarray) -> None:
         f.write(data)
 
 
-def write_cifar_batch(path: Path, x: np.ndarray, y: np.ndarray, protocol: int = pickle.HIGHEST_PROTOCOL,
-                      old_numpy_names: bool = False) -> None:
-    batch = {b"batch_label": path.name.encode(), b"labels": [int(v) for v in y],
-             b"data": np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(len(x), -1),
-             b"filenames": [b"img%d.png" % i for i in range(len(x))]}
+def write_cifar_batch(
+    path: Path, x: np.ndarray, y: np.ndarray, protocol: int = pickle.HIGHEST_PROTOCOL, old_numpy_names: bool = False
+) -> None:
+    batch = {
+        b"batch_label": path.name.encode(),
+        b"labels": [int(v) for v in y],
+        b"data": np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(len(x), -1),
+        b"filenames": [b"img%d.png" % i for i in range(len(x))],
+    }
     data = pickle.dumps(batch, protocol=protocol)
     if old_numpy_names:
         data = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
@@ -71,11 +88,22 @@ def write_cifar_batch(path: Path, x: np.ndarray, y: np.ndarray, protocol: int = 
 
 # ---- known datasets ----
 
+
 def test_cards():
     assert known_datasets() == KNOWN == ("mnist", "cifar10")
     assert dataset_card("mnist")["class_names"] == [str(i) for i in range(10)]
-    assert dataset_card("cifar10")["class_names"] == ["airplane", "automobile", "bird", "cat", "deer",
-                                                      "dog", "frog", "horse", "ship", "truck"]
+    assert dataset_card("cifar10")["class_names"] == [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     for name in KNOWN:
         card = dataset_card(name)
         assert card["name"] == name and card["license"] and card["citation"] and card["source"]
@@ -143,8 +171,11 @@ def test_unknown_dataset_and_split(tmp_path):
 
 def test_corrupt_npz(tmp_path):
     data = (SHARED / "mnist.npz").read_bytes()
-    cases = {"truncated": data[: len(data) // 2], "garbage": b"not a zip file" * 100,
-             "flipped": data[:5_000_000] + bytes(b ^ 0xFF for b in data[5_000_000:5_000_100]) + data[5_000_100:]}
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "garbage": b"not a zip file" * 100,
+        "flipped": data[:5_000_000] + bytes(b ^ 0xFF for b in data[5_000_000:5_000_100]) + data[5_000_100:],
+    }
     for case, content in cases.items():
         root = tmp_path / case
         root.mkdir()
@@ -171,11 +202,15 @@ def test_modified_array_fails_checksum(tmp_path, mnist_arrays):
     np.savez(tmp_path / "mnist.npz", **arrays)
     with raises("x_test in .* does not match the dataset card") as excinfo:
         load_dataset("mnist", "test", data_root=tmp_path)
-    assert "--no-verify" not in one_line(excinfo) and "npgen data import mnist" in one_line(excinfo)  # no command has --no-verify
+    assert "--no-verify" not in one_line(excinfo) and "npgen data import mnist" in one_line(
+        excinfo
+    )  # no command has --no-verify
     ds = load_dataset("mnist", "test", data_root=tmp_path, verify=False)
     assert ds.images[0, 14, 14, 0] == arrays["x_test"][0, 14, 14]
     assert ds.labels_sha256 == dataset_card("mnist")["sha256"]["y_test"]
-    assert load_dataset("mnist", "train", data_root=tmp_path).images_sha256 == dataset_card("mnist")["sha256"]["x_train"]
+    assert (
+        load_dataset("mnist", "train", data_root=tmp_path).images_sha256 == dataset_card("mnist")["sha256"]["x_train"]
+    )
 
     arrays["y_train"] = arrays["y_train"].copy()
     arrays["y_train"][[0, 1]] = arrays["y_train"][[1, 0]]
@@ -187,13 +222,18 @@ def test_modified_array_fails_checksum(tmp_path, mnist_arrays):
 
 # ---- raw files and import ----
 
+
 @pytest.fixture()
 def mnist_idx(tmp_path, mnist_arrays) -> Path:
     """A torchvision-style download folder: <src>/MNIST/raw with the four IDX files, one of them gzipped."""
     raw = tmp_path / "src" / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    names = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-             "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+    names = {
+        "x_train": "train-images-idx3-ubyte",
+        "y_train": "train-labels-idx1-ubyte",
+        "x_test": "t10k-images-idx3-ubyte",
+        "y_test": "t10k-labels-idx1-ubyte",
+    }
     md5 = dataset_card("mnist")["raw_files_md5"]
     for key, fname in names.items():
         write_idx(raw / fname, mnist_arrays[key])
@@ -258,8 +298,13 @@ def cifar_batches(tmp_path_factory) -> Path:
         x_train, y_train, x_test, y_test = (npz[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     for i in range(5):
         part = slice(10000 * i, 10000 * (i + 1))
-        write_cifar_batch(batches / f"data_batch_{i + 1}", x_train[part], y_train[part],
-                          protocol=2 if i == 0 else pickle.HIGHEST_PROTOCOL, old_numpy_names=i == 0)
+        write_cifar_batch(
+            batches / f"data_batch_{i + 1}",
+            x_train[part],
+            y_train[part],
+            protocol=2 if i == 0 else pickle.HIGHEST_PROTOCOL,
+            old_numpy_names=i == 0,
+        )
     write_cifar_batch(batches / "test_batch", x_test, y_test)
     return root
 
@@ -310,6 +355,7 @@ def test_cifar_batch_refuses_foreign_pickles(tmp_path):
 
 # ---- image folders ----
 
+
 def write_png(path: Path, arr: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path)
@@ -330,7 +376,9 @@ def test_image_folder_rgb(tmp_path):
     ds = load_image_folder(folder)
     assert (ds.name, ds.split, ds.class_names, ds.source) == ("pets", "train", ("cat", "dog"), str(folder.resolve()))
     assert ds.images.shape == (5, 6, 8, 3) and ds.labels.tolist() == [0, 0, 0, 1, 1]
-    expected = np.stack([np.repeat(gray[0][..., None], 3, 2), rgb[2], np.repeat(gray[1][..., None], 3, 2), rgb[0], rgb[1]])
+    expected = np.stack(
+        [np.repeat(gray[0][..., None], 3, 2), rgb[2], np.repeat(gray[1][..., None], 3, 2), rgb[0], rgb[1]]
+    )
     assert np.array_equal(ds.images, expected)
     assert load_dataset(str(folder)).images_sha256 == ds.images_sha256 == hashlib.sha256(expected.tobytes()).hexdigest()
     with raises("only a 'train' split"):
@@ -345,7 +393,9 @@ def test_image_folder_gray(tmp_path):
     Image.new("1", (7, 5), 1).save(tmp_path / "digits" / "1" / "bw.png")
     ds = load_image_folder(tmp_path / "digits")
     assert ds.images.shape == (5, 5, 7, 1) and ds.class_names == ("0", "1")
-    assert np.array_equal(ds.images[:, :, :, 0], np.stack([gray[0], gray[2], gray[1], gray[3], np.full((5, 7), 255, np.uint8)]))
+    assert np.array_equal(
+        ds.images[:, :, :, 0], np.stack([gray[0], gray[2], gray[1], gray[3], np.full((5, 7), 255, np.uint8)])
+    )
     assert ds.images_sha256 == hashlib.sha256(ds.images[..., 0].tobytes()).hexdigest()
 
 
@@ -376,6 +426,7 @@ def test_image_folder_errors(tmp_path):
 
 
 # ---- subsets and the Dataset type ----
+
 
 def test_subset_hashes(mnist_arrays):
     ds = load_dataset("mnist", "test", data_root=SHARED)
@@ -411,6 +462,7 @@ def test_dataset_validation():
 
 
 # ---- download ----
+
 
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed")
 def test_download_without_torchvision(tmp_path):

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SKIP = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "runs", "benchmarks")
+SKIP = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "runs", "benchmarks"
+)
 
 
 def run(args, **kwargs) -> subprocess.CompletedProcess:
@@ -34,7 +36,21 @@ def installed(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("packaging")
     source, wheels, env = tmp / "src", tmp / "wheels", tmp / "venv"
     shutil.copytree(REPO, source, ignore=SKIP)
-    run([sys.executable, "-m", "pip", "wheel", source, "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", wheels])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            source,
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            wheels,
+        ]
+    )
     (wheel,) = wheels.glob("npgen-*.whl")
     venv.EnvBuilder(with_pip=False).create(env)
     python = env / "bin" / "python"
@@ -54,8 +70,15 @@ def test_wheel_ships_the_dataset_cards_and_samples_mnist(installed, tmp_path, da
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     env = user_env(tmp_path, data_root)
-    where = run([installed / "bin" / "python", "-c", "import npgen, npgen.datasets as d; print(npgen.__file__); print(d.CARDS_DIR)"],
-                cwd=outside, env=env).stdout.split()
+    where = run(
+        [
+            installed / "bin" / "python",
+            "-c",
+            "import npgen, npgen.datasets as d; print(npgen.__file__); print(d.CARDS_DIR)",
+        ],
+        cwd=outside,
+        env=env,
+    ).stdout.split()
     assert Path(where[0]).is_relative_to(installed) and not Path(where[0]).is_relative_to(REPO)
     assert sorted(p.name for p in Path(where[1]).glob("*.json")) == ["cifar10.json", "mnist.json"]
     assert Path(where[1]).is_relative_to(installed)

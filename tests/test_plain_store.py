@@ -16,20 +16,32 @@ import pytest
 from npgen.api import sample_run
 from npgen.datasets import DATA_ENV
 
-SAMPLER_SIDE = ("npgen.sampler", "npgen.semantics", "npgen.windows", "npgen.database", "npgen.index",
-                "npgen.api", "npgen.cli", "npgen.likelihood", "faiss")  # fmt: skip
+SAMPLER_SIDE = (
+    "npgen.sampler",
+    "npgen.semantics",
+    "npgen.windows",
+    "npgen.database",
+    "npgen.index",
+    "npgen.api",
+    "npgen.cli",
+    "npgen.likelihood",
+    "faiss",
+)
 
 
 def loaded_modules(code: str) -> dict:
     """Run `code` in a fresh interpreter; it prints a JSON object, to which the loaded modules are added."""
-    program = f"import json, sys\nresult = {{}}\n{code}\nresult['modules'] = sorted(sys.modules)\nprint(json.dumps(result))"
+    program = (
+        f"import json, sys\nresult = {{}}\n{code}\nresult['modules'] = sorted(sys.modules)\nprint(json.dumps(result))"
+    )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
 
 @pytest.mark.parametrize(
-    "module", ["npgen.samples", "npgen.store", "npgen.tracer", "npgen.report", "npgen.figures", "npgen.charts", "npgen.metrics"]
+    "module",
+    ["npgen.samples", "npgen.store", "npgen.tracer", "npgen.report", "npgen.figures", "npgen.charts", "npgen.metrics"],
 )
 def test_importing_the_reading_side_loads_no_sampler_or_faiss(module):
     modules = loaded_modules(f"import {module}")["modules"]
@@ -65,7 +77,7 @@ tracer = Tracer(run.path)
 result['parts'] = tracer.sample_parts(1).num_rows
 result['source_class'] = tracer.pixel(1, 14, 14).src_class_name
 result['rows'] = run.provenance().num_rows
-result['report'] = str(write_report(run.path, {str(tmp_path / 'report')!r}))
+result['report'] = str(write_report(run.path, {str(tmp_path / "report")!r}))
 """
     result = loaded_modules(code)
     assert result["parts"] > 10 and result["source_class"] == "5" and result["rows"] == 3 * 28 * 28
@@ -76,9 +88,9 @@ result['report'] = str(write_report(run.path, {str(tmp_path / 'report')!r}))
 def test_npgen_trace_and_report_go_through_the_api_without_the_sampler(mnist_run, tmp_path):
     code = f"""
 from npgen.cli import main
-main(["trace", {str(mnist_run)!r}, "--sample", "1", "--pixel", "14,14", "--out", {str(tmp_path / 'pixel.png')!r}], standalone_mode=False)
-main(["trace", {str(mnist_run)!r}, "--sample", "0", "--out", {str(tmp_path / 'parts.png')!r}], standalone_mode=False)
-main(["report", {str(mnist_run)!r}, "--out", {str(tmp_path / 'report')!r}], standalone_mode=False)
+main(["trace", {str(mnist_run)!r}, "--sample", "1", "--pixel", "14,14", "--out", {str(tmp_path / "pixel.png")!r}], standalone_mode=False)
+main(["trace", {str(mnist_run)!r}, "--sample", "0", "--out", {str(tmp_path / "parts.png")!r}], standalone_mode=False)
+main(["report", {str(mnist_run)!r}, "--out", {str(tmp_path / "report")!r}], standalone_mode=False)
 """
     modules = loaded_modules(code)["modules"]
     assert "npgen.api" in modules and "npgen.tracer" in modules

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 FENCE = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 SKIPPED = ("pip install", "python -m pytest")
-COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", "runs", "build", "dist", "*.npz")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", "runs", "build", "dist", "*.npz"
+)
 
 
 def readme_commands(text: str) -> list[str]:
@@ -43,8 +45,10 @@ def test_readme_commands_are_extracted_in_order():
     first = commands[0]
     assert first.startswith("python3 -m venv .venv && . .venv/bin/activate && ")
     assert "NPGEN_DATA=../shared/datasets npgen sample --dataset mnist --class 3 -n 64 --out runs/demo" in first
-    order = [next(i for i, c in enumerate(commands) if c.startswith(prefix))
-             for prefix in ("npgen verify runs/demo", "npgen trace runs/demo --sample 17 --pixel", "npgen report runs/demo")]
+    order = [
+        next(i for i, c in enumerate(commands) if c.startswith(prefix))
+        for prefix in ("npgen verify runs/demo", "npgen trace runs/demo --sample 17 --pixel", "npgen report runs/demo")
+    ]
     assert 0 < order[0] < order[1] < order[2]
     assert not any(c.startswith(SKIPPED) or " pip install" in c for c in commands)
 
@@ -56,7 +60,9 @@ def test_readme_quick_start_and_tracing_commands_run_in_a_fresh_copy(tmp_path, a
     (shared / "datasets").symlink_to(all_data_root.resolve(), target_is_directory=True)
     bin_dir = Path(sys.executable).parent
     if shutil.which("npgen", path=str(bin_dir)) is None:
-        pytest.fail(f"no npgen command beside {sys.executable}: install npgen into the test environment (pip install -e .)")
+        pytest.fail(
+            f"no npgen command beside {sys.executable}: install npgen into the test environment (pip install -e .)"
+        )
     env = {k: v for k, v in os.environ.items() if k not in ("NPGEN_DATA", "VIRTUAL_ENV")}
     env |= {"PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "NPGEN_CACHE": str(tmp_path / "cache")}
 

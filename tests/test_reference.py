@@ -16,7 +16,9 @@ FIELDS = ("src_image", "src_y", "src_x", "n_candidates", "distance")
 @pytest.fixture(scope="module")
 def cifar_db(data_root, tmp_path_factory):
     subset = load_dataset("cifar10", data_root=data_root).subset(np.arange(1500))
-    return Database.build(subset, tmp_path_factory.mktemp("db") / "cifar-subset", WindowParams(half_window=1, retrieval_block=4))
+    return Database.build(
+        subset, tmp_path_factory.mktemp("db") / "cifar-subset", WindowParams(half_window=1, retrieval_block=4)
+    )
 
 
 def assert_matches_reference(db, options: dict, class_label, indices=(0, 1, 2)):
@@ -53,7 +55,9 @@ def cifar_codes_db(data_root, tmp_path_factory):
     return Database.build(subset, tmp_path_factory.mktemp("db") / "cifar-codes", params)
 
 
-@pytest.mark.parametrize("options, class_label", [({}, 3), ({"k_min": 2, "radius": 1}, None), ({"max_source_share": 0.02}, 8)])
+@pytest.mark.parametrize(
+    "options, class_label", [({}, 3), ({"k_min": 2, "radius": 1}, None), ({"max_source_share": 0.02}, 8)]
+)
 def test_numba_sampler_matches_the_reference_on_cifar10(cifar_db, options, class_label):
     assert_matches_reference(cifar_db, options, class_label, indices=(5,))
 

@@ -85,7 +85,11 @@ def folder(tmp_path_factory, data_root):
 
 
 def snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 # ---- 1. a crafted run directory must not make npgen write outside itself ----
@@ -166,8 +170,16 @@ def test_concurrent_first_builds_all_succeed(tmp_path, data_root):
     path = tmp_path / "cache" / "db" / "mnist"
     start = time.time() + 8
     env = {**os.environ, DATA_ENV: str(data_root), "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(path), str(start)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD_SCRIPT, str(path), str(start)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outputs]
     assert all(out.strip() == "ok" for out, _ in outputs)
@@ -182,11 +194,15 @@ def _rewrite_provenance(run: Path, column: str, value: int) -> None:
     table = pq.read_table(part)
     values = table.column(column).to_numpy().copy()
     values[5] = value
-    table = table.set_column(table.schema.get_field_index(column), column, pa.array(values, type=table.schema.field(column).type))
+    table = table.set_column(
+        table.schema.get_field_index(column), column, pa.array(values, type=table.schema.field(column).type)
+    )
     pq.write_table(table, part)
 
 
-@pytest.mark.parametrize("column, value", [("src_y", 28), ("src_x", -1), ("sample", -1), ("src_image", -1), ("src_image", 60000)])
+@pytest.mark.parametrize(
+    "column, value", [("src_y", 28), ("src_x", -1), ("sample", -1), ("src_image", -1), ("src_image", 60000)]
+)
 def test_provenance_outside_the_images_is_refused(run, column, value):
     _rewrite_provenance(run, column, value)
     for command in (["verify"], ["trace", "--sample", "0", "--pixel", "0,5"], ["report"]):
@@ -201,15 +217,21 @@ def test_samples_of_the_wrong_shape_and_manifest_without_params_are_refused(run)
     one_error_line(run_cli("trace", run, "--sample", str(N + 1)), "samples.npy")
     np.save(run / "samples.npy", samples)
     manifest = json.loads((run / "manifest.json").read_text())
-    for change, needle in ((lambda m: m.pop("params"), "params"), (lambda m: m.pop("class_label"), "class_label"),
-                           (lambda m: m.update(class_label=12), "class_label 12"), (lambda m: m.update(database=[]), "database"),
-                           (lambda m: m["params"].update(class_mixture=1, seed="x"), "seed")):  # fmt: skip
+    for change, needle in (
+        (lambda m: m.pop("params"), "params"),
+        (lambda m: m.pop("class_label"), "class_label"),
+        (lambda m: m.update(class_label=12), "class_label 12"),
+        (lambda m: m.update(database=[]), "database"),
+        (lambda m: m["params"].update(class_mixture=1, seed="x"), "seed"),
+    ):
         broken = json.loads(json.dumps(manifest))
         change(broken)
         if needle == "seed":
             broken["class_label"] = None
         (run / "manifest.json").write_text(json.dumps(broken))
-        for command in (["verify"], ["trace", "--sample", "0"], ["report"], ["eval"])[: 1 if needle in ("class_label 12", "seed") else 4]:
+        for command in (["verify"], ["trace", "--sample", "0"], ["report"], ["eval"])[
+            : 1 if needle in ("class_label 12", "seed") else 4
+        ]:
             one_error_line(run_cli(*command, run), needle)
 
 
@@ -219,7 +241,9 @@ def test_samples_of_the_wrong_shape_and_manifest_without_params_are_refused(run)
 def test_failed_start_leaves_no_folder_and_empty_folder_resumes(folder, tmp_path, env, run):
     out = tmp_path / "new"
     # fails inside the sampler, after loading: the old code left a "running" folder that could not be restarted
-    result = run_cli("sample", "--dataset", folder, "-n", "2", "--out", out, "--pool-size", "3", "--max-source-share", "0.1")
+    result = run_cli(
+        "sample", "--dataset", folder, "-n", "2", "--out", out, "--pool-size", "3", "--max-source-share", "0.1"
+    )
     one_error_line(result, "max_source_share")
     assert not out.exists()
 
@@ -270,8 +294,11 @@ def test_resume_with_a_truncated_part_and_report_with_a_text_summary(run):
     (run / "manifest.json").write_text(json.dumps(dict(manifest, status="running")))
     chunk = run / "chunks" / "part-00000.npy"
     chunk.write_bytes(chunk.read_bytes()[:90])
-    one_error_line(run_cli("sample", "--dataset", "mnist", "--class", "3", "-n", N, "--out", run, "--resume"),
-                   "part-00000.npy", "delete that file")  # fmt: skip
+    one_error_line(
+        run_cli("sample", "--dataset", "mnist", "--class", "3", "-n", N, "--out", run, "--resume"),
+        "part-00000.npy",
+        "delete that file",
+    )
     chunk.unlink()
     result = run_cli("sample", "--dataset", "mnist", "--class", "3", "-n", N, "--out", run, "--resume")
     assert result.exit_code == 0, result.output
@@ -340,7 +367,9 @@ def test_database_hints_name_real_commands(folder, tmp_path, env):
     line = one_error_line(run_cli("sample", "--dataset", folder, "--db", db, "-n", "1", "--out", tmp_path / "r"))
     assert "--force" not in line and "delete the folder" in line  # build --force would (rightly) refuse this folder
     assert run_cli("build", "--dataset", folder, "--db", tmp_path / "ok", "--half-window", "2").exit_code == 0
-    line = one_error_line(run_cli("sample", "--dataset", folder, "--db", tmp_path / "ok", "-n", "1", "--out", tmp_path / "r"))
+    line = one_error_line(
+        run_cli("sample", "--dataset", folder, "--db", tmp_path / "ok", "-n", "1", "--out", tmp_path / "r")
+    )
     assert f"npgen build --dataset {folder}" in line and "--force" in line
 
 
@@ -360,7 +389,21 @@ def test_resume_of_a_complete_run_changes_nothing(run):
 
 def test_trace_escapes_control_characters_in_class_names(folder, tmp_path, env):
     out = tmp_path / "run"
-    result = run_cli("sample", "--dataset", folder, "--class", "0", "-n", "1", "--out", out, "--pool-size", "20", "--max-source-share", "0.5")
+    result = run_cli(
+        "sample",
+        "--dataset",
+        folder,
+        "--class",
+        "0",
+        "-n",
+        "1",
+        "--out",
+        out,
+        "--pool-size",
+        "20",
+        "--max-source-share",
+        "0.5",
+    )
     assert result.exit_code == 0, result.output
     for args in (["--pixel", "14,14"], []):
         traced = run_cli("trace", out, "--sample", "0", *args)
@@ -376,7 +419,9 @@ def test_ctrl_c_outside_sample_does_not_advise_resume(tmp_path, data_root):
     run.mkdir()
     os.mkfifo(run / "manifest.json")  # reading it blocks until interrupted
     env = {**os.environ, DATA_ENV: str(data_root), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "npgen", "verify", str(run)], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "npgen", "verify", str(run)], env=env, stderr=subprocess.PIPE, text=True
+    )
     time.sleep(6)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -33,7 +33,9 @@ def test_bar_chart_draws_fractions_counts_and_grouped_series_at_the_requested_si
     picture = bar_chart([0.5, 0.25, 0.125], ["a", "b", "c"], "shares", "x", "share")
     assert isinstance(picture, Image.Image) and picture.size == (640, 360) and picture.mode == "RGB"
     assert series_colour(0) in colours(picture)
-    grouped = bar_chart({"all": [3, 100, 12_000], "some": [0, 7, 5]}, ["1", "2", "3-4"], "counts", "x", "n", width=500, height=300)
+    grouped = bar_chart(
+        {"all": [3, 100, 12_000], "some": [0, 7, 5]}, ["1", "2", "3-4"], "counts", "x", "n", width=500, height=300
+    )
     assert grouped.size == (500, 300)
     assert {series_colour(0), series_colour(1)} <= colours(grouped)
     empty = bar_chart([0, 0], ["a", "b"], "nothing yet", "x", "y")  # all-zero data still gets an axis
@@ -43,8 +45,16 @@ def test_bar_chart_draws_fractions_counts_and_grouped_series_at_the_requested_si
 
 
 def test_line_chart_draws_several_series_and_skips_nan():
-    picture = line_chart([1, 3, 10], {"median": [0.1, 0.3, np.nan], "q75": [0.2, 0.4, 0.9]}, "t", "k", "share",
-                         width=700, height=400, log_x=True)  # fmt: skip
+    picture = line_chart(
+        [1, 3, 10],
+        {"median": [0.1, 0.3, np.nan], "q75": [0.2, 0.4, 0.9]},
+        "t",
+        "k",
+        "share",
+        width=700,
+        height=400,
+        log_x=True,
+    )
     assert picture.size == (700, 400)
     assert {series_colour(0), series_colour(1)} <= colours(picture)
     many = line_chart(np.arange(50), {"counts": np.arange(50) ** 2}, "t", "x", "y")

@@ -71,8 +71,14 @@ def test_learning_is_deterministic_and_seeded(codes, cifar):
 def test_label_free(codes, cifar):
     assert "labels" not in inspect.signature(PatchCodes.learn).parameters
     shuffled = cifar.subset(np.arange(500))
-    shuffled = type(shuffled)(shuffled.name, shuffled.split, shuffled.images,
-                              np.random.default_rng(5).permutation(shuffled.labels), shuffled.class_names, shuffled.source)  # fmt: skip
+    shuffled = type(shuffled)(
+        shuffled.name,
+        shuffled.split,
+        shuffled.images,
+        np.random.default_rng(5).permutation(shuffled.labels),
+        shuffled.class_names,
+        shuffled.source,
+    )
     relearned = PatchCodes.learn(shuffled.images, 4, **SMALL)
     np.testing.assert_array_equal(relearned.encode(cifar.images[500:]), codes.encode(cifar.images[500:]))
 
@@ -90,7 +96,9 @@ def test_numba_kernels_match_numpy_references(codes, cifar):
     assert (pooled >= 0).all() and pooled.max() > 0
     for reach in (0, 2):
         local = (*args[:-1], reach)
-        np.testing.assert_allclose(triangle_pool(patches, *local), triangle_pool_reference(patches, *local), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            triangle_pool(patches, *local), triangle_pool_reference(patches, *local), rtol=1e-4, atol=1e-4
+        )
     projected = project_codes(pooled, codes.code_mean, codes.basis, codes.scale)
     reference = project_codes_reference(pooled, codes.code_mean, codes.basis, codes.scale)
     assert np.abs(projected.astype(np.int64) - reference).max() <= 1  # float rounding at .5 boundaries only

@@ -66,11 +66,21 @@ def test_without_pool_every_image_of_the_class_is_a_candidate(mnist_db):
 @pytest.mark.parametrize(
     "option",
     [
-        {"eps": -1}, {"eps": float("inf")}, {"eps": float("nan")}, {"k_min": 0}, {"k_min": 10**12}, {"radius": -1},
-        {"pool_size": -3}, {"batch_size": 0}, {"sigma": 0.02}, {"max_source_share": 0}, {"max_source_share": 1.5},
-        {"class_mixture": 2}, {"k_min": 2.5},
+        {"eps": -1},
+        {"eps": float("inf")},
+        {"eps": float("nan")},
+        {"k_min": 0},
+        {"k_min": 10**12},
+        {"radius": -1},
+        {"pool_size": -3},
+        {"batch_size": 0},
+        {"sigma": 0.02},
+        {"max_source_share": 0},
+        {"max_source_share": 1.5},
+        {"class_mixture": 2},
+        {"k_min": 2.5},
     ],
-)  # fmt: skip
+)
 def test_invalid_parameters_are_refused_with_their_range(mnist_db, option):
     with pytest.raises(NpgenError, match=f"invalid {next(iter(option))}=.*must be"):
         Sampler(mnist_db, **option)

@@ -12,7 +12,9 @@ from npgen.store import Run, RunWriter, provenance_table
 
 def _write_run(path, db, n=5, batch_size=2, resume=False, stop_after=None):
     sampler = Sampler(db, batch_size=batch_size, seed=1)
-    writer = RunWriter(path, {"dataset": db.dataset, "params": sampler.params(), "class_label": 4, "n_samples": n}, resume=resume)
+    writer = RunWriter(
+        path, {"dataset": db.dataset, "params": sampler.params(), "class_label": 4, "n_samples": n}, resume=resume
+    )
     batches = list(range(0, n, batch_size))
     for index, first in enumerate(batches[:stop_after]):
         if not writer.has_batch(index):

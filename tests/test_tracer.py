@@ -18,6 +18,8 @@ from npgen.tracer import PixelTrace, Tracer, compose, find_parts, gini
 #   C:    image 2, (0, 0)  -- three pieces, two of them touching diagonally
 #   F:    image 5, (-1, 1)
 A, B, C, E, F = (7, 0, 0), (7, -1, 0), (2, 0, 0), (7, 0, 0), (5, -1, 1)
+# Hand-aligned: each grid is a picture of a 4x5 sample (a source per pixel, the expected part ids), row by row;
+# ruff format would join each onto one line, so these two statements are left unformatted.
 GRID = [[A, A, C, E, E],
         [A, A, C, E, E],
         [C, C, A, B, B],
@@ -38,8 +40,12 @@ def synthetic():
     src_x = xs + np.array([[cell[2] for cell in row] for row in GRID])
     candidates = np.full((4, 5), 4)
     candidates[3, 0:2], candidates[3, 2] = 100, 50
-    return (np.stack([image, np.full((4, 5), 7)]), np.stack([src_y, ys]), np.stack([src_x, xs]),
-            np.stack([candidates, np.full((4, 5), 4)]))  # fmt: skip
+    return (
+        np.stack([image, np.full((4, 5), 7)]),
+        np.stack([src_y, ys]),
+        np.stack([src_x, xs]),
+        np.stack([candidates, np.full((4, 5), 4)]),
+    )
 
 
 def label_parts(src_image, src_y, src_x):

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from npgen.errors import NpgenError
-from npgen.windows import causal_offsets, default_sigma, flat_offsets, gather_context, pad_images, window_distance, window_weights
+from npgen.windows import (
+    causal_offsets,
+    default_sigma,
+    flat_offsets,
+    gather_context,
+    pad_images,
+    window_distance,
+    window_weights,
+)
 
 
 def test_causal_offsets_are_the_rows_above_and_the_pixels_to_the_left():
