@@ -43,8 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from npgen.database import cache_root
-from npgen.store import atomic_write, write_json
+from npgen.files import atomic_write, cache_root, write_json
 from record import machine, save_result  # benchmarks/record.py
 
 T = 1000

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from npgen.database import cache_root
+from npgen.files import cache_root
 from npgen.datasets import load_dataset
 from npgen.evaluation import Reference, evaluate_images
 from npgen.features import classifier_path, load_classifier

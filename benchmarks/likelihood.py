@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from npgen.api import resolve_params
-from npgen.database import Database, cache_root, default_path
+from npgen.database import Database, default_path
+from npgen.files import cache_root, write_array
 from npgen.datasets import load_dataset
 from npgen.likelihood import FLOORS, TAUS, bits_per_dim, log_likelihood_grid, tune_smoothing
 from npgen.sampler import Sampler
-from npgen.store import write_array
 from record import save_result  # benchmarks/record.py
 
 HELD_OUT = 1000

@@ -21,7 +21,8 @@ from npgen.datasets import known_datasets, load_dataset
 from npgen.datasets import preset as preset_for
 from npgen.params import SAMPLER_PARAMS, resolve
 from npgen.errors import NpgenError
-from npgen.store import Run, RunWriter, run_state, sources_table, write_json
+from npgen.files import write_json
+from npgen.store import Run, RunWriter, run_state, sources_table
 
 if TYPE_CHECKING:
     from PIL import Image

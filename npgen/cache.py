@@ -1,4 +1,4 @@
-"""What npgen keeps in its cache (`database.cache_root()`): list it, and clean it.
+"""What npgen keeps in its cache (`files.cache_root()`): list it, and clean it.
 
 The cache holds window databases (``db/<dataset>-<split>-<sha>-<params>/``, each with an npgen-database
 manifest), their build locks (``db/.<name>.lock``, empty files), classifiers
@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from npgen.database import cache_root, is_database
+from npgen.database import is_database
 from npgen.errors import NpgenError
-from npgen.store import TMP_MARK
+from npgen.files import TMP_MARK, cache_root
 
 STALE_SECONDS = 15 * 60
 

@@ -31,6 +31,7 @@ import numpy as np
 from npgen import __version__
 from npgen.datasets import KNOWN
 from npgen.errors import NpgenError
+from npgen.files import CACHE_ENV, cache_root
 from npgen.index import build_image_index, load_index, save_index
 from npgen.params import BUILD_PARAMS, PARAMS, check, describe_differences, resolve
 from npgen.representation import PatchCodes
@@ -39,7 +40,6 @@ from npgen.windows import pad_images
 
 FORMAT = "npgen-database"
 FORMAT_VERSION = 2
-CACHE_ENV = "NPGEN_CACHE"
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,6 @@ class WindowParams:
 
     def slug(self) -> str:
         return f"h{self.half_window}-p{self.pad_value}-b{self.retrieval_block}-{self.retrieval}"
-
-
-def cache_root() -> Path:
-    """Where npgen keeps what it builds (databases, classifiers): $NPGEN_CACHE, else ~/.cache/npgen."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "npgen")
 
 
 def default_path(dataset, params: WindowParams) -> Path:

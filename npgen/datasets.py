@@ -522,12 +522,12 @@ def _listing_sha256(root: Path, files: list[list[Path]]) -> str:
     return digest.hexdigest()
 
 
-FOLDER_CACHE = "folders"  # decoded image folders, under npgen.database.cache_root()
+FOLDER_CACHE = "folders"  # decoded image folders, under npgen.files.cache_root()
 
 
 def folder_cache_path(root: Path) -> Path:
     """Where the decoded image folder `root` is cached: cache_root()/folders/<name>-<hash of its absolute path>.npz."""
-    from npgen.database import cache_root
+    from npgen.files import cache_root
 
     root = Path(root).expanduser().resolve()
     key = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:16]
@@ -560,7 +560,7 @@ def _read_folder_cache(path: Path, listing: str):
 
 def _write_folder_cache(path: Path, listing: str, images, labels, class_names, files) -> None:
     """Save the decoded folder atomically; a cache that cannot be written is skipped (the next load decodes again)."""
-    from npgen.store import atomic_write
+    from npgen.files import atomic_write
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as f:

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from npgen.database import cache_root
+from npgen.files import atomic_write, cache_root, write_array
 from npgen.errors import NpgenError
-from npgen.store import atomic_write, write_array
 
 try:
     import torch

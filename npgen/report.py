@@ -37,7 +37,8 @@ from PIL import Image
 
 from npgen.errors import NpgenError
 from npgen.charts import bar_chart, line_chart, nice_step
-from npgen.store import TMP_MARK, atomic_write, image_grid, refuse_link, write_json
+from npgen.files import TMP_MARK, atomic_write, refuse_link, write_json
+from npgen.store import image_grid
 from npgen.tracer import (
     COMPOSITION_FILES,
     COVERAGE_TOPS,
