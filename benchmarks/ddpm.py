@@ -193,7 +193,9 @@ def load_checkpoint(out: Path, dataset: str, weights_only: bool = False) -> dict
         path = out / "weights.pt"
     if not path.is_file():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    # tensors and plain data only, never pickled code (older checkpoints hold torch's version string class)
+    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt["dataset"] != dataset:
         raise UsageError(f"{path} is a {ckpt['dataset']} checkpoint, not {dataset}: pass another --out")
     return ckpt
@@ -260,7 +262,7 @@ def train(args: argparse.Namespace) -> None:
             "args": {k: str(v) for k, v in vars(args).items() if k != "func"},
             "dataset": args.dataset,
             "images_sha256": ds.images_sha256,
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
         }
         atomic_write(args.out / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
 
