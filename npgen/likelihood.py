@@ -47,60 +47,23 @@ def kernel_table(taus: tuple[float, ...]) -> np.ndarray:
 
 
 @numba.njit(parallel=True, cache=True)
-def row_mixture(
-    canvas,
-    sources,
-    pool,
-    y,
-    height,
-    width,
-    half_window,
-    channels,
-    offsets,
-    weights,
-    radius,
-    eps,
-    abs_tol,
-    k_min,
-    kernel,
-    mixture,
-):
+def row_mixture(canvas, sources, pool, y, geometry, rule, kernel, mixture):
     """mixture[b, x, t]: mean over pixel (y, x)'s admissible candidates of kernel t's probability of its true value.
 
     canvas holds the true images (padded); only each pixel's causal context is read to score candidates.
     """
+    height, width, half_window, channels = geometry
     unused = np.zeros(sources.shape[0], dtype=np.int32)  # no source budget: see the module docstring
     n_samples, pool_size = pool.shape
     padded_width = width + 2 * half_window
     n_kernels = kernel.shape[0]
     for b in numba.prange(n_samples):
-        context, cand_dist, cand_image, cand_pos, smallest = candidate_buffers(
-            pool_size, radius, height, width, offsets.shape[0] * channels, k_min
-        )
+        scratch = candidate_buffers(pool_size, geometry, rule)
+        cand_dist, cand_image, cand_pos = scratch[1], scratch[2], scratch[3]
         total = np.empty(n_kernels, dtype=np.float64)
         for x in range(width):
             n, threshold, centre = score_candidates(
-                canvas[b],
-                sources,
-                pool[b],
-                unused,
-                1,
-                y,
-                x,
-                height,
-                width,
-                half_window,
-                channels,
-                offsets,
-                weights,
-                radius,
-                eps,
-                abs_tol,
-                context,
-                smallest,
-                cand_dist,
-                cand_image,
-                cand_pos,
+                canvas[b], sources, pool[b], unused, 1, y, x, geometry, rule, scratch
             )
             total[:] = 0.0
             n_admissible = 0
@@ -148,8 +111,8 @@ def log_likelihood_grid(
     if floor.min() <= 0 or floor.max() >= 1:
         raise NpgenError(f"floor weights must lie in (0, 1), got {floors}")
     kernel = kernel_table(taus)
-    offsets, weights = sampler.window_order()
-    h, height, width, channels = db.half_window, db.height, db.width, db.channels
+    geometry, rule = sampler.geometry(), sampler.rule()
+    width, channels = db.width, db.channels
     allowed = db.class_members(None)
     uniform = float(LEVELS) ** -channels
     out = np.zeros((len(images), len(taus), len(floors)), dtype=np.float64)
@@ -161,24 +124,7 @@ def log_likelihood_grid(
         flat_canvas = batch.flat_canvas
         mixture = np.empty((n, width, len(taus)), dtype=np.float64)
         for y, pool in batch.rows():
-            row_mixture(
-                flat_canvas,
-                db.sources,
-                pool,
-                y,
-                height,
-                width,
-                h,
-                channels,
-                offsets,
-                weights,
-                sampler.radius,
-                sampler.eps,
-                sampler.abs_tol,
-                sampler.k_min,
-                kernel,
-                mixture,
-            )
+            row_mixture(flat_canvas, db.sources, pool, y, geometry, rule, kernel, mixture)
             smoothed = (1.0 - floor) * mixture[..., None] + floor * uniform
             out[first : first + n] += np.log(smoothed).sum(axis=1)
         if progress is not None:

@@ -88,36 +88,18 @@ def _insert_sorted(smallest: np.ndarray, d: float, eps: float, abs_tol: float) -
 
 
 @numba.njit(cache=True, nogil=True)
-def score_candidates(
-    canvas,
-    sources,
-    pool,
-    used,
-    budget,
-    y,
-    x,
-    height,
-    width,
-    half_window,
-    channels,
-    offsets,
-    weights,
-    radius,
-    eps,
-    abs_tol,
-    context,
-    smallest,
-    cand_dist,
-    cand_image,
-    cand_pos,
-):
+def score_candidates(canvas, sources, pool, used, budget, y, x, geometry, rule, scratch):
     """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
 
-    Candidates are the windows of the pool's images that have supplied fewer than `budget` pixels
+    `geometry` is (height, width, half_window, channels), `rule` is (offsets, weights, radius, eps,
+    abs_tol, k_min) and `scratch` is `candidate_buffers`' tuple. Candidates are the windows of the pool's images that have supplied fewer than `budget` pixels
     of this canvas (`used[image]`), at source positions within `radius` of (y, x); their distances,
     images and flat positions fill the first n entries of cand_*; returns (n, admissible threshold,
     flat index of the pixel in the canvas). With n == 0 the threshold is -inf.
     """
+    height, width, half_window, channels = geometry
+    offsets, weights, radius, eps, abs_tol, _ = rule
+    context, cand_dist, cand_image, cand_pos, smallest = scratch
     padded_width = width + 2 * half_window
     centre = ((y + half_window) * padded_width + x + half_window) * channels
     gather_context(canvas, centre, offsets, channels, context)
@@ -144,15 +126,17 @@ def score_candidates(
 
 
 @numba.njit(cache=True, nogil=True)
-def candidate_buffers(pool_size, radius, height, width, context_len, k_min):
+def candidate_buffers(pool_size, geometry, rule):
     """One canvas's scratch arrays for score_candidates: context, candidate distances, images, positions, k_min smallest.
 
     Distances stay float64 until recorded: an abandoned window's partial distance exceeds the search
     bound, and rounding it to float32 could make it equal the bound and wrongly admissible.
     """
+    height, width, _, channels = geometry
+    offsets, _, radius, _, _, k_min = rule
     max_candidates = pool_size * min(2 * radius + 1, height) * min(2 * radius + 1, width)
     return (
-        np.empty(context_len, dtype=np.float32),
+        np.empty(offsets.shape[0] * channels, dtype=np.float32),
         np.empty(max_candidates, dtype=np.float64),
         np.empty(max_candidates, dtype=np.int64),
         np.empty(max_candidates, dtype=np.int64),
@@ -161,63 +145,22 @@ def candidate_buffers(pool_size, radius, height, width, context_len, k_min):
 
 
 @numba.njit(parallel=True, cache=True)
-def sample_row(
-    canvas,
-    sources,
-    pool,
-    used,
-    budget,
-    y,
-    height,
-    width,
-    half_window,
-    channels,
-    offsets,
-    weights,
-    radius,
-    eps,
-    abs_tol,
-    k_min,
-    keys,
-    src_image,
-    src_y,
-    src_x,
-    n_candidates,
-    distance,
-):
+def sample_row(canvas, sources, pool, used, budget, y, geometry, rule, keys, record):
     """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
 
-    A pixel with no admissible candidate is left unwritten with n_candidates 0; the caller fails on it.
+    `record` is (src_image, src_y, src_x, n_candidates, distance), each (B, H, W). A pixel with no
+    admissible candidate is left unwritten with n_candidates 0; the caller fails on it.
     """
+    height, width, half_window, channels = geometry
+    src_image, src_y, src_x, n_candidates, distance = record
     n_samples, pool_size = pool.shape
     padded_width = width + 2 * half_window
     for b in numba.prange(n_samples):
-        context, cand_dist, cand_image, cand_pos, smallest = candidate_buffers(
-            pool_size, radius, height, width, offsets.shape[0] * channels, k_min
-        )
+        scratch = candidate_buffers(pool_size, geometry, rule)
+        cand_dist, cand_image, cand_pos = scratch[1], scratch[2], scratch[3]
         for x in range(width):
             n, threshold, centre = score_candidates(
-                canvas[b],
-                sources,
-                pool[b],
-                used[b],
-                budget,
-                y,
-                x,
-                height,
-                width,
-                half_window,
-                channels,
-                offsets,
-                weights,
-                radius,
-                eps,
-                abs_tol,
-                context,
-                smallest,
-                cand_dist,
-                cand_image,
-                cand_pos,
+                canvas[b], sources, pool[b], used[b], budget, y, x, geometry, rule, scratch
             )
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, uniform(keys[b], y * width + x))
             if chosen < 0:
@@ -325,6 +268,16 @@ class Sampler:
         """The method parameters, as recorded in a run's manifest (with the budget in pixels)."""
         return {**{name: getattr(self, name) for name in SAMPLER_PARAMS}, "source_budget": self.budget}
 
+    def geometry(self) -> tuple[int, int, int, int]:
+        """(height, width, half_window, channels): the `geometry` tuple of the row kernels."""
+        db = self.database
+        return db.height, db.width, db.half_window, db.channels
+
+    def rule(self) -> tuple:
+        """(offsets, weights, radius, eps, abs_tol, k_min): the `rule` tuple of the row kernels."""
+        offsets, weights = self.window_order()
+        return offsets, weights, self.radius, float(self.eps), float(self.abs_tol), self.k_min
+
     def window_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(flat offsets into a padded canvas, weights) of the causal window, heaviest first for early exit."""
         db = self.database
@@ -369,7 +322,7 @@ class Sampler:
         db = self.database
         allowed = db.class_members(None if class_label < 0 else class_label)
         self.check_budget(len(allowed))
-        n, h, height, width, channels = len(indices), db.half_window, db.height, db.width, db.channels
+        n, height, width, channels = len(indices), db.height, db.width, db.channels
         batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size)
         flat_canvas = batch.flat_canvas
         shape = (n, height, width)
@@ -383,33 +336,11 @@ class Sampler:
             n_candidates=np.empty(shape, np.int32),
             distance=np.empty(shape, np.float32),
         )
-        offsets, weights = self.window_order()
+        geometry, rule = self.geometry(), self.rule()
+        record = (out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance)
         used = np.zeros((n, db.n_images), dtype=np.int32)
         for y, pool in batch.rows():
-            sample_row(
-                flat_canvas,
-                db.sources,
-                pool,
-                used,
-                self.budget,
-                y,
-                height,
-                width,
-                h,
-                channels,
-                offsets,
-                weights,
-                self.radius,
-                self.eps,
-                self.abs_tol,
-                self.k_min,
-                batch.keys,
-                out.src_image,
-                out.src_y,
-                out.src_x,
-                out.n_candidates,
-                out.distance,
-            )
+            sample_row(flat_canvas, db.sources, pool, used, self.budget, y, geometry, rule, batch.keys, record)
             if (out.n_candidates[:, y] == 0).any():
                 raise NpgenError(
                     f"no admissible candidate at row {y}: the parameters {self.params()} admit nothing; relax them"

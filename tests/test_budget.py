@@ -27,30 +27,13 @@ def test_a_source_at_its_budget_is_never_chosen_again(tmp_path, already_used, ex
     )
     db = Database.build(data, tmp_path / "db", WindowParams(half_window=1))
     sampler = Sampler(db, pool_size=0, k_min=1, eps=0.0, abs_tol=0.0)
-    offsets, weights = sampler.window_order()
     canvas = np.zeros((1, 3, 5, 1), np.uint8)
     canvas[0, 1:, 1:4, 0] = image0
     used = np.array([[already_used, 0]], np.int32)
-    out = [np.zeros((1, 2, 3), dtype) for dtype in (np.int32, np.int16, np.int16, np.int32, np.float32)]
+    out = tuple(np.zeros((1, 2, 3), dtype) for dtype in (np.int32, np.int16, np.int16, np.int32, np.float32))
+    keys = sample_keys(0, np.array([0]))
     sample_row(
-        canvas.reshape(1, -1),
-        db.sources,
-        np.array([[0, 1]]),
-        used,
-        4,
-        1,
-        2,
-        3,
-        1,
-        1,
-        offsets,
-        weights,
-        0,
-        0.0,
-        0.0,
-        1,
-        sample_keys(0, np.array([0])),
-        *out,
+        canvas.reshape(1, -1), db.sources, np.array([[0, 1]]), used, 4, 1, sampler.geometry(), sampler.rule(), keys, out
     )
     src_image, n_candidates = out[0][0, 1], out[3][0, 1]
     assert src_image.tolist() == expected_sources
