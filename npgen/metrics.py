@@ -47,18 +47,27 @@ def knn_votes(index, train_labels: np.ndarray, images: np.ndarray, n_classes: in
     return np.stack([(labels == c).sum(axis=1) for c in range(n_classes)], axis=1)
 
 
-def sample_summary(samples, database) -> pa.Table:
-    """One row per sample: requested class, nearest training image and distance, source composition."""
-    from npgen.index import search
+NEAREST_HINTS = 10  # a sample's most-used sources whose distances bound its nearest-image search
 
-    distance, nearest = search(database.nearest_index(), samples.images, 1)
+
+def sample_summary(samples, database) -> pa.Table:
+    """One row per sample: requested class, nearest training image and distance, source composition.
+
+    The nearest training image is exact (`npgen.nearest`: integer squared distances, ties to the lowest
+    image id), the same image and float32 distance as a brute-force FAISS search over the database's images.
+    """
+    from npgen.nearest import NearestImages, squared_to_distance, top_sources
+
+    squared, nearest = NearestImages.for_database(database).search(
+        samples.images, top_sources(samples.src_image, NEAREST_HINTS)
+    )
     top, share, distinct = top_source_share(samples.src_image)
     return pa.table(
         {
             "sample": samples.sample_index.astype(np.int32),
             "class_label": samples.class_label.astype(np.int32),
-            "nearest_image": nearest[:, 0].astype(np.int32),
-            "nearest_distance": distance[:, 0].astype(np.float32),
+            "nearest_image": nearest.astype(np.int32),
+            "nearest_distance": squared_to_distance(squared),
             "top_source": top.astype(np.int32),
             "top_source_share": share,
             "n_sources": distinct.astype(np.int32),

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +85,9 @@ def provenance_table(samples: Samples) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=PROVENANCE_SCHEMA)
 
 
-def image_grid(images: np.ndarray, columns: int | None = None, scale: int = 2, gap: int = 2) -> Image.Image:
-    """Tile (N, H, W, C) uint8 images into one picture, upscaled by nearest neighbour."""
+def grid_pixels(images: np.ndarray, columns: int | None = None, scale: int = 2, gap: int = 2) -> np.ndarray:
+    """Tile (N, H, W, C) uint8 images into one (rows, columns, C) uint8 picture, upscaled by nearest neighbour
+    (each pixel repeated scale x scale times), on a grey background with `gap` pixels between tiles."""
     n, height, width, channels = images.shape
     columns = columns or int(np.ceil(np.sqrt(n)))
     rows = -(-n // columns)
@@ -92,12 +95,57 @@ def image_grid(images: np.ndarray, columns: int | None = None, scale: int = 2, g
     for i, image in enumerate(images):
         top, left = gap + (i // columns) * (height + gap), gap + (i % columns) * (width + gap)
         grid[top : top + height, left : left + width] = image
-    picture = Image.fromarray(grid[..., 0] if channels == 1 else grid)
-    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    return grid.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, scale: int = 2, gap: int = 2) -> Image.Image:
+    """`grid_pixels` as a PIL image (grey-level for one channel)."""
+    grid = grid_pixels(images, columns, scale, gap)
+    return Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
 
 
 def save_png(picture: Image.Image, path: Path) -> None:
     atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
+
+
+PNG_COLOUR_TYPES = {1: 0, 3: 2}  # channels -> PNG colour type: grey, RGB
+PNG_LEVEL = 3  # zlib level of the run's PNGs: about Pillow's default size (level 6) at a third of the time
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def encode_png(pixels: np.ndarray, level: int = PNG_LEVEL) -> bytes:
+    """A plain 8-bit PNG (grey or RGB) of (H, W, C) uint8 pixels.
+
+    Each row is stored unfiltered, or as filter "Up" (all zeros) when it repeats the row above, which
+    the upscaled pictures of a run mostly do: this writes a run's PNGs several times faster than Pillow,
+    at about the size of Pillow's default. Any PNG reader decodes exactly these pixels."""
+    height, width, channels = pixels.shape
+    if pixels.dtype != np.uint8 or channels not in PNG_COLOUR_TYPES:
+        raise NpgenError(f"a PNG takes (H, W, 1 or 3) uint8 pixels, got {pixels.dtype} {pixels.shape}")
+    rows = np.zeros((height, 1 + width * channels), np.uint8)
+    rows[:, 1:] = pixels.reshape(height, -1)
+    repeats = np.zeros(height, bool)
+    repeats[1:] = (rows[1:, 1:] == rows[:-1, 1:]).all(axis=1)
+    rows[repeats] = 0
+    rows[repeats, 0] = 2  # filter Up: each byte plus the one above it, here zero
+    header = struct.pack(">IIBBBBB", width, height, 8, PNG_COLOUR_TYPES[channels], 0, 0, 0)
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level)),
+            _png_chunk(b"IEND", b""),
+        ]
+    )
+
+
+def write_png(pixels: np.ndarray, path: Path) -> None:
+    """`encode_png(pixels)` written atomically to `path`."""
+    data = encode_png(pixels)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png")
@@ -273,8 +321,8 @@ class RunWriter:
         if sources is not None:
             atomic_write(self.path / SOURCES_FILE, lambda tmp: pq.write_table(sources, tmp, compression="zstd"))
         for i, image in enumerate(images):
-            save_png(image_grid(image[None], columns=1, scale=4, gap=0), self.path / "png" / f"sample-{i:05d}.png")
-        save_png(image_grid(images[:256]), self.path / "grid.png")
+            write_png(image.repeat(4, axis=0).repeat(4, axis=1), self.path / "png" / f"sample-{i:05d}.png")
+        write_png(grid_pixels(images[:256]), self.path / "grid.png")
         share = summary.column("top_source_share").to_numpy()
         self.manifest["timings"] = timings
         self.manifest["summary"] = {

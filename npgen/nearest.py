@@ -1,0 +1,350 @@
+"""The exact nearest training image of each sample, found without scanning every training image in full.
+
+`samples.parquet` records each sample's nearest training image and its L2 distance. A brute-force scan
+(FAISS, `index.build_image_index`) costs H*W*C operations per training image and query; on CIFAR-10
+that was most of a whole `npgen sample` run. This search returns the same answer (exact integer squared
+distances, ties to the lowest image id, as FAISS resolves them) while computing full distances for a few
+dozen images per query:
+
+1. An upper bound U: the exact distance to the sample's most-used source images (`hints`); a sample's
+   nearest training image is usually among them, or close to them.
+2. Lower bounds, coarse to fine: for s x s block sums S (per channel), Cauchy-Schwarz gives
+   ||a - b||^2 >= sum over blocks of (S_a - S_b)^2 / s^2. Each finer level's bound is at least the
+   coarser one's. An image is dropped as soon as a bound exceeds U (kept when equal: it could tie with a
+   lower id); the survivors get their exact distance, which tightens U for the images after them.
+
+Every comparison is in integers, so the result equals the brute-force argmin exactly. The block sums
+(uint16, `BLOCKS`) are computed once per database and kept beside it (`nearest-sums-*.npy`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from npgen.errors import NpgenError
+from npgen.files import write_array
+
+BLOCKS = (16, 8, 4, 2)  # block sizes of the lower bounds, coarse to fine
+_CHUNK = 4096  # images per chunk of the numpy reference block sums (bounds its int32 scratch memory)
+_IMAGE_CHUNK = 1024  # training images per parallel chunk of the search
+_INT32_RUN = 32768  # pixel values summed in int32 before adding to an int64 total
+
+
+def sums_layout(height: int, width: int, channels: int, blocks: tuple[int, ...] = BLOCKS) -> np.ndarray:
+    """(len(blocks) + 1,) start of each level's columns in the concatenated block-sum rows, then their total."""
+    sizes = [(-(-height // s)) * (-(-width // s)) * channels for s in blocks]
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def _check_blocks(images: np.ndarray, blocks: tuple[int, ...]) -> None:
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise NpgenError(f"block sums take (N, H, W, C) uint8 images, got {images.dtype} {images.shape}")
+    if not blocks or min(blocks) < 1 or max(blocks) > 16:
+        raise NpgenError(f"block sizes must be 1..16 (sums of 16 x 16 uint8 values fit uint16), got {blocks}")
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def block_sums_kernel(
+    images: np.ndarray, image_stride: int, shape: tuple, blocks: np.ndarray, layout: np.ndarray, out: np.ndarray
+) -> None:
+    """out[m] = image m's block sums for every block size, levels concatenated (see `block_sum_rows`); images
+    is a flat uint8 buffer (`flat_buffer`), shape = (height, width, channels, row stride)."""
+    height, width, channels, row_stride = shape
+    for m in numba.prange(out.shape[0]):
+        for level in range(len(blocks)):
+            s = blocks[level]
+            columns = (width + s - 1) // s
+            first = layout[level]
+            for j in range(first, layout[level + 1]):
+                out[m, j] = 0
+            for y in range(height):
+                row = m * image_stride + y * row_stride
+                base = first + (y // s) * columns * channels
+                for x in range(width):
+                    cell = base + (x // s) * channels
+                    for c in range(channels):
+                        out[m, cell + c] += images[row + x * channels + c]
+
+
+def block_sum_rows(images: np.ndarray, blocks: tuple[int, ...] = BLOCKS) -> np.ndarray:
+    """(N, H, W, C) uint8 -> (N, total) uint16: each image's s x s block sums (zero-padded) for every s in
+    `blocks`, levels concatenated coarse to fine, each level (block row, block column, channel) in order."""
+    _check_blocks(images, blocks)
+    n, height, width, channels = images.shape
+    layout = sums_layout(height, width, channels, blocks)
+    out = np.empty((n, layout[-1]), dtype=np.uint16)
+    if n:
+        buffer, image_stride, row_stride = flat_buffer(images)
+        block_sums_kernel(
+            buffer, image_stride, (height, width, channels, row_stride), np.array(blocks, np.int64), layout, out
+        )
+    return out
+
+
+def block_sum_rows_reference(images: np.ndarray, blocks: tuple[int, ...] = BLOCKS) -> np.ndarray:
+    """Plain numpy `block_sum_rows`, the definition its kernel must reproduce."""
+    _check_blocks(images, blocks)
+    n, height, width, channels = images.shape
+    layout = sums_layout(height, width, channels, blocks)
+    out = np.empty((n, layout[-1]), dtype=np.uint16)
+    for first in range(0, n, _CHUNK):
+        chunk = np.asarray(images[first : first + _CHUNK])
+        for level, s in enumerate(blocks):
+            hb, wb = -(-height // s), -(-width // s)
+            padded = np.zeros((len(chunk), hb * s, wb * s, channels), dtype=np.int32)
+            padded[:, :height, :width] = chunk
+            sums = padded.reshape(len(chunk), hb, s, wb, s, channels).sum(axis=(2, 4))
+            out[first : first + len(chunk), layout[level] : layout[level + 1]] = sums.reshape(len(chunk), -1)
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _squared_distance(
+    query: np.ndarray, query_start: int, images: np.ndarray, image_start: int, geometry: tuple, stop: np.int64
+) -> np.int64:
+    """Exact squared L2 distance between two images in flat buffers, row by row; returns early once it
+    exceeds `stop` (>= 0), when only "larger than stop" matters."""
+    height, row_length, query_row_stride, image_row_stride = geometry
+    total = np.int64(0)
+    for y in range(height):
+        a, i = query_start + y * query_row_stride, image_start + y * image_row_stride
+        for first in range(0, row_length, _INT32_RUN):  # int32 partial sums: at most 33,025 * 255^2 < 2^31
+            end = min(first + _INT32_RUN, row_length)
+            query_run, image_run = query[a + first : a + end], images[i + first : i + end]  # slices: no index
+            part = np.int32(0)  # wraparound checks, so the loop vectorises
+            for j in range(end - first):
+                diff = np.int32(query_run[j]) - np.int32(image_run[j])
+                part += diff * diff
+            total += part
+        if 0 <= stop < total:
+            return total
+    return total
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _bound(query_sums: np.ndarray, sums: np.ndarray, first: int, stop: int) -> float:
+    """Sum of squared differences over columns first..stop-1. Exact in float64: every term and partial sum
+    is an integer below 2^53 (at most 65,280^2 per column), so reordering the sum (fastmath) changes nothing."""
+    query_run, run = query_sums[first:stop], sums[first:stop]
+    total = 0.0
+    for j in range(stop - first):
+        diff = np.float64(query_run[j]) - np.float64(run[j])
+        total += diff * diff
+    return total
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _hint_bounds(queries, images, geometry, image_stride, hints, best, best_id) -> None:
+    """best[b], best_id[b]: the nearest of query b's hints (image 0 when it has none), lowest id on ties."""
+    query_size = geometry[0] * geometry[2]
+    for b in numba.prange(len(best)):
+        start = b * query_size
+        best_id[b] = 0
+        for k in range(hints.shape[1]):
+            if hints[b, k] >= 0:
+                best_id[b] = hints[b, k]
+                break
+        best[b] = _squared_distance(queries, start, images, best_id[b] * image_stride, geometry, np.int64(-1))
+        for k in range(hints.shape[1]):
+            m = hints[b, k]
+            if m < 0 or m == best_id[b]:
+                continue
+            total = _squared_distance(queries, start, images, m * image_stride, geometry, best[b])
+            if total < best[b] or (total == best[b] and m < best_id[b]):
+                best[b], best_id[b] = total, m
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
+def nearest_kernel(
+    queries: np.ndarray,
+    query_sums: np.ndarray,
+    coarse_queries: np.ndarray,
+    images: np.ndarray,
+    sums: np.ndarray,
+    geometry: tuple,
+    image_stride: int,
+    layout: np.ndarray,
+    areas: np.ndarray,
+    hints: np.ndarray,
+    out_squared: np.ndarray,
+    out_ids: np.ndarray,
+) -> None:
+    """For each query b: the training image with the least exact squared L2 distance (lowest id on ties).
+
+    queries and images are flat uint8 buffers: query b starts at b * height * row_length, image m at
+    m * image_stride, and their pixel rows (row_length values each) are query_row_stride / image_row_stride
+    apart (geometry = (height, row_length, query_row_stride, image_row_stride)). query_sums (B, T) and
+    sums (N, T) uint16 are their block sums laid out by `layout` (L + 1 column starts), level l of blocks of
+    areas[l] pixels; coarse_queries (layout[1], B) float64 is level 0 of query_sums transposed. hints (B, K):
+    image ids to bound with first (-1: none). Writes out_squared[b], out_ids[b].
+
+    The training images are split into chunks searched in parallel, each for all queries at once: an image's
+    block sums are read once per chunk for every query, streaming through memory instead of jumping.
+    Each chunk keeps its own bests, starting from the hints' bound; the exact minimum is the least of them.
+    """
+    n_queries = len(out_squared)
+    n_images = sums.shape[0]
+    n_levels = len(areas)
+    query_size = geometry[0] * geometry[2]
+    start_best = np.empty(n_queries, np.int64)
+    start_id = np.empty(n_queries, np.int64)
+    _hint_bounds(queries, images, geometry, image_stride, hints, start_best, start_id)
+    n_chunks = (n_images + _IMAGE_CHUNK - 1) // _IMAGE_CHUNK
+    chunk_best = np.empty((n_chunks, n_queries), np.int64)
+    chunk_id = np.empty((n_chunks, n_queries), np.int64)
+    for c in numba.prange(n_chunks):
+        best, best_id = start_best.copy(), start_id.copy()
+        limit = np.empty(n_queries, np.float64)  # areas[0] * best: a first bound above it rules the image out
+        for b in range(n_queries):
+            limit[b] = areas[0] * best[b]
+        bound = np.empty(n_queries, np.float64)
+        for m in range(c * _IMAGE_CHUNK, min(n_images, (c + 1) * _IMAGE_CHUNK)):
+            row = sums[m]
+            bound[:] = 0.0
+            for j in range(layout[1]):  # level 0 for every query at once (exact: integers below 2^53)
+                value = np.float64(row[j])
+                column = coarse_queries[j]
+                for b in range(n_queries):
+                    diff = value - column[b]
+                    bound[b] += diff * diff
+            for b in range(n_queries):
+                if bound[b] > limit[b] or m == best_id[b]:  # bound / area > best: m is farther than the best
+                    continue
+                kept = True
+                for level in range(1, n_levels):
+                    if _bound(query_sums[b], row, layout[level], layout[level + 1]) > areas[level] * best[b]:
+                        kept = False
+                        break
+                if not kept:
+                    continue
+                total = _squared_distance(queries, b * query_size, images, m * image_stride, geometry, best[b])
+                if total < best[b] or (total == best[b] and m < best_id[b]):
+                    best[b], best_id[b] = total, m
+                    limit[b] = areas[0] * total
+        chunk_best[c] = best
+        chunk_id[c] = best_id
+    for b in range(n_queries):
+        out_squared[b], out_ids[b] = start_best[b], start_id[b]
+        for c in range(n_chunks):
+            if chunk_best[c, b] < out_squared[b] or (
+                chunk_best[c, b] == out_squared[b] and chunk_id[c, b] < out_ids[b]
+            ):
+                out_squared[b], out_ids[b] = chunk_best[c, b], chunk_id[c, b]
+
+
+def nearest_reference(queries: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Plain numpy brute force: (squared distances int64, ids int64) of each query's nearest image, lowest id
+    on ties. The definition `nearest_kernel` must reproduce."""
+    flat = images.reshape(len(images), -1).astype(np.int64)
+    squared, ids = [], []
+    for query in queries.reshape(len(queries), -1).astype(np.int64):
+        distances = ((flat - query) ** 2).sum(axis=1)
+        ids.append(int(np.argmin(distances)))  # the first of equal minima: the lowest id
+        squared.append(int(distances[ids[-1]]))
+    return np.array(squared, np.int64), np.array(ids, np.int64)
+
+
+class NearestImages:
+    """Exact nearest-training-image search over uint8 images (see the module docstring)."""
+
+    def __init__(self, images: np.ndarray, sums: np.ndarray, blocks: tuple[int, ...] = BLOCKS) -> None:
+        n, height, width, channels = images.shape
+        self.layout = sums_layout(height, width, channels, blocks)
+        if sums.shape != (n, self.layout[-1]) or sums.dtype != np.uint16:
+            raise NpgenError(
+                f"block sums of shape {sums.shape} {sums.dtype} do not fit {n} images of {images.shape[1:]}"
+            )
+        self.images, self.sums, self.blocks = images, sums, tuple(blocks)
+        self.areas = np.array([s * s for s in blocks], dtype=np.int64)
+
+    @classmethod
+    def from_images(cls, images: np.ndarray, blocks: tuple[int, ...] = BLOCKS) -> NearestImages:
+        return cls(images, block_sum_rows(images, blocks), blocks)
+
+    @classmethod
+    def for_database(cls, db) -> NearestImages:
+        """The search over a database's training images; its block sums are read from the database folder,
+        computed and saved there on first use (recomputed if that file is unreadable or of the wrong shape)."""
+        images = db.images()
+        path = Path(db.path) / f"nearest-sums-b{'-'.join(map(str, BLOCKS))}.npy"
+        expected = (db.n_images, int(sums_layout(db.height, db.width, db.channels)[-1]))
+        try:
+            sums = np.load(path, mmap_mode="r")
+            if sums.shape == expected and sums.dtype == np.uint16:
+                return cls(images, sums)
+        except (OSError, ValueError):
+            pass
+        sums = block_sum_rows(images)
+        try:
+            write_array(path, sums)
+        except OSError:  # a read-only database: search with the sums in memory
+            pass
+        return cls(images, sums)
+
+    def search(self, queries: np.ndarray, hints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(squared distances int64 (B,), ids int64 (B,)): each query's nearest image, lowest id on ties.
+
+        `hints` (B, K) are image ids likely to be near each query (-1 for none); they only speed the search up."""
+        n = len(self.images)
+        if queries.dtype != np.uint8 or queries.shape[1:] != self.images.shape[1:]:
+            raise NpgenError(
+                f"queries of {queries.dtype} {queries.shape[1:]} do not match training images of uint8 {self.images.shape[1:]}"
+            )
+        if hints is None:
+            hints = np.full((len(queries), 1), -1, np.int64)
+        hints = np.ascontiguousarray(hints, dtype=np.int64).reshape(len(queries), -1)
+        if hints.size and (hints.max() >= n or hints.min() < -1):
+            raise NpgenError(f"hints must be image ids in 0..{n - 1} (or -1), got {hints.min()}..{hints.max()}")
+        query_sums = block_sum_rows(queries, self.blocks)
+        coarse_queries = np.ascontiguousarray(query_sums[:, : self.layout[1]].T, dtype=np.float64)
+        squared = np.empty(len(queries), np.int64)
+        ids = np.empty(len(queries), np.int64)
+        if len(queries):
+            buffer, image_stride, row_stride = flat_buffer(self.images)
+            _, height, width, channels = self.images.shape
+            nearest_kernel(
+                np.ascontiguousarray(queries).reshape(-1),
+                query_sums,
+                coarse_queries,
+                buffer,
+                np.asarray(self.sums),
+                (height, width * channels, width * channels, row_stride),
+                image_stride,
+                self.layout,
+                self.areas,
+                hints,
+                squared,
+                ids,
+            )
+        return squared, ids
+
+
+def flat_buffer(images: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(1-D uint8 buffer, image stride, row stride): (N, H, W, C) images whose pixel rows are contiguous (a
+    database's `images()` view into its padded sources, say) seen as one flat buffer, without copying; image m's
+    row y starts at m * image stride + y * row stride. Other layouts are copied first."""
+    n, height, width, channels = images.shape
+    if images.strides[3] != 1 or images.strides[2] != channels:
+        images = np.ascontiguousarray(images)
+    image_stride, row_stride = images.strides[0], images.strides[1]
+    span = (n - 1) * image_stride + (height - 1) * row_stride + width * channels
+    return np.lib.stride_tricks.as_strided(images, shape=(span,), strides=(1,)), image_stride, row_stride
+
+
+def top_sources(src_image: np.ndarray, k: int) -> np.ndarray:
+    """(B, k) the k most-used source images of each sample (B, H, W) (-1 where it has fewer), most used first."""
+    flat = src_image.reshape(len(src_image), -1)
+    top = np.full((len(flat), k), -1, np.int64)
+    for i, row in enumerate(flat):
+        images, counts = np.unique(row, return_counts=True)
+        order = np.argsort(-counts, kind="stable")[:k]
+        top[i, : len(order)] = images[order]
+    return top
+
+
+def squared_to_distance(squared: np.ndarray) -> np.ndarray:
+    """Exact integer squared distances -> float32 L2 distances, rounded as FAISS's float32 results are."""
+    return np.sqrt(np.maximum(squared.astype(np.float32), np.float32(0)))
