@@ -14,11 +14,13 @@ dozen images per query:
    lower id); the survivors get their exact distance, which tightens U for the images after them.
 
 Every comparison is in integers, so the result equals the brute-force argmin exactly. The block sums
-(uint16, `BLOCKS`) are computed once per database and kept beside it (`nearest-sums-*.npy`).
+(uint16, `BLOCKS`) are computed once per database and kept in its folder (`sums_file`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numba
@@ -266,10 +268,10 @@ class NearestImages:
 
     @classmethod
     def for_database(cls, db) -> NearestImages:
-        """The search over a database's training images; its block sums are read from the database folder,
-        computed and saved there on first use (recomputed if that file is unreadable or of the wrong shape)."""
+        """The search over a database's training images. Their block sums are read from the database folder,
+        computed and saved there on first use (`sums_file`; recomputed if unreadable or of the wrong shape)."""
         images = db.images()
-        path = Path(db.path) / f"nearest-sums-b{'-'.join(map(str, BLOCKS))}.npy"
+        path = sums_file(db)
         expected = (db.n_images, int(sums_layout(db.height, db.width, db.channels)[-1]))
         try:
             sums = np.load(path, mmap_mode="r")
@@ -280,7 +282,7 @@ class NearestImages:
         sums = block_sum_rows(images)
         try:
             write_array(path, sums)
-        except OSError:  # a read-only database: search with the sums in memory
+        except (OSError, NpgenError):  # a read-only database, or a link in the way: search with the sums in memory
             pass
         return cls(images, sums)
 
@@ -320,6 +322,13 @@ class NearestImages:
                 ids,
             )
         return squared, ids
+
+
+def sums_file(db) -> Path:
+    """Where a database keeps its training images' block sums: named after its blocks and its manifest's hash,
+    so that a database rebuilt in the same folder never reads sums of the images it replaced."""
+    identity = hashlib.sha256(json.dumps(db.manifest, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(db.path) / f"nearest-sums-b{'-'.join(map(str, BLOCKS))}-{identity}.npy"
 
 
 def flat_buffer(images: np.ndarray) -> tuple[np.ndarray, int, int]:

@@ -1,0 +1,126 @@
+"""The exact nearest-training-image search (npgen/nearest.py) against plain numpy and FAISS, on real data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from npgen import api
+from npgen.database import Database
+from npgen.datasets import load_dataset
+from npgen.errors import NpgenError
+from npgen.index import build_image_index, search
+from npgen.metrics import sample_summary
+from npgen.nearest import (
+    NearestImages,
+    block_sum_rows,
+    block_sum_rows_reference,
+    nearest_reference,
+    squared_to_distance,
+    sums_file,
+    top_sources,
+)
+from npgen.sampler import Sampler
+
+
+@pytest.fixture(scope="module")
+def cifar_db(all_data_root, tmp_path_factory) -> Database:
+    """A real CIFAR-10 database over the first 2,000 training images, with the CIFAR-10 preset."""
+    train = load_dataset("cifar10", data_root=all_data_root).subset(np.arange(2000))
+    window, _ = api.resolve_params(train)
+    return Database.build(train, tmp_path_factory.mktemp("db") / "cifar-subset", window)
+
+
+def real_samples(db: Database, n: int, class_label: int | None, data_root):
+    """n samples of the database's dataset with its preset (the settings a run uses), seeded."""
+    _, options = api.resolve_params(load_dataset(db.dataset["name"], data_root=data_root), {}, {"seed": 5})
+    return Sampler(db, **options).sample(n, class_label=class_label)
+
+
+def faiss_nearest(images: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 distances, ids) of the exact FAISS index the database used to search with."""
+    distances, ids = search(build_image_index(np.ascontiguousarray(images)), queries, 1)
+    return distances[:, 0].astype(np.float32), ids[:, 0]
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_block_sums_kernel_matches_numpy_on_real_images(name, all_data_root):
+    images = load_dataset(name, data_root=all_data_root).images[:300]
+    strided = np.pad(images, ((0, 0), (2, 0), (3, 3), (0, 0)))[:, 2:, 3:-3]  # a view like a database's images()
+    assert not strided.flags.c_contiguous
+    expected = block_sum_rows_reference(images)
+    assert np.array_equal(block_sum_rows(images), expected)
+    assert np.array_equal(block_sum_rows(strided), expected)
+    if name == "cifar10":
+        assert int(expected.max()) > 32767  # 16 x 16 sums of colour images exceed int16: they are kept as uint16
+
+
+@pytest.mark.parametrize("which", ["mnist", "cifar10"])
+@pytest.mark.parametrize("class_label", [None, 3])
+def test_search_equals_numpy_and_faiss_on_real_samples(which, class_label, mnist_db, cifar_db, all_data_root):
+    db = mnist_db if which == "mnist" else cifar_db
+    samples = real_samples(db, 12, class_label, all_data_root)
+    images = np.asarray(db.images())
+    search_ = NearestImages.for_database(db)
+    reference_squared, reference_ids = nearest_reference(samples.images, images)
+    faiss_distance, faiss_ids = faiss_nearest(images, samples.images)
+    for hints in (top_sources(samples.src_image, 10), None, np.full((12, 3), -1)):
+        squared, ids = search_.search(samples.images, hints)
+        assert np.array_equal(squared, reference_squared) and np.array_equal(ids, reference_ids)
+        assert np.array_equal(ids, faiss_ids)
+        assert np.array_equal(squared_to_distance(squared), faiss_distance)  # bit for bit, float32
+
+
+def test_ties_go_to_the_lowest_id_as_in_faiss(mnist_db, data_root):
+    """Each sample's nearest image is copied to a lower and a higher id: FAISS and the search pick the lowest,
+    even when the hint names a higher copy; training images queried as themselves tie at distance 0."""
+    samples = real_samples(mnist_db, 10, None, data_root)
+    images = np.asarray(mnist_db.images())[:1500]
+    _, nearest = nearest_reference(samples.images, images)
+    duplicated = np.concatenate([images[nearest[:5]], images, images[nearest]])  # copies below and above
+    queries = np.concatenate([samples.images, images[[7, 7, 100]]])
+    search_ = NearestImages.from_images(duplicated)
+    high_copies = np.concatenate([5 + len(images) + np.arange(10), [len(duplicated) - 1] * 3])
+    squared, ids = search_.search(queries, high_copies[:, None])
+    reference_squared, reference_ids = nearest_reference(queries, duplicated)
+    faiss_distance, faiss_ids = faiss_nearest(duplicated, queries)
+    assert np.array_equal(ids, reference_ids) and np.array_equal(ids, faiss_ids)
+    assert np.array_equal(squared, reference_squared)
+    assert np.array_equal(squared_to_distance(squared), faiss_distance)
+    assert list(ids[:5]) == list(range(5))  # the copies placed first win their ties
+    assert list(ids[10:]) == [5 + 7, 5 + 7, 5 + 100] and not squared[10:].any()
+
+
+def test_a_run_records_the_faiss_nearest_image_and_distance(cache, data_root, tmp_path):
+    """A whole run over all 60,000 MNIST training images, unconditional: samples.parquet holds what the
+    database's own FAISS index answers."""
+    run = api.sample_run(tmp_path / "run", "mnist", 8, None, data_root, sampler_options={"seed": 3})
+    table = pq.read_table(run / "samples.parquet")
+    samples = np.load(run / "samples.npy")
+    db = Database.load(json.loads((run / "manifest.json").read_text())["database"]["path"])
+    distances, ids = search(db.nearest_index(), samples, 1)
+    assert np.array_equal(table.column("nearest_image").to_numpy(), ids[:, 0])
+    assert np.array_equal(table.column("nearest_distance").to_numpy(), distances[:, 0].astype(np.float32))
+
+
+def test_block_sums_are_kept_in_the_database_and_a_damaged_file_is_recomputed(mnist_db, data_root):
+    samples = real_samples(mnist_db, 4, 1, data_root)
+    path = sums_file(mnist_db)
+    path.unlink(missing_ok=True)
+    expected = sample_summary(samples, mnist_db)
+    assert path.is_file() and np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images())))
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    assert sample_summary(samples, mnist_db).equals(expected)
+    assert np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images())))  # written whole again
+
+
+def test_bad_queries_and_hints_are_refused(mnist_db):
+    search_ = NearestImages.for_database(mnist_db)
+    images = np.asarray(mnist_db.images()[:2])
+    with pytest.raises(NpgenError, match="do not match"):
+        search_.search(images.astype(np.float32))
+    with pytest.raises(NpgenError, match="hints must be image ids"):
+        search_.search(images, np.array([[0], [mnist_db.n_images]]))
