@@ -17,6 +17,7 @@ from npgen.metrics import sample_summary
 from npgen.nearest import (
     NearestImages,
     block_sum_rows,
+    blocks_for,
     block_sum_rows_reference,
     nearest_reference,
     squared_to_distance,
@@ -51,11 +52,18 @@ def test_block_sums_kernel_matches_numpy_on_real_images(name, all_data_root):
     images = load_dataset(name, data_root=all_data_root).images[:300]
     strided = np.pad(images, ((0, 0), (2, 0), (3, 3), (0, 0)))[:, 2:, 3:-3]  # a view like a database's images()
     assert not strided.flags.c_contiguous
-    expected = block_sum_rows_reference(images)
-    assert np.array_equal(block_sum_rows(images), expected)
-    assert np.array_equal(block_sum_rows(strided), expected)
+    blocks = (16, 8, 4, 2, 1)
+    expected = block_sum_rows_reference(images, blocks)
+    assert np.array_equal(block_sum_rows(images, blocks), expected)
+    assert np.array_equal(block_sum_rows(strided, blocks), expected)
+    assert np.array_equal(expected[:, -images[0].size :], images.reshape(len(images), -1))  # 1 x 1 blocks: pixels
     if name == "cifar10":
         assert int(expected.max()) > 32767  # 16 x 16 sums of colour images exceed int16: they are kept as uint16
+
+
+def test_blocks_suit_the_image_shape():
+    assert blocks_for(28, 28, 1) == (4, 2) and blocks_for(32, 32, 3) == (8, 4, 2)
+    assert blocks_for(256, 256, 3) == (16, 8, 4, 2) and blocks_for(4, 4, 1) == (2,)
 
 
 @pytest.mark.parametrize("which", ["mnist", "cifar10"])
@@ -111,10 +119,11 @@ def test_block_sums_are_kept_in_the_database_and_a_damaged_file_is_recomputed(mn
     path = sums_file(mnist_db)
     path.unlink(missing_ok=True)
     expected = sample_summary(samples, mnist_db)
-    assert path.is_file() and np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images())))
+    blocks = blocks_for(28, 28, 1)
+    assert path.is_file() and np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images()), blocks))
     path.write_bytes(path.read_bytes()[:1000])  # truncated
     assert sample_summary(samples, mnist_db).equals(expected)
-    assert np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images())))  # written whole again
+    assert np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images()), blocks))  # written again
 
 
 def test_bad_queries_and_hints_are_refused(mnist_db):
