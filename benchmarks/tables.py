@@ -97,6 +97,13 @@ def speed_table() -> str:
         rows.append(
             f"| {case} | {m['median_seconds']:.2f} | {m['all_seconds']} | {m['images_per_second']:.0f} | {m['peak_rss_mb']:.0f} |"
         )
+    shares = r.get("run_share_of_sampler")
+    if shares:
+        rows.append(
+            "\nA whole run's images/s as a share of the sampler's: "
+            + ", ".join(f"{name} {pct(share)}" for name, share in shares.items())
+            + "."
+        )
     return (
         "\n".join(rows)
         + f"\n\nCommand: `{r['command']}`; {r['repeats']} runs each; {r['cpu_count']} cores; {r['machine']}; {r['date']}."

@@ -248,8 +248,13 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
             f"the manifest of run {run.path} is damaged: its params lack a numeric radius or source_budget; sample the run again"
         ) from None
     far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
+    labels = data.labels
+    if data.unlabelled:  # a flat folder's classes are clusters: derive them again rather than trust the cache
+        from npgen.datasets import cluster_labels
+
+        labels = cluster_labels(data.images)
     try:
-        classes = expected_classes(run.manifest, np.bincount(data.labels, minlength=len(data.class_names)), n)
+        classes = expected_classes(run.manifest, np.bincount(labels, minlength=len(data.class_names)), n)
     except (KeyError, TypeError, ValueError):
         raise NpgenError(
             f"the manifest of run {run.path} is damaged: its class_mixture or seed is missing or not a number; sample the run again"
@@ -259,7 +264,7 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
             f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again"
         )
     pixel_class = classes[column["sample"]]
-    wrong_class = int(((pixel_class >= 0) & (data.labels[column["src_image"]] != pixel_class)).sum())
+    wrong_class = int(((pixel_class >= 0) & (labels[column["src_image"]] != pixel_class)).sum())
     pairs, per_pair = np.unique(
         column["sample"].astype(np.int64) * data.n_images + column["src_image"], return_counts=True
     )

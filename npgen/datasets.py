@@ -90,6 +90,7 @@ class Dataset:
     class_names: tuple[str, ...]
     source: str
     files: tuple[str, ...] = ()  # an image folder's file of each image, relative to the folder ("" unknown)
+    unlabelled: bool = False  # a flat image folder: the labels are `cluster_labels` of the images, not given
 
     def __post_init__(self) -> None:
         images, labels = np.asarray(self.images), np.asarray(self.labels)
@@ -171,7 +172,14 @@ class Dataset:
                 raise NpgenError(f"a boolean subset mask must have length {self.n_images}, got {indices.shape[0]}")
         files = tuple(np.asarray(self.files, dtype=object)[indices]) if self.files else ()
         return Dataset(
-            self.name, self.split, self.images[indices], self.labels[indices], self.class_names, self.source, files
+            self.name,
+            self.split,
+            self.images[indices],
+            self.labels[indices],
+            self.class_names,
+            self.source,
+            files,
+            self.unlabelled,
         )
 
 
@@ -421,7 +429,7 @@ def load_dataset(
         return load_image_folder(path)
     if path.exists():
         raise NpgenError(
-            f"{path} is not a folder: pass one of {', '.join(KNOWN)} or a folder with one subfolder of images per class"
+            f"{path} is not a folder: pass one of {', '.join(KNOWN)}, a folder of images or one with a subfolder of images per class"
         )
     raise NpgenError(
         f"unknown dataset {str(name)!r}: use one of {', '.join(KNOWN)} or a path to an image folder with one subfolder per class"
@@ -486,13 +494,23 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def _folder_files(root: Path) -> tuple[list[Path], list[list[Path]]]:
-    """The class subfolders of an image folder (sorted) and each one's image files (sorted), as `load_image_folder` reads them."""
+    """The class subfolders of an image folder (sorted) and each one's image files (sorted), as `load_image_folder`
+    reads them. A flat folder (images, no subfolders) is one entry: the folder itself and its images."""
     if not root.is_dir():
-        raise NpgenError(f"image folder {root} does not exist; pass a folder with one subfolder of images per class")
+        raise NpgenError(
+            f"image folder {root} does not exist; pass a folder of images, or of one subfolder of images per class"
+        )
     classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise NpgenError(f"image folder {root} has no class subfolders; put each class's images in its own subfolder")
     suffixes = _image_suffixes()
+    if not classes:
+        flat = sorted(
+            p for p in root.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+        )
+        if not flat:
+            raise NpgenError(
+                f"image folder {root} has no images and no class subfolders; put images in it (or one subfolder per class)"
+            )
+        return [root], [flat]
     files = []
     for cls in classes:
         found = sorted(
@@ -506,6 +524,80 @@ def _folder_files(root: Path) -> tuple[list[Path], list[list[Path]]]:
             raise NpgenError(f"class folder {cls} has no images; add some or remove the folder")
         files.append(found)
     return classes, files
+
+
+FLAT_CLUSTERS = 10  # clusters of a flat image folder at most
+MIN_CLUSTER_SIZE = 20  # images per cluster at least: enough for the presets' source budgets (10% and 20%)
+CLUSTER_ITERATIONS = 30  # Lloyd iterations at most
+CLUSTER_SEED = 0
+
+
+def cluster_block(height: int, width: int) -> int:
+    """Block size of the representation a flat folder is clustered in: about 8 x 8 blocks per image."""
+    return max(1, min(height, width) // 8)
+
+
+def cluster_labels(images: np.ndarray) -> np.ndarray:
+    """Semantic clusters of unlabelled images: k-means over s x s block sums (`cluster_block`), no labels used.
+
+    k starts at FLAT_CLUSTERS (at most one per MIN_CLUSTER_SIZE images) and drops by one while a cluster
+    has fewer than MIN_CLUSTER_SIZE images, so that every cluster can be sampled on its own. Everything is
+    integer arithmetic (squared distances in int64, centroids rounded to integers) and the k-means++
+    seeding draws from numpy's PCG64 with a fixed seed, so the clusters are the same on every machine,
+    whatever the thread count: `npgen verify` re-derives them. Ties go to the lower cluster; clusters are
+    numbered by decreasing size (ties: by their first image). Returns int64 (N,) in 0..k-1, each non-empty.
+    """
+    from npgen.semantics import block_sums
+
+    n = len(images)
+    x = block_sums(np.asarray(images), cluster_block(images.shape[1], images.shape[2])).reshape(n, -1)
+    x = x.astype(np.int64)
+    k = max(1, min(FLAT_CLUSTERS, n // MIN_CLUSTER_SIZE))
+    while True:
+        labels = _kmeans(x, k)
+        counts = np.bincount(labels, minlength=k)
+        if k == 1 or counts.min() >= MIN_CLUSTER_SIZE:
+            break
+        k -= 1
+    first_image = np.array([np.flatnonzero(labels == c)[0] if counts[c] else n for c in range(k)])
+    order = np.lexsort((first_image, -counts))  # largest first
+    renumber = np.empty(k, np.int64)
+    renumber[order] = np.arange(k)
+    return renumber[labels]
+
+
+def _kmeans(x: np.ndarray, k: int) -> np.ndarray:
+    """Cluster of each row of int64 x: k-means++ seeding (PCG64, CLUSTER_SEED), then Lloyd, exactly in integers."""
+    n = len(x)
+    norms = (x * x).sum(axis=1)
+    rng = np.random.default_rng(CLUSTER_SEED)
+    chosen = [0]
+    nearest = norms - 2 * x @ x[0] + norms[0]
+    for _ in range(1, k):  # each next centre drawn in proportion to the squared distance to the chosen ones
+        total = int(nearest.sum())
+        if total == 0:
+            pick = int(rng.integers(n))
+        else:
+            pick = int(np.searchsorted(np.cumsum(nearest), rng.random() * total, "right"))
+        chosen.append(min(pick, n - 1))
+        nearest = np.minimum(nearest, norms - 2 * x @ x[chosen[-1]] + norms[chosen[-1]])
+    centres = x[chosen]
+    labels = np.full(n, -1, np.int64)
+    for _ in range(CLUSTER_ITERATIONS):
+        distances = norms[:, None] - 2 * x @ centres.T + (centres * centres).sum(axis=1)[None, :]
+        new_labels = distances.argmin(axis=1)  # the first of equal minima: the lower cluster
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        counts = np.bincount(labels, minlength=k)
+        for c in np.flatnonzero(counts):  # an emptied cluster keeps its centre
+            total = x[labels == c].sum(axis=0)
+            centres[c] = (2 * total + counts[c]) // (2 * counts[c])  # the mean, rounded half up
+    return labels
+
+
+def cluster_names(k: int) -> tuple[str, ...]:
+    return tuple(f"cluster-{c}" for c in range(k))
 
 
 def _listing_sha256(root: Path, files: list[list[Path]]) -> str:
@@ -601,11 +693,16 @@ def _decode_folder(root: Path, classes: list[Path], files: list[list[Path]]):
     else:
         stacked = np.stack([np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img for img in images])
     relative = tuple(file.relative_to(root).as_posix() for found in files for file in found)
+    if classes == [root]:  # a flat folder: its classes are clusters of the images
+        clusters = cluster_labels(stacked)
+        return stacked, clusters, cluster_names(int(clusters.max()) + 1), relative
     return stacked, np.array(labels, dtype=np.int64), tuple(c.name for c in classes), relative
 
 
 def load_image_folder(path: str | os.PathLike) -> Dataset:
-    """A dataset from a folder with one subfolder of images per class (class names = sorted subfolder names).
+    """A dataset from a folder with one subfolder of images per class (class names = sorted subfolder names),
+    or from a flat folder of images (no subfolders): an unlabelled dataset whose classes are semantic
+    clusters of the images (`cluster_labels`, named cluster-0, cluster-1, ... by decreasing size).
 
     Every file with an image suffix pillow knows is loaded, in sorted order; hidden files and other files
     are skipped. All images must share one size. The dataset is grayscale when every image is (modes 1, L,
@@ -618,14 +715,15 @@ def load_image_folder(path: str | os.PathLike) -> Dataset:
     """
     root = Path(path).expanduser().resolve()
     classes, files = _folder_files(root)
+    flat = classes == [root]
     listing = _listing_sha256(root, files)
     cache = folder_cache_path(root)
     cached = _read_folder_cache(cache, listing)
-    if cached is None or cached[2] != tuple(c.name for c in classes):
+    if cached is None or (not flat and cached[2] != tuple(c.name for c in classes)):
         cached = _decode_folder(root, classes, files)
         _write_folder_cache(cache, listing, *cached)
     images, labels, class_names, relative = cached
-    return Dataset(root.name, "train", images, labels, class_names, str(root), files=relative)
+    return Dataset(root.name, "train", images, labels, class_names, str(root), files=relative, unlabelled=flat)
 
 
 # ---- import and download ----

@@ -1,0 +1,132 @@
+"""Unlabelled flat image folders: their classes are k-means clusters of the images, sampled and verified like classes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from npgen.cli import main
+from npgen.datasets import cluster_labels, folder_cache_path, load_dataset, load_image_folder
+from npgen.errors import NpgenError
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def write_flat_folder(root, images: np.ndarray) -> None:
+    root.mkdir(parents=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(root / f"img-{i:04d}.png")
+
+
+@pytest.fixture(scope="module")
+def flat_digits(tmp_path_factory, data_root):
+    """200 real MNIST digits (all classes, labels dropped) as PNGs in one flat folder."""
+    mnist = load_dataset("mnist", data_root=data_root)
+    root = tmp_path_factory.mktemp("flat") / "digits"
+    write_flat_folder(root, mnist.images[:200])
+    return root, mnist.images[:200], mnist.labels[:200]
+
+
+def test_a_flat_folder_loads_as_clusters_of_its_images(flat_digits, cache):
+    root, images, labels = flat_digits
+    data = load_image_folder(root)
+    assert data.unlabelled and data.n_images == 200 and data.channels == 1
+    k = len(data.class_names)
+    assert 2 <= k <= 10 and data.class_names == tuple(f"cluster-{c}" for c in range(k))
+    assert np.array_equal(data.images, images)  # in file order
+    assert data.files[:2] == ("img-0000.png", "img-0001.png")
+    assert np.array_equal(data.labels, cluster_labels(images))
+    counts = np.bincount(data.labels, minlength=k)
+    assert (counts >= 20).all() and (np.diff(counts) <= 0).all()  # each samplable; numbered by decreasing size
+    # semantic: a cluster holds mostly one digit, far more than chance (its digit's share of the folder)
+    purity = sum(np.bincount(labels[data.labels == c]).max() for c in range(k)) / len(labels)
+    chance = np.bincount(labels).max() / len(labels)  # every cluster a random draw: the commonest digit's share
+    assert purity > 2 * chance
+    # deterministic: a fresh decode (no cache) and a copy of the images give the same clusters
+    folder_cache_path(root).unlink()
+    assert np.array_equal(load_image_folder(root).labels, data.labels)
+    assert np.array_equal(cluster_labels(images.copy()), data.labels)
+
+
+def test_a_colour_flat_folder_from_cifar10(tmp_path, all_data_root, cache):
+    cifar = load_dataset("cifar10", data_root=all_data_root)
+    write_flat_folder(tmp_path / "pictures", cifar.images[:60])
+    data = load_dataset(str(tmp_path / "pictures"))
+    assert data.unlabelled and data.channels == 3
+    assert 1 <= len(data.class_names) <= 3 and np.bincount(data.labels).min() >= 20  # 60 images, clusters of 20+
+    assert np.array_equal(data.labels, cluster_labels(cifar.images[:60]))
+
+
+def test_sample_and_verify_a_flat_folder(flat_digits, tmp_path, cache):
+    root, _, _ = flat_digits
+    data = load_image_folder(root)
+    out = tmp_path / "mixture"
+    done = run_cli("sample", "--dataset", root, "-n", 8, "--seed", 4, "--out", out)
+    assert done.exit_code == 0, done.output
+    summary = pq.read_table(out / "samples.parquet")
+    drawn = summary.column("class_label").to_numpy()
+    assert (drawn >= 0).all() and len(set(drawn)) > 1  # each sample records the cluster it drew
+    provenance = pq.read_table(out / "provenance")
+    sources = provenance.column("src_image").to_numpy()
+    per_pixel = drawn[provenance.column("sample").to_numpy()]
+    assert (data.labels[sources] == per_pixel).all()  # every pixel from its sample's cluster
+    files = pq.read_table(out / "sources.parquet")
+    assert files.column("class").to_pylist()[:3] == [data.class_names[c] for c in data.labels[:3]]
+    verified = run_cli("verify", out)
+    assert verified.exit_code == 0, verified.output
+    report = json.loads(verified.output)
+    assert report["mismatches"] == 0 and report["wrong_class"] == 0
+    conditional = tmp_path / "cluster2"
+    done = run_cli("sample", "--dataset", root, "--class", 2, "-n", 3, "--out", conditional)
+    assert done.exit_code == 0, done.output
+    sources = pq.read_table(conditional / "provenance").column("src_image").to_numpy()
+    assert (data.labels[sources] == 2).all()
+    assert run_cli("verify", conditional).exit_code == 0
+    named = run_cli("sample", "--dataset", root, "--class", "cluster-1", "-n", 2, "--out", tmp_path / "named")
+    assert named.exit_code == 0, named.output
+    bad = run_cli("sample", "--dataset", root, "--class", 99, "-n", 2, "--out", tmp_path / "bad")
+    assert bad.exit_code == 2 and "unknown class" in bad.output and not (tmp_path / "bad").exists()
+
+
+def test_verify_refuses_clusters_that_differ_from_the_run(flat_digits, tmp_path, cache):
+    """A folder cache whose cluster labels were altered (checksum kept valid) loads other classes than the run
+    was sampled with: verify says so instead of checking against them."""
+    root, _, _ = flat_digits
+    out = tmp_path / "run"
+    done = run_cli("sample", "--dataset", root, "-n", 2, "--out", out)
+    assert done.exit_code == 0, done.output
+    from npgen.datasets import _content_sha256, _folder_files, _listing_sha256
+
+    path = folder_cache_path(root)
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    labels = arrays["labels"].copy()
+    class_names = tuple(str(c) for c in arrays["class_names"])
+    labels[:5] = (labels[:5] + 1) % len(class_names)
+    files = tuple(str(f) for f in arrays["files"])
+    arrays.update(
+        labels=labels,
+        listing=np.array(_listing_sha256(root.resolve(), _folder_files(root.resolve())[1])),
+        checksum=np.array(_content_sha256(arrays["images"], labels, class_names, files)),
+    )
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+    assert not np.array_equal(load_image_folder(root).labels, cluster_labels(load_image_folder(root).images))
+    verified = run_cli("verify", out)
+    assert verified.exit_code == 2 and "differs" in verified.output
+    path.unlink()  # decoded again: the clusters are derived afresh and the run verifies
+    assert run_cli("verify", out).exit_code == 0
+
+
+def test_an_empty_flat_folder_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(NpgenError, match="no images and no class subfolders"):
+        load_image_folder(tmp_path / "empty")
