@@ -13,8 +13,11 @@ dozen images per query:
    coarser one's. An image is dropped as soon as a bound exceeds U (kept when equal: it could tie with a
    lower id); the survivors get their exact distance, which tightens U for the images after them.
 
-Every comparison is in integers, so the result equals the brute-force argmin exactly. The block sums
-(uint16, `blocks_for`) are computed once per database and kept in its folder (`sums_file`).
+Distances are exact integers; the finer bounds are sums of integers in float64 (exact below 2^53) and the
+first, computed in float32 for speed, is compared against a threshold widened by its largest possible
+rounding error (`_first_limit`). No image that could be nearest is ever dropped, so the result equals the
+brute-force argmin exactly (`nearest_reference`). The block sums (uint16, `blocks_for`) are computed once
+per database and kept in its folder (`sums_file`).
 """
 
 from __future__ import annotations
@@ -148,6 +151,19 @@ def _bound(query_sums: np.ndarray, sums: np.ndarray, first: int, stop: int) -> f
     return total
 
 
+@numba.njit(nogil=True, cache=True)
+def _first_limit(area: np.int64, best: np.int64, n_values: int) -> np.float32:
+    """The float32 threshold of the first level's bound: a computed bound above it proves bound / area > best.
+
+    The block sums and their differences are integers below 2^24, exact in float32; each square and each
+    addition of the sum of n_values non-negative terms rounds by at most 2^-24 relative, so the computed sum
+    is at most (1 + gamma) times the exact one, gamma = (n + 1) u / (1 - (n + 1) u), whatever the order
+    (fastmath may reorder or fuse). The threshold is area * best * (1 + gamma), rounded up to float32."""
+    u = 2.0**-24
+    gamma = (n_values + 1) * u / (1.0 - (n_values + 1) * u)
+    return np.float32(np.float64(area) * np.float64(best) * (1.0 + gamma) * (1.0 + 2 * u))
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _hint_bounds(queries, images, geometry, image_stride, hints, best, best_id) -> None:
     """best[b], best_id[b]: the nearest of query b's hints (image 0 when it has none), lowest id on ties."""
@@ -190,7 +206,7 @@ def nearest_kernel(
     m * image_stride, and their pixel rows (row_length values each) are query_row_stride / image_row_stride
     apart (geometry = (height, row_length, query_row_stride, image_row_stride)). query_sums (B, T) and
     sums (N, T) uint16 are their block sums laid out by `layout` (L + 1 column starts), level l of blocks of
-    areas[l] pixels; coarse_queries (layout[1], B) float64 is level 0 of query_sums transposed. hints (B, K):
+    areas[l] pixels; coarse_queries (layout[1], B) float32 is level 0 of query_sums transposed. hints (B, K):
     image ids to bound with first (-1: none). Writes out_squared[b], out_ids[b].
 
     The training images are split into chunks searched in parallel, each for all queries at once: an image's
@@ -209,15 +225,15 @@ def nearest_kernel(
     chunk_id = np.empty((n_chunks, n_queries), np.int64)
     for c in numba.prange(n_chunks):
         best, best_id = start_best.copy(), start_id.copy()
-        limit = np.empty(n_queries, np.float64)  # areas[0] * best: a first bound above it rules the image out
+        limit = np.empty(n_queries, np.float32)  # a first-level bound above it rules the image out
         for b in range(n_queries):
-            limit[b] = areas[0] * best[b]
-        bound = np.empty(n_queries, np.float64)
+            limit[b] = _first_limit(areas[0], best[b], layout[1])
+        bound = np.empty(n_queries, np.float32)
         for m in range(c * _IMAGE_CHUNK, min(n_images, (c + 1) * _IMAGE_CHUNK)):
             row = sums[m]
             bound[:] = 0.0
-            for j in range(layout[1]):  # level 0 for every query at once (exact: integers below 2^53)
-                value = np.float64(row[j])
+            for j in range(layout[1]):  # level 0 for every query at once, in float32 (8 lanes): see _first_limit
+                value = np.float32(row[j])
                 column = coarse_queries[j]
                 for b in range(n_queries):
                     diff = value - column[b]
@@ -235,7 +251,7 @@ def nearest_kernel(
                 total = _squared_distance(queries, b * query_size, images, m * image_stride, geometry, best[b])
                 if total < best[b] or (total == best[b] and m < best_id[b]):
                     best[b], best_id[b] = total, m
-                    limit[b] = areas[0] * total
+                    limit[b] = _first_limit(areas[0], total, layout[1])
         chunk_best[c] = best
         chunk_id[c] = best_id
     for b in range(n_queries):
@@ -314,7 +330,7 @@ class NearestImages:
         if hints.size and (hints.max() >= n or hints.min() < -1):
             raise NpgenError(f"hints must be image ids in 0..{n - 1} (or -1), got {hints.min()}..{hints.max()}")
         query_sums = block_sum_rows(queries, self.blocks)
-        coarse_queries = np.ascontiguousarray(query_sums[:, : self.layout[1]].T, dtype=np.float64)
+        coarse_queries = np.ascontiguousarray(query_sums[:, : self.layout[1]].T, dtype=np.float32)
         squared = np.empty(len(queries), np.int64)
         ids = np.empty(len(queries), np.int64)
         if len(queries):
