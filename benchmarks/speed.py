@@ -118,10 +118,6 @@ def main() -> None:
         print(case, json.dumps(results[case]), flush=True)
     record = {
         "results": results,
-        "run_share_of_sampler": {  # issue 9: a whole run at >= 75% of the sampler's images/s
-            name: results[f"run-{name}"]["images_per_second"] / results[f"sampler-{name}"]["images_per_second"]
-            for name in ("mnist", "cifar10")
-        },
         "repeats": args.repeats,
         "cpu_count": os.cpu_count(),
     }

@@ -97,17 +97,42 @@ def speed_table() -> str:
         rows.append(
             f"| {case} | {m['median_seconds']:.2f} | {m['all_seconds']} | {m['images_per_second']:.0f} | {m['peak_rss_mb']:.0f} |"
         )
-    shares = r.get("run_share_of_sampler")
-    if shares:
-        rows.append(
-            "\nA whole run's images/s as a share of the sampler's: "
-            + ", ".join(f"{name} {pct(share)}" for name, share in shares.items())
-            + "."
-        )
     return (
         "\n".join(rows)
         + f"\n\nCommand: `{r['command']}`; {r['repeats']} runs each; {r['cpu_count']} cores; {r['machine']}; {r['date']}."
     )
+
+
+def run_share_table() -> str:
+    r = load("run_share")
+    if r is None:
+        return ""
+    rows = [
+        "| dataset | sampler images/s | whole run images/s | run / sampler, median of pairs | per pair |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in r["results"].items():
+        rows.append(
+            f"| {name} | {m['sampler_images_per_second']:.0f} | {m['run_images_per_second']:.0f} | "
+            f"{pct(m['median_share'])} | {', '.join(f'{100 * s:.0f}%' for s in m['shares'])} |"
+        )
+    return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['pairs']} pairs; {r['machine']}; {r['date']}."
+
+
+def nearest_speed_table() -> str:
+    r = load("nearest_speed")
+    if r is None:
+        return ""
+    rows = [
+        "| dataset | samples | training images | FAISS exact scan (s) | pruned exact search (s) | FAISS index load (s) | identical |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in r["results"].items():
+        rows.append(
+            f"| {name} | {m['samples']} | {m['training_images']} | {m['faiss_seconds']:.3f} | {m['pruned_seconds']:.3f} | "
+            f"{m['faiss_index_load_seconds']:.3f} | {'yes' if m['identical'] else 'no'} |"
+        )
+    return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; medians of {r['repeats']}; {r['machine']}; {r['date']}."
 
 
 def retrieval_table() -> str:
@@ -302,6 +327,8 @@ if __name__ == "__main__":
         ("Quality", quality_table()),
         ("Reference", reference_table()),
         ("Speed", speed_table()),
+        ("Whole run against the sampler", run_share_table()),
+        ("Nearest-image search", nearest_speed_table()),
         ("Retrieval", retrieval_table()),
         ("Part-whole study", partwhole_table()),
         ("Tracer speed", trace_speed_line()),
