@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from npgen.errors import NpgenError
 
-BUILD, SAMPLE = "build", "sample"
+BUILD, SAMPLE, RUN = "build", "sample", "run"  # RUN: how a run executes, never what it produces
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,16 @@ PARAMS: dict[str, Param] = {
         ),
         Param("seed", 0, int, 0, 2**63 - 1, SAMPLE, "Random seed; same seed and database give identical output."),
         Param("batch_size", 100, int, 1, 10_000, SAMPLE, "Samples generated in lockstep."),
+        Param(
+            "device",
+            "cpu",
+            str,
+            None,
+            None,
+            RUN,
+            "Where the sampler's rows run: the CPU, a CUDA GPU (npgen.gpu; bit-identical output), or auto (a GPU when one is usable).",
+            choices=("auto", "cpu", "cuda"),
+        ),
     )
 }
 BUILD_PARAMS = tuple(name for name, p in PARAMS.items() if p.stage == BUILD)
