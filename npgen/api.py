@@ -19,7 +19,7 @@ import numpy as np
 from npgen.datasets import data_location
 from npgen.datasets import known_datasets, load_dataset
 from npgen.datasets import preset as preset_for
-from npgen.params import SAMPLER_PARAMS, resolve
+from npgen.params import PARAMS, SAMPLER_PARAMS, resolve
 from npgen.errors import NpgenError
 from npgen.files import write_json
 from npgen.store import Run, RunWriter, run_state, sources_table
@@ -123,15 +123,17 @@ def sample_run(
     if resume and state == "empty" and note is not None:
         note(f"{out} has no manifest (a run stopped before it began); starting it afresh there")
     from npgen.database import Database
+    from npgen.gpu import CudaSampler, resolve_device  # GPU hook: numba.cuda is imported only when asked for
     from npgen.metrics import sample_summary
     from npgen.sampler import Sampler
 
     started = time.perf_counter()
+    device = resolve_device((sampler_options or {}).get("device") or PARAMS["device"].default)
     data = load_dataset(dataset, data_root=data_root)
     window_params, options = resolve_params(data, window, sampler_options)
     db = Database.open_or_build(data, db_path, window_params)
     class_label = resolve_class(db.class_names, class_value)
-    sampler = Sampler(db, **options)
+    sampler = (CudaSampler if device == "cuda" else Sampler)(db, **options)  # identical output on either
     loaded = time.perf_counter()
     writer = RunWriter(
         out,

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from npgen import __version__, api, datasets
-from npgen.params import BUILD, BUILD_PARAMS, PARAMS, SAMPLE
+from npgen.params import BUILD, BUILD_PARAMS, PARAMS, RUN, SAMPLE
 from npgen.errors import NpgenError
 
 data_root_option = click.option(
@@ -302,6 +302,7 @@ def build(dataset, data_root, db_path, force, **window) -> None:
 )
 @param_options(BUILD)
 @param_options(SAMPLE)
+@param_options(RUN)  # --device (npgen.gpu)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
 def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **params) -> None:
     """Generate new images pixel by pixel and record every pixel's source."""
