@@ -12,10 +12,10 @@ The check builds each dataset's database with its preset, then for one class-con
 (256 samples, class 3 by default) runs `Sampler` (numba, CPU threads) and `CudaSampler` (one thread
 block per sample) and asserts that the images and every provenance array are identical; on two rows
 of 64 samples with sigma 0.5 (where float64 sums round) it also compares every candidate window's
-float64 distance at each row's last pixel (`npgen.gpu.compare_rows_with_cpu`). It then
-times both: `sample` of the whole batch, after a warm-up that compiles the kernels, medians of
---repeats runs. It prints one JSON line and writes it to $OUT/gpu.json when OUT is set (and to
---json if given). Exit status 1 when anything differs.
+float64 distance at each row's last pixel (`npgen.gpu.compare_rows_with_cpu`). It then times both
+(`sample` of the whole batch, after a warm-up that compiles the kernels; medians of --repeats runs)
+and the retrieval pools alone, which both samplers compute on the CPU. It prints one JSON line and
+writes it to --json, else to $OUT/gpu.json when OUT is set. Exit status 1 when anything differs.
 """
 
 from __future__ import annotations
@@ -75,6 +75,16 @@ def median_seconds(run, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(times), [round(t, 4) for t in times]
 
 
+def retrieval_only(sampler, n: int, class_label: int) -> None:
+    """The part both samplers do on the CPU: each row's retrieval pools (here over a canvas left blank)."""
+    from npgen.sampler import RowBatch
+
+    db = sampler.database
+    batch = RowBatch.start(db, sampler.seed, np.arange(n), db.class_members(class_label), sampler.pool_size)
+    for _ in batch.rows():
+        pass
+
+
 def check_dataset(
     name: str, folder: Path, scratch: Path, n: int, class_label: int, repeats: int, threads: int | None
 ) -> dict:
@@ -112,6 +122,7 @@ def check_dataset(
         differing["rows"] = rowwise["mismatches"][:5]
     cpu_s, cpu_runs = median_seconds(lambda: cpu.sample(n, class_label), repeats)
     gpu_s, gpu_runs = median_seconds(lambda: gpu.sample(n, class_label), repeats)
+    pools_s, _ = median_seconds(lambda: retrieval_only(cpu, n, class_label), repeats)
     return {
         "images": data.n_images,
         "data_sha256": _sha(data.images[..., 0] if data.channels == 1 else data.images, data.labels.astype(np.uint8)),
@@ -131,6 +142,7 @@ def check_dataset(
         "cpu_images_per_s": round(n / cpu_s, 1),
         "gpu_images_per_s": round(n / gpu_s, 1),
         "gpu_speedup": round(cpu_s / gpu_s, 2),
+        "retrieval_s": round(pools_s, 4),
         "threads_per_block": gpu.threads,
     }
 
@@ -167,7 +179,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--threads", type=int, default=None, help="CUDA threads per block (default npgen.gpu.THREADS)")
-    parser.add_argument("--json", type=Path, help="also write the JSON line here")
+    parser.add_argument("--json", type=Path, help="write the JSON line here (default: $OUT/gpu.json when OUT is set)")
     args = parser.parse_args()
     if args.prepare is not None:
         print(json.dumps(prepare(args.prepare, args.data_root, args.images)))
@@ -191,11 +203,9 @@ def main() -> int:
     result["identical"] = all(result[name]["identical"] for name in args.datasets.split(","))
     line = json.dumps(result)
     print(line)
-    targets = [args.json] if args.json else []
-    if os.environ.get("OUT"):
-        targets.append(Path(os.environ["OUT"]) / "gpu.json")
-    for path in targets:
-        path.write_text(line + "\n")
+    target = args.json or (Path(os.environ["OUT"]) / "gpu.json" if os.environ.get("OUT") else None)
+    if target is not None:
+        target.write_text(line + "\n")
     return 0 if result["identical"] else 1
 
 

@@ -312,10 +312,10 @@ def launch_row(arrays: dict, budget: int, y: int, geometry: tuple, rule: tuple, 
     height, width, half_window, channels = geometry
     _, _, radius, eps, abs_tol, k_min = rule
     a = arrays
-    kernel = row_kernel(threads)[a["canvas"].shape[0], threads]
     with warnings.catch_warnings():  # the simulator's uint64 hash wraps around as intended; numpy warns of it
         warnings.filterwarnings("ignore", "overflow encountered in scalar", RuntimeWarning)
         warnings.filterwarnings("ignore", ".*Grid size", Warning)  # a small batch leaves most of the GPU idle: fine
+        kernel = row_kernel(threads)[a["canvas"].shape[0], threads]
         kernel(
             a["canvas"],
             a["sources"],

@@ -152,3 +152,24 @@ def test_device_cuda_without_a_gpu_is_a_one_line_error_and_auto_falls_back_to_th
     assert resolve_device("cpu") == "cpu"
     with pytest.raises(NpgenError, match="invalid device='gpu'.*auto, cpu, cuda"):
         resolve_device("gpu")
+
+
+def test_npgen_sample_with_device_cuda_needs_a_gpu_and_otherwise_writes_what_the_cpu_writes(tmp_path, cache):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_ENABLE_CUDASIM": "0"}
+    has_gpu = run_resolve("auto", "0").stdout.strip() == "cuda"
+    runs = {}
+    for device in ("cuda", "cpu") if has_gpu else ("cuda",):
+        out = tmp_path / device
+        args = ["sample", "--dataset", "mnist", "--class", "3", "-n", "2", "--device", device, "--out", str(out)]
+        done = subprocess.run(
+            [sys.executable, "-m", "npgen", *args], check=False, capture_output=True, text=True, env=env, timeout=300
+        )
+        runs[device] = (done, out)
+    done, out = runs["cuda"]
+    if has_gpu:
+        assert done.returncode == 0, done.stderr
+        np.testing.assert_array_equal(np.load(out / "samples.npy"), np.load(runs["cpu"][1] / "samples.npy"))
+    else:
+        assert done.returncode == 2 and not out.exists()
+        assert done.stderr.startswith("error: device=cuda (--device cuda) needs a CUDA GPU")
+        assert done.stderr.count("\n") == 1, done.stderr
