@@ -283,6 +283,23 @@ def representation_table() -> str:
     return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['machine']}; {r['date']}."
 
 
+def gpu_table() -> str:
+    rows = [
+        "| dataset | batch | CPU, 16 cores (images/s) | GPU (images/s) | GPU / CPU | retrieval / GPU time | bit-identical (pixels; float64 window distances) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    runs = [load(f"gpu-check-h200-{n}") for n in (256, 2048)]
+    for r in (r for r in runs if r is not None):
+        for dataset, name in (("mnist", "MNIST"), ("cifar10", "CIFAR-10")):
+            d = r[dataset]
+            rows.append(
+                f"| {name} | {d['samples']:,} | {d['cpu_images_per_s']:,.0f} | {d['gpu_images_per_s']:,.0f} | "
+                f"{d['gpu_speedup']:.1f}× | {1000 * d['retrieval_s']:.0f} / {1000 * d['gpu_s']:.0f} ms | "
+                f"{'yes' if d['identical'] else 'NO'} ({d['pixels_compared']:,}; {d['row_check']['windows_float64']:,}) |"
+            )
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
     for dataset in ("mnist", "cifar10"):
         for table in ("comparison", "ablation"):
@@ -298,5 +315,6 @@ if __name__ == "__main__":
         ("Retrieval", retrieval_table()),
         ("Part-whole study", partwhole_table()),
         ("Tracer speed", trace_speed_line()),
+        ("GPU sampler", gpu_table()),
     ):
         print(f"### {title}\n\n{table}\n")
