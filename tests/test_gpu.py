@@ -13,8 +13,7 @@ import sys
 import numba
 
 if "numba.cuda" not in sys.modules and "NUMBA_ENABLE_CUDASIM" not in os.environ:
-    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
-    numba.config.reload_config()
+    numba.config.ENABLE_CUDASIM = 1  # in this process only: other tests' subprocesses keep the real CUDA target
 
 import numpy as np
 import pytest
