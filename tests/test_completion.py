@@ -100,3 +100,12 @@ def test_bad_completion_input_gives_one_line_errors(args, message, module_cache,
     result = cli("complete", "--dataset", "mnist", *args, "--out", tmp_path / "run")
     assert result.exit_code == 2 and message in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_tracing_a_completion_names_generated_pixels_and_refuses_given_ones(completed):
+    generated = cli("trace", completed, "--sample", "1", "--pixel", "20,10")
+    assert generated.exit_code == 0 and "<- training image" in generated.output
+    given = cli("trace", completed, "--sample", "1", "--pixel", "3,10")
+    assert given.exit_code == 2 and "was given" in given.output
+    whole = cli("trace", completed, "--sample", "1")
+    assert whole.exit_code == 2 and "does not analyse completion runs yet" in whole.output
