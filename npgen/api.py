@@ -94,11 +94,15 @@ def sample_run(
     command: str | None = None,
     progress: Callable[[int], None] | None = None,
     note: Callable[[str], None] | None = None,
+    exclude: list[str] | tuple[str, ...] = (),
+    class_map: str | None = None,
 ) -> Path:
     """Generate n samples into the run directory `out`, batch by batch, and return its path.
 
     `window` and `sampler_options` hold explicit parameters (None = unset); the rest come from the
     dataset's preset (`npgen.params.resolve`), and the manifest records the resolved values.
+    `exclude` names training images that may give no pixel (`npgen.exclusion`); `class_map` steers
+    regions of every sample to classes (`npgen.regions.parse_class_map`).
     The run folder is created only once the data, database and options have loaded. With `resume`, a
     complete run is left untouched (a no-op); a folder without a manifest holding nothing but npgen's
     leftovers is started afresh (`note` is told). A failure before the first batch removes the folder
@@ -107,6 +111,135 @@ def sample_run(
     """
     if n < 1:
         raise NpgenError(f"-n must be >= 1, got {n}")
+    if class_map is not None and class_value is not None:
+        raise NpgenError("--class and --class-map exclude each other: put the class in the map (e.g. all=cat)")
+    _check_out(out, resume)
+    if resume and run_state(out) == "complete":
+        return Path(out)  # nothing to do: the manifest, samples and timings stay as they are
+    from npgen.database import Database
+    from npgen.regions import parse_class_map
+
+    started = time.perf_counter()
+    device = _device(sampler_options)
+    data = load_dataset(dataset, data_root=data_root)
+    window_params, options = resolve_params(data, window, sampler_options)
+    db = Database.open_or_build(data, db_path, window_params)
+    class_label = resolve_class(db.class_names, class_value)
+    controls, records = _exclusion(exclude, data, db)
+    if class_map is not None:
+        controls["class_map"] = parse_class_map(class_map, db.class_names, db.height, db.width)
+        shares = np.bincount(controls["class_map"].ravel() + 1, minlength=len(db.class_names) + 1)
+        records["class_map"] = {
+            "spec": class_map,
+            "pixels": {
+                ("any" if c < 0 else db.class_names[c]): int(shares[c + 1])
+                for c in range(-1, len(db.class_names))
+                if shares[c + 1]
+            },
+        }
+    return _write_run(
+        out,
+        dataset,
+        data,
+        db,
+        options,
+        controls,
+        records,
+        n,
+        class_label,
+        data_root,
+        resume,
+        command,
+        progress,
+        note,
+        started,
+        device=device,
+    )
+
+
+def complete_run(
+    out: str | os.PathLike,
+    dataset: str,
+    mask: str,
+    per_input: int = 1,
+    test_indices: list[int] | None = None,
+    image: str | os.PathLike | None = None,
+    class_value: str | int | None = None,
+    data_root=None,
+    db_path=None,
+    window: dict | None = None,
+    sampler_options: dict | None = None,
+    resume: bool = False,
+    command: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    note: Callable[[str], None] | None = None,
+    exclude: list[str] | tuple[str, ...] = (),
+) -> Path:
+    """Complete inputs (test-split images `test_indices`, or an `image` file): keep the pixels `mask` gives
+    (`npgen.regions.parse_mask`) and generate the rest, `per_input` completions each, into the run `out`.
+
+    Sample i completes input i // per_input; only generated pixels get provenance (`npgen.completion`). With
+    no class given the whole split is searched (the completion is conditioned on its given pixels, not on a
+    drawn class): class_mixture defaults to 0.
+    """
+    from npgen.completion import Completion
+    from npgen.database import Database
+    from npgen.regions import parse_mask
+
+    if (test_indices is None) == (image is None):
+        raise NpgenError("give the input to complete: --test-index I (repeatable) or --image FILE, not both")
+    if per_input < 1:
+        raise NpgenError(f"-n (completions per input) must be >= 1, got {per_input}")
+    _check_out(out, resume)
+    if resume and run_state(out) == "complete":
+        return Path(out)
+    started = time.perf_counter()
+    device = _device(sampler_options)
+    data = load_dataset(dataset, data_root=data_root)
+    if image is not None:
+        from npgen.datasets import read_image_like
+
+        inputs = read_image_like(image, data)[None]
+        source = {"image": str(Path(image).resolve())}
+    else:
+        test = _test_split(data, data_root)
+        indices = np.asarray(test_indices, dtype=np.int64)
+        if len(indices) == 0 or indices.min() < 0 or indices.max() >= test.n_images:
+            raise NpgenError(f"--test-index must lie in 0..{test.n_images - 1}, the test split's images")
+        inputs = test.images[indices]
+        source = {"test_indices": indices.tolist()}
+    known = np.broadcast_to(parse_mask(mask, data.height, data.width), inputs.shape[:3]).copy()
+    completion = Completion(np.ascontiguousarray(inputs), known, per_input)
+    explicit = {name: value for name, value in (sampler_options or {}).items() if value is not None}
+    window_params, options = resolve_params(data, window, {"class_mixture": 0, **explicit})
+    db = Database.open_or_build(data, db_path, window_params)
+    class_label = resolve_class(db.class_names, class_value)
+    controls, records = _exclusion(exclude, data, db)
+    controls.update(inputs=completion.inputs, known=completion.known)
+    records["completion"] = {**source, "mask": mask, "per_input": per_input, "n_inputs": len(inputs)}
+    return _write_run(
+        out,
+        dataset,
+        data,
+        db,
+        options,
+        controls,
+        records,
+        completion.n_samples,
+        class_label,
+        data_root,
+        resume,
+        command,
+        progress,
+        note,
+        started,
+        completion=completion,
+        device=device,
+    )
+
+
+def _check_out(out, resume: bool) -> None:
+    """Refuse an --out that cannot take a new run (or, with resume, cannot be continued), before any work."""
     state = run_state(out)
     if state == "dangling-link":
         raise NpgenError(f"--out {out} is a symbolic link to a missing folder; remove the link or choose another --out")
@@ -118,22 +251,66 @@ def sample_run(
         raise NpgenError(
             f"cannot resume {out}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out"
         )
-    if resume and state == "complete":
-        return Path(out)  # nothing to do: the manifest, samples and timings stay as they are
-    if resume and state == "empty" and note is not None:
-        note(f"{out} has no manifest (a run stopped before it began); starting it afresh there")
-    from npgen.database import Database
-    from npgen.gpu import CudaSampler, resolve_device  # GPU hook: numba.cuda is imported only when asked for
+
+
+def _test_split(train, data_root):
+    """The test split of a training split's dataset (a known one, or the same image folder)."""
+    try:
+        return load_dataset(
+            train.name if train.name in known_datasets() else str(train.source), split="test", data_root=data_root
+        )
+    except NpgenError as err:
+        raise NpgenError(f"this needs the dataset's test split, which could not be loaded: {err}") from err
+
+
+def _exclusion(exclude, data, db) -> tuple[dict, dict]:
+    """(control arrays, manifest records) for an exclusion: {"excluded": indices}, {"exclusion": record}."""
+    if not exclude:
+        return {}, {"exclusion": None}
+    from npgen.exclusion import resolve_exclusion
+
+    resolved = resolve_exclusion(list(exclude), data, db)
+    return {"excluded": resolved.images}, {"exclusion": resolved.record()}
+
+
+def _device(sampler_options: dict | None) -> str:
+    """'cpu' or 'cuda' for the `device` option (GPU hook, npgen.gpu): checked before any data is loaded."""
+    from npgen.gpu import resolve_device
+
+    return resolve_device((sampler_options or {}).get("device") or PARAMS["device"].default)
+
+
+def _write_run(
+    out,
+    dataset: str,
+    data,
+    db,
+    options: dict,
+    controls: dict,
+    records: dict,
+    n: int,
+    class_label: int | None,
+    data_root,
+    resume: bool,
+    command: str | None,
+    progress,
+    note,
+    started: float,
+    completion=None,
+    device: str = "cpu",
+) -> Path:
+    """Sample the run's batches into `out` (see `sample_run`), with the controls that restrict its sources."""
+    from npgen.gpu import CudaSampler  # GPU hook (npgen.gpu): numba.cuda is imported only for device cuda
     from npgen.metrics import sample_summary
     from npgen.sampler import Sampler
 
-    started = time.perf_counter()
-    device = resolve_device((sampler_options or {}).get("device") or PARAMS["device"].default)
-    data = load_dataset(dataset, data_root=data_root)
-    window_params, options = resolve_params(data, window, sampler_options)
-    db = Database.open_or_build(data, db_path, window_params)
-    class_label = resolve_class(db.class_names, class_value)
-    sampler = (CudaSampler if device == "cuda" else Sampler)(db, **options)  # identical output on either
+    if resume and run_state(out) == "empty" and note is not None:
+        note(f"{out} has no manifest (a run stopped before it began); starting it afresh there")
+    sampler = (CudaSampler if device == "cuda" else Sampler)(  # the same output on either
+        db, **options, excluded=controls.get("excluded"), class_map=controls.get("class_map"), completion=completion
+    )
+    for name in ("exclusion", "class_map", "completion"):
+        records.setdefault(name, None)
     loaded = time.perf_counter()
     writer = RunWriter(
         out,
@@ -145,9 +322,11 @@ def sample_run(
             "class_label": class_label,
             "class_name": None if class_label is None else db.class_names[class_label],
             "n_samples": n,
+            **records,
             "command": command or " ".join(sys.argv),
         },
         resume=resume,
+        controls=controls,
     )
     batches = range(0, n, sampler.batch_size)
     if progress is not None:
@@ -181,9 +360,13 @@ class VerifyReport:
     """What `verify_run` found: every count but n_pixels must be 0 for a faithful run.
 
     over_budget counts samples that took more than the run's source budget from one training image;
-    wrong_class counts pixels from an image outside the sample's class (requested, or drawn by the
-    mixture: verify re-draws it from the seed); unproducible counts pixels no admissible rule gives
-    (no admissible candidate recorded, or a distance that is not a finite number >= 0).
+    wrong_class counts pixels from an image outside the sample's class (requested, drawn by the
+    mixture: verify re-draws it from the seed, or its region's class under a class map); unproducible
+    counts pixels no admissible rule gives (no admissible candidate recorded, or a distance that is not
+    a finite number >= 0); excluded_pixels counts pixels copied from an excluded training image;
+    given_changed counts a completion's given pixels that differ from its input (or the input from the
+    test image it names). missing_or_duplicate counts pixels without exactly one provenance row (a
+    completion's given pixels: without any).
     """
 
     n_pixels: int
@@ -193,8 +376,11 @@ class VerifyReport:
     wrong_class: int
     over_budget: int
     unproducible: int
+    excluded_pixels: int
+    given_changed: int
     max_source_pixels: int
     source_budget: int
+    n_excluded_images: int
 
     @property
     def ok(self) -> bool:
@@ -205,6 +391,8 @@ class VerifyReport:
             self.wrong_class,
             self.over_budget,
             self.unproducible,
+            self.excluded_pixels,
+            self.given_changed,
         )
         return not any(counts)
 
@@ -216,7 +404,7 @@ def expected_classes(manifest: dict, class_counts: np.ndarray, n: int) -> np.nda
     params = manifest["params"]
     if manifest["class_label"] is not None:
         return np.full(n, manifest["class_label"], np.int64)
-    if not params.get("class_mixture", 0) or len(class_counts) < 2:
+    if not params.get("class_mixture", 0) or len(class_counts) < 2 or manifest.get("class_map"):
         return np.full(n, -1, np.int64)
     return draw_classes(params["seed"], np.arange(n), class_counts)
 
@@ -250,8 +438,15 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
             f"the manifest of run {run.path} is damaged: its params lack a numeric radius or source_budget; sample the run again"
         ) from None
     far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
+    excluded = run.control("excluded")
+    excluded = np.zeros(0, np.int64) if excluded is None else excluded
+    included = np.ones(data.n_images, dtype=bool)
+    if len(excluded) and (excluded.min() < 0 or excluded.max() >= data.n_images):
+        raise NpgenError(f"{run.path}/controls/excluded.npy names images outside the split; the run was altered")
+    included[excluded] = False
     try:
-        classes = expected_classes(run.manifest, np.bincount(data.labels, minlength=len(data.class_names)), n)
+        class_counts = np.bincount(data.labels[included], minlength=len(data.class_names))
+        classes = expected_classes(run.manifest, class_counts, n)
     except (KeyError, TypeError, ValueError):
         raise NpgenError(
             f"the manifest of run {run.path} is damaged: its class_mixture or seed is missing or not a number; sample the run again"
@@ -261,6 +456,9 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
             f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again"
         )
     pixel_class = classes[column["sample"]]
+    class_map = run.control("class_map")
+    if class_map is not None:
+        pixel_class = class_map[column["y"], column["x"]]
     wrong_class = int(((pixel_class >= 0) & (data.labels[column["src_image"]] != pixel_class)).sum())
     pairs, per_pair = np.unique(
         column["sample"].astype(np.int64) * data.n_images + column["src_image"], return_counts=True
@@ -269,17 +467,46 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     np.maximum.at(per_sample_max, pairs // data.n_images, per_pair)
     distance = column["distance"]
     unproducible = int(((column["n_candidates"] < 1) | ~np.isfinite(distance) | (distance < 0)).sum())
+    known, given_changed = _check_given(run, samples, data_root)
     return VerifyReport(
         n_pixels=n * height * width,
         mismatches=mismatches,
-        missing_or_duplicate=int((seen != 1).sum()),
+        missing_or_duplicate=int((seen != (~known).ravel()).sum()),
         outside_radius=int(far.sum()),
         wrong_class=wrong_class,
         over_budget=int((per_sample_max > budget).sum()),
         unproducible=unproducible,
+        excluded_pixels=int((~included[column["src_image"]]).sum()),
+        given_changed=given_changed,
         max_source_pixels=int(per_sample_max.max(initial=0)),
         source_budget=budget,
+        n_excluded_images=int(len(excluded)),
     )
+
+
+def _check_given(run: Run, samples: np.ndarray, data_root) -> tuple[np.ndarray, int]:
+    """((n, H, W) bool given pixels, how many differ from the input): for a completion run; none otherwise.
+
+    A completion of test-split images is checked against the test split itself, not only the stored input.
+    """
+    n = len(samples)
+    record = run.manifest.get("completion")
+    if not record:
+        return np.zeros(samples.shape[:3], dtype=bool), 0
+    inputs, known = run.control("inputs"), run.control("known")
+    try:
+        per_input = int(record["per_input"])
+    except (KeyError, TypeError, ValueError):
+        raise NpgenError(f"the manifest of run {run.path} is damaged: its completion record lacks per_input") from None
+    if inputs is None or known is None or len(inputs) * per_input != n or known.shape != inputs.shape[:3]:
+        raise NpgenError(f"run {run.path} is a completion without matching controls/inputs.npy and known.npy")
+    which = np.arange(n) // per_input
+    changed = (samples != inputs[which]).any(axis=-1) & known[which]
+    if record.get("test_indices") is not None:
+        test = _test_split(run.dataset(data_root), run.data_root(data_root))
+        original = test.images[np.asarray(record["test_indices"], dtype=np.int64)]
+        changed |= (original[which] != inputs[which]).any(axis=-1) & known[which]
+    return known[which], int(changed.sum())
 
 
 def _classifier_for(train, path: str | os.PathLike | None) -> tuple[object | None, Path, str | None]:

@@ -15,6 +15,8 @@ import click
 from npgen import __version__, api, datasets
 from npgen.params import BUILD, BUILD_PARAMS, PARAMS, RUN, SAMPLE
 from npgen.errors import NpgenError
+from npgen.exclusion import SPEC_HELP
+from npgen.regions import CLASS_MAP_HELP, MASK_HELP
 
 data_root_option = click.option(
     "--data-root",
@@ -303,8 +305,10 @@ def build(dataset, data_root, db_path, force, **window) -> None:
 @param_options(BUILD)
 @param_options(SAMPLE)
 @param_options(RUN)  # --device (npgen.gpu)
+@click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP)
+@click.option("--class-map", "class_map", default=None, metavar="SPEC", help=CLASS_MAP_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
-def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **params) -> None:
+def sample(dataset, class_value, n_samples, out, data_root, db_path, exclude, class_map, resume, **params) -> None:
     """Generate new images pixel by pixel and record every pixel's source."""
     window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
@@ -323,18 +327,36 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
             command=command,
             progress=bar.update,
             note=lambda text: click.echo(printable(text), err=True),
+            exclude=exclude,
+            class_map=class_map,
         )
+    _report_written(path, complete)
+
+
+def _report_written(path, complete: bool) -> None:
+    """Print what a sample or complete command wrote (or that a resumed run was already complete)."""
     manifest = json.loads((Path(path) / "manifest.json").read_text())
+    n_samples = manifest.get("n_samples")
     if complete:
-        click.echo(f"run {printable(path)} is already complete ({manifest.get('n_samples')} samples); nothing to do")
+        click.echo(f"run {printable(path)} is already complete ({n_samples} samples); nothing to do")
         return
     summary, timings = manifest["summary"], manifest["timings"]
     params = manifest["params"]
-    conditioned = (
-        f"class {manifest['class_name']!r}"
-        if manifest["class_label"] is not None
-        else ("classes drawn from the training class shares" if params.get("class_mixture") else "every training image")
-    )
+    if manifest.get("completion"):
+        record = manifest["completion"]
+        conditioned = f"{record['per_input']} completions of each of {record['n_inputs']} inputs, --mask {printable(record['mask'])} given"
+        if manifest["class_label"] is not None:
+            conditioned += f", as class {manifest['class_name']!r}"
+    elif manifest.get("class_map"):
+        conditioned = "regions steered by --class-map " + printable(manifest["class_map"]["spec"])
+    elif manifest["class_label"] is not None:
+        conditioned = f"class {manifest['class_name']!r}"
+    elif params.get("class_mixture"):
+        conditioned = "classes drawn from the training class shares"
+    else:
+        conditioned = "every training image"
+    if manifest.get("exclusion"):
+        conditioned += f"; {manifest['exclusion']['n_images']} training images excluded"
     click.echo(
         f"{conditioned}; h={manifest['database']['params']['half_window']}, k_min={params['k_min']}, "
         f"source budget {params['source_budget']} pixels per training image (max_source_share={params['max_source_share']})"
@@ -344,6 +366,65 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
         f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "
         f"median top-source share {summary['median_top_source_share']:.3f}"
     )
+
+
+@main.command()
+@click.option("--dataset", required=True, help="mnist, cifar10, or a folder of images with one subfolder per class.")
+@click.option(
+    "--test-index",
+    "test_indices",
+    multiple=True,
+    type=click.IntRange(min=0),
+    help="A test-split image to complete (repeatable).",
+)
+@click.option(
+    "--image", type=click.Path(dir_okay=False), default=None, help="An image file (of the dataset's size) to complete."
+)
+@click.option("--mask", required=True, metavar="top|bottom|left|right|FILE", help=MASK_HELP)
+@click.option("-n", "per_input", default=1, show_default=True, help="Completions of each input.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New run folder to write.")
+@click.option("--class", "class_value", default=None, help="Class to complete as (default: search every class).")
+@data_root_option
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Database folder (built there if absent; default: the cache).",
+)
+@param_options(BUILD)
+@param_options(SAMPLE)
+@param_options(RUN)  # --device (npgen.gpu)
+@click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
+def complete(
+    dataset, test_indices, image, mask, per_input, out, class_value, data_root, db_path, exclude, resume, **params
+) -> None:
+    """Complete images: keep the pixels --mask gives and generate the rest, recording each generated pixel's source."""
+    window = {name: params.pop(name) for name in BUILD_PARAMS}
+    command = shlex.join(["npgen", *sys.argv[1:]])
+    done = resume and api.run_state(out) == "complete"
+    n_inputs = len(test_indices) if test_indices else 1
+    with Progress(n_inputs * per_input, "completing") as bar:
+        path = api.complete_run(
+            out,
+            dataset,
+            mask,
+            per_input,
+            list(test_indices) if test_indices else None,
+            image,
+            class_value,
+            data_root,
+            db_path,
+            window,
+            params,
+            resume=resume,
+            command=command,
+            progress=bar.update,
+            note=lambda text: click.echo(printable(text), err=True),
+            exclude=exclude,
+        )
+    _report_written(path, done)
 
 
 @main.command()
