@@ -50,7 +50,7 @@ def cuda_status() -> tuple[bool, str]:
     try:
         from numba import cuda
     except Exception as err:  # noqa: BLE001  (numba without its CUDA part, or a broken CUDA install)
-        return False, f"numba.cuda cannot be imported ({type(err).__name__}: {str(err).splitlines()[0][:80]})"
+        return False, f"numba.cuda cannot be imported ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:80]})"
     try:
         if cuda.is_available():
             return True, ""
@@ -123,7 +123,9 @@ def row_kernel(threads: int = THREADS):
     def kernel(
         canvas,
         sources,
-        pool,
+        pools,
+        region,
+        known,
         used,
         budget,
         y,
@@ -151,12 +153,15 @@ def row_kernel(threads: int = THREADS):
         low = cuda.shared.array(threads, float64)
         count = cuda.shared.array(threads, int32)
         n_offsets = offsets.shape[0]
-        pool_size = pool.shape[1]
+        pool_size = pools.shape[2]
         padded_width = width + 2 * half_window
         # no min/max builtins in the kernel: some numba.cuda versions cannot type them on integers
         y0 = y - radius if y > radius else 0
         ny = (y + radius + 1 if y + radius + 1 < height else height) - y0  # noqa: FURB136
         for x in range(width):
+            if known[b, y * width + x]:  # a given pixel (completion): kept and left unrecorded
+                continue
+            r = region[y * width + x]
             centre = ((y + half_window) * padded_width + x + half_window) * channels
             for j in range(t, n_offsets * channels, threads):
                 l = j // channels
@@ -171,9 +176,9 @@ def row_kernel(threads: int = THREADS):
             my_count = 0
             for i in range(t, n_all, threads):
                 k = i // per_image
-                image = pool[b, k]
+                image = pools[b, r, k]
                 d = math.inf
-                if used[b, image] < budget:
+                if image >= 0 and used[b, image] < budget:  # -1 pads a region's pool smaller than another's
                     rem = i - k * per_image
                     sy = y0 + rem // nx
                     sx = x0 + rem - (rem // nx) * nx
@@ -272,7 +277,7 @@ def row_kernel(threads: int = THREADS):
                             target -= 1
                         chosen += 1
                     k = chosen // per_image
-                    image = pool[b, k]
+                    image = pools[b, r, k]
                     rem = chosen - k * per_image
                     sy = y0 + rem // nx
                     sx = x0 + rem - (rem // nx) * nx
@@ -306,8 +311,8 @@ def _check_geometry(geometry: tuple, offsets: np.ndarray) -> None:
 def launch_row(arrays: dict, budget: int, y: int, geometry: tuple, rule: tuple, threads: int = THREADS) -> None:
     """Launch the row kernel on device (or host, under the simulator) arrays: one block per sample.
 
-    `arrays` holds canvas, sources, pool, used, offsets, weights, keys, the five record arrays and
-    cand_dist (B, max_candidates) float64 scratch; names as in `sample_row`.
+    `arrays` holds canvas, sources, pools, region, known, used, offsets, weights, keys, the five record
+    arrays and cand_dist (B, max_candidates) float64 scratch; names as in `sample_row`.
     """
     height, width, half_window, channels = geometry
     _, _, radius, eps, abs_tol, k_min = rule
@@ -319,7 +324,9 @@ def launch_row(arrays: dict, budget: int, y: int, geometry: tuple, rule: tuple, 
         kernel(
             a["canvas"],
             a["sources"],
-            a["pool"],
+            a["pools"],
+            a["region"],
+            a["known"],
             a["used"],
             int(budget),
             int(y),
@@ -344,14 +351,14 @@ def launch_row(arrays: dict, budget: int, y: int, geometry: tuple, rule: tuple, 
 
 
 def cuda_sample_row(
-    canvas, sources, pool, used, budget, y, geometry, rule, keys, record, threads: int = THREADS
+    canvas, sources, pools, region, known, used, budget, y, geometry, rule, keys, record, threads: int = THREADS
 ) -> np.ndarray:
     """`sampler.sample_row` on the GPU, with the same arguments and the same in-place results on host arrays.
 
-    Returns (B, slots) float64: each sample's candidate distances at the row's last pixel, in candidate
-    order (pool image, then source position), +inf for images over budget, to check them one by one.
-    Copies everything to the device and back: for tests and single rows. `CudaSampler` keeps a batch
-    on the device instead.
+    Returns (B, slots) float64: each sample's candidate distances at the last pixel of the row it
+    generated, in candidate order (pool image, then source position), +inf for images over budget or
+    padding, to check them one by one. Copies everything to the device and back: for tests and single
+    rows. `CudaSampler` keeps a batch on the device instead.
     """
     from numba import cuda
 
@@ -359,11 +366,11 @@ def cuda_sample_row(
     _check_geometry(geometry, offsets)
     host = {"canvas": canvas, "used": used, **dict(zip(RECORD, record))}
     device = {name: cuda.to_device(array) for name, array in host.items()}
-    for name, array in (("sources", sources), ("pool", pool), ("offsets", offsets), ("weights", weights)):
+    inputs = {"sources": sources, "pools": pools, "region": region, "known": known, "keys": keys}
+    for name, array in {**inputs, "offsets": offsets, "weights": weights}.items():
         device[name] = cuda.to_device(np.ascontiguousarray(array))
-    device["keys"] = cuda.to_device(np.ascontiguousarray(keys))
-    slots = max(1, max_candidates(pool.shape[1], geometry, rule[2]))
-    device["cand_dist"] = cuda.device_array((pool.shape[0], slots), np.float64)
+    slots = max(1, max_candidates(pools.shape[2], geometry, rule[2]))
+    device["cand_dist"] = cuda.device_array((pools.shape[0], slots), np.float64)
     launch_row(device, budget, y, geometry, rule, threads)
     for name, array in host.items():
         device[name].copy_to_host(array)
@@ -371,71 +378,99 @@ def cuda_sample_row(
 
 
 RECORD = ("src_image", "src_y", "src_x", "n_candidates", "distance")
+RECORD_TYPES = (np.int32, np.int16, np.int16, np.int32, np.float32)
+
+
+def _empty_record(shape: tuple) -> tuple:
+    """The record arrays as `Sampler` starts them: -1 (and NaN) where a pixel is given, not generated."""
+    return tuple(np.full(shape, np.nan if t is np.float32 else -1, t) for t in RECORD_TYPES)
+
+
+def _known(sampler: Sampler, indices: np.ndarray, pixels: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """(given images or None, (n, H*W) bool known pixels) of these samples, as `Sampler._sample_group` has them."""
+    if sampler.completion is None:
+        return None, np.zeros((len(indices), pixels), dtype=np.bool_)
+    completion = sampler.completion
+    return completion.given(indices), completion.known_pixels(indices).reshape(len(indices), -1)
 
 
 def compare_rows_with_cpu(
-    db, options: dict, class_label: int | None, rows: range, n_samples: int = 2, threads: int = THREADS
+    db, options: dict, class_label: int, rows: range, n_samples: int = 2, threads: int = THREADS
 ) -> dict:
     """Run `rows` of a batch with the CUDA kernel and `sample_row` from the same state; return what differs.
 
-    Rows before them are generated by `sample_row`, so the compared rows start from real canvases. At
+    `options` are `Sampler`'s (a class map and a completion included); class_label -1 means any class.
+    Rows before `rows` are generated by `sample_row`, so the compared rows start from real canvases. At
     each compared row the canvas, source counts and provenance must come out identical, and at the
-    row's last pixel every candidate window's float64 distance must equal the CPU's `window_distance`
-    (without early exit) bit for bit, +inf for images over budget. Returns {"mismatches": [one line
-    each], "pixels", "windows" (distances compared), "exhausted" (pool images over budget),
-    "n_candidates" (admissible-set sizes of the compared pixels)}.
+    row's last generated pixel every candidate window's float64 distance must equal the CPU's
+    `window_distance` (without early exit) bit for bit, +inf for images over budget. Returns
+    {"mismatches": [one line each], "pixels" (generated), "windows" (distances compared), "exhausted"
+    (pool images over budget), "padding" (-1 pool slots), "n_candidates" (admissible-set sizes of the
+    generated pixels)}.
     """
     from npgen.sampler import sample_row
 
     sampler = Sampler(db, **options)
-    allowed = db.class_members(class_label)
-    batch = RowBatch.start(db, sampler.seed, np.arange(n_samples), allowed, sampler.pool_size)
-    canvas, shape = batch.flat_canvas, (n_samples, db.height, db.width)
-    record = tuple(np.zeros(shape, dtype) for dtype in (np.int32, np.int16, np.int16, np.int32, np.float32))
+    indices = np.arange(n_samples)
+    allowed, region = sampler._regions(class_label)
+    given, known = _known(sampler, indices, db.height * db.width)
+    batch = RowBatch.start(db, sampler.seed, indices, allowed, sampler.pool_size, images=given)
+    canvas, record = batch.flat_canvas, _empty_record((n_samples, db.height, db.width))
     used = np.zeros((n_samples, db.n_images), np.int32)
     geometry, rule, budget = sampler.geometry(), sampler.rule(), sampler.budget
-    seen = {"mismatches": [], "pixels": 0, "windows": 0, "exhausted": 0, "n_candidates": []}
-    for y, pool in batch.rows():
+    seen = {"mismatches": [], "pixels": 0, "windows": 0, "exhausted": 0, "padding": 0, "n_candidates": []}
+    for y, pools in batch.region_rows():
+        args = (db.sources, pools, region, known)
         if y in rows:
             gpu_canvas, gpu_used, gpu_record = canvas.copy(), used.copy(), tuple(r.copy() for r in record)
             last = cuda_sample_row(
-                gpu_canvas, db.sources, pool, gpu_used, budget, y, geometry, rule, batch.keys, gpu_record, threads
+                gpu_canvas, *args, gpu_used, budget, y, geometry, rule, batch.keys, gpu_record, threads
             )
-            seen["exhausted"] += int((np.take_along_axis(used, pool, axis=1) >= budget).sum())
-        sample_row(canvas, db.sources, pool, used, budget, y, geometry, rule, batch.keys, record)
+            over = np.take_along_axis(used, np.maximum(pools.reshape(n_samples, -1), 0), axis=1) >= budget
+            seen["exhausted"] += int((over & (pools.reshape(n_samples, -1) >= 0)).sum())
+            seen["padding"] += int((pools < 0).sum())
+        sample_row(canvas, *args, used, budget, y, geometry, rule, batch.keys, record)
         if y in rows:
             pairs = [("canvas", gpu_canvas, canvas), ("source counts", gpu_used, used)]
             pairs += [(name, gpu[:, y], cpu[:, y]) for name, gpu, cpu in zip(RECORD, gpu_record, record)]
             for name, gpu, cpu in pairs:
-                if not np.array_equal(gpu, cpu):
+                if not np.array_equal(gpu, cpu, equal_nan=gpu.dtype.kind == "f"):
                     seen["mismatches"].append(f"row {y}: {name} differs at {int((gpu != cpu).sum())} values")
-            windows, wrong = _compare_last_distances(db, sampler, canvas, pool, used, record, y, last)
+            windows, wrong = _compare_last_distances(db, sampler, canvas, used, record, pools, region, known, y, last)
             seen["windows"] += windows
             seen["mismatches"] += wrong
-            seen["pixels"] += n_samples * db.width
-            seen["n_candidates"] += record[3][:, y].ravel().tolist()
+            generated = ~known[:, y * db.width : (y + 1) * db.width]
+            seen["pixels"] += int(generated.sum())
+            seen["n_candidates"] += record[3][:, y][generated].tolist()
         if y == rows[-1]:
             break
     return seen
 
 
-def _compare_last_distances(db, sampler, canvas, pool, used, record, y, last) -> tuple[int, list[str]]:
-    """(windows compared, mismatches) between the kernel's distances at the row's last pixel and the CPU's."""
+def _compare_last_distances(db, sampler, canvas, used, record, pools, region, known, y, last) -> tuple[int, list]:
+    """(windows compared, mismatches) between the kernel's distances at the row's last generated pixel and the
+    CPU's, from the CPU's canvas and source counts after the row (the pixel's causal context is complete then)."""
     from npgen.windows import gather_context, window_distance
 
     height, width, h, channels = sampler.geometry()
     offsets, weights = sampler.window_order()
-    x, padded_width, compared, wrong = width - 1, width + 2 * h, 0, []
-    y0, x0 = max(0, y - sampler.radius), max(0, x - sampler.radius)
-    ny, nx = min(height, y + sampler.radius + 1) - y0, min(width, x + sampler.radius + 1) - x0
+    padded_width, compared, wrong = width + 2 * h, 0, []
     context = np.empty(len(offsets) * channels, np.float32)
     for b in range(len(canvas)):
+        generated = np.flatnonzero(~known[b, y * width : (y + 1) * width])
+        if len(generated) == 0:
+            continue
+        x = int(generated[-1])
+        before = used[b].copy()  # the counts when pixel x was chosen: without its own
+        if record[3][b, y, x] > 0:
+            before[record[0][b, y, x]] -= 1
         gather_context(canvas[b], ((y + h) * padded_width + x + h) * channels, offsets, channels, context)
-        before_last = used[b].copy()
-        before_last[record[0][b, y, x]] -= record[3][b, y, x] > 0  # the counts when the last pixel was chosen
-        for i in range(pool.shape[1] * ny * nx):
-            image, sy, sx = pool[b, i // (ny * nx)], y0 + i % (ny * nx) // nx, x0 + i % nx
-            if before_last[image] >= sampler.budget:
+        y0, x0 = max(0, y - sampler.radius), max(0, x - sampler.radius)
+        ny, nx = min(height, y + sampler.radius + 1) - y0, min(width, x + sampler.radius + 1) - x0
+        pool = pools[b, region[y * width + x]]
+        for i in range(len(pool) * ny * nx):
+            image, sy, sx = pool[i // (ny * nx)], y0 + i % (ny * nx) // nx, x0 + i % nx
+            if image < 0 or before[image] >= sampler.budget:
                 expected = np.inf
             else:
                 at = ((sy + h) * padded_width + sx + h) * channels
@@ -472,47 +507,38 @@ class CudaSampler(Sampler):
         return self._device_sources
 
     def _sample_group(self, indices: np.ndarray, class_label: int) -> Samples:
-        """As `Sampler._sample_group`, with each row generated by the CUDA kernel."""
+        """As `Sampler._sample_group` (regions of a class map, given pixels of a completion), each row on the GPU."""
         from numba import cuda
 
         db = self.database
-        allowed = db.class_members(None if class_label < 0 else class_label)
-        self.check_budget(len(allowed))
         n, height, width = len(indices), db.height, db.width
-        batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size)
+        allowed, region = self._regions(class_label)
+        given, known = _known(self, indices, height * width)
+        for r, images in enumerate(allowed):
+            self.check_budget(len(images), int((~known[:, region == r]).sum(axis=1).max(initial=0)))
+        batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size, images=given)
         flat_canvas = batch.flat_canvas
-        shape = (n, height, width)
         geometry, rule = self.geometry(), self.rule()
-        record_types = {
-            "src_image": np.int32,
-            "src_y": np.int16,
-            "src_x": np.int16,
-            "n_candidates": np.int32,
-            "distance": np.float32,
-        }
-        device = {name: cuda.device_array(shape, dtype) for name, dtype in record_types.items()}
-        device["n_candidates"] = cuda.to_device(np.ones(shape, np.int32))  # the kernel writes 0 where a pixel failed
+        record = _empty_record((n, height, width))
+        device = {name: cuda.to_device(array) for name, array in zip(RECORD, record)}
         device["canvas"] = cuda.to_device(flat_canvas)
         device["used"] = cuda.to_device(np.zeros((n, db.n_images), dtype=np.int32))
         device["sources"] = self._sources_on_device()
-        device["offsets"] = cuda.to_device(np.ascontiguousarray(rule[0]))
-        device["weights"] = cuda.to_device(np.ascontiguousarray(rule[1]))
-        device["keys"] = cuda.to_device(batch.keys)
-        uploaded = None
-        for y, pool in batch.rows():
-            if pool is not uploaded:  # a new pool (a block row completed); without a pool, the same array every row
-                uploaded = pool
-                device["pool"] = cuda.to_device(np.ascontiguousarray(pool))
-                slots = max(1, max_candidates(pool.shape[1], geometry, self.radius))
-                if "cand_dist" not in device or device["cand_dist"].shape[1] != slots:
-                    device["cand_dist"] = cuda.device_array((n, slots), np.float64)
+        inputs = {"region": region, "known": known, "keys": batch.keys, "offsets": rule[0], "weights": rule[1]}
+        for name, array in inputs.items():
+            device[name] = cuda.to_device(np.ascontiguousarray(array))
+        for y, pools in batch.region_rows():
+            device["pools"] = cuda.to_device(pools)
+            slots = max(1, max_candidates(pools.shape[2], geometry, self.radius))
+            if "cand_dist" not in device or device["cand_dist"].shape[1] != slots:
+                device["cand_dist"] = cuda.device_array((n, slots), np.float64)
             launch_row(device, self.budget, y, geometry, rule, self.threads)
-            device["canvas"].copy_to_host(flat_canvas)  # the next row's pool is retrieved from it
+            device["canvas"].copy_to_host(flat_canvas)  # the next row's pools are retrieved from it
         out = Samples(
             images=batch.images().copy(),
             sample_index=indices,
             class_label=np.full(n, class_label, np.int64),
-            **{name: device[name].copy_to_host() for name in record_types},
+            **{name: device[name].copy_to_host() for name in RECORD},
         )
         failed = np.flatnonzero((out.n_candidates == 0).any(axis=(0, 2)))
         if len(failed):
@@ -520,10 +546,3 @@ class CudaSampler(Sampler):
                 f"no admissible candidate at row {failed[0]}: the parameters {self.params()} admit nothing; relax them"
             )
         return out
-
-
-def make_sampler(database, device: str = "auto", **options) -> Sampler:
-    """A `Sampler` (device cpu) or `CudaSampler` (cuda) with these options; 'auto' takes a GPU when one is usable."""
-    if resolve_device(device) == "cuda":
-        return CudaSampler(database, **options)
-    return Sampler(database, **options)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from npgen.completion import Completion
 from npgen.database import Database, WindowParams
 from npgen.datasets import Dataset, load_dataset
 from npgen.errors import NpgenError
@@ -38,10 +39,10 @@ def fast_switching():
     sys.setswitchinterval(interval)
 
 
-def compare_rows(db, options: dict, class_label: int, rows: range) -> dict:
+def compare_rows(db, options: dict, class_label: int, rows: range, pixels: int | None = None) -> dict:
     seen = compare_rows_with_cpu(db, options, class_label, rows, n_samples=2, threads=THREADS)
     assert seen["mismatches"] == []
-    assert seen["pixels"] == 2 * len(rows) * db.width and seen["windows"] > 0
+    assert seen["pixels"] == (2 * len(rows) * db.width if pixels is None else pixels) and seen["windows"] > 0
     return seen
 
 
@@ -69,6 +70,28 @@ def test_cuda_row_kernel_is_bit_identical_to_sample_row_on_cifar10(cifar_db, fas
     options = {"pool_size": 12, "max_source_share": 0.2, "sigma": 0.5}
     seen = compare_rows(cifar_db, options, class_label=3, rows=range(12, 14))
     assert (np.array(seen["n_candidates"]) > 1).any(), "the rows must include ties among admissible windows"
+
+
+def test_cuda_row_kernel_is_bit_identical_with_a_class_map_excluded_images_and_given_pixels(mnist_db, fast_switching):
+    """Regions (left half 3s, right half 7s) with all 7s but five excluded, so the 7s' pool (those five) is
+    padded with -1 to the 3s' (eight), and a completion whose input gives the left 10 columns of every row."""
+    labels = np.asarray(mnist_db.labels)
+    sevens = np.flatnonzero(labels == 7)
+    inputs = np.asarray(mnist_db.images())[[7, 50]]
+    known = np.zeros(inputs.shape[:3], bool)
+    known[:, :, :10] = True
+    class_map = np.where(np.arange(28)[None, :] < 14, 3, 7).repeat(28, axis=0)
+    options = {
+        "class_map": class_map,
+        "excluded": sevens[5:],
+        "completion": Completion(inputs, known, 1),
+        "pool_size": 8,
+        "k_min": 2,
+        "max_source_share": 0.2,
+    }
+    seen = compare_rows(mnist_db, options, class_label=-1, rows=range(12, 14), pixels=2 * 2 * 18)
+    assert (np.array(seen["n_candidates"]) > 0).all()
+    assert seen["padding"] == 2 * 2 * 3  # each compared row: the 7s' pool padded by 3 slots in both samples
 
 
 def test_cuda_sampler_is_bit_identical_to_the_cpu_sampler(mnist_subset, tmp_path, fast_switching):
@@ -103,7 +126,9 @@ def test_a_pixel_without_candidates_is_left_unwritten_by_both_kernels(mnist_db, 
         args = (
             state[0],
             mnist_db.sources,
-            pool,
+            pool[:, None],  # one region
+            np.zeros(mnist_db.height * mnist_db.width, np.int64),
+            np.zeros((2, mnist_db.height * mnist_db.width), np.bool_),  # no given pixels
             state[1],
             sampler.budget,
             y,
