@@ -12,7 +12,8 @@ The check builds each dataset's database with its preset, then for one class-con
 (256 samples, class 3 by default) runs `Sampler` (numba, CPU threads) and `CudaSampler` (one thread
 block per sample) and asserts that the images and every provenance array are identical; on two rows
 of 64 samples with sigma 0.5 (where float64 sums round) it also compares every candidate window's
-float64 distance at each row's last pixel (`npgen.gpu.compare_rows_with_cpu`). It then times both
+float64 distance at each row's last pixel (`npgen.gpu.compare_rows_with_cpu`), and on 64 samples
+with every control (class map, excluded images, completion: `control_options`). It then times both
 (`sample` of the whole batch, after a warm-up that compiles the kernels; medians of --repeats runs)
 and the retrieval pools alone, which both samplers compute on the CPU. It prints one JSON line and
 writes it to --json, else to $OUT/gpu.json when OUT is set. Exit status 1 when anything differs.
@@ -85,6 +86,23 @@ def retrieval_only(sampler, n: int, class_label: int) -> None:
         pass
 
 
+def control_options(db, n: int) -> dict:
+    """Sampler options with every control: left half steered to class 3 and right half to class 7, every 10th
+    training image excluded, and completions of the first n/2 training images (twice each) from their top
+    8 rows."""
+    from npgen.completion import Completion
+
+    class_map = np.where(np.arange(db.width)[None, :] < db.width // 2, 3, 7).repeat(db.height, axis=0)
+    inputs = np.ascontiguousarray(db.images()[: max(1, n // 2)])
+    known = np.zeros(inputs.shape[:3], bool)
+    known[:, :8] = True
+    return {
+        "class_map": class_map,
+        "excluded": np.arange(0, db.n_images, 10),
+        "completion": Completion(inputs, known, 2),
+    }
+
+
 def check_dataset(
     name: str, folder: Path, scratch: Path, n: int, class_label: int, repeats: int, threads: int | None
 ) -> dict:
@@ -120,6 +138,12 @@ def check_dataset(
     )
     if rowwise["mismatches"]:
         differing["rows"] = rowwise["mismatches"][:5]
+    controls = control_options(db, min(64, n))
+    with_controls = [kind(db, **options, **controls).sample(min(64, n)) for kind in (Sampler, CudaSampler)]
+    for field in FIELDS:
+        a, b = (getattr(out, field) for out in with_controls)
+        if not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
+            differing[f"controls {field}"] = int((a != b).sum())
     cpu_s, cpu_runs = median_seconds(lambda: cpu.sample(n, class_label), repeats)
     gpu_s, gpu_runs = median_seconds(lambda: gpu.sample(n, class_label), repeats)
     pools_s, _ = median_seconds(lambda: retrieval_only(cpu, n, class_label), repeats)
@@ -134,6 +158,11 @@ def check_dataset(
         "differing": differing,
         "pixels_compared": int(cpu_out.src_image.size),
         "row_check": {"rows": list(rows), "pixels": rowwise["pixels"], "windows_float64": rowwise["windows"]},
+        "controls_check": {
+            "samples": min(64, n),
+            "generated_pixels": int((with_controls[0].n_candidates > 0).sum()),
+            "given_pixels": int((with_controls[0].n_candidates == -1).sum()),
+        },
         "mean_admissible": round(float(cpu_out.n_candidates.mean()), 2),
         "cpu_s": round(cpu_s, 4),
         "gpu_s": round(gpu_s, 4),
