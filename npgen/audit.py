@@ -307,8 +307,10 @@ def image_figure(
         where = f"run {r} " if len(samples_of) > 1 else ""
         panels.append((Image.fromarray(panel), [f"{where}sample {b}", f"{int(mask.sum())} px from it"]))
     caption = [
-        f"Left: training image {image}, the pixels copied into samples tinted red (stronger: copied more often) and "
-        "outlined in yellow. Right: the samples that took the most pixels from it, those pixels outlined in red."
+        (
+            f"Left: training image {image}, the pixels copied into samples tinted red (stronger: copied more often) "
+            "and outlined in yellow. Right: the samples that took the most pixels from it, those pixels outlined in red."
+        )
     ]
     return _compose(panels, caption)
 

@@ -127,7 +127,7 @@ def information(log_probs: np.ndarray, own: np.ndarray, prior: np.ndarray) -> tu
 
 def information_reference(log_probs: np.ndarray, own: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """Pixel-by-pixel restatement of `information`'s info, with explicit posterior updates (for tests)."""
-    n, k, height, width = log_probs.shape
+    n, _, height, width = log_probs.shape
     info = np.empty((n, height * width))
     for b in range(n):
         posterior = np.asarray(prior, dtype=np.float64).copy()
@@ -207,10 +207,12 @@ def maps_figure(
     pictures = [_compose(panels[i : i + columns]) for i in range(0, len(panels), columns)]
     width = max(p.width for p in pictures)
     caption = [
-        "Each column: a sample; its information map i_p = log2 p(x_p|context,c) - log2 p(x_p|context) "
-        f"(context: the pixels before it; p(x_p|context) the class mixture weighted by p(c|context); ±{info_limit:.2f} bits); "
-        f"its contrast map, against the prior mixture sum_c pi_c p(x_p|context,c) (±{contrast_limit:.2f} bits). "
-        "Red: evidence for the sample's class, blue: against, white: none."
+        (
+            "Each column: a sample; its information map i_p = log2 p(x_p|context,c) - log2 p(x_p|context) "
+            f"(context: the pixels before it; p(x_p|context) the class mixture weighted by p(c|context); ±{info_limit:.2f} bits); "
+            f"its contrast map, against the prior mixture sum_c pi_c p(x_p|context,c) (±{contrast_limit:.2f} bits). "
+            "Red: evidence for the sample's class, blue: against, white: none."
+        )
     ]
     return _stack(pictures + [_compose([(Image.new("RGB", (width - 24, 1), (255, 255, 255)), [])], caption)])
 
@@ -232,8 +234,10 @@ def means_figure(means: np.ndarray, contrast_means: np.ndarray, names: list[str]
     return _compose(
         panels,
         [
-            f"Mean per class: top, information (bits, ±{info_limit:.3f}); bottom, contrast against the prior mixture "
-            f"(±{contrast_limit:.3f}). Red: evidence for the class, blue: against."
+            (
+                f"Mean per class: top, information (bits, ±{info_limit:.3f}); bottom, contrast against the prior "
+                f"mixture (±{contrast_limit:.3f}). Red: evidence for the class, blue: against."
+            )
         ],
     )
 
