@@ -112,6 +112,12 @@ def open_runs(paths: list[str | os.PathLike]) -> AuditedRuns:
     if not paths:
         raise NpgenError("pass at least one run folder to audit")
     runs = [Run(path) for path in paths]
+    seen: dict[Path, Path] = {}
+    for run in runs:
+        key = run.path.resolve()
+        if key in seen:
+            raise NpgenError(f"run {run.path} is given twice (as {seen[key]}); its pixels would be counted twice")
+        seen[key] = run.path
     first = runs[0].manifest["dataset"]
     key = (first["images_sha256"], first["labels_sha256"], first["split"])
     for run in runs[1:]:

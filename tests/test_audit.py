@@ -168,6 +168,7 @@ def test_image_given_as_a_file_is_found_by_its_pixels(runs, tmp_path, data_root)
         (("a", "--image", "seven"), "takes a training image index"),
         (("a", "b"), "needs --out DIR"),
         (("a", "missing"), "is not an npgen run"),
+        (("a", "a"), "is given twice"),
         (("a", "--max-candidates", "0"), "--max-candidates must be >= 1"),
     ],
 )
