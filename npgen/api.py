@@ -689,6 +689,7 @@ def audit_runs(
 
 # ---- information maps: pointwise information about the class per pixel (npgen/infomap.py) ----
 
+INFOMAP_CHUNK = 1000  # samples scored together: every class's log-probabilities of a chunk are held at once
 INFOMAP_FILES = (
     "info.npy",
     "contrast.npy",
@@ -758,12 +759,17 @@ def infomap_run(
     present = np.flatnonzero(class_counts > 0)
     if progress is not None:
         progress(0)
-    log_probs = infomap.class_log_probs(
-        sampler, samples, np.arange(n), present, tau_value, smoothing["floor"], progress
-    )
     own = np.searchsorted(present, classes)
     prior = class_counts[present] / class_counts.sum()
-    info, contrast, log_posterior = infomap.information(log_probs, own, prior)
+    info, contrast = np.empty(samples.shape[:3]), np.empty(samples.shape[:3])
+    own_log_posterior = np.empty(n)
+    for first in range(0, n, INFOMAP_CHUNK):  # (chunk, classes, H, W) at a time: memory stays bounded
+        chunk = np.arange(first, min(n, first + INFOMAP_CHUNK))
+        log_probs = infomap.class_log_probs(
+            sampler, samples[chunk], chunk, present, tau_value, smoothing["floor"], progress
+        )
+        info[chunk], contrast[chunk], log_posterior = infomap.information(log_probs, own[chunk], prior)
+        own_log_posterior[chunk] = log_posterior[np.arange(len(chunk)), own[chunk]]
     means = infomap.class_means(info, classes, len(data.class_names))
     contrast_means = infomap.class_means(contrast, classes, len(data.class_names))
     foreground = np.any(samples != db.pad_value, axis=-1)
@@ -773,7 +779,7 @@ def infomap_run(
             "class": classes,
             "class_name": [data.class_names[c] for c in classes],
             "total_bits": info.reshape(n, -1).sum(axis=1),
-            "posterior": np.exp(log_posterior[np.arange(n), own]),
+            "posterior": np.exp(own_log_posterior),
             "prior": prior[own],
             "foreground_bits": (info * foreground).reshape(n, -1).sum(axis=1),
             "foreground_pixels": foreground.reshape(n, -1).sum(axis=1),

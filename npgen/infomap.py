@@ -27,6 +27,11 @@ its class than under the mixture given everything above and left of it, negative
 zero when the context had already decided the class (late pixels) or when every class predicts the
 value equally (blank background).
 
+The **contrast** map compares with the prior mixture instead, c_p = log2 p(x_p | x_<p, c) -
+log2 sum_c' pi_c' p(x_p | x_<p, c'): how much better the pixel fits its class's rule than an average
+class's, without accumulating what earlier pixels said. It does not add up to anything exact, but it
+shows where an image looks like its class rather than where the class is decided.
+
 Each sample is scored with its own pixels as context (teacher forcing) and its own class: the one
 requested (`--class`) or drawn by the mixture (re-derived from the seed, as `npgen verify` does).
 Limits: the maps are exact for npgen's model, not for the data distribution; they depend on the

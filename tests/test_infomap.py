@@ -220,3 +220,16 @@ def test_infomap_writes_its_files_with_the_right_shapes(tmp_path, cache):
     assert np.allclose(per_sample.column("total_bits").to_numpy(), info.sum(axis=(1, 2)), atol=1e-3)
     assert Image.open(folder / "maps.png").width > 0 and Image.open(folder / "class_means.png").width > 0
     assert "foreground pixels hold" in done.output
+
+
+def test_maps_are_identical_whatever_the_chunking_and_on_a_rerun(toy_runs, tmp_path, monkeypatch):
+    from npgen import api
+
+    first = run_cli("infomap", toy_runs / "mixture", "--out", tmp_path / "one")
+    monkeypatch.setattr(api, "INFOMAP_CHUNK", 5)  # 12 samples in chunks of 5, 5 and 2
+    second = run_cli("infomap", toy_runs / "mixture", "--out", tmp_path / "two")
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    for name in ("info.npy", "contrast.npy", "class_means.npy"):
+        assert np.load(tmp_path / "one" / name).tobytes() == np.load(tmp_path / "two" / name).tobytes(), name
+    posterior = [pq.read_table(tmp_path / d / "per_sample.parquet").column("posterior") for d in ("one", "two")]
+    assert posterior[0].equals(posterior[1])
