@@ -735,7 +735,20 @@ def infomap_run(
     manifest = run.manifest
     if len(data.class_names) < 2:
         raise NpgenError(f"{data.name} has one class; information about the class needs at least two")
-    class_counts = np.bincount(data.labels, minlength=len(data.class_names))
+    for control, what in (
+        ("completion", "is a completion (its given pixels were not generated)"),
+        ("class_map", "steers regions to classes (--class-map)"),
+    ):
+        if manifest.get(control):
+            raise NpgenError(
+                f"run {run.path} {what}; information maps need samples generated whole from one class "
+                "(npgen sample, with --class or the class mixture)"
+            )
+    excluded = run.control("excluded")  # the rule without the excluded images, as the run was sampled
+    included = np.ones(data.n_images, dtype=bool)
+    if excluded is not None:
+        included[excluded] = False
+    class_counts = np.bincount(data.labels[included], minlength=len(data.class_names))  # the mixture's shares
     samples = np.asarray(run.samples)
     n = len(samples)
     try:
@@ -753,9 +766,9 @@ def infomap_run(
         )
     tau_value = smoothing["tau"] if smoothing["tau"] is not None else infomap.default_tau(data.channels)
     recorded = manifest["database"].get("path")
-    db_path = recorded if isinstance(recorded, str) and is_database(Path(recorded)) else None
-    db = Database.open_or_build(data, db_path, window)
-    sampler = Sampler(db, **options)
+    db_path = Path(recorded) if isinstance(recorded, str) and is_database(Path(recorded)) else None
+    sampler = Sampler(Database.open_or_build(data, db_path, window), **options, excluded=excluded)
+    db = sampler.database
     present = np.flatnonzero(class_counts > 0)
     if progress is not None:
         progress(0)

@@ -85,7 +85,7 @@ def class_log_probs(
     indices = np.asarray(sample_indices, dtype=np.int64)
     out = np.empty((len(images), len(classes), db.height, db.width), dtype=np.float64)
     for k, class_label in enumerate(classes):
-        allowed = db.class_members(int(class_label))
+        allowed = sampler.allowed(int(class_label))  # the class's images, less any the run excluded
         for first in range(0, len(images), sampler.batch_size):
             batch_images = np.ascontiguousarray(images[first : first + sampler.batch_size])
             n = len(batch_images)

@@ -46,6 +46,15 @@ def runs(tmp_path_factory, data_root):
         (folder / str(digit)).mkdir(parents=True)
         for i in np.flatnonzero(mnist.labels == digit)[:10]:
             Image.fromarray(mnist.images[i, ..., 0]).save(folder / str(digit) / f"{i}.png")
+    done = subprocess.run(  # a completion: its given top half has no provenance rows
+        [sys.executable, "-m", "npgen", "complete", "--dataset", "mnist", "--test-index", "0", "--mask", "top"]
+        + ["-n", "2", "--class", "7", "--out", str(root / "completed")],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
     sample(root / "other", env, "--dataset", folder, "-n", 2, "--pool-size", 0, "--max-source-share", 1)
     return root
 
@@ -101,6 +110,17 @@ def test_usage_of_two_runs_is_the_sum_and_counts_each_runs_samples(runs, tmp_pat
     labels = table.column("class").to_numpy()
     run_b_images = np.unique(provenance(runs / "b")["src_image"])
     assert (labels[run_b_images] == 3).all()  # run b is class-conditional: every source is a 3
+
+
+def test_a_completion_counts_only_its_generated_pixels(runs, tmp_path):
+    done = run_cli("audit", runs / "completed", "--out", tmp_path / "c")
+    assert done.exit_code == 0, done.output
+    table = pq.read_table(tmp_path / "c" / "usage.parquet")
+    expected = direct_counts([runs / "completed"])
+    for name, values in expected.items():
+        assert np.array_equal(table.column(name).to_numpy(), values), name
+    generated = int(expected["pixels"].sum())
+    assert 0 < generated < 2 * 784 and f"1 run(s), 2 samples, {generated} pixels" in done.output
 
 
 def test_the_numba_count_matches_numpy_on_real_provenance_in_any_row_order(runs):

@@ -30,9 +30,9 @@ def run_cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def sample(out, env, *args) -> None:
+def sample(out, env, *args, command: str = "sample") -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "npgen", "sample", *map(str, args), "--out", str(out)],
+        [sys.executable, "-m", "npgen", command, *map(str, args), "--out", str(out)],
         check=False,
         capture_output=True,
         text=True,
@@ -69,7 +69,29 @@ def toy_runs(tmp_path_factory):
     rule = ["--half-window", 1, "--pool-size", 0, "--radius", 0, "--abs-tol", 1e9, "--max-source-share", 1]
     sample(root / "mixture", env, "--dataset", root / "toy", "-n", 12, *rule)
     sample(root / "pooled", env, "--dataset", root / "toy", "-n", 2, "--class-mixture", 0, *rule)
+    sample(root / "excluded", env, "--dataset", root / "toy", "-n", 12, "--exclude", 0, *rule)  # a/0.png
+    sample(root / "steered", env, "--dataset", root / "toy", "-n", 2, "--class-map", "all=b", *rule)
+    given = ["--image", root / "toy" / "a" / "0.png", "--mask", "top", "--class", "a"]
+    sample(root / "completed", env, "--dataset", root / "toy", *given, *rule, command="complete")
     return root
+
+
+def expected_maps(run, classes: np.ndarray, images_of: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The information and contrast maps of the toy run's samples, by hand from the images each class may use."""
+    samples = np.load(run / "samples.npy")[..., 0].astype(int)
+    names = sorted(images_of)
+    prior = np.array([len(images_of[n]) for n in names]) / sum(len(v) for v in images_of.values())
+    info, contrast = np.zeros(samples.shape), np.zeros(samples.shape)
+    for b, image in enumerate(samples):
+        posterior = prior.copy()
+        for p in range(12):
+            y, x = divmod(p, 4)
+            probs = np.array([(1 - FLOOR) * np.mean(images_of[n][:, y, x] == image[y, x]) + FLOOR / 256 for n in names])
+            marginal = posterior @ probs
+            info[b, y, x] = np.log2(probs[classes[b]] / marginal)
+            contrast[b, y, x] = np.log2(probs[classes[b]] / (prior @ probs))
+            posterior = posterior * probs / marginal
+    return info, contrast
 
 
 def test_toy_information_is_exact_by_hand(toy_runs, tmp_path):
@@ -77,34 +99,36 @@ def test_toy_information_is_exact_by_hand(toy_runs, tmp_path):
     assert done.exit_code == 0, done.output
     info = np.load(tmp_path / "maps" / "info.npy")
     contrast = np.load(tmp_path / "maps" / "contrast.npy")
-    samples = np.load(toy_runs / "mixture" / "samples.npy")[..., 0].astype(int)
     sources = pq.read_table(toy_runs / "mixture" / "provenance").to_pydict()
     files = pq.read_table(toy_runs / "mixture" / "sources.parquet").to_pydict()
     label_of = dict(zip(files["src_image"], files["label"]))
-    names = sorted(TOY)
-    prior = np.array([len(TOY[n]) for n in names]) / 5
-    expected_info, expected_contrast = np.zeros(info.shape), np.zeros(info.shape)
     classes = np.load(tmp_path / "maps" / "classes.npy")
-    for b, image in enumerate(samples):
+    for b in range(12):
         own = {label_of[i] for s, i in zip(sources["sample"], sources["src_image"]) if s == b}
         assert own == {int(classes[b])}  # the class the maps use is the one every pixel was copied from
-        posterior = prior.copy()
-        for p in range(12):
-            y, x = divmod(p, 4)
-            probs = np.array([(1 - FLOOR) * np.mean(TOY[n][:, y, x] == image[y, x]) + FLOOR / 256 for n in names])
-            marginal = posterior @ probs
-            expected_info[b, y, x] = np.log2(probs[classes[b]] / marginal)
-            expected_contrast[b, y, x] = np.log2(probs[classes[b]] / (prior @ probs))
-            posterior = posterior * probs / marginal
+    expected_info, expected_contrast = expected_maps(toy_runs / "mixture", classes, TOY)
     assert np.allclose(info, expected_info, atol=1e-5) and np.allclose(contrast, expected_contrast, atol=1e-5)
     assert np.abs(expected_info).max() > 0.5  # the toy has pixels that decide much of the class
     per_sample = pq.read_table(tmp_path / "maps" / "per_sample.parquet")
     assert np.allclose(per_sample.column("total_bits").to_numpy(), expected_info.sum(axis=(1, 2)), atol=1e-4)
 
 
+def test_an_excluded_image_is_left_out_of_every_class_rule_and_of_the_class_shares(toy_runs, tmp_path):
+    files = pq.read_table(toy_runs / "excluded" / "sources.parquet").to_pydict()
+    assert files["file"][0] == "a/0.png"
+    done = run_cli("infomap", toy_runs / "excluded", "--tau", TAU, "--floor", FLOOR, "--out", tmp_path / "maps")
+    assert done.exit_code == 0, done.output
+    classes = np.load(tmp_path / "maps" / "classes.npy")
+    info, contrast = expected_maps(toy_runs / "excluded", classes, {"a": TOY["a"][1:], "b": TOY["b"]})
+    assert np.allclose(np.load(tmp_path / "maps" / "info.npy"), info, atol=1e-5)
+    assert np.allclose(np.load(tmp_path / "maps" / "contrast.npy"), contrast, atol=1e-5)
+
+
 def test_a_run_without_classes_and_bad_smoothing_are_refused_in_one_line(toy_runs, tmp_path):
     for args, message in (
         ((toy_runs / "pooled",), "its samples have no class"),
+        ((toy_runs / "steered",), "steers regions to classes (--class-map)"),
+        ((toy_runs / "completed",), "is a completion"),
         ((toy_runs / "mixture", "--tau", 0), "invalid tau=0.0 (--tau): must be in 0.01..128"),
         ((toy_runs / "mixture", "--floor", 1), "invalid floor=1.0 (--floor)"),
         ((tmp_path / "absent",), "is not an npgen run"),
