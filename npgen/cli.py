@@ -539,3 +539,78 @@ def report(run, out, data_root) -> None:
     click.echo(f"analysing {run} ...", err=True)
     folder = api.report_run(run, out, data_root)
     click.echo(f"report: {printable(Path(folder) / 'report.html')}")
+
+
+# ---- audit: per-training-image reverse provenance ----
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--image",
+    default=None,
+    help="A training image index, or an image file matched pixel for pixel against the training split: list every pixel copied from it.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder to write to (default: RUN/audit; required for several runs).",
+)
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0), help="Training images to print.")
+@click.option(
+    "--max-candidates",
+    default=8,
+    show_default=True,
+    help="A pixel is informative if at most this many candidates were admissible.",
+)
+@data_root_option
+def audit(runs, image, out, top, max_candidates, data_root) -> None:
+    """Which training images a run (or several runs of one dataset) used, or where one training image went."""
+    found = api.audit_runs(list(runs), image, out, data_root, max_candidates)
+    click.echo(printable(found.summary))
+    if found.image is None and top:
+        table = found.table.sort_by([("informative_pixels", "descending"), ("pixels", "descending")])
+        named = "class_name" in table.column_names
+        click.echo(
+            f"{'src_image':>9} {'class':>10} {'pixels':>8} {'samples':>8} {'share':>7} "
+            f"{'inf.pixels':>10} {'inf.samples':>11} {'inf.share':>9}"
+        )
+        for row in table.slice(0, top).to_pylist():
+            click.echo(
+                f"{row['src_image']:>9} {printable(row['class_name'] if named else ''):>10} {row['pixels']:>8} "
+                f"{row['samples']:>8} {row['share']:>7.2%} {row['informative_pixels']:>10} "
+                f"{row['informative_samples']:>11} {row['informative_share']:>9.2%}"
+            )
+    click.echo(f"table: {printable(found.table_path)}")
+    if found.figure_path is not None:
+        click.echo(f"figure: {printable(found.figure_path)}")
+
+
+# ---- information maps ----
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder to write (default: RUN/infomap).")
+@click.option("--tau", type=float, default=None, help=f"{PARAMS['tau'].help} [range {PARAMS['tau'].range_text}]")
+@click.option(
+    "--floor",
+    type=float,
+    default=None,
+    help=f"{PARAMS['floor'].help} [range {PARAMS['floor'].range_text}; default 0.1]",
+)
+@data_root_option
+def infomap(run, out, tau, floor, data_root) -> None:
+    """Per-pixel information about the class, log2 p(x|context,c) - log2 p(x|context), for every sample of a run."""
+    manifest = api.Run(run).manifest  # checks the run before any work
+    passes = manifest["n_samples"] * max(len(manifest["dataset"].get("class_names") or []), 1)
+    with Progress(passes, "scoring", unit="image-classes") as bar:
+        folder, record = api.infomap_run(run, out, data_root, tau, floor, progress=bar.update)
+    share = record["foreground_share"]
+    click.echo(
+        f"{record['n_samples']} samples, tau {record['tau']:g}, floor {record['floor']:g}: mean {record['mean_total_bits']:.2f} bits "
+        f"about the class per sample (posterior of its class {record['mean_posterior']:.3f}); foreground pixels hold "
+        f"{share['information_share']:.1%} of the information on {share['area_share']:.1%} of the area"
+    )
+    click.echo(f"maps: {printable(folder)}")

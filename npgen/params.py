@@ -166,3 +166,29 @@ def describe_differences(old, new, old_name: str, new_name: str, prefix: str = "
     """Which entries differ and their two values, e.g. "k_min = 2 in the run, 3 in this command"."""
     found = differences(old, new, prefix)
     return "; ".join(f"{name} = {a!r} in {old_name}, {b!r} in {new_name}" for name, a, b in found) or "nothing differs"
+
+
+# ---- information maps (npgen/infomap.py): the smoothing of the predictive distribution ----
+
+INFOMAP = "infomap"
+PARAMS.update(
+    {
+        p.name: p
+        for p in (
+            Param(
+                "tau",
+                None,
+                float,
+                0.01,
+                128.0,
+                INFOMAP,
+                "Kernel width (grey levels) smoothing p(pixel | context) (default: 0.5 grey, 16 colour, as tuned by benchmarks/likelihood.py).",
+                optional=True,
+            ),
+            Param(
+                "floor", 0.1, float, 1e-9, 0.999, INFOMAP, "Weight of the uniform floor mixed into p(pixel | context)."
+            ),
+        )
+    }
+)
+INFOMAP_PARAMS = ("tau", "floor")
