@@ -386,14 +386,6 @@ def _empty_record(shape: tuple) -> tuple:
     return tuple(np.full(shape, np.nan if t is np.float32 else -1, t) for t in RECORD_TYPES)
 
 
-def _known(sampler: Sampler, indices: np.ndarray, pixels: int) -> tuple[np.ndarray | None, np.ndarray]:
-    """(given images or None, (n, H*W) bool known pixels) of these samples, as `Sampler._sample_group` has them."""
-    if sampler.completion is None:
-        return None, np.zeros((len(indices), pixels), dtype=np.bool_)
-    completion = sampler.completion
-    return completion.given(indices), completion.known_pixels(indices).reshape(len(indices), -1)
-
-
 def compare_rows_with_cpu(
     db, options: dict, class_label: int, rows: range, n_samples: int = 2, threads: int = THREADS
 ) -> dict:
@@ -413,7 +405,7 @@ def compare_rows_with_cpu(
     sampler = Sampler(db, **options)
     indices = np.arange(n_samples)
     allowed, region = sampler._regions(class_label)
-    given, known = _known(sampler, indices, db.height * db.width)
+    given, known = sampler.given(indices)
     batch = RowBatch.start(db, sampler.seed, indices, allowed, sampler.pool_size, images=given)
     canvas, record = batch.flat_canvas, _empty_record((n_samples, db.height, db.width))
     used = np.zeros((n_samples, db.n_images), np.int32)
@@ -506,20 +498,15 @@ class CudaSampler(Sampler):
             self._device_sources = cuda.to_device(np.ascontiguousarray(self.database.sources))
         return self._device_sources
 
-    def _sample_group(self, indices: np.ndarray, class_label: int) -> Samples:
-        """As `Sampler._sample_group` (regions of a class map, given pixels of a completion), each row on the GPU."""
+    def _generate_rows(self, batch: RowBatch, region: np.ndarray, known: np.ndarray, out: Samples) -> None:
+        """As `Sampler._generate_rows`, each row on the GPU; only the pools go up and the canvas comes back."""
         from numba import cuda
 
         db = self.database
-        n, height, width = len(indices), db.height, db.width
-        allowed, region = self._regions(class_label)
-        given, known = _known(self, indices, height * width)
-        for r, images in enumerate(allowed):
-            self.check_budget(len(images), int((~known[:, region == r]).sum(axis=1).max(initial=0)))
-        batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size, images=given)
-        flat_canvas = batch.flat_canvas
+        n = len(batch.keys)
         geometry, rule = self.geometry(), self.rule()
-        record = _empty_record((n, height, width))
+        flat_canvas = batch.flat_canvas
+        record = [getattr(out, name) for name in RECORD]
         device = {name: cuda.to_device(array) for name, array in zip(RECORD, record)}
         device["canvas"] = cuda.to_device(flat_canvas)
         device["used"] = cuda.to_device(np.zeros((n, db.n_images), dtype=np.int32))
@@ -534,15 +521,5 @@ class CudaSampler(Sampler):
                 device["cand_dist"] = cuda.device_array((n, slots), np.float64)
             launch_row(device, self.budget, y, geometry, rule, self.threads)
             device["canvas"].copy_to_host(flat_canvas)  # the next row's pools are retrieved from it
-        out = Samples(
-            images=batch.images().copy(),
-            sample_index=indices,
-            class_label=np.full(n, class_label, np.int64),
-            **{name: device[name].copy_to_host() for name in RECORD},
-        )
-        failed = np.flatnonzero((out.n_candidates == 0).any(axis=(0, 2)))
-        if len(failed):
-            raise NpgenError(
-                f"no admissible candidate at row {failed[0]}: the parameters {self.params()} admit nothing; relax them"
-            )
-        return out
+        for name, array in zip(RECORD, record):
+            device[name].copy_to_host(array)

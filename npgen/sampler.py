@@ -391,15 +391,19 @@ class Sampler:
         classes, region = np.unique(self.class_map, return_inverse=True)
         return [self.allowed(int(c)) for c in classes], region.reshape(-1).astype(np.int64)
 
+    def given(self, indices: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """(given images or None, (n, H*W) bool given pixels) of these samples: a completion's, else none."""
+        db, n = self.database, len(indices)
+        if self.completion is None:
+            return None, np.zeros((n, db.height * db.width), dtype=np.bool_)
+        return self.completion.given(indices), self.completion.known_pixels(indices).reshape(n, -1)
+
     def _sample_group(self, indices: np.ndarray, class_label: int) -> Samples:
         """Samples of one class (-1: every training image, or the class map's) in lockstep, row by row."""
         db = self.database
         n, height, width, channels = len(indices), db.height, db.width, db.channels
         allowed, region = self._regions(class_label)
-        if self.completion is None:
-            given, known = None, np.zeros((n, height * width), dtype=np.bool_)
-        else:
-            given, known = self.completion.given(indices), self.completion.known_pixels(indices).reshape(n, -1)
+        given, known = self.given(indices)
         for r, images in enumerate(allowed):
             self.check_budget(len(images), int((~known[:, region == r]).sum(axis=1).max(initial=0)))
         batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size, images=given)
@@ -414,20 +418,39 @@ class Sampler:
             n_candidates=np.full(shape, -1, np.int32),
             distance=np.full(shape, np.nan, np.float32),
         )
-        geometry, rule = self.geometry(), self.rule()
-        record = (out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance)
-        used = np.zeros((n, db.n_images), dtype=np.int32)
-        flat_canvas = batch.flat_canvas
-        for y, pools in batch.region_rows():
-            sample_row(
-                flat_canvas, db.sources, pools, region, known, used, self.budget, y, geometry, rule, batch.keys, record
+        self._generate_rows(batch, region, known, out)
+        failed = np.flatnonzero((out.n_candidates == 0).any(axis=(0, 2)))
+        if len(failed):
+            raise NpgenError(
+                f"no admissible candidate at row {failed[0]}: the parameters {self.params()} admit nothing; relax them"
             )
-            if (out.n_candidates[:, y] == 0).any():
-                raise NpgenError(
-                    f"no admissible candidate at row {y}: the parameters {self.params()} admit nothing; relax them"
-                )
         out.images[:] = batch.images()
         return out
+
+    def _generate_rows(self, batch: RowBatch, region: np.ndarray, known: np.ndarray, out: Samples) -> None:
+        """Generate every row of the batch's canvases in raster order, recording provenance into `out`
+        (`npgen.gpu.CudaSampler` runs the same rows on a GPU)."""
+        db = self.database
+        geometry, rule = self.geometry(), self.rule()
+        record = (out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance)
+        used = np.zeros((len(batch.keys), db.n_images), dtype=np.int32)
+        for y, pools in batch.region_rows():
+            sample_row(
+                batch.flat_canvas,
+                db.sources,
+                pools,
+                region,
+                known,
+                used,
+                self.budget,
+                y,
+                geometry,
+                rule,
+                batch.keys,
+                record,
+            )
+            if (out.n_candidates[:, y] == 0).any():
+                return  # the caller reports the row that failed
 
     def sample(
         self, n: int, class_label: int | None = None, start: int = 0, progress: Callable[[int], None] | None = None
