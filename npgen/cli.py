@@ -303,7 +303,24 @@ def build(dataset, data_root, db_path, force, **window) -> None:
 @param_options(BUILD)
 @param_options(SAMPLE)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
-def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **params) -> None:
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/K",
+    help="Write only shard I of K (batches I, I+K, I+2K, ...; I counted from 0) into --out; join the K shard "
+    "folders with `npgen merge`.",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run the batches as Ray tasks on the cluster at ADDRESS, or, given alone, on a local cluster started "
+    "for the run (needs `pip install 'npgen[ray]'`).",
+)
+def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, shard, ray_address, **params) -> None:
     """Generate new images pixel by pixel and record every pixel's source."""
     window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
@@ -322,10 +339,20 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
             command=command,
             progress=bar.update,
             note=lambda text: click.echo(printable(text), err=True),
+            shard=shard,
+            ray=ray_address,
+            planned=lambda k: setattr(bar, "length", k),
         )
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     if complete:
         click.echo(f"run {printable(path)} is already complete ({manifest.get('n_samples')} samples); nothing to do")
+        return
+    if manifest.get("shard"):
+        part = manifest["shard"]
+        click.echo(
+            f"wrote shard {part['index']}/{part['count']} ({len(part['batches'])} of {part['n_batches']} batches) of "
+            f"{n_samples} samples to {printable(path)}; join all {part['count']} shards with `npgen merge OUT SHARD...`"
+        )
         return
     summary, timings = manifest["summary"], manifest["timings"]
     params = manifest["params"]
@@ -343,6 +370,18 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
         f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "
         f"median top-source share {summary['median_top_source_share']:.3f}"
     )
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("shards", nargs=-1, required=True, type=click.Path())
+def merge(out, shards) -> None:
+    """Join the shard folders of one `npgen sample ... --shard I/K` command into the run OUT (the same bytes as
+    the command run on one machine)."""
+    command = shlex.join(["npgen", *sys.argv[1:]])
+    path = api.merge_runs(out, list(shards), command=command)
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    click.echo(f"merged {len(shards)} shards into {printable(path)} ({manifest['n_samples']} samples)")
 
 
 @main.command()
