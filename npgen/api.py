@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from npgen.datasets import data_location, known_datasets, load_dataset
+from npgen.datasets import data_location
+from npgen.datasets import known_datasets, load_dataset
 from npgen.datasets import preset as preset_for
+from npgen.params import SAMPLER_PARAMS, resolve
 from npgen.errors import NpgenError
 from npgen.files import write_json
-from npgen.params import SAMPLER_PARAMS, resolve
 from npgen.store import Run, RunWriter, run_state, shard_batches, sources_table
 
 if TYPE_CHECKING:
