@@ -118,6 +118,11 @@ def sample_run(
     if n < 1:
         raise NpgenError(f"-n must be >= 1, got {n}")
     shard = parse_shard(shard) if shard is not None else None
+    if ray is not None:  # before loading anything: Ray missing, or no cluster at the address, is one line at once
+        from npgen import cluster
+
+        cluster.import_ray()
+        cluster.check_address(ray)
     state = run_state(out)
     if state == "dangling-link":
         raise NpgenError(f"--out {out} is a symbolic link to a missing folder; remove the link or choose another --out")
@@ -174,8 +179,6 @@ def sample_run(
         if ray is None:
             produced = local_batches(sampler, db, class_label, pending)
         else:
-            from npgen import cluster
-
             spec = cluster.WorkerSpec.of(db, dataset, data_location(dataset, data_root), options, class_label)
             produced = cluster.ray_batches(spec, pending, address=ray, note=note)
         with closing(produced):  # an error or Ctrl-C here stops the batches still running (Ray tasks)

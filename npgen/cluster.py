@@ -105,12 +105,31 @@ def sample_batch_task(
         return index, None, None, f"{err} (on Ray node {socket.gethostname()})"
 
 
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse, in one line and at once, a HOST:PORT (or ray://HOST:PORT) where nothing listens: Ray itself would
+    retry for minutes. RAY_LOCAL and Ray's other forms ("auto") are left to Ray."""
+    import re
+
+    found = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address)
+    if address == RAY_LOCAL or found is None:
+        return
+    host, port = found.group(1), int(found.group(2))
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise NpgenError(
+            f"cannot reach the Ray cluster at {address!r} ({err.strerror or type(err).__name__}); start one with "
+            "`ray start --head` and pass the address it prints, or pass --ray alone for a local cluster"
+        ) from None
+
+
 def connect(address: str) -> bool:
     """Join the Ray cluster at `address` (RAY_LOCAL: start one on this machine); True if this call started or
     joined it (and so must shut it down), False when Ray was already initialised in this process."""
     ray = import_ray()
     if ray.is_initialized():
         return False
+    check_address(address)
     options = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if address == RAY_LOCAL:
