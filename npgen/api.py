@@ -103,7 +103,7 @@ def sample_run(
 
     `shard` ("I/K" or (I, K)) writes only the batches of shard I of K (`store.shard_batches`) into `out`, a
     shard folder that `merge_runs` joins with the others. `ray` runs the batches as Ray tasks on the cluster at
-    that address, or on a local cluster started for the run when it is ``cluster.RAY_LOCAL` ("local", see `npgen.cluster`); the
+    that address, or on a local cluster started for the run when it is `cluster.RAY_LOCAL` ("local", see `npgen.cluster`); the
     output is the same either way. `planned(k)` is told how many samples this call produces (n, or a shard's
     share) before the work starts.
 

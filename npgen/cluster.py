@@ -154,13 +154,15 @@ def ray_batches(
     """Sample each pending (batch index, first sample, size) as a Ray task; yield (index, samples, summary) in
     the order they finish. At most two tasks per cluster CPU are in flight, so the driver holds few results.
     Closing the iterator (an error or Ctrl-C in the driver) cancels the tasks still running."""
+    if not pending:
+        return  # every batch is written already (a resumed run): no cluster needed
     ray = import_ray()
     started = connect(address)
     in_flight: dict = {}
     try:
         task = ray.remote(num_cpus=1, max_retries=2)(sample_batch_task)
         cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        if note is not None and pending:
+        if note is not None:
             note(f"sampling {len(pending)} batches as Ray tasks on {cpus} CPUs ({address})")
         waiting = iter(pending)
         shared_spec = ray.put(spec)

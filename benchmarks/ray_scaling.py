@@ -1,0 +1,194 @@
+"""How `npgen sample --ray` scales: one MNIST class-conditional run locally, and as Ray tasks on 1 and 2 workers.
+
+    python benchmarks/ray_scaling.py                      # 400 samples, batches of 50, 3 repeats, medians
+    python benchmarks/ray_scaling.py -n 2000 --repeats 5
+
+Every configuration samples the same command (`--class 3 -n N --batch-size B`, the MNIST preset otherwise)
+through `npgen.api.sample_run`: locally in this process, then with `ray="local"` on a local Ray cluster
+started with `ray.init(num_cpus=K)` for K = 1 and 2. Each configuration gets one untimed warm-up run
+(worker processes, database opening, numba's cached kernels), then `--repeats` timed runs; the numbers
+are medians. Every Ray run's samples.npy is checked byte for byte against the local run's.
+
+Measured besides: the Ray cluster's start, the first (cold) run on a fresh cluster, the driver's cost of
+writing one batch (`RunWriter.write_batch`: Parquet provenance, summary, images) and of finishing a run
+(samples.npy, samples.parquet, a PNG per sample). From these, a projection for N nodes (see `projection`)
+with its assumptions written beside it. Results: benchmarks/results/ray_scaling.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from record import save_result  # benchmarks/record.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from npgen import api  # noqa: E402
+
+DATASET, CLASS = "mnist", "3"
+
+
+def timed_run(out: Path, n: int, batch: int, db: Path, ray: str | None) -> dict:
+    """One run: its wall seconds (from the call to the complete run) and the manifest's sampling seconds."""
+    started = time.perf_counter()
+    path = api.sample_run(out, DATASET, n, CLASS, db_path=db, sampler_options={"batch_size": batch}, ray=ray)
+    wall = time.perf_counter() - started
+    from npgen.store import read_manifest
+
+    timings = read_manifest(path)["timings"]
+    return {
+        "wall_seconds": wall,
+        "load_seconds": timings["load_seconds"],
+        "sample_seconds": timings["sample_seconds"],
+        "finish_seconds": wall - timings["load_seconds"] - timings["sample_seconds"],
+        "samples": (path / "samples.npy").read_bytes(),
+    }
+
+
+def measure(label: str, scratch: Path, n: int, batch: int, db: Path, repeats: int, ray: str | None) -> dict:
+    """A warm-up run, then `repeats` timed runs of one configuration; medians and all values."""
+    cold = timed_run(scratch / f"{label}-warmup", n, batch, db, ray)
+    runs = [timed_run(scratch / f"{label}-{i}", n, batch, db, ray) for i in range(repeats)]
+    sample = [r["sample_seconds"] for r in runs]
+    median = statistics.median(sample)
+    print(f"{label}: sampling {median:.2f} s median of {sample} -> {n / median:.1f} images/s", file=sys.stderr)
+    return {
+        "cold_sample_seconds": cold["sample_seconds"],
+        "sample_seconds": sample,
+        "median_sample_seconds": median,
+        "median_wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
+        "median_finish_seconds": statistics.median(r["finish_seconds"] for r in runs),
+        "images_per_second": n / median,
+        "identical_to_local": None,
+        "_samples": [cold["samples"], *(r["samples"] for r in runs)],
+    }
+
+
+def driver_write_cost(scratch: Path, batch: int, db_path: Path, repeats: int = 5) -> float:
+    """Median seconds for the driver to write one batch of `batch` real samples (`RunWriter.write_batch`)."""
+    from npgen.database import Database
+    from npgen.metrics import sample_summary
+    from npgen.sampler import Sampler
+    from npgen.store import RunWriter
+
+    db = Database.load(db_path)
+    _, options = api.resolve_params(api.load_dataset(DATASET), None, {"batch_size": batch})
+    samples = Sampler(db, **options).sample_batch(np.arange(batch), int(CLASS))
+    summary = sample_summary(samples, db)
+    writer = RunWriter(scratch / "write-cost", {"n_samples": batch * repeats})
+    seconds = []
+    for index in range(repeats):
+        started = time.perf_counter()
+        writer.write_batch(index, samples, summary)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def projection(per_worker: float, efficiency: float, cores: int, write_seconds: float, batch: int, finish: float):
+    """Projected images/s and hours for a million samples on N nodes of `cores` CPUs each.
+
+    Assumptions: each node runs `cores` workers at the measured per-worker rate times the measured 2-worker
+    efficiency (this box's two workers share its memory bandwidth as a node's would); the database is on a
+    path every node shares (else each node builds it once, ~1 s for MNIST, in parallel); the driver writes
+    every batch itself, so the cluster never goes faster than batch / (write cost per batch); transfers of
+    results (≈ 0.9 MB per batch of 50 MNIST samples) are not limiting; the driver's final step (samples.npy,
+    samples.parquet, a PNG per sample) is serial and adds its measured per-sample cost.
+    """
+    cap = batch / write_seconds
+    rows = []
+    for nodes in (1, 2, 4, 8, 16, 32, 64, 128):
+        rate = min(nodes * cores * per_worker * efficiency, cap)
+        hours = (1_000_000 / rate + 1_000_000 * finish) / 3600
+        rows.append({"nodes": nodes, "workers": nodes * cores, "images_per_second": rate, "hours_per_million": hours})
+    return {"driver_cap_images_per_second": cap, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    import ray
+
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="npgen-ray-scaling-") as tmp:
+        scratch = Path(tmp)
+        db, _ = api.build_database(DATASET)  # the cache's database: on one machine, every worker's shared path
+        os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))  # the workers' npgen
+        results = {"local": measure("local", scratch, args.n, args.batch_size, db.path, args.repeats, None)}
+        reference = results["local"]["_samples"][0]
+        for workers in args.workers:
+            started = time.perf_counter()
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            start_seconds = time.perf_counter() - started
+            try:
+                label = f"ray-{workers}"
+                results[label] = measure(label, scratch, args.n, args.batch_size, db.path, args.repeats, "local")
+                results[label]["cluster_start_seconds"] = start_seconds
+            finally:
+                ray.shutdown()
+            results[label]["identical_to_local"] = all(s == reference for s in results[label]["_samples"])
+            if not results[label]["identical_to_local"]:
+                raise SystemExit(f"{label}: samples differ from the local run's")
+        write_seconds = driver_write_cost(scratch, args.batch_size, db.path)
+    for result in results.values():
+        result.pop("_samples")
+    local = results["local"]["images_per_second"]
+    per_worker = results["ray-1"]["images_per_second"] if "ray-1" in results else local
+    two = results.get("ray-2", {}).get("images_per_second", per_worker)
+    efficiency = two / (2 * per_worker)
+    finish = results["local"]["median_finish_seconds"] / args.n
+    record = {
+        "n": args.n,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "configurations": results,
+        "ratios_to_local": {label: r["images_per_second"] / local for label, r in results.items()},
+        "ray_overhead_one_worker": 1 - per_worker / local,
+        "two_worker_efficiency": efficiency,
+        "driver_write_seconds_per_batch": write_seconds,
+        "finish_seconds_per_sample": finish,
+        "projection_2_core_nodes": projection(per_worker, efficiency, 2, write_seconds, args.batch_size, finish),
+        "projection_16_core_nodes": projection(per_worker, efficiency, 16, write_seconds, args.batch_size, finish),
+        "projection_assumptions": " ".join(projection.__doc__.split("Assumptions:")[1].split()),
+    }
+    save_result("ray_scaling", record)
+    print(table(record))
+
+
+def table(record: dict) -> str:
+    """The RESULTS.md tables of a ray_scaling.json record."""
+    lines = [
+        "| configuration | sampling s (median) | all runs (s) | images/s | × local | cold first run s | cluster start s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, r in record["configurations"].items():
+        start = f"{r['cluster_start_seconds']:.1f}" if "cluster_start_seconds" in r else "–"
+        lines.append(
+            f"| {label} | {r['median_sample_seconds']:.2f} | {[round(s, 2) for s in r['sample_seconds']]} | "
+            f"{r['images_per_second']:.0f} | {record['ratios_to_local'][label]:.2f} | "
+            f"{r['cold_sample_seconds']:.2f} | {start} |"
+        )
+    lines += ["", "| nodes (2 / 16 cores each) | projected images/s | hours per million samples |", "|---|---|---|"]
+    small, large = record["projection_2_core_nodes"]["rows"], record["projection_16_core_nodes"]["rows"]
+    for a, b in zip(small, large):
+        lines.append(
+            f"| {a['nodes']} | {a['images_per_second']:.0f} / {b['images_per_second']:.0f} | "
+            f"{a['hours_per_million']:.2f} / {b['hours_per_million']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
