@@ -43,12 +43,13 @@ def cluster(tmp_path_factory, data_root):
     tmp = tmp_path_factory.mktemp("ray")
     db, _ = api.build_database("mnist", data_root, tmp / "db")
     local = sample(tmp / "local", db.path, data_root)
-    os.environ["PYTHONPATH"] = child_env(tmp, data_root)["PYTHONPATH"]  # the workers start with the driver's env
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield SimpleNamespace(tmp=tmp, db=db, local=local, ray=ray)
-    finally:
-        ray.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", child_env(tmp, data_root)["PYTHONPATH"])  # workers start with the driver's env
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            yield SimpleNamespace(tmp=tmp, db=db, local=local, ray=ray)
+        finally:
+            ray.shutdown()
 
 
 def test_a_ray_run_on_two_workers_is_the_local_run_byte_for_byte(cluster, data_root):
