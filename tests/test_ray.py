@@ -137,3 +137,24 @@ def test_an_unreachable_cluster_address_is_one_line_at_once(tmp_path, data_root)
         )
     ]
     assert not out.exists()
+
+
+def test_without_ray_the_ray_tests_skip_but_fail_in_ci(tmp_path):
+    """CI installs the test extra, which holds ray; where ray is missing, CI (CI=true) must fail, not skip."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    extras = config["options.extras_require"]
+    assert "ray>=2.9" in extras["test"].split() and "ray>=2.9" in extras["ray"].split()
+    hide_ray = "import sys, pytest; sys.modules['ray'] = None; sys.exit(pytest.main(sys.argv[1:]))"
+    target = f"{REPO}/tests/test_ray.py::test_an_unreachable_cluster_address_is_one_line_at_once"
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "NPGEN_REQUIRE_DATA")}
+    args = [sys.executable, "-c", hide_ray, "-q", "-rsf", "-p", "no:cacheprovider", target]
+    skipped = subprocess.run(args, check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout + skipped.stderr
+    failed = subprocess.run(
+        args, check=False, capture_output=True, text=True, cwd=tmp_path, env={**env, "CI": "true"}, timeout=120
+    )
+    assert failed.returncode == 1 and "skipped" not in failed.stdout, failed.stdout
+    assert "ray is not installed" in failed.stdout and "in CI the Ray tests fail instead of skipping" in failed.stdout
