@@ -10,11 +10,11 @@ bit-identical to a local one; an interrupted run resumes from the batches alread
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +48,14 @@ class WorkerSpec:
     window: dict
     options: dict
     class_label: int | None
+    controls: dict = field(default_factory=dict)  # arrays restricting the sources: excluded, class_map
+    completion: object = None  # npgen.completion.Completion of a completion run
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)  # this run's spec, for the workers' cache
 
     @classmethod
-    def of(cls, db, dataset, location: str, options: dict, class_label: int | None) -> WorkerSpec:
+    def of(
+        cls, db, dataset, location: str, options: dict, class_label: int | None, controls=None, completion=None
+    ) -> WorkerSpec:
         """The spec of a run over database `db`, sampled from `dataset` found at `location` (`data_location`)."""
         known = str(dataset) in KNOWN
         return cls(
@@ -59,8 +64,10 @@ class WorkerSpec:
             dataset=str(dataset) if known else location,
             data_root=location if known else None,
             window=asdict(db.params),
-            options=dict(options),
+            options={name: value for name, value in options.items() if name != "device"},
             class_label=class_label,
+            controls={name: controls[name] for name in ("excluded", "class_map") if name in (controls or {})},
+            completion=completion,
         )
 
 
@@ -73,7 +80,7 @@ def open_sampler(spec: WorkerSpec):
     from npgen.datasets import load_dataset
     from npgen.sampler import Sampler
 
-    key = json.dumps(asdict(spec), sort_keys=True)
+    key = spec.token
     if key not in _OPENED:
         path = Path(spec.db_path)
         if is_database(path):
@@ -87,7 +94,14 @@ def open_sampler(spec: WorkerSpec):
                 f"{spec.db_id[:12]}); put the run's database on a path every node shares and pass it as --db"
             )
         _OPENED.clear()
-        _OPENED[key] = (Sampler(db, **spec.options), db)
+        sampler = Sampler(
+            db,
+            **spec.options,
+            excluded=spec.controls.get("excluded"),
+            class_map=spec.controls.get("class_map"),
+            completion=spec.completion,
+        )
+        _OPENED[key] = (sampler, db)
     return _OPENED[key]
 
 

@@ -68,7 +68,7 @@ def sources_table(dataset: Dataset) -> pa.Table | None:
 
 
 def provenance_table(samples: Samples) -> pa.Table:
-    """One row per generated pixel of `samples`, in (sample, y, x) order."""
+    """One row per generated pixel of `samples`, in (sample, y, x) order; given pixels (a completion's) have none."""
     n, height, width = samples.src_image.shape
     columns = {
         "sample": np.repeat(samples.sample_index.astype(np.int32), height * width),
@@ -80,6 +80,9 @@ def provenance_table(samples: Samples) -> pa.Table:
         "n_candidates": samples.n_candidates.ravel(),
         "distance": samples.distance.ravel(),
     }
+    generated = samples.n_candidates.ravel() >= 0  # a completion's given pixels (-1) have no provenance
+    if not generated.all():
+        columns = {name: values[generated] for name, values in columns.items()}
     return pa.Table.from_pydict(columns, schema=PROVENANCE_SCHEMA)
 
 
@@ -100,7 +103,7 @@ def save_png(picture: Image.Image, path: Path) -> None:
     atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
 
 
-RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png")
+RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png", "controls")
 
 
 def _now() -> str:
@@ -178,7 +181,7 @@ def has_batch(run: Path, index: int) -> bool:
 
 # ---- one command, wherever it runs: resume and merge compare runs by content, never by path ----
 
-COMMAND_KEYS = ("dataset", "database", "params", "class_label", "n_samples", "shard")
+COMMAND_KEYS = ("dataset", "database", "params", "class_label", "n_samples", "controls", "shard")
 
 
 def _comparable(key: str, manifest: dict, other: dict):
@@ -221,9 +224,22 @@ class RunWriter:
     created it and nothing but its own files are in it.
     """
 
-    def __init__(self, path: str | os.PathLike, manifest: dict, resume: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike, manifest: dict, resume: bool = False, controls: dict | None = None
+    ) -> None:
+        """`controls` holds the arrays that restrict where pixels come from (exclusion, class map, completion
+        inputs), kept in controls/NAME.npy with their SHA-256 in the manifest."""
+        from npgen.exclusion import array_sha256
+
         self.path = Path(path)
-        self.manifest = {"format": RUN_FORMAT, "npgen_version": __version__, **manifest, "status": "running"}
+        controls = controls or {}
+        self.manifest = {
+            "format": RUN_FORMAT,
+            "npgen_version": __version__,
+            **manifest,
+            "controls": {name: array_sha256(array) for name, array in controls.items()},
+            "status": "running",
+        }
         self.created = False
         state = run_state(self.path)
         if state == "dangling-link":
@@ -262,6 +278,8 @@ class RunWriter:
         for sub in RUN_SUBFOLDERS:
             make_dir(self.path / sub)
         remove_temp_files(self.path)
+        for name, array in controls.items():
+            write_array(self.path / "controls" / f"{name}.npy", array)
         self.batches_written = 0
 
     def _chunk(self, kind: str, index: int, suffix: str) -> Path:
@@ -294,6 +312,8 @@ class RunWriter:
                 if entry.name.startswith(".") and TMP_MARK in entry.name and entry.is_file():
                     entry.unlink()
             (self.path / "manifest.json").unlink(missing_ok=True)
+            for name in self.manifest["controls"]:
+                (self.path / "controls" / f"{name}.npy").unlink(missing_ok=True)
             for sub in RUN_SUBFOLDERS:
                 if (self.path / sub).is_dir() and not (self.path / sub).is_symlink():
                     remove_temp_files(self.path / sub, recursive=False)
@@ -499,6 +519,25 @@ class Run:
 
     def summary(self) -> pa.Table:
         return pq.read_table(self.path / "samples.parquet")
+
+    def control(self, name: str) -> np.ndarray | None:
+        """A control array of the run (controls/NAME.npy: excluded, class_map, inputs, known), or None when the run
+        has none; NpgenError if it is missing or differs from the SHA-256 its manifest records."""
+        from npgen.exclusion import array_sha256
+
+        recorded = (self.manifest.get("controls") or {}).get(name)
+        if recorded is None:
+            return None
+        path = self.path / "controls" / f"{name}.npy"
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            raise NpgenError(f"{path} is missing or damaged; the run was altered, sample it again") from None
+        if array_sha256(array) != recorded:
+            raise NpgenError(
+                f"{path} differs from the SHA-256 the run's manifest records; the run was altered, sample it again"
+            )
+        return array
 
     def source_files(self) -> list[str] | None:
         """Each training image's file, relative to the image folder (from sources.parquet), or None when the run

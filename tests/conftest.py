@@ -79,3 +79,13 @@ def cache(tmp_path, monkeypatch, data_root) -> Path:
     monkeypatch.setenv("NPGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(DATA_ENV, str(data_root))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory, data_root):
+    """A database cache and data root shared by one test module, so its runs build each database once."""
+    path = tmp_path_factory.mktemp("module-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NPGEN_CACHE", str(path))
+        patch.setenv(DATA_ENV, str(data_root))
+        yield path

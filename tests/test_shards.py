@@ -197,3 +197,24 @@ def test_a_bad_shard_is_refused_before_anything_is_written(runs, data_root, valu
     with pytest.raises(NpgenError, match="--shard"):
         sample(out, runs.db.path, data_root, shard=value)
     assert not out.exists()
+
+
+def test_shards_of_a_steered_run_with_an_exclusion_merge_with_its_controls(runs, data_root, tmp_path):
+    """The controls (excluded images, class map) travel with every shard and into the merged run."""
+
+    def steered(out: Path, shard=None) -> Path:
+        return api.sample_run(
+            out, "mnist", 16, None, data_root, runs.db.path, sampler_options=OPTIONS, command="test",
+            exclude=["0-999"], class_map="top=7,bottom=1", shard=shard,
+        )  # fmt: skip
+
+    single = steered(tmp_path / "single")
+    shards = [steered(tmp_path / f"part{i}", f"{i}/2") for i in range(2)]
+    merged = api.merge_runs(tmp_path / "merged", shards, command="test")
+    assert_same_run(merged, single)
+    for name in ("excluded", "class_map"):
+        assert (merged / "controls" / f"{name}.npy").read_bytes() == (single / "controls" / f"{name}.npy").read_bytes()
+    report = api.verify_run(merged, data_root)
+    assert report.ok and report.n_excluded_images == 1000
+    with pytest.raises(NpgenError, match="come from different commands: their class_label differs"):
+        api.merge_runs(tmp_path / "mixed", [shards[0], runs.shards[1], runs.shards[2]])
