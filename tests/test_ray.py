@@ -87,6 +87,19 @@ def test_a_ray_shard_is_the_local_shard(cluster, data_root):
         assert (out / part).read_bytes() == (cluster.local / part).read_bytes()
 
 
+def test_a_steered_ray_run_with_an_exclusion_is_the_local_run(cluster, data_root, tmp_path):
+    """The workers get the run's controls (excluded images, class map) and sample what one process samples."""
+    runs = [
+        api.sample_run(
+            tmp_path / name, "mnist", 16, None, data_root, cluster.db.path, sampler_options={"batch_size": BATCH},
+            command="test", exclude=["0-999"], class_map="top=7,bottom=1", ray=ray,
+        )
+        for name, ray in (("local", None), ("ray", "local"))
+    ]  # fmt: skip
+    assert_same_run(runs[1], runs[0])
+    assert api.verify_run(runs[1], data_root).ok
+
+
 def test_npgen_sample_ray_starts_a_local_cluster_and_writes_the_local_run(cluster, data_root):
     out = cluster.tmp / "cli-ray"
     done = subprocess.run(
