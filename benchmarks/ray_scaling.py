@@ -4,10 +4,13 @@
     python benchmarks/ray_scaling.py -n 2000 --repeats 5
 
 Every configuration samples the same command (`--class 3 -n N --batch-size B`, the MNIST preset otherwise)
-through `npgen.api.sample_run`: locally in this process, then with `ray="local"` on a local Ray cluster
-started with `ray.init(num_cpus=K)` for K = 1 and 2. Each configuration gets one untimed warm-up run
-(worker processes, database opening, numba's cached kernels), then `--repeats` timed runs; the numbers
-are medians. Every Ray run's samples.npy is checked byte for byte against the local run's.
+through `npgen.api.sample_run`: locally in this process (whose parallel numba kernels use every core),
+and with `ray="local"` on a local Ray cluster started with `ray.init(num_cpus=K)` for K = 1 and 2 (one
+worker per CPU, one thread each). The configurations take turns, `--repeats` rounds, so that a shared
+machine's changing load falls on all of them alike; each round starts a fresh Ray cluster, whose first
+run (worker processes, database opening, numba's cached kernels) is untimed ("cold") and whose second
+is timed. The numbers are medians. Every Ray run's samples.npy is checked byte for byte against the
+local run's.
 
 Measured besides: the Ray cluster's start, the first (cold) run on a fresh cluster, the driver's cost of
 writing one batch (`RunWriter.write_batch`: Parquet provenance, summary, images) and of finishing a run
@@ -54,23 +57,19 @@ def timed_run(out: Path, n: int, batch: int, db: Path, ray: str | None) -> dict:
     }
 
 
-def measure(label: str, scratch: Path, n: int, batch: int, db: Path, repeats: int, ray: str | None) -> dict:
-    """A warm-up run, then `repeats` timed runs of one configuration; medians and all values."""
-    cold = timed_run(scratch / f"{label}-warmup", n, batch, db, ray)
-    runs = [timed_run(scratch / f"{label}-{i}", n, batch, db, ray) for i in range(repeats)]
+def summarize(label: str, n: int, colds: list[dict], runs: list[dict]) -> dict:
+    """Medians and all values of one configuration's timed runs (`colds`: its untimed first runs)."""
     sample = [r["sample_seconds"] for r in runs]
     median = statistics.median(sample)
     print(f"{label}: sampling {median:.2f} s median of {sample} -> {n / median:.1f} images/s", file=sys.stderr)
     return {
-        "cold_sample_seconds": cold["sample_seconds"],
+        "cold_sample_seconds": statistics.median(c["sample_seconds"] for c in colds),
         "sample_seconds": sample,
         "median_sample_seconds": median,
         "median_wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
         "median_finish_seconds": statistics.median(r["finish_seconds"] for r in runs),
         "median_driver_cpu_seconds": statistics.median(r["driver_cpu_seconds"] for r in runs),
         "images_per_second": n / median,
-        "identical_to_local": None,
-        "_samples": [cold["samples"], *(r["samples"] for r in runs)],
     }
 
 
@@ -127,24 +126,38 @@ def main() -> None:
         scratch = Path(tmp)
         db, _ = api.build_database(DATASET)  # the cache's database: on one machine, every worker's shared path
         os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))  # the workers' npgen
-        results = {"local": measure("local", scratch, args.n, args.batch_size, db.path, args.repeats, None)}
-        reference = results["local"]["_samples"][0]
-        for workers in args.workers:
-            started = time.perf_counter()
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-            start_seconds = time.perf_counter() - started
-            try:
+        labels = ["local", *(f"ray-{w}" for w in args.workers)]
+        colds: dict = {label: [] for label in labels}
+        runs: dict = {label: [] for label in labels}
+        starts: dict = {label: [] for label in labels}
+
+        def run(label: str, kind: str, ray: str | None) -> dict:
+            return timed_run(scratch / f"{label}-{kind}-{len(runs[label])}", args.n, args.batch_size, db.path, ray)
+
+        colds["local"].append(run("local", "warmup", None))
+        for _ in range(args.repeats):  # round robin, so that the machine's load drifts over every configuration
+            runs["local"].append(run("local", "timed", None))
+            for workers in args.workers:
                 label = f"ray-{workers}"
-                results[label] = measure(label, scratch, args.n, args.batch_size, db.path, args.repeats, "local")
-                results[label]["cluster_start_seconds"] = start_seconds
-            finally:
-                ray.shutdown()
-            results[label]["identical_to_local"] = all(s == reference for s in results[label]["_samples"])
-            if not results[label]["identical_to_local"]:
-                raise SystemExit(f"{label}: samples differ from the local run's")
+                started = time.perf_counter()
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+                starts[label].append(time.perf_counter() - started)
+                try:  # a fresh cluster each round: its first run warms the workers up, the second is timed
+                    colds[label].append(run(label, "warmup", "local"))
+                    runs[label].append(run(label, "timed", "local"))
+                finally:
+                    ray.shutdown()
+        reference = colds["local"][0]["samples"]
+        results = {}
+        for label in labels:
+            results[label] = summarize(label, args.n, colds[label], runs[label])
+            if label != "local":
+                results[label]["cluster_start_seconds"] = statistics.median(starts[label])
+                same = all(r["samples"] == reference for r in colds[label] + runs[label])
+                results[label]["identical_to_local"] = same
+                if not same:
+                    raise SystemExit(f"{label}: samples differ from the local run's")
         write_seconds = driver_write_cost(scratch, args.batch_size, db.path)
-    for result in results.values():
-        result.pop("_samples")
     local = results["local"]["images_per_second"]
     per_worker = results["ray-1"]["images_per_second"] if "ray-1" in results else local
     two = results.get("ray-2", {}).get("images_per_second", per_worker)
@@ -157,7 +170,8 @@ def main() -> None:
         "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "configurations": results,
         "ratios_to_local": {label: r["images_per_second"] / local for label, r in results.items()},
-        "ray_overhead_one_worker": 1 - per_worker / local,
+        # the local run's numba kernels use every core: compare it with Ray on as many workers as cores
+        "ray_overhead_on_all_cores": 1 - results[f"ray-{max(args.workers)}"]["images_per_second"] / local,
         "two_worker_efficiency": efficiency,
         "driver_write_seconds_per_batch": write_seconds,
         "finish_seconds_per_sample": finish,

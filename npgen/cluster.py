@@ -39,7 +39,7 @@ def import_ray():
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a worker needs to open the run's database and sampler (plain data, sent with each task)."""
+    """What a worker needs to open the run's database and sampler (put in the object store once per run)."""
 
     db_path: str
     db_id: str
@@ -82,6 +82,11 @@ def open_sampler(spec: WorkerSpec):
 
     key = spec.token
     if key not in _OPENED:
+        import numba
+
+        # each task holds one CPU (num_cpus=1) and Ray runs one task per CPU: the sampler's parallel kernels
+        # then take one thread each, not one per core each (which would oversubscribe every core)
+        numba.set_num_threads(1)
         path = Path(spec.db_path)
         if is_database(path):
             db = Database.load(path)
