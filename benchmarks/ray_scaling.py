@@ -32,9 +32,7 @@ from pathlib import Path
 import numpy as np
 from record import save_result  # benchmarks/record.py
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from npgen import api  # noqa: E402 (after the path of this checkout)
+from npgen import api
 
 DATASET, CLASS = "mnist", "3"
 
