@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ from npgen.datasets import preset as preset_for
 from npgen.params import PARAMS, SAMPLER_PARAMS, resolve
 from npgen.errors import NpgenError
 from npgen.files import write_json
-from npgen.store import Run, RunWriter, run_state, sources_table
+from npgen.store import Run, RunWriter, run_state, shard_batches, sources_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -97,8 +98,17 @@ def sample_run(
     note: Callable[[str], None] | None = None,
     exclude: list[str] | tuple[str, ...] = (),
     class_map: str | None = None,
+    shard: str | tuple[int, int] | None = None,
+    ray: str | None = None,
+    planned: Callable[[int], None] | None = None,
 ) -> Path:
     """Generate n samples into the run directory `out`, batch by batch, and return its path.
+
+    `shard` ("I/K" or (I, K)) writes only the batches of shard I of K (`store.shard_batches`) into `out`, a
+    shard folder that `merge_runs` joins with the others. `ray` runs the batches as Ray tasks on the cluster at
+    that address, or on a local cluster started for the run when it is `cluster.RAY_LOCAL` ("local", see
+    `npgen.cluster`; the workers use the CPU sampler); the output is the same either way. `planned(k)` is told
+    how many samples this call produces (n, or a shard's share) before the work starts.
 
     `window` and `sampler_options` hold explicit parameters (None = unset); the rest come from the
     dataset's preset (`npgen.params.resolve`), and the manifest records the resolved values.
@@ -114,6 +124,12 @@ def sample_run(
         raise NpgenError(f"-n must be >= 1, got {n}")
     if class_map is not None and class_value is not None:
         raise NpgenError("--class and --class-map exclude each other: put the class in the map (e.g. all=cat)")
+    shard = parse_shard(shard) if shard is not None else None
+    if ray is not None:  # before loading anything: Ray missing, or no cluster at the address, is one line at once
+        from npgen import cluster
+
+        cluster.import_ray()
+        cluster.check_address(ray)
     _check_out(out, resume)
     if resume and run_state(out) == "complete":
         return Path(out)  # nothing to do: the manifest, samples and timings stay as they are
@@ -155,6 +171,9 @@ def sample_run(
         note,
         started,
         device=device,
+        shard=shard,
+        ray=ray,
+        planned=planned,
     )
 
 
@@ -299,10 +318,12 @@ def _write_run(
     started: float,
     completion=None,
     device: str = "cpu",
+    shard: tuple[int, int] | None = None,
+    ray: str | None = None,
+    planned: Callable[[int], None] | None = None,
 ) -> Path:
     """Sample the run's batches into `out` (see `sample_run`), with the controls that restrict its sources."""
     from npgen.gpu import CudaSampler  # GPU hook (npgen.gpu): numba.cuda is imported only for device cuda
-    from npgen.metrics import sample_summary
     from npgen.sampler import Sampler
 
     if resume and run_state(out) == "empty" and note is not None:
@@ -313,47 +334,210 @@ def _write_run(
     for name in ("exclusion", "class_map", "completion"):
         records.setdefault(name, None)
     loaded = time.perf_counter()
-    writer = RunWriter(
-        out,
-        {
-            "dataset": db.dataset,
-            "data_root": data_location(dataset, data_root),
-            "database": {"path": str(db.path.resolve()), "params": asdict(db.params)},
-            "params": sampler.params(),
-            "class_label": class_label,
-            "class_name": None if class_label is None else db.class_names[class_label],
-            "n_samples": n,
-            **records,
-            "command": command or " ".join(sys.argv),
-        },
-        resume=resume,
-        controls=controls,
-    )
-    batches = range(0, n, sampler.batch_size)
+    n_batches = -(-n // sampler.batch_size)
+    batches = list(range(n_batches)) if shard is None else shard_batches(n_batches, *shard)
+    manifest = {
+        "dataset": db.dataset,
+        "data_root": data_location(dataset, data_root),
+        "database": {"id": db.id, "path": str(db.path.resolve()), "params": asdict(db.params)},
+        "params": sampler.params(),
+        "class_label": class_label,
+        "class_name": None if class_label is None else db.class_names[class_label],
+        "n_samples": n,
+        **records,
+        "command": command or " ".join(sys.argv),
+    }
+    if shard is not None:
+        manifest["shard"] = {"index": shard[0], "count": shard[1], "n_batches": n_batches, "batches": batches}
+    writer = RunWriter(out, manifest, resume=resume, controls=controls)
+    sizes = {index: min(sampler.batch_size, n - index * sampler.batch_size) for index in batches}
+    if planned is not None:
+        planned(sum(sizes.values()))
     if progress is not None:
         progress(0)  # loading is done: the work starts now
     try:
-        for index, first in enumerate(batches):
-            size = min(sampler.batch_size, n - first)
-            if not writer.has_batch(index):
-                samples = sampler.sample_batch(np.arange(first, first + size), class_label)
-                writer.write_batch(index, samples, sample_summary(samples, db))
-            if progress is not None:
-                progress(size)
+        pending = []
+        for index in batches:
+            if writer.has_batch(index):
+                if progress is not None:
+                    progress(sizes[index])
+            else:
+                pending.append((index, index * sampler.batch_size, sizes[index]))
+        if ray is None:
+            produced = local_batches(sampler, db, class_label, pending)
+        else:
+            from npgen import cluster
+
+            location = data_location(dataset, data_root)
+            spec = cluster.WorkerSpec.of(db, dataset, location, options, class_label, controls, completion)
+            produced = cluster.ray_batches(spec, pending, address=ray, note=note)
+        with closing(produced):  # an error or Ctrl-C here stops the batches still running (Ray tasks)
+            for index, samples, summary in produced:
+                writer.write_batch(index, samples, summary)
+                if progress is not None:
+                    progress(sizes[index])
     except BaseException:
         writer.abandon()  # only a folder this call created, holding nothing but what it wrote
         raise
     sampled = time.perf_counter()
-    writer.finish(
-        len(batches),
-        {
-            "load_seconds": round(loaded - started, 3),
-            "sample_seconds": round(sampled - loaded, 3),
-            "images_per_second": round(n / max(sampled - loaded, 1e-9), 3),
-        },
-        sources=sources_table(data),
-    )
+    produced_samples = sum(sizes.values())
+    timings = {
+        "load_seconds": round(loaded - started, 3),
+        "sample_seconds": round(sampled - loaded, 3),
+        "images_per_second": round(produced_samples / max(sampled - loaded, 1e-9), 3),
+    }
+    if shard is not None:
+        writer.finish_shard(batches, timings, sources=sources_table(data))
+    else:
+        writer.finish(n_batches, timings, sources=sources_table(data))
     return writer.path
+
+
+def local_batches(sampler, db, class_label: int | None, pending: list[tuple[int, int, int]]):
+    """Sample each pending (batch index, first sample, size) in this process; yields (index, samples, summary)."""
+    from npgen.metrics import sample_summary
+
+    for index, first, size in pending:
+        samples = sampler.sample_batch(np.arange(first, first + size), class_label)
+        yield index, samples, sample_summary(samples, db)
+
+
+# ---- sharded runs: any machine samples any shard, `merge_runs` joins them ----
+
+
+def parse_shard(value: str | tuple[int, int]) -> tuple[int, int]:
+    """ "I/K" (or (I, K)) -> (I, K), shard I of K counted from 0; NpgenError unless 0 <= I < K."""
+    if isinstance(value, str):
+        try:
+            index, count = (int(part) for part in value.split("/"))
+        except ValueError:
+            raise NpgenError(f"--shard takes I/K (shard I of K, counted from 0, e.g. 0/3), got {value!r}") from None
+    else:
+        index, count = value
+    if not (count >= 1 and 0 <= index < count):
+        raise NpgenError(f"--shard {index}/{count}: I must be in 0..K-1 and K >= 1 (e.g. 0/3, 1/3, 2/3)")
+    return int(index), int(count)
+
+
+def merge_runs(out: str | os.PathLike, shards: list[str | os.PathLike], command: str | None = None) -> Path:
+    """Join the complete shard folders of one `npgen sample ... --shard I/K` command into the run `out`.
+
+    The result is bit-identical to that command run without --shard (samples.npy, every Parquet row, the
+    PNGs; the manifest differs in its timings and command line). Refused with a one-line NpgenError, before
+    `out` is created, unless every shard is complete, all come from the same command (data, database id,
+    parameters, class, n, K), and each of shards 0..K-1 is given exactly once with all its batches. `out` is
+    assembled in a hidden temporary folder beside it and renamed into place, so it is whole or absent.
+    """
+    import shutil
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from npgen.store import BATCH_PARTS, SOURCES_FILE, batch_part, command_difference, has_batch, read_manifest
+
+    started = time.perf_counter()
+    out = Path(out)
+    if not shards:
+        raise NpgenError("merge needs the shard folders: npgen merge OUT SHARD...")
+    if run_state(out) != "absent":
+        raise NpgenError(f"{out} already exists; choose a new OUT for the merged run")
+    manifests = []
+    for path in map(Path, shards):
+        manifest = read_manifest(path)
+        shard = manifest.get("shard")
+        if not isinstance(shard, dict):
+            raise NpgenError(f"{path} is a whole run, not a shard (sampled without --shard); pass only shard folders")
+        where = f"shard {path} ({shard.get('index')}/{shard.get('count')})"
+        if manifest.get("status") != "complete":
+            raise NpgenError(
+                f"{where} is incomplete; finish it with its `npgen sample ... --shard` command and --resume"
+            )
+        manifests.append((path, manifest))
+    first_path, first = manifests[0]
+
+    def as_command(manifest: dict) -> dict:  # the shard index is what differs between shards of one command
+        return {**manifest, "shard": {key: manifest["shard"].get(key) for key in ("count", "n_batches")}}
+
+    seen: dict[int, Path] = {}
+    for path, manifest in manifests:
+        difference = command_difference(as_command(first), as_command(manifest), str(first_path), str(path))
+        if difference is not None:
+            key, differ = difference
+            raise NpgenError(
+                f"shards {first_path} and {path} come from different commands: their {key} differs ({differ})"
+            )
+        index = manifest["shard"]["index"]
+        if index in seen:
+            raise NpgenError(
+                f"{seen[index]} and {path} are both shard {index}/{manifest['shard']['count']} (overlapping shards); pass each shard once"
+            )
+        seen[index] = path
+    count, n_batches = first["shard"]["count"], first["shard"]["n_batches"]
+    missing = sorted(set(range(count)) - set(seen))
+    if missing:
+        names = ", ".join(f"{i}/{count}" for i in missing)
+        raise NpgenError(f"shards {names} are missing; sample them with --shard and pass all {count} shards")
+    owner = {}
+    for index, path in sorted(seen.items()):
+        for batch in shard_batches(n_batches, index, count):
+            if not has_batch(path, batch):
+                raise NpgenError(
+                    f"shard {path} ({index}/{count}) lacks batch {batch}; resume it with its `npgen sample ... --shard` command and --resume"
+                )
+            owner[batch] = path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        record = {
+            k: v
+            for k, v in first.items()
+            if k not in ("format", "npgen_version", "status", "started", "finished", "timings", "shard", "controls")
+        }
+        record["command"] = command or " ".join(sys.argv)
+        record["merged_from"] = [
+            {"shard": f"{i}/{count}", "path": str(p.resolve()), "command": dict(manifests)[p].get("command")}
+            for i, p in sorted(seen.items())
+        ]
+        writer = RunWriter(work / "run", record, controls=_shard_controls(first_path, first))
+        for batch, path in owner.items():
+            for kind, suffix in BATCH_PARTS:
+                shutil.copyfile(batch_part(path, kind, batch, suffix), batch_part(writer.path, kind, batch, suffix))
+        shard_timings = [dict(manifests)[p].get("timings") or {} for p in seen.values()]
+        sample_seconds = sum(t.get("sample_seconds", 0.0) for t in shard_timings)
+        if (first_path / SOURCES_FILE).exists():
+            pq.read_metadata(first_path / SOURCES_FILE)  # a damaged copy is refused here, not in the merged run
+            shutil.copyfile(first_path / SOURCES_FILE, writer.path / SOURCES_FILE)
+        writer.finish(
+            n_batches,
+            {
+                "shards": count,
+                "load_seconds": max((t.get("load_seconds", 0.0) for t in shard_timings), default=0.0),
+                "sample_seconds": round(sample_seconds, 3),
+                "images_per_second": round(first["n_samples"] / max(sample_seconds, 1e-9), 3),
+                "merge_seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+        os.rename(writer.path, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _shard_controls(path: Path, manifest: dict) -> dict:
+    """The control arrays (exclusion, class map, completion inputs) a shard folder keeps, checked against the
+    SHA-256 its manifest records, for the merged run to keep the same."""
+    from npgen.exclusion import array_sha256
+
+    controls = {}
+    for name, digest in (manifest.get("controls") or {}).items():
+        try:
+            array = np.load(path / "controls" / f"{name}.npy")
+        except (OSError, ValueError):
+            array = None
+        if array is None or array_sha256(array) != digest:
+            raise NpgenError(f"shard {path} has a missing or damaged controls/{name}.npy; sample that shard again")
+        controls[name] = array
+    return controls
 
 
 @dataclass

@@ -308,7 +308,26 @@ def build(dataset, data_root, db_path, force, **window) -> None:
 @click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP)
 @click.option("--class-map", "class_map", default=None, metavar="SPEC", help=CLASS_MAP_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
-def sample(dataset, class_value, n_samples, out, data_root, db_path, exclude, class_map, resume, **params) -> None:
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/K",
+    help="Write only shard I of K (batches I, I+K, I+2K, ...; I counted from 0) into --out; join the K shard "
+    "folders with `npgen merge`.",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run the batches as Ray tasks on the cluster at ADDRESS, or, given alone, on a local cluster started "
+    "for the run (needs `pip install 'npgen[ray]'`).",
+)
+def sample(
+    dataset, class_value, n_samples, out, data_root, db_path, exclude, class_map, resume, shard, ray_address, **params
+) -> None:
     """Generate new images pixel by pixel and record every pixel's source."""
     window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
@@ -329,6 +348,9 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, exclude, cl
             note=lambda text: click.echo(printable(text), err=True),
             exclude=exclude,
             class_map=class_map,
+            shard=shard,
+            ray=ray_address,
+            planned=lambda k: setattr(bar, "length", k),
         )
     _report_written(path, complete)
 
@@ -339,6 +361,13 @@ def _report_written(path, complete: bool) -> None:
     n_samples = manifest.get("n_samples")
     if complete:
         click.echo(f"run {printable(path)} is already complete ({n_samples} samples); nothing to do")
+        return
+    if manifest.get("shard"):
+        part = manifest["shard"]
+        click.echo(
+            f"wrote shard {part['index']}/{part['count']} ({len(part['batches'])} of {part['n_batches']} batches) of "
+            f"{n_samples} samples to {printable(path)}; join all {part['count']} shards with `npgen merge OUT SHARD...`"
+        )
         return
     summary, timings = manifest["summary"], manifest["timings"]
     params = manifest["params"]
@@ -425,6 +454,18 @@ def complete(
             exclude=exclude,
         )
     _report_written(path, done)
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("shards", nargs=-1, required=True, type=click.Path())
+def merge(out, shards) -> None:
+    """Join the shard folders of one `npgen sample ... --shard I/K` command into the run OUT (the same bytes as
+    the command run on one machine)."""
+    command = shlex.join(["npgen", *sys.argv[1:]])
+    path = api.merge_runs(out, list(shards), command=command)
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    click.echo(f"merged {len(shards)} shards into {printable(path)} ({manifest['n_samples']} samples)")
 
 
 @main.command()
