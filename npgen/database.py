@@ -16,6 +16,7 @@ Arrays are memory-mapped on load. A database refuses to serve data or parameters
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shlex
@@ -86,6 +87,18 @@ def _dataset_record(dataset) -> dict:
     }
 
 
+def database_id(dataset_record: dict, params: dict) -> str:
+    """A database's identity by content: SHA-256 over its format version, the dataset's name, split and SHA-256s,
+    and the build parameters. Two databases with the same id hold the same arrays wherever they live, so runs
+    record it and resume and merge compare it, never the database's path."""
+    identity = {
+        "format_version": FORMAT_VERSION,
+        "dataset": {key: dataset_record[key] for key in ("name", "split", "images_sha256", "labels_sha256")},
+        "params": dict(sorted(params.items())),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
 class Database:
     """A loaded window database (see the module docstring); build it with `Database.build`."""
 
@@ -105,6 +118,7 @@ class Database:
         self._members: dict = {}
 
     dataset = property(lambda self: self.manifest["dataset"])
+    id = property(lambda self: database_id(self.dataset, asdict(self.params)))
     half_window = property(lambda self: self.params.half_window)
     pad_value = property(lambda self: self.params.pad_value)
     retrieval_block = property(lambda self: self.params.retrieval_block)

@@ -378,7 +378,7 @@ def top_sources(src_image: np.ndarray, k: int) -> np.ndarray:
     flat = src_image.reshape(len(src_image), -1)
     top = np.full((len(flat), k), -1, np.int64)
     for i, row in enumerate(flat):
-        images, counts = np.unique(row, return_counts=True)
+        images, counts = np.unique(row[row >= 0], return_counts=True)  # -1: a given pixel, from no source
         order = np.argsort(-counts, kind="stable")[:k]
         top[i, : len(order)] = images[order]
     return top
