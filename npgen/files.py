@@ -77,6 +77,20 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
+def write_in_place(path: Path, data: bytes) -> None:
+    """Write `data` to `path` directly (created or truncated; never through a symbolic link): for the many small
+    files a run rewrites whole on `--resume` before it is marked complete, where a rename per file costs more
+    than the file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, _FILE_MODE)
+    except OSError as err:
+        if Path(path).is_symlink():
+            refuse_link(path)
+        raise
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
 def remove_temp_files(folder: Path, recursive: bool = True) -> list[Path]:
     """Delete npgen's leftover temporary files and folders (".NAME.tmp-*") in `folder`; return what was removed.
 

@@ -12,7 +12,9 @@ Layout of a run::
     grid.png, png/sample-00000.png
 
 Every file is written to a hidden temporary name and renamed into place, so an interrupted run
-holds only whole files; `npgen sample --resume` continues it from the first missing batch.
+holds only whole files (but for the per-sample PNGs, written in place and rewritten whole by
+`--resume`, since the run is marked complete only after them); `npgen sample --resume` continues
+it from the first missing batch.
 The Parquet files are plain Apache Parquet: pandas, DuckDB or pyarrow read them without npgen.
 """
 
@@ -34,7 +36,16 @@ from PIL import Image
 from npgen import __version__
 from npgen.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.errors import NpgenError
-from npgen.files import TMP_MARK, atomic_write, make_dir, refuse_link, remove_temp_files, write_array, write_json
+from npgen.files import (
+    TMP_MARK,
+    atomic_write,
+    make_dir,
+    refuse_link,
+    remove_temp_files,
+    write_array,
+    write_in_place,
+    write_json,
+)
 from npgen.params import describe_differences
 from npgen.samples import Samples
 
@@ -145,10 +156,13 @@ def encode_png(pixels: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     )
 
 
-def write_png(pixels: np.ndarray, path: Path) -> None:
-    """`encode_png(pixels)` written atomically to `path`."""
+def write_png(pixels: np.ndarray, path: Path, atomic: bool = True) -> None:
+    """`encode_png(pixels)` written to `path`: atomically, or in place (`files.write_in_place`)."""
     data = encode_png(pixels)
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    if atomic:
+        atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    else:
+        write_in_place(path, data)
 
 
 RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png", "controls")
@@ -388,7 +402,7 @@ class RunWriter:
         if sources is not None:
             atomic_write(self.path / SOURCES_FILE, lambda tmp: pq.write_table(sources, tmp, compression="zstd"))
         for i, image in enumerate(images):
-            write_png(image.repeat(4, axis=0).repeat(4, axis=1), self.path / "png" / f"sample-{i:05d}.png")
+            write_png(image, self.path / "png" / f"sample-{i:05d}.png", atomic=False)  # lossless, their own size
         write_png(grid_pixels(images[:256]), self.path / "grid.png")
         share = summary.column("top_source_share").to_numpy()
         self.manifest["timings"] = timings
