@@ -35,7 +35,7 @@ from npgen.errors import NpgenError
 from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
 from npgen.rng import CLASS_STREAM, sample_keys, uniform
 from npgen.samples import Samples
-from npgen.semantics import CanvasPools
+from npgen.semantics import CanvasPools, PrefixIndexes
 from npgen.windows import flat_offsets, gather_context, window_distance, window_weights
 
 
@@ -198,14 +198,21 @@ class RowBatch:
         allowed: np.ndarray,
         pool_size: int,
         images: np.ndarray | None = None,
+        approximate: PrefixIndexes | None = None,
     ) -> "RowBatch":
-        """A batch of the samples with these global indices; its canvas blank (pad value), or holding `images`."""
+        """A batch of the samples with these global indices; its canvas blank (pad value), or holding `images`.
+        With `approximate` (the allowed images' `PrefixIndexes`), pools come from it instead of the exact scan."""
         n, h, width = len(indices), db.half_window, db.width
         keys = sample_keys(seed, indices)
         canvas = np.full((n, db.height + h, width + 2 * h, db.channels), db.pad_value, dtype=np.uint8)
         if images is not None:
             canvas[:, h:, h : h + width] = images
-        return cls(db, canvas, keys, CanvasPools(db.representations, db.encoder, allowed, keys, pool_size, h, width))
+        return cls(
+            db,
+            canvas,
+            keys,
+            CanvasPools(db.representations, db.encoder, allowed, keys, pool_size, h, width, approximate),
+        )
 
     @property
     def flat_canvas(self) -> np.ndarray:
@@ -245,6 +252,8 @@ class Sampler:
     abs_tol: float = PARAMS["abs_tol"].default
     radius: int = PARAMS["radius"].default
     pool_size: int = PARAMS["pool_size"].default
+    pool_search: str = PARAMS["pool_search"].default
+    exact_pool_limit: int = PARAMS["exact_pool_limit"].default
     k_min: int = PARAMS["k_min"].default
     max_source_share: float = PARAMS["max_source_share"].default
     sigma: float | None = PARAMS["sigma"].default
@@ -264,9 +273,20 @@ class Sampler:
         db = self.database
         return source_budget(self.max_source_share, db.height * db.width)
 
+    @property
+    def approximate_pool(self) -> bool:
+        """Whether pools come from the approximate prefix indexes: `pool_search`, with auto resolved by the
+        database's size against `exact_pool_limit`."""
+        if self.pool_search == "auto":
+            return self.database.n_images > self.exact_pool_limit
+        return self.pool_search == "approximate"
+
     def params(self) -> dict:
-        """The method parameters, as recorded in a run's manifest (with the budget in pixels)."""
-        return {**{name: getattr(self, name) for name in SAMPLER_PARAMS}, "source_budget": self.budget}
+        """The method parameters, as recorded in a run's manifest (with the budget in pixels, and pool_search as
+        resolved: exact or approximate)."""
+        recorded = {name: getattr(self, name) for name in SAMPLER_PARAMS}
+        recorded["pool_search"] = "approximate" if self.approximate_pool else "exact"
+        return {**recorded, "source_budget": self.budget}
 
     def geometry(self) -> tuple[int, int, int, int]:
         """(height, width, half_window, channels): the `geometry` tuple of the row kernels."""
@@ -323,7 +343,8 @@ class Sampler:
         allowed = db.class_members(None if class_label < 0 else class_label)
         self.check_budget(len(allowed))
         n, height, width, channels = len(indices), db.height, db.width, db.channels
-        batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size)
+        approximate = db.prefix_indexes(None if class_label < 0 else class_label) if self.approximate_pool else None
+        batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size, approximate=approximate)
         flat_canvas = batch.flat_canvas
         shape = (n, height, width)
         out = Samples(
