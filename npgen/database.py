@@ -11,6 +11,9 @@ A database is a directory:
 - ``labels.npy``; ``images.faiss``: an exact L2 index of the raw images (`index.build_image_index`).
 
 Arrays are memory-mapped on load. A database refuses to serve data or parameters it was not built for.
+The build streams: images are processed in chunks (`build_chunk`, a pure function, also run as Ray tasks
+with `npgen build --ray`) and each file is written sequentially, so memory does not grow with the number of
+images; the files are byte for byte those of building every array at once.
 """
 
 from __future__ import annotations

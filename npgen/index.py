@@ -3,7 +3,10 @@
 The database persists an exact L2 index of its training images (`build_image_index`). It answers "which training
 image is nearest to this sample" (novelty, near-copy detection) and the k-NN classifier used to
 check class fidelity. faiss-gpu is used when a GPU is visible, faiss-cpu otherwise. `kmeans` learns
-the patch dictionary of the learned retrieval representation (`representation.py`).
+the patch dictionary of the learned retrieval representation (`representation.py`). `build_ivf_index` and
+`search_ivf` are the approximate (IVF) search behind the semantic pool of large databases
+(`semantics.PrefixIndexes`), made deterministic: seeded training, fixed probes, and distances computed
+query by query.
 """
 
 from __future__ import annotations

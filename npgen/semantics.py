@@ -8,6 +8,12 @@ between every sample's canvas and every allowed training image grows by that row
 so distances over the generated prefix are exact integers kept up to date incrementally. Exact
 ties (e.g. blank top rows) are broken by a per-sample random priority, so pools differ between
 samples instead of always favouring the lowest image indices.
+
+The exact scan costs O(allowed images) per sample and block row. For large databases (`--pool-search`,
+auto above `--exact-pool-limit` images) `PrefixIndexes` instead searches a FAISS IVF index over the
+allowed images' completed-prefix representations for a shortlist of 4 x pool_size, and `rerank_pool`
+orders the shortlist by the same exact integer distances and tie-break: the pool is exact whenever the
+shortlist holds the true nearest images (recall measured by `approximate_pool_recall`).
 """
 
 from __future__ import annotations
