@@ -194,7 +194,17 @@ def measure_throughput(sizes: list[int], rounds: int, exact_rounds: int, class_n
     return results
 
 
-def measure_recall(n: int, class_name: str = "cat", n_queries: int = 200, data_root: str | None = None) -> dict:
+def measure_real_recall(class_name: str = "cat", n_queries: int = 200) -> dict:
+    """The same recall on the real CIFAR-10 training split (its preset database, built in the cache if absent)."""
+    from npgen import api
+
+    db, _ = api.build_database("cifar10")
+    return measure_recall(0, class_name, n_queries, db_path=db.path)
+
+
+def measure_recall(
+    n: int, class_name: str = "cat", n_queries: int = 200, data_root: str | None = None, db_path: Path | None = None
+) -> dict:
     """Recall@pool_size of the approximate pool against the exact scan, with real CIFAR-10 test images of the class
     as the canvases (a held-out canvas is what a sample in progress is: an image not in the database)."""
     from npgen import api
@@ -203,10 +213,10 @@ def measure_recall(n: int, class_name: str = "cat", n_queries: int = 200, data_r
     from npgen.rng import sample_keys
     from npgen.semantics import approximate_pool_recall
 
-    db = Database.load(database_path(n))
+    db = Database.load(db_path or database_path(n))
     test = load_dataset("cifar10", split="test", data_root=data_root)
     label = api.resolve_class(db.class_names, class_name)
-    _, options = api.resolve_params(load_dataset(synthetic_path(n)))
+    _, options = api.resolve_params(test)  # the CIFAR-10 preset, as for the synthetic splits
     queries = db.encoder.encode(test.images[test.labels == label][:n_queries])
     keys = sample_keys(0, np.arange(len(queries)))
     recall = approximate_pool_recall(db.representations, db.prefix_indexes(label), queries, keys, options["pool_size"])
@@ -223,6 +233,7 @@ def main() -> None:
     run_cmd.add_argument("--rounds", type=int, default=5, help="timed batches of 100 per size and pool")
     run_cmd.add_argument("--exact-rounds", type=int, default=3, help="timed batches for the exact scan")
     run_cmd.add_argument("--skip-build", action="store_true", help="keep the databases built by an earlier run")
+    run_cmd.add_argument("--skip-throughput", action="store_true", help="keep the throughput of an earlier run")
     for name in ("build", "throughput", "recall"):  # each measurement in a fresh process, as JSON on stdout
         one = sub.add_parser(name, help=f"(internal) the {name} measurement")
         one.add_argument("--n", type=int, nargs="+", required=True)
@@ -241,7 +252,7 @@ def main() -> None:
         print(json.dumps(measure_throughput(args.n, args.rounds, args.exact_rounds)))
         return
     if args.command == "recall":
-        print(json.dumps(measure_recall(args.n[0])))
+        print(json.dumps(measure_recall(args.n[0]) if args.n[0] else measure_real_recall()))
         return
 
     def child(*arguments: str) -> dict:
@@ -251,15 +262,21 @@ def main() -> None:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results["cifar10_real_recall"] = child("recall", "--n", "0")  # --n 0: the real CIFAR-10 training split
+    print("real CIFAR-10", results["cifar10_real_recall"], flush=True)
     for n in args.n:
         make(n)
-        row = results.get(str(n), {}) if args.skip_build else {}
+        row = results.get(str(n), {}) if args.skip_build or args.skip_throughput else {}
         if not args.skip_build:
             row = {"n_images": n, **child("build", "--n", str(n))}
         row.update(child("recall", "--n", str(n)))
         print(n, row, flush=True)
         results[str(n)] = row
     sizes = [str(n) for n in args.n]
+    if args.skip_throughput:
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        print(table(results))
+        return
     speed = child("throughput", "--n", *sizes, "--rounds", str(args.rounds), "--exact-rounds", str(args.exact_rounds))
     for n in sizes:
         results[n].update(speed[n])
@@ -286,6 +303,17 @@ def table(results: dict) -> str:
             f"| {row['database_gb']:.2f} GB "
             f"| {exact['images_per_second']:.0f} | {approx['images_per_second']:.0f} "
             f"| {approx['first_batch_seconds']:.1f} s ({approx['prefix_index_seconds']:.1f} s) | {row['recall_mean']:.3f} |"
+        )
+    sizes = sorted(int(k) for k in results if k.isdigit())
+    if len(sizes) > 1:
+        first, last = results[str(sizes[0])], results[str(sizes[-1])]
+        lines.append(
+            f"\nThroughput at {sizes[-1]:,} (approximate pool) / at {sizes[0]:,} (exact scan, what auto picks there): "
+            f"{last['approximate']['images_per_second'] / first['exact']['images_per_second']:.2f}"
+        )
+    if "cifar10_real_recall" in results:
+        lines.append(
+            f"Recall@50 on the real CIFAR-10 training split: {results['cifar10_real_recall']['recall_mean']:.3f}"
         )
     return "\n".join(lines)
 

@@ -291,7 +291,7 @@ class _NpyWriter:
     """Writes one .npy file sequentially, chunk by chunk: the same bytes as np.save of the whole array."""
 
     def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.file = open(path, "wb")
+        self.file = open(path, "wb")  # noqa: SIM115 (closed by close(), which the build calls in a finally)
         header = np.lib.format.header_data_from_array_1_0(np.empty((0, *shape[1:]), dtype=dtype))
         header["shape"] = tuple(shape)
         np.lib.format.write_array_header_1_0(self.file, header)  # what np.save writes for headers under 64 KiB

@@ -687,6 +687,9 @@ def write_array_folder(
         del images, labels
         manifest = {"format": ARRAY_FOLDER_FORMAT, "name": name, "class_names": list(class_names), **record}
         (tmp / ARRAY_FOLDER_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp made it private; the folder is as readable as any other
         os.rename(tmp, root)
     finally:
         if tmp.exists():

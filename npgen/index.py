@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Self
 
 import faiss
 import numpy as np
@@ -82,7 +83,7 @@ class ImageIndexWriter:
         self.tmp = self.path.with_name(self.path.name + ".tmp")
         self.file = None
 
-    def __enter__(self) -> "ImageIndexWriter":
+    def __enter__(self) -> Self:
         self.file = open(self.tmp, "wb")
         self.file.write(image_index_header(self.dimension, self.n_images))
         return self

@@ -85,7 +85,7 @@ PARAMS: dict[str, Param] = {
         ),
         Param(
             "exact_pool_limit",
-            200_000,
+            100_000,
             int,
             0,
             10**12,

@@ -18,6 +18,7 @@ shortlist holds the true nearest images (recall measured by `approximate_pool_re
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numba
@@ -146,7 +147,7 @@ PREFIX_INDEX_SEED = 0
 
 def prefix_index_lists(n_images: int) -> int:
     """IVF cells of a prefix index over n_images images: about 2 sqrt(n), at least 1."""
-    return max(1, int(round(2 * np.sqrt(n_images))))
+    return max(1, round(2 * float(np.sqrt(n_images))))
 
 
 class PrefixIndexes:
@@ -160,8 +161,7 @@ class PrefixIndexes:
         self.seconds = 0.0
 
     def index(self, n_rows: int):
-        import time
-
+        """The IVF index over block rows 0..n_rows-1 (built now if this is its first use)."""
         from npgen.index import build_ivf_index
 
         if n_rows not in self.indexes:

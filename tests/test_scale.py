@@ -13,6 +13,7 @@ from npgen.cli import main
 from npgen.database import Database, WindowParams
 from npgen.datasets import load_dataset, write_array_folder
 from npgen.index import build_image_index, save_index
+from npgen.params import PARAMS
 from npgen.representation import PatchCodes
 from npgen.rng import TIE_BREAK_STREAM, mix, sample_keys
 from npgen.sampler import Sampler
@@ -152,7 +153,7 @@ def test_rerank_kernel_matches_numpy_reference(cifar10_db, cifar10):
         np.testing.assert_array_equal(got, rerank_reference(queries, reps, n_rows, candidates, keys, 50))
 
 
-RECALL_FLOOR = 0.9  # mean recall@pool_size over the prefixes, class-conditional CIFAR-10 (measured: 0.96)
+RECALL_FLOOR = 0.97  # mean recall@pool_size over the prefixes, class-conditional CIFAR-10 (measured: 0.998)
 
 
 def test_approximate_pool_recall_on_cifar10_is_above_the_floor_and_deterministic(cifar10_db, all_data_root):
@@ -162,7 +163,7 @@ def test_approximate_pool_recall_on_cifar10_is_above_the_floor_and_deterministic
     members = cifar10_db.class_members(3)
     indexes = PrefixIndexes(cifar10_db.representations, members)
     recall = approximate_pool_recall(cifar10_db.representations, indexes, queries, keys, 50)
-    assert recall.mean() >= RECALL_FLOOR and recall.min() >= RECALL_FLOOR - 0.05, recall
+    assert recall.mean() >= RECALL_FLOOR and recall.min() >= RECALL_FLOOR - 0.02, recall
     # same data, fresh indexes, one thread and a different batch: the same candidates
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
@@ -177,7 +178,7 @@ def test_approximate_pool_recall_on_cifar10_is_above_the_floor_and_deterministic
 
 
 def test_approximate_sampling_is_deterministic_whatever_the_batch(cifar10_db):
-    options = dict(pool_size=50, k_min=1, max_source_share=0.2, pool_search="approximate", seed=5)
+    options = {"pool_size": 50, "k_min": 1, "max_source_share": 0.2, "pool_search": "approximate", "seed": 5}
     whole = Sampler(cifar10_db, batch_size=12, **options).sample(12, class_label=3)
     split = Sampler(cifar10_db, batch_size=5, **options).sample(12, class_label=3)
     np.testing.assert_array_equal(whole.images, split.images)
@@ -198,7 +199,10 @@ def test_auto_switch_is_recorded_and_approximate_runs_verify(tmp_path, cache, al
         name: json.loads((tmp_path / name / "manifest.json").read_text())["params"]
         for name in ("auto-exact", "auto-approx", "exact")
     }
-    assert params["auto-exact"]["pool_search"] == "exact" and params["auto-exact"]["exact_pool_limit"] == 200_000
+    assert (
+        params["auto-exact"]["pool_search"] == "exact"
+        and params["auto-exact"]["exact_pool_limit"] == PARAMS["exact_pool_limit"].default
+    )
     assert params["auto-approx"]["pool_search"] == "approximate" and params["auto-approx"]["exact_pool_limit"] == 1000
     # below the limit, auto is the exact scan: the same samples as asking for it
     assert (tmp_path / "auto-exact" / "samples.npy").read_bytes() == (tmp_path / "exact" / "samples.npy").read_bytes()
