@@ -140,6 +140,37 @@ def rerank_pool(
     return pool
 
 
+@numba.njit(parallel=True, cache=True)
+def tie_pool(sample_keys: np.ndarray, allowed: np.ndarray, pool_size: int) -> np.ndarray:
+    """(B, K): what `nearest_pool` returns when every distance is 0 (no completed row yet), without the (B, N)
+    distance matrix: each sample's K allowed images of smallest tie-break priority, in that order."""
+    n_allowed = len(allowed)
+    pool = np.empty((len(sample_keys), pool_size), dtype=np.int64)
+    tie_mask = np.uint64((1 << _TIE_BITS) - 1)
+    for b in numba.prange(len(sample_keys)):
+        tie_key = sample_keys[b] ^ TIE_BREAK_STREAM
+        ranks = np.empty(n_allowed, dtype=np.int64)
+        for m in range(n_allowed):
+            ranks[m] = np.int64(mix(tie_key, allowed[m]) & tie_mask)
+        kth = np.partition(ranks.copy(), pool_size - 1)[pool_size - 1]
+        chosen = np.empty(pool_size, dtype=np.int64)
+        n_chosen = 0
+        for m in range(n_allowed):
+            if ranks[m] < kth:
+                chosen[n_chosen] = m
+                n_chosen += 1
+        for m in range(n_allowed):
+            if n_chosen == pool_size:
+                break
+            if ranks[m] == kth:
+                chosen[n_chosen] = m
+                n_chosen += 1
+        order = np.argsort(ranks[chosen], kind="mergesort")
+        for k in range(pool_size):
+            pool[b, k] = allowed[chosen[order[k]]]
+    return pool
+
+
 PREFIX_INDEX_PROBES = 32  # IVF cells searched per query: fixed, so the approximate pool is deterministic
 PREFIX_INDEX_SHORTLIST = 4  # the IVF search returns this many times pool_size candidates, reranked exactly
 PREFIX_INDEX_SEED = 0
@@ -212,8 +243,7 @@ class CanvasPools:
         if self.approximate is not None:
             self.prefix = np.zeros((len(keys), *representations.shape[1:]), dtype=representations.dtype)
             self.distances = None
-            zeros = np.zeros((len(keys), len(allowed)), dtype=np.int64)  # y = 0: the tie-break alone, as exactly
-            self.current = nearest_pool(zeros, keys, allowed, pool_size)
+            self.current = tie_pool(keys, allowed, pool_size)  # y = 0: the tie-break alone, as the exact scan
             return
         self.distances = np.zeros((len(keys), len(allowed)), dtype=np.int64) if self.enabled else None
         self.current = np.ascontiguousarray(np.broadcast_to(allowed, (len(keys), len(allowed))))

@@ -17,7 +17,7 @@ from npgen.params import PARAMS
 from npgen.representation import PatchCodes
 from npgen.rng import TIE_BREAK_STREAM, mix, sample_keys
 from npgen.sampler import Sampler
-from npgen.semantics import BlockSums, PrefixIndexes, approximate_pool_recall, rerank_pool
+from npgen.semantics import BlockSums, PrefixIndexes, approximate_pool_recall, nearest_pool, rerank_pool, tie_pool
 from npgen.windows import pad_images
 
 FILES = ("sources.npy", "representations.npy", "labels.npy", "images.faiss")
@@ -151,6 +151,17 @@ def test_rerank_kernel_matches_numpy_reference(cifar10_db, cifar10):
     for n_rows in (1, 3, 7):
         got = rerank_pool(queries, reps, n_rows, candidates, keys, 50)
         np.testing.assert_array_equal(got, rerank_reference(queries, reps, n_rows, candidates, keys, 50))
+
+
+def test_first_row_pool_matches_numpy_reference_and_the_exact_scan(cifar10_db):
+    allowed = cifar10_db.class_members(5)
+    keys = sample_keys(11, np.arange(30))
+    got = tie_pool(keys, allowed, 50)
+    ties = np.array([[mix(key ^ TIE_BREAK_STREAM, int(i)) & ((1 << 20) - 1) for i in allowed] for key in keys])
+    reference = allowed[np.argsort(ties, axis=1, kind="stable")[:, :50]]
+    np.testing.assert_array_equal(got, reference)
+    zeros = np.zeros((30, len(allowed)), dtype=np.int64)  # what the exact scan ranks before any row is done
+    np.testing.assert_array_equal(got, nearest_pool(zeros, keys, allowed, 50))
 
 
 RECALL_FLOOR = 0.97  # mean recall@pool_size over the prefixes, class-conditional CIFAR-10 (measured: 0.998)
