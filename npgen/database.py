@@ -316,7 +316,13 @@ def _chunks_ray(images, params, encoder, chunk_size, address: str):
     except ImportError:
         raise NpgenError("--ray needs Ray: install it with `pip install -e '.[ray]'`, or build without --ray") from None
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, log_to_driver=False)
+        try:
+            ray.init(address=None if address == "local" else address, log_to_driver=False)
+        except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError ... for a bad address
+            where = "a local Ray cluster" if address == "local" else f"the Ray cluster at {address}"
+            raise NpgenError(
+                f"cannot start or reach {where} ({type(err).__name__}); check the address (`ray status`), or build without --ray"
+            ) from None
     task = ray.remote(build_chunk)
     params_ref, encoder_ref = ray.put(params), ray.put(encoder)
     in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))

@@ -143,31 +143,37 @@ def rerank_pool(
 @numba.njit(parallel=True, cache=True)
 def tie_pool(sample_keys: np.ndarray, allowed: np.ndarray, pool_size: int) -> np.ndarray:
     """(B, K): what `nearest_pool` returns when every distance is 0 (no completed row yet), without the (B, N)
-    distance matrix: each sample's K allowed images of smallest tie-break priority, in that order."""
+    distance matrix: each sample's K allowed images of smallest tie-break priority (equal priorities: the
+    earlier allowed image first), in that order. One pass per sample keeps the K best seen so far."""
     n_allowed = len(allowed)
     pool = np.empty((len(sample_keys), pool_size), dtype=np.int64)
     tie_mask = np.uint64((1 << _TIE_BITS) - 1)
     for b in numba.prange(len(sample_keys)):
         tie_key = sample_keys[b] ^ TIE_BREAK_STREAM
-        ranks = np.empty(n_allowed, dtype=np.int64)
+        best_rank = np.empty(pool_size, dtype=np.int64)
+        best_at = np.empty(pool_size, dtype=np.int64)
+        worst = 0
         for m in range(n_allowed):
-            ranks[m] = np.int64(mix(tie_key, allowed[m]) & tie_mask)
-        kth = np.partition(ranks.copy(), pool_size - 1)[pool_size - 1]
-        chosen = np.empty(pool_size, dtype=np.int64)
-        n_chosen = 0
-        for m in range(n_allowed):
-            if ranks[m] < kth:
-                chosen[n_chosen] = m
-                n_chosen += 1
-        for m in range(n_allowed):
-            if n_chosen == pool_size:
-                break
-            if ranks[m] == kth:
-                chosen[n_chosen] = m
-                n_chosen += 1
-        order = np.argsort(ranks[chosen], kind="mergesort")
+            rank = np.int64(mix(tie_key, allowed[m]) & tie_mask)
+            if m < pool_size:
+                best_rank[m], best_at[m] = rank, m
+                if m == pool_size - 1:
+                    for k in range(pool_size):  # the worst kept: largest rank, latest position among equals
+                        if best_rank[k] > best_rank[worst] or (
+                            best_rank[k] == best_rank[worst] and best_at[k] > best_at[worst]
+                        ):
+                            worst = k
+            elif rank < best_rank[worst]:  # equal rank: the kept, earlier image stays
+                best_rank[worst], best_at[worst] = rank, m
+                worst = 0
+                for k in range(1, pool_size):
+                    if best_rank[k] > best_rank[worst] or (
+                        best_rank[k] == best_rank[worst] and best_at[k] > best_at[worst]
+                    ):
+                        worst = k
+        order = np.argsort(best_rank * np.int64(n_allowed) + best_at)  # by rank, then by position: all distinct
         for k in range(pool_size):
-            pool[b, k] = allowed[chosen[order[k]]]
+            pool[b, k] = allowed[best_at[order[k]]]
     return pool
 
 
