@@ -283,6 +283,56 @@ def representation_table() -> str:
     return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['machine']}; {r['date']}."
 
 
+def gpu_table() -> str:
+    rows = [
+        "| dataset | batch | CPU, 16 cores (images/s) | GPU (images/s) | GPU / CPU | retrieval / GPU time | bit-identical (pixels; float64 window distances) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    runs = [load(f"gpu-check-h200-{n}") for n in (256, 2048)]
+    for r in (r for r in runs if r is not None):
+        for dataset, name in (("mnist", "MNIST"), ("cifar10", "CIFAR-10")):
+            d = r[dataset]
+            rows.append(
+                f"| {name} | {d['samples']:,} | {d['cpu_images_per_s']:,.0f} | {d['gpu_images_per_s']:,.0f} | "
+                f"{d['gpu_speedup']:.1f}× | {1000 * d['retrieval_s']:.0f} / {1000 * d['gpu_s']:.0f} ms | "
+                f"{'yes' if d['identical'] else 'NO'} ({d['pixels_compared']:,}; {d['row_check']['windows_float64']:,}) |"
+            )
+    return "\n".join(rows)
+
+
+def controls_tables() -> str:
+    """Exclusion cost and completion accuracy (benchmarks/controls.py)."""
+    out = []
+    r = load("controls-exclusion")
+    if r is not None:
+        rows = [
+            "| dataset | excluded (10% of the split) | images/s, none | images/s, 10% excluded | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for name, v in r["results"].items():
+            rate = v["images_per_second"]
+            rows.append(
+                f"| {name} | {v['excluded_images']:,} | {rate['none']:.0f} | {rate['10%']:.0f} | {v['throughput_ratio']:.2f} |"
+            )
+        out.append("\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['machine']}; {r['date']}.")
+    rows = [
+        "| dataset | inputs × completions | completion classified as the original's class | original images | top half alone | distance of the generated half to the original's (median L2) | diversity: distance between two completions (median L2) | identical completion pairs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    commands = []
+    for name in ("mnist", "cifar10"):
+        r = load(f"controls-completion-{name}")
+        if r is None:
+            continue
+        rows.append(
+            f"| {name} | {r['inputs']:,} × 2 | {pct(r['original_class_recognised'])} | {pct(r['reference_original_images'])} | "
+            f"{pct(r['reference_top_half_only'])} | {r['distance_to_original_median']:.0f} | {r['diversity_median']:.0f} | {pct(r['identical_pairs'])} |"
+        )
+        commands.append(f"`{r['command']}` ({r['date']})")
+    out.append("\n".join(rows) + "\n\nCommands: " + ", ".join(commands) + ".")
+    return "\n\n".join(out)
+
+
 if __name__ == "__main__":
     for dataset in ("mnist", "cifar10"):
         for table in ("comparison", "ablation"):
@@ -298,5 +348,7 @@ if __name__ == "__main__":
         ("Retrieval", retrieval_table()),
         ("Part-whole study", partwhole_table()),
         ("Tracer speed", trace_speed_line()),
+        ("GPU sampler", gpu_table()),
+        ("Data rights and control", controls_tables()),
     ):
         print(f"### {title}\n\n{table}\n")

@@ -13,8 +13,10 @@ from pathlib import Path
 import click
 
 from npgen import __version__, api, datasets
-from npgen.params import BUILD, BUILD_PARAMS, PARAMS, SAMPLE
+from npgen.params import BUILD, BUILD_PARAMS, PARAMS, RUN, SAMPLE
 from npgen.errors import NpgenError
+from npgen.exclusion import SPEC_HELP
+from npgen.regions import CLASS_MAP_HELP, MASK_HELP
 
 data_root_option = click.option(
     "--data-root",
@@ -321,8 +323,30 @@ def build(dataset, data_root, db_path, force, ray_address, **window) -> None:
 )
 @param_options(BUILD)
 @param_options(SAMPLE)
+@param_options(RUN)  # --device (npgen.gpu)
+@click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP)
+@click.option("--class-map", "class_map", default=None, metavar="SPEC", help=CLASS_MAP_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
-def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **params) -> None:
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/K",
+    help="Write only shard I of K (batches I, I+K, I+2K, ...; I counted from 0) into --out; join the K shard "
+    "folders with `npgen merge`.",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run the batches as Ray tasks on the cluster at ADDRESS, or, given alone, on a local cluster started "
+    "for the run (needs `pip install 'npgen[ray]'`).",
+)
+def sample(
+    dataset, class_value, n_samples, out, data_root, db_path, exclude, class_map, resume, shard, ray_address, **params
+) -> None:
     """Generate new images pixel by pixel and record every pixel's source."""
     window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
@@ -341,18 +365,46 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
             command=command,
             progress=bar.update,
             note=lambda text: click.echo(printable(text), err=True),
+            exclude=exclude,
+            class_map=class_map,
+            shard=shard,
+            ray=ray_address,
+            planned=lambda k: setattr(bar, "length", k),
         )
+    _report_written(path, complete)
+
+
+def _report_written(path, complete: bool) -> None:
+    """Print what a sample or complete command wrote (or that a resumed run was already complete)."""
     manifest = json.loads((Path(path) / "manifest.json").read_text())
+    n_samples = manifest.get("n_samples")
     if complete:
-        click.echo(f"run {printable(path)} is already complete ({manifest.get('n_samples')} samples); nothing to do")
+        click.echo(f"run {printable(path)} is already complete ({n_samples} samples); nothing to do")
+        return
+    if manifest.get("shard"):
+        part = manifest["shard"]
+        click.echo(
+            f"wrote shard {part['index']}/{part['count']} ({len(part['batches'])} of {part['n_batches']} batches) of "
+            f"{n_samples} samples to {printable(path)}; join all {part['count']} shards with `npgen merge OUT SHARD...`"
+        )
         return
     summary, timings = manifest["summary"], manifest["timings"]
     params = manifest["params"]
-    conditioned = (
-        f"class {manifest['class_name']!r}"
-        if manifest["class_label"] is not None
-        else ("classes drawn from the training class shares" if params.get("class_mixture") else "every training image")
-    )
+    if manifest.get("completion"):
+        record = manifest["completion"]
+        conditioned = f"{record['per_input']} completions of each of {record['n_inputs']} inputs, --mask {printable(record['mask'])} given"
+        if manifest["class_label"] is not None:
+            conditioned += f", as class {manifest['class_name']!r}"
+    elif manifest.get("class_map"):
+        conditioned = "regions steered by --class-map " + printable(manifest["class_map"]["spec"])
+    elif manifest["class_label"] is not None:
+        conditioned = f"class {manifest['class_name']!r}"
+    elif params.get("class_mixture"):
+        conditioned = "classes drawn from the training class shares"
+    else:
+        conditioned = "every training image"
+    if manifest.get("exclusion"):
+        conditioned += f"; {manifest['exclusion']['n_images']} training images excluded"
     click.echo(
         f"{conditioned}; h={manifest['database']['params']['half_window']}, k_min={params['k_min']}, "
         f"source budget {params['source_budget']} pixels per training image (max_source_share={params['max_source_share']})"
@@ -362,6 +414,77 @@ def sample(dataset, class_value, n_samples, out, data_root, db_path, resume, **p
         f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "
         f"median top-source share {summary['median_top_source_share']:.3f}"
     )
+
+
+@main.command()
+@click.option("--dataset", required=True, help="mnist, cifar10, or a folder of images with one subfolder per class.")
+@click.option(
+    "--test-index",
+    "test_indices",
+    multiple=True,
+    type=click.IntRange(min=0),
+    help="A test-split image to complete (repeatable).",
+)
+@click.option(
+    "--image", type=click.Path(dir_okay=False), default=None, help="An image file (of the dataset's size) to complete."
+)
+@click.option("--mask", required=True, metavar="top|bottom|left|right|FILE", help=MASK_HELP)
+@click.option("-n", "per_input", default=1, show_default=True, help="Completions of each input.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New run folder to write.")
+@click.option("--class", "class_value", default=None, help="Class to complete as (default: search every class).")
+@data_root_option
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Database folder (built there if absent; default: the cache).",
+)
+@param_options(BUILD)
+@param_options(SAMPLE)
+@param_options(RUN)  # --device (npgen.gpu)
+@click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
+def complete(
+    dataset, test_indices, image, mask, per_input, out, class_value, data_root, db_path, exclude, resume, **params
+) -> None:
+    """Complete images: keep the pixels --mask gives and generate the rest, recording each generated pixel's source."""
+    window = {name: params.pop(name) for name in BUILD_PARAMS}
+    command = shlex.join(["npgen", *sys.argv[1:]])
+    done = resume and api.run_state(out) == "complete"
+    n_inputs = len(test_indices) if test_indices else 1
+    with Progress(n_inputs * per_input, "completing") as bar:
+        path = api.complete_run(
+            out,
+            dataset,
+            mask,
+            per_input,
+            list(test_indices) if test_indices else None,
+            image,
+            class_value,
+            data_root,
+            db_path,
+            window,
+            params,
+            resume=resume,
+            command=command,
+            progress=bar.update,
+            note=lambda text: click.echo(printable(text), err=True),
+            exclude=exclude,
+        )
+    _report_written(path, done)
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("shards", nargs=-1, required=True, type=click.Path())
+def merge(out, shards) -> None:
+    """Join the shard folders of one `npgen sample ... --shard I/K` command into the run OUT (the same bytes as
+    the command run on one machine)."""
+    command = shlex.join(["npgen", *sys.argv[1:]])
+    path = api.merge_runs(out, list(shards), command=command)
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    click.echo(f"merged {len(shards)} shards into {printable(path)} ({manifest['n_samples']} samples)")
 
 
 @main.command()
@@ -476,3 +599,78 @@ def report(run, out, data_root) -> None:
     click.echo(f"analysing {run} ...", err=True)
     folder = api.report_run(run, out, data_root)
     click.echo(f"report: {printable(Path(folder) / 'report.html')}")
+
+
+# ---- audit: per-training-image reverse provenance ----
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--image",
+    default=None,
+    help="A training image index, or an image file matched pixel for pixel against the training split: list every pixel copied from it.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder to write to (default: RUN/audit; required for several runs).",
+)
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0), help="Training images to print.")
+@click.option(
+    "--max-candidates",
+    default=8,
+    show_default=True,
+    help="A pixel is informative if at most this many candidates were admissible.",
+)
+@data_root_option
+def audit(runs, image, out, top, max_candidates, data_root) -> None:
+    """Which training images a run (or several runs of one dataset) used, or where one training image went."""
+    found = api.audit_runs(list(runs), image, out, data_root, max_candidates)
+    click.echo(printable(found.summary))
+    if found.image is None and top:
+        table = found.table.sort_by([("informative_pixels", "descending"), ("pixels", "descending")])
+        named = "class_name" in table.column_names
+        click.echo(
+            f"{'src_image':>9} {'class':>10} {'pixels':>8} {'samples':>8} {'share':>7} "
+            f"{'inf.pixels':>10} {'inf.samples':>11} {'inf.share':>9}"
+        )
+        for row in table.slice(0, top).to_pylist():
+            click.echo(
+                f"{row['src_image']:>9} {printable(row['class_name'] if named else ''):>10} {row['pixels']:>8} "
+                f"{row['samples']:>8} {row['share']:>7.2%} {row['informative_pixels']:>10} "
+                f"{row['informative_samples']:>11} {row['informative_share']:>9.2%}"
+            )
+    click.echo(f"table: {printable(found.table_path)}")
+    if found.figure_path is not None:
+        click.echo(f"figure: {printable(found.figure_path)}")
+
+
+# ---- information maps ----
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder to write (default: RUN/infomap).")
+@click.option("--tau", type=float, default=None, help=f"{PARAMS['tau'].help} [range {PARAMS['tau'].range_text}]")
+@click.option(
+    "--floor",
+    type=float,
+    default=None,
+    help=f"{PARAMS['floor'].help} [range {PARAMS['floor'].range_text}; default 0.1]",
+)
+@data_root_option
+def infomap(run, out, tau, floor, data_root) -> None:
+    """Per-pixel information about the class, log2 p(x|context,c) - log2 p(x|context), for every sample of a run."""
+    manifest = api.Run(run).manifest  # checks the run before any work
+    passes = manifest["n_samples"] * max(len(manifest["dataset"].get("class_names") or []), 1)
+    with Progress(passes, "scoring", unit="image-classes") as bar:
+        folder, record = api.infomap_run(run, out, data_root, tau, floor, progress=bar.update)
+    share = record["foreground_share"]
+    click.echo(
+        f"{record['n_samples']} samples, tau {record['tau']:g}, floor {record['floor']:g}: mean {record['mean_total_bits']:.2f} bits "
+        f"about the class per sample (posterior of its class {record['mean_posterior']:.3f}); foreground pixels hold "
+        f"{share['information_share']:.1%} of the information on {share['area_share']:.1%} of the area"
+    )
+    click.echo(f"maps: {printable(folder)}")

@@ -19,6 +19,8 @@ images; the files are byte for byte those of building every array at once.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import hashlib
 import json
 import os
 import shlex
@@ -91,6 +93,18 @@ def _dataset_record(dataset) -> dict:
     }
 
 
+def database_id(dataset_record: dict, params: dict) -> str:
+    """A database's identity by content: SHA-256 over its format version, the dataset's name, split and SHA-256s,
+    and the build parameters. Two databases with the same id hold the same arrays wherever they live, so runs
+    record it and resume and merge compare it, never the database's path."""
+    identity = {
+        "format_version": FORMAT_VERSION,
+        "dataset": {key: dataset_record[key] for key in ("name", "split", "images_sha256", "labels_sha256")},
+        "params": dict(sorted(params.items())),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
 class Database:
     """A loaded window database (see the module docstring); build it with `Database.build`."""
 
@@ -111,6 +125,7 @@ class Database:
         self._prefix_indexes: dict = {}
 
     dataset = property(lambda self: self.manifest["dataset"])
+    id = property(lambda self: database_id(self.dataset, asdict(self.params)))
     half_window = property(lambda self: self.params.half_window)
     pad_value = property(lambda self: self.params.pad_value)
     retrieval_block = property(lambda self: self.params.retrieval_block)
@@ -132,12 +147,14 @@ class Database:
             self._members[class_label] = np.flatnonzero(np.asarray(self.labels) == class_label).astype(np.int64)
         return self._members[class_label]
 
-    def prefix_indexes(self, class_label: int | None) -> PrefixIndexes:
-        """The approximate pool's prefix indexes over the images of a class (all images when None), built on
-        first use and kept with the loaded database."""
-        if class_label not in self._prefix_indexes:
-            self._prefix_indexes[class_label] = PrefixIndexes(self.representations, self.class_members(class_label))
-        return self._prefix_indexes[class_label]
+    def prefix_indexes(self, allowed: np.ndarray) -> PrefixIndexes:
+        """The approximate pool's prefix indexes over these allowed images (a class, a region's classes, less any
+        excluded images), built on first use and kept with the loaded database for the same set."""
+        allowed = np.ascontiguousarray(allowed, dtype=np.int64)
+        key = (len(allowed), hashlib.sha256(allowed.data).hexdigest())
+        if key not in self._prefix_indexes:
+            self._prefix_indexes[key] = PrefixIndexes(self.representations, allowed)
+        return self._prefix_indexes[key]
 
     def class_counts(self) -> np.ndarray:
         """Training images per class (int64, one entry per class name)."""
@@ -318,7 +335,7 @@ def _chunks_ray(images, params, encoder, chunk_size, address: str):
     if not ray.is_initialized():
         try:
             ray.init(address=None if address == "local" else address, log_to_driver=False)
-        except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError ... for a bad address
+        except Exception as err:  # noqa: BLE001 (Ray raises ConnectionError, RuntimeError, ValueError ... for a bad address)
             where = "a local Ray cluster" if address == "local" else f"the Ray cluster at {address}"
             raise NpgenError(
                 f"cannot start or reach {where} ({type(err).__name__}); check the address (`ray status`), or build without --ray"

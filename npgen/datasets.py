@@ -464,7 +464,7 @@ def _load_known_dataset(name: str, split: str, data_root, verify: bool) -> Datas
 # ---- image folders ----
 
 
-def _image_suffixes() -> set[str]:
+def image_suffixes() -> set[str]:
     from PIL import Image
 
     Image.init()
@@ -489,6 +489,31 @@ def _read_image(path: Path) -> np.ndarray:
         raise NpgenError(f"cannot read image {path} ({_one_line(exc)}); fix or remove the file") from None
 
 
+def read_image_like(path: str | os.PathLike, dataset: "Dataset") -> np.ndarray:
+    """An image file decoded as the dataset stores its images: (H, W, C) uint8, grey or RGB by its channels.
+
+    An image of another size is refused (npgen never resizes: a resized image is not the same pixels).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NpgenError(f"image {path} does not exist")
+    pixels = _read_image(path)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if dataset.channels == 1 and pixels.shape[2] == 3:
+        from PIL import Image
+
+        pixels = np.asarray(Image.fromarray(pixels).convert("L"), dtype=np.uint8)[..., None]
+    elif dataset.channels == 3 and pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    if pixels.shape[:2] != (dataset.height, dataset.width):
+        raise NpgenError(
+            f"image {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels but {dataset.name}'s images are "
+            f"{dataset.width}x{dataset.height}; give an image of that size"
+        )
+    return np.ascontiguousarray(pixels)
+
+
 def _folder_files(root: Path) -> tuple[list[Path], list[list[Path]]]:
     """The class subfolders of an image folder (sorted) and each one's image files (sorted), as `load_image_folder` reads them."""
     if not root.is_dir():
@@ -496,7 +521,7 @@ def _folder_files(root: Path) -> tuple[list[Path], list[list[Path]]]:
     classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise NpgenError(f"image folder {root} has no class subfolders; put each class's images in its own subfolder")
-    suffixes = _image_suffixes()
+    suffixes = image_suffixes()
     files = []
     for cls in classes:
         found = sorted(

@@ -195,3 +195,14 @@ def kmeans(vectors: np.ndarray, k: int, seed: int = 0, niter: int = 25) -> np.nd
     )
     km.train(vectors)
     return np.array(km.centroids, dtype=np.float32).reshape(k, vectors.shape[1])
+
+
+def within(index: faiss.Index, images: np.ndarray, radius: float) -> list[np.ndarray]:
+    """For each query image, the ids of the indexed images within Euclidean distance `radius` (pixel units).
+
+    The search radius is widened slightly so that rounding in FAISS's float32 sums loses no image; callers
+    that need the exact boundary confirm the candidates themselves.
+    """
+    squared = float(radius) ** 2 * (1.0 + 1e-5) + 1.0
+    limits, _, ids = index.range_search(as_vectors(images), squared)
+    return [ids[limits[i] : limits[i + 1]].astype(np.int64) for i in range(len(images))]

@@ -16,11 +16,14 @@ from npgen.errors import NpgenError
 
 
 def top_source_share(src_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per sample (B, H, W) -> (most-used source image, its share of the pixels, number of distinct sources)."""
+    """Per sample (B, H, W) -> (most-used source image, its share of the pixels, number of distinct sources).
+
+    A pixel with src_image -1 (given, not generated: a completion's input) counts towards no source.
+    """
     flat = src_image.reshape(len(src_image), -1)
     top, share, distinct = (np.empty(len(flat), dtype) for dtype in (np.int64, np.float64, np.int64))
     for i, row in enumerate(flat):
-        images, counts = np.unique(row, return_counts=True)
+        images, counts = np.unique(row[row >= 0], return_counts=True)
         top[i], share[i], distinct[i] = images[counts.argmax()], counts.max() / row.size, len(images)
     return top, share, distinct
 

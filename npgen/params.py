@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from npgen.errors import NpgenError
 
-BUILD, SAMPLE = "build", "sample"
+BUILD, SAMPLE, RUN = "build", "sample", "run"  # RUN: how a run executes, never what it produces
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,16 @@ PARAMS: dict[str, Param] = {
         ),
         Param("seed", 0, int, 0, 2**63 - 1, SAMPLE, "Random seed; same seed and database give identical output."),
         Param("batch_size", 100, int, 1, 10_000, SAMPLE, "Samples generated in lockstep."),
+        Param(
+            "device",
+            "cpu",
+            str,
+            None,
+            None,
+            RUN,
+            "Where the sampler's rows run: the CPU, a CUDA GPU (npgen.gpu; bit-identical output), or auto (a GPU when one is usable).",
+            choices=("auto", "cpu", "cuda"),
+        ),
     )
 }
 BUILD_PARAMS = tuple(name for name, p in PARAMS.items() if p.stage == BUILD)
@@ -177,3 +187,29 @@ def describe_differences(old, new, old_name: str, new_name: str, prefix: str = "
     """Which entries differ and their two values, e.g. "k_min = 2 in the run, 3 in this command"."""
     found = differences(old, new, prefix)
     return "; ".join(f"{name} = {a!r} in {old_name}, {b!r} in {new_name}" for name, a, b in found) or "nothing differs"
+
+
+# ---- information maps (npgen/infomap.py): the smoothing of the predictive distribution ----
+
+INFOMAP = "infomap"
+PARAMS.update(
+    {
+        p.name: p
+        for p in (
+            Param(
+                "tau",
+                None,
+                float,
+                0.01,
+                128.0,
+                INFOMAP,
+                "Kernel width (grey levels) smoothing p(pixel | context) (default: 0.5 grey, 16 colour, as tuned by benchmarks/likelihood.py).",
+                optional=True,
+            ),
+            Param(
+                "floor", 0.1, float, 1e-9, 0.999, INFOMAP, "Weight of the uniform floor mixed into p(pixel | context)."
+            ),
+        )
+    }
+)
+INFOMAP_PARAMS = ("tau", "floor")

@@ -398,6 +398,35 @@ def _run_rows(run: dict, manifest: dict) -> list[tuple[str, str, str]]:
                 "on every sample, and the largest top-source share above is the closest any sample came",
             )
         )
+    if manifest.get("exclusion"):
+        record = manifest["exclusion"]
+        rows.append(
+            (
+                "excluded training images",
+                _cell(record["n_images"]),
+                f"named by --exclude {' '.join(map(str, record['specs']))} (set SHA-256 {record['sha256'][:16]}...): "
+                "they gave no pixel and entered no semantic pool; `npgen verify` proves 0 pixels from them",
+            )
+        )
+    if manifest.get("class_map"):
+        rows.append(
+            (
+                "regions steered to classes",
+                _cell(len(manifest["class_map"]["pixels"])),
+                f"--class-map {manifest['class_map']['spec']}: each pixel copied from its region's class only "
+                "(`npgen verify` checks it)",
+            )
+        )
+    if manifest.get("completion"):
+        record = manifest["completion"]
+        rows.append(
+            (
+                "completed inputs",
+                _cell(record["n_inputs"]),
+                f"{record['per_input']} completions each, --mask {record['mask']} given; given pixels have no "
+                "provenance, so the statistics above count generated pixels",
+            )
+        )
     return rows
 
 

@@ -35,7 +35,7 @@ from npgen.errors import NpgenError
 from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
 from npgen.rng import CLASS_STREAM, sample_keys, uniform
 from npgen.samples import Samples
-from npgen.semantics import CanvasPools, PrefixIndexes
+from npgen.semantics import CanvasPools
 from npgen.windows import flat_offsets, gather_context, window_distance, window_weights
 
 
@@ -108,7 +108,7 @@ def score_candidates(canvas, sources, pool, used, budget, y, x, geometry, rule, 
     n = 0
     for k in range(pool.shape[0]):
         image = pool[k]
-        if used[image] >= budget:
+        if image < 0 or used[image] >= budget:  # -1 pads a region's pool that is smaller than another's
             continue
         for sy in range(max(0, y - radius), min(height, y + radius + 1)):
             for sx in range(max(0, x - radius), min(width, x + radius + 1)):
@@ -145,22 +145,28 @@ def candidate_buffers(pool_size, geometry, rule):
 
 
 @numba.njit(parallel=True, cache=True)
-def sample_row(canvas, sources, pool, used, budget, y, geometry, rule, keys, record):
+def sample_row(canvas, sources, pools, region, known, used, budget, y, geometry, rule, keys, record):
     """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
 
-    `record` is (src_image, src_y, src_x, n_candidates, distance), each (B, H, W). A pixel with no
-    admissible candidate is left unwritten with n_candidates 0; the caller fails on it.
+    `pools` is (B, R, K): each canvas's candidate images for each of R regions, and `region` (H*W,) gives each
+    pixel's region (one region of zeros when the whole canvas draws from one set). A pixel with known[b, y*W + x]
+    (completion: a given pixel) is kept as it is and left unrecorded. `record` is (src_image, src_y, src_x,
+    n_candidates, distance), each (B, H, W). A pixel with no admissible candidate is left unwritten with
+    n_candidates 0; the caller fails on it.
     """
-    height, width, half_window, channels = geometry
+    _, width, half_window, channels = geometry
     src_image, src_y, src_x, n_candidates, distance = record
-    n_samples, pool_size = pool.shape
+    n_samples, _, pool_size = pools.shape
     padded_width = width + 2 * half_window
     for b in numba.prange(n_samples):
         scratch = candidate_buffers(pool_size, geometry, rule)
         cand_dist, cand_image, cand_pos = scratch[1], scratch[2], scratch[3]
         for x in range(width):
+            if known[b, y * width + x]:
+                continue
+            pool = pools[b, region[y * width + x]]
             n, threshold, centre = score_candidates(
-                canvas[b], sources, pool[b], used[b], budget, y, x, geometry, rule, scratch
+                canvas[b], sources, pool, used[b], budget, y, x, geometry, rule, scratch
             )
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, uniform(keys[b], y * width + x))
             if chosen < 0:
@@ -182,12 +188,12 @@ def sample_row(canvas, sources, pool, used, budget, y, geometry, rule, keys, rec
 @dataclass
 class RowBatch:
     """What the sampler and the likelihood share for a batch: the padded canvas, the samples' keys and the
-    retrieval pools, visited row by row (`rows`)."""
+    retrieval pools (one per region of the canvas), visited row by row (`rows`, `region_rows`)."""
 
     database: Database
     canvas: np.ndarray  # uint8 (n, H + h, W + 2h, C): the pad value around the images
     keys: np.ndarray  # uint64 (n,): each sample's random key
-    pools: CanvasPools
+    pools: list[CanvasPools]  # one per region
 
     @classmethod
     def start(
@@ -195,24 +201,36 @@ class RowBatch:
         db: Database,
         seed: int,
         indices: np.ndarray,
-        allowed: np.ndarray,
+        allowed: np.ndarray | list[np.ndarray],
         pool_size: int,
         images: np.ndarray | None = None,
-        approximate: PrefixIndexes | None = None,
+        approximate: bool = False,
     ) -> "RowBatch":
         """A batch of the samples with these global indices; its canvas blank (pad value), or holding `images`.
-        With `approximate` (the allowed images' `PrefixIndexes`), pools come from it instead of the exact scan."""
+
+        `allowed` holds the training images candidates may come from, or a list of them, one per region. With
+        `approximate`, each region's pools come from its `Database.prefix_indexes` instead of the exact scan.
+        """
         n, h, width = len(indices), db.half_window, db.width
         keys = sample_keys(seed, indices)
         canvas = np.full((n, db.height + h, width + 2 * h, db.channels), db.pad_value, dtype=np.uint8)
         if images is not None:
             canvas[:, h:, h : h + width] = images
-        return cls(
-            db,
-            canvas,
-            keys,
-            CanvasPools(db.representations, db.encoder, allowed, keys, pool_size, h, width, approximate),
-        )
+        regions = allowed if isinstance(allowed, list) else [allowed]
+        pools = [
+            CanvasPools(
+                db.representations,
+                db.encoder,
+                a,
+                keys,
+                pool_size,
+                h,
+                width,
+                db.prefix_indexes(a) if approximate else None,
+            )
+            for a in regions
+        ]
+        return cls(db, canvas, keys, pools)
 
     @property
     def flat_canvas(self) -> np.ndarray:
@@ -220,9 +238,20 @@ class RowBatch:
         return self.canvas.reshape(len(self.canvas), -1)
 
     def rows(self):
-        """(y, pool) for every row in order, each pool retrieved from the canvas as it is when its row begins."""
+        """(y, pool) for every row in order, each (B, K) pool retrieved from the canvas as it is when its row
+        begins; for a batch of one region."""
+        (pools,) = self.pools
         for y in range(self.database.height):
-            yield y, self.pools.pool(self.canvas, y)
+            yield y, pools.pool(self.canvas, y)
+
+    def region_rows(self):
+        """(y, pools) for every row in order: pools is (B, R, K), each region's pool padded with -1 (no image)."""
+        for y in range(self.database.height):
+            each = [pools.pool(self.canvas, y) for pools in self.pools]
+            stacked = np.full((len(self.canvas), len(each), max(p.shape[1] for p in each)), -1, dtype=np.int64)
+            for r, pool in enumerate(each):
+                stacked[:, r, : pool.shape[1]] = pool
+            yield y, stacked
 
     def images(self) -> np.ndarray:
         """The (n, H, W, C) images inside the padding."""
@@ -244,7 +273,12 @@ class Sampler:
     """Non-parametric sampler over a window database (see the module docstring for the rule).
 
     Parameters and their ranges are declared in `npgen.params`. `pool_size=0` turns the semantic
-    pool off: every allowed training image is a candidate.
+    pool off: every allowed training image is a candidate. Three controls restrict where pixels may
+    come from, all as search parameters over the same database (nothing is rebuilt):
+
+    - `excluded`: training images that supply no pixel and take no part in any pool or class share;
+    - `class_map`: (H, W) class of each pixel (-1: any class), so each region draws from its class only;
+    - `completion`: given pixels to keep (`npgen.completion.Completion`); only the others are generated.
     """
 
     database: Database
@@ -260,12 +294,31 @@ class Sampler:
     class_mixture: int = PARAMS["class_mixture"].default
     seed: int = PARAMS["seed"].default
     batch_size: int = PARAMS["batch_size"].default
+    excluded: np.ndarray | None = None
+    class_map: np.ndarray | None = None
+    completion: object | None = None
     _weights: np.ndarray = field(init=False, repr=False)
+    _included: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in SAMPLER_PARAMS:
             setattr(self, name, check(name, getattr(self, name)))
-        self._weights = window_weights(self.database.half_window, self.sigma)
+        db = self.database
+        self._weights = window_weights(db.half_window, self.sigma)
+        excluded = np.unique(np.asarray([] if self.excluded is None else self.excluded, dtype=np.int64))
+        if len(excluded) and (excluded[0] < 0 or excluded[-1] >= db.n_images):
+            raise NpgenError(f"excluded images must be training-image indices 0..{db.n_images - 1}")
+        self.excluded = excluded
+        self._included = np.ones(db.n_images, dtype=bool)
+        self._included[excluded] = False
+        if self.class_map is not None:
+            self.class_map = np.asarray(self.class_map, dtype=np.int64)
+            if self.class_map.shape != (db.height, db.width):
+                raise NpgenError(
+                    f"a class map must be {db.height}x{db.width} like the images, got {'x'.join(map(str, self.class_map.shape))}"
+                )
+            if self.class_map.min() < -1 or self.class_map.max() >= len(db.class_names):
+                raise NpgenError(f"a class map holds class indices 0..{len(db.class_names) - 1} (or -1 for any class)")
 
     @property
     def budget(self) -> int:
@@ -305,26 +358,46 @@ class Sampler:
         offsets = flat_offsets(db.half_window, db.width + 2 * db.half_window, db.channels)[heaviest_first]
         return offsets, self._weights[heaviest_first]
 
+    def allowed(self, class_label: int | None) -> np.ndarray:
+        """The training images a sample of this class (None or -1: any) may copy from: its class, less the excluded."""
+        db = self.database
+        members = db.class_members(None if class_label is None or class_label < 0 else class_label)
+        allowed = members[self._included[members]]
+        if len(allowed) == 0:
+            which = (
+                "the training split"
+                if class_label is None or class_label < 0
+                else f"class {db.class_names[class_label]!r}"
+            )
+            raise NpgenError(f"every image of {which} is excluded; exclude fewer images")
+        return allowed
+
+    def class_counts(self) -> np.ndarray:
+        """Training images per class, excluded images left out: the class shares the mixture draws from."""
+        db = self.database
+        return np.bincount(db.labels[self._included], minlength=len(db.class_names))
+
     def sample_classes(self, sample_indices: np.ndarray, class_label: int | None) -> np.ndarray:
         """The class each sample is conditioned on: the requested one, a mixture draw, or -1 (every image)."""
         db, n = self.database, len(sample_indices)
         if class_label is not None:
             db.class_members(class_label)  # checks the range
             return np.full(n, class_label, np.int64)
-        if not self.class_mixture or len(db.class_names) < 2:
+        if not self.class_mixture or len(db.class_names) < 2 or self.class_map is not None:
             return np.full(n, -1, np.int64)
-        return draw_classes(self.seed, sample_indices, db.class_counts())
+        return draw_classes(self.seed, sample_indices, self.class_counts())
 
-    def check_budget(self, n_allowed: int) -> None:
-        """Refuse settings under which every candidate image could run out of budget before a sample is done."""
+    def check_budget(self, n_allowed: int, pixels: int | None = None) -> None:
+        """Refuse settings under which every candidate image could run out of budget before `pixels` (default: a
+        whole sample) are generated from `n_allowed` images."""
         db = self.database
-        pixels = db.height * db.width
+        pixels = db.height * db.width if pixels is None else pixels
         images = self.pool_size if 0 < self.pool_size < n_allowed else n_allowed
         if images * self.budget < pixels:
-            need = -(-pixels // images) / pixels
+            need = -(-pixels // images) / (db.height * db.width)
             raise NpgenError(
                 f"max_source_share={self.max_source_share} lets each of the {images} candidate images give "
-                f"{self.budget} pixels, fewer than a sample's {pixels}; use --max-source-share >= {need:.3f} "
+                f"{self.budget} pixels, fewer than the {pixels} to generate; use --max-source-share >= {need:.3f} "
                 f"or a larger --pool-size"
             )
 
@@ -337,37 +410,76 @@ class Sampler:
         order = np.argsort(merged.sample_index, kind="stable")
         return Samples(**{name: getattr(merged, name)[order] for name in Samples.__dataclass_fields__})
 
-    def _sample_group(self, indices: np.ndarray, class_label: int) -> Samples:
-        """Samples of one class (-1: every training image) in lockstep, row by row."""
+    def _regions(self, class_label: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """(allowed images of each region, (H*W,) region of each pixel): one region unless there is a class map."""
         db = self.database
-        allowed = db.class_members(None if class_label < 0 else class_label)
-        self.check_budget(len(allowed))
+        if self.class_map is None:
+            return [self.allowed(class_label)], np.zeros(db.height * db.width, np.int64)
+        classes, region = np.unique(self.class_map, return_inverse=True)
+        return [self.allowed(int(c)) for c in classes], region.reshape(-1).astype(np.int64)
+
+    def given(self, indices: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """(given images or None, (n, H*W) bool given pixels) of these samples: a completion's, else none."""
+        db, n = self.database, len(indices)
+        if self.completion is None:
+            return None, np.zeros((n, db.height * db.width), dtype=np.bool_)
+        return self.completion.given(indices), self.completion.known_pixels(indices).reshape(n, -1)
+
+    def _sample_group(self, indices: np.ndarray, class_label: int) -> Samples:
+        """Samples of one class (-1: every training image, or the class map's) in lockstep, row by row."""
+        db = self.database
         n, height, width, channels = len(indices), db.height, db.width, db.channels
-        approximate = db.prefix_indexes(None if class_label < 0 else class_label) if self.approximate_pool else None
-        batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size, approximate=approximate)
-        flat_canvas = batch.flat_canvas
+        allowed, region = self._regions(class_label)
+        given, known = self.given(indices)
+        for r, images in enumerate(allowed):
+            self.check_budget(len(images), int((~known[:, region == r]).sum(axis=1).max(initial=0)))
+        batch = RowBatch.start(
+            db, self.seed, indices, allowed, self.pool_size, images=given, approximate=self.approximate_pool
+        )
         shape = (n, height, width)
         out = Samples(
             images=np.empty((n, height, width, channels), np.uint8),
             sample_index=indices,
             class_label=np.full(n, class_label, np.int64),
-            src_image=np.empty(shape, np.int32),
-            src_y=np.empty(shape, np.int16),
-            src_x=np.empty(shape, np.int16),
-            n_candidates=np.empty(shape, np.int32),
-            distance=np.empty(shape, np.float32),
+            src_image=np.full(shape, -1, np.int32),
+            src_y=np.full(shape, -1, np.int16),
+            src_x=np.full(shape, -1, np.int16),
+            n_candidates=np.full(shape, -1, np.int32),
+            distance=np.full(shape, np.nan, np.float32),
         )
-        geometry, rule = self.geometry(), self.rule()
-        record = (out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance)
-        used = np.zeros((n, db.n_images), dtype=np.int32)
-        for y, pool in batch.rows():
-            sample_row(flat_canvas, db.sources, pool, used, self.budget, y, geometry, rule, batch.keys, record)
-            if (out.n_candidates[:, y] == 0).any():
-                raise NpgenError(
-                    f"no admissible candidate at row {y}: the parameters {self.params()} admit nothing; relax them"
-                )
+        self._generate_rows(batch, region, known, out)
+        failed = np.flatnonzero((out.n_candidates == 0).any(axis=(0, 2)))
+        if len(failed):
+            raise NpgenError(
+                f"no admissible candidate at row {failed[0]}: the parameters {self.params()} admit nothing; relax them"
+            )
         out.images[:] = batch.images()
         return out
+
+    def _generate_rows(self, batch: RowBatch, region: np.ndarray, known: np.ndarray, out: Samples) -> None:
+        """Generate every row of the batch's canvases in raster order, recording provenance into `out`
+        (`npgen.gpu.CudaSampler` runs the same rows on a GPU)."""
+        db = self.database
+        geometry, rule = self.geometry(), self.rule()
+        record = (out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance)
+        used = np.zeros((len(batch.keys), db.n_images), dtype=np.int32)
+        for y, pools in batch.region_rows():
+            sample_row(
+                batch.flat_canvas,
+                db.sources,
+                pools,
+                region,
+                known,
+                used,
+                self.budget,
+                y,
+                geometry,
+                rule,
+                batch.keys,
+                record,
+            )
+            if (out.n_candidates[:, y] == 0).any():
+                return  # the caller reports the row that failed
 
     def sample(
         self, n: int, class_label: int | None = None, start: int = 0, progress: Callable[[int], None] | None = None

@@ -68,7 +68,7 @@ def sources_table(dataset: Dataset) -> pa.Table | None:
 
 
 def provenance_table(samples: Samples) -> pa.Table:
-    """One row per generated pixel of `samples`, in (sample, y, x) order."""
+    """One row per generated pixel of `samples`, in (sample, y, x) order; given pixels (a completion's) have none."""
     n, height, width = samples.src_image.shape
     columns = {
         "sample": np.repeat(samples.sample_index.astype(np.int32), height * width),
@@ -80,6 +80,9 @@ def provenance_table(samples: Samples) -> pa.Table:
         "n_candidates": samples.n_candidates.ravel(),
         "distance": samples.distance.ravel(),
     }
+    generated = samples.n_candidates.ravel() >= 0  # a completion's given pixels (-1) have no provenance
+    if not generated.all():
+        columns = {name: values[generated] for name, values in columns.items()}
     return pa.Table.from_pydict(columns, schema=PROVENANCE_SCHEMA)
 
 
@@ -100,7 +103,7 @@ def save_png(picture: Image.Image, path: Path) -> None:
     atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
 
 
-RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png")
+RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png", "controls")
 
 
 def _now() -> str:
@@ -143,6 +146,75 @@ def run_state(path: str | os.PathLike) -> str:
     return "complete" if manifest.get("status") == "complete" else "running"
 
 
+def batch_part(run: Path, kind: str, index: int, suffix: str) -> Path:
+    """The file of batch `index` of kind provenance (.parquet), summary (.parquet) or chunks (.npy) in a run folder."""
+    return Path(run) / kind / f"part-{index:05d}.{suffix}"
+
+
+BATCH_PARTS = (("provenance", "parquet"), ("summary", "parquet"), ("chunks", "npy"))
+
+
+def _damaged_part(run: Path, part: Path) -> NpgenError:
+    return NpgenError(
+        f"{part} is unreadable (a truncated or damaged part); delete that file to sample its batch again, "
+        f"or delete the run {run} and start over"
+    )
+
+
+def has_batch(run: Path, index: int) -> bool:
+    """True if batch `index` of the run folder was written whole; NpgenError for a part that exists but is unreadable."""
+    parts = [batch_part(run, kind, index, suffix) for kind, suffix in BATCH_PARTS]
+    if not all(p.exists() for p in (parts[0], parts[2])):
+        return False
+    for part in parts:
+        try:
+            if part.suffix == ".npy":
+                array = np.load(part, mmap_mode="r")
+                if array.ndim != 4 or array.dtype != np.uint8:
+                    raise ValueError("not a batch of uint8 images")
+            else:
+                pq.read_metadata(part)
+        except (OSError, ValueError, pa.ArrowException):
+            raise _damaged_part(run, part) from None
+    return True
+
+
+# ---- one command, wherever it runs: resume and merge compare runs by content, never by path ----
+
+COMMAND_KEYS = ("dataset", "database", "params", "class_label", "n_samples", "controls", "shard")
+
+
+def _comparable(key: str, manifest: dict, other: dict):
+    """The part of manifest[key] that must match for two runs to be the same command: the dataset's content (not
+    the folder it was read from), the database's id (not its path; its build parameters for a run recorded before
+    ids), and for shards their count (see `shard_batches`; the shard index is compared by the caller)."""
+    value = manifest.get(key)
+    if key == "dataset" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "source"}
+    if key == "database" and isinstance(value, dict):
+        other_value = other.get(key)
+        if "id" in value and isinstance(other_value, dict) and "id" in other_value:
+            return {"id": value["id"]}
+        return {"params": value.get("params")}
+    return value
+
+
+def command_difference(first: dict, second: dict, first_name: str, second_name: str) -> tuple[str, str] | None:
+    """(key, what differs) for the first of COMMAND_KEYS in which two run manifests differ as commands; None if
+    they are the same command (same data, database id, parameters, class, n and shard)."""
+    for key in COMMAND_KEYS:
+        mine, theirs = _comparable(key, first, second), _comparable(key, second, first)
+        if mine != theirs:
+            return key, describe_differences(mine, theirs, first_name, second_name, key)
+    return None
+
+
+def shard_batches(n_batches: int, index: int, count: int) -> list[int]:
+    """The batches shard `index` of `count` writes: every count-th batch from batch `index` (round robin), so
+    shards get equal work within one batch and any scheduler can run them in any order on any machine."""
+    return list(range(index, n_batches, count))
+
+
 class RunWriter:
     """Writes a run directory batch by batch; see the module docstring for its layout.
 
@@ -152,9 +224,22 @@ class RunWriter:
     created it and nothing but its own files are in it.
     """
 
-    def __init__(self, path: str | os.PathLike, manifest: dict, resume: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike, manifest: dict, resume: bool = False, controls: dict | None = None
+    ) -> None:
+        """`controls` holds the arrays that restrict where pixels come from (exclusion, class map, completion
+        inputs), kept in controls/NAME.npy with their SHA-256 in the manifest."""
+        from npgen.exclusion import array_sha256
+
         self.path = Path(path)
-        self.manifest = {"format": RUN_FORMAT, "npgen_version": __version__, **manifest, "status": "running"}
+        controls = controls or {}
+        self.manifest = {
+            "format": RUN_FORMAT,
+            "npgen_version": __version__,
+            **manifest,
+            "controls": {name: array_sha256(array) for name, array in controls.items()},
+            "status": "running",
+        }
         self.created = False
         state = run_state(self.path)
         if state == "dangling-link":
@@ -171,15 +256,13 @@ class RunWriter:
             )
         if state in ("running", "complete", "bad"):
             previous = read_manifest(self.path)
-            for key in ("dataset", "database", "params", "class_label", "n_samples"):
-                if previous.get(key) != self.manifest.get(key):
-                    differ = describe_differences(
-                        previous.get(key), self.manifest.get(key), "the run", "this command", key
-                    )
-                    raise NpgenError(
-                        f"cannot resume {self.path}: its {key} differs from this command's ({differ}); "
-                        "rerun it with the same options or choose a new --out"
-                    )
+            difference = command_difference(previous, self.manifest, "the run", "this command")
+            if difference is not None:
+                key, differ = difference
+                raise NpgenError(
+                    f"cannot resume {self.path}: its {key} differs from this command's ({differ}); "
+                    "rerun it with the same options or choose a new --out"
+                )
             self.manifest["started"] = previous.get("started")
         elif state != "empty":  # "empty": a run killed before its manifest was written, started afresh in place
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,37 +278,19 @@ class RunWriter:
         for sub in RUN_SUBFOLDERS:
             make_dir(self.path / sub)
         remove_temp_files(self.path)
+        for name, array in controls.items():
+            write_array(self.path / "controls" / f"{name}.npy", array)
         self.batches_written = 0
 
     def _chunk(self, kind: str, index: int, suffix: str) -> Path:
-        return self.path / kind / f"part-{index:05d}.{suffix}"
+        return batch_part(self.path, kind, index, suffix)
 
     def _damaged(self, part: Path) -> NpgenError:
-        return NpgenError(
-            f"{part} is unreadable (a truncated or damaged part); delete that file to sample its batch again, "
-            f"or delete the run {self.path} and start over"
-        )
+        return _damaged_part(self.path, part)
 
     def has_batch(self, index: int) -> bool:
         """True if the batch was written whole before; raises NpgenError for a part that exists but is unreadable."""
-        parts = [
-            self._chunk("provenance", index, "parquet"),
-            self._chunk("summary", index, "parquet"),
-            self._chunk("chunks", index, "npy"),
-        ]
-        if not all(p.exists() for p in (parts[0], parts[2])):
-            return False
-        for part in parts:
-            try:
-                if part.suffix == ".npy":
-                    array = np.load(part, mmap_mode="r")
-                    if array.ndim != 4 or array.dtype != np.uint8:
-                        raise ValueError("not a batch of uint8 images")
-                else:
-                    pq.read_metadata(part)
-            except (OSError, ValueError, pa.ArrowException):
-                raise self._damaged(part) from None
-        return True
+        return has_batch(self.path, index)
 
     def write_batch(self, index: int, samples: Samples, summary: pa.Table) -> None:
         """Persist one batch: its provenance and summary rows first, then its images."""
@@ -247,6 +312,8 @@ class RunWriter:
                 if entry.name.startswith(".") and TMP_MARK in entry.name and entry.is_file():
                     entry.unlink()
             (self.path / "manifest.json").unlink(missing_ok=True)
+            for name in self.manifest["controls"]:
+                (self.path / "controls" / f"{name}.npy").unlink(missing_ok=True)
             for sub in RUN_SUBFOLDERS:
                 if (self.path / sub).is_dir() and not (self.path / sub).is_symlink():
                     remove_temp_files(self.path / sub, recursive=False)
@@ -286,6 +353,19 @@ class RunWriter:
         write_json(self.path / "manifest.json", self.manifest)
         remove_temp_files(self.path)
         return summary
+
+    def finish_shard(self, batches: list[int], timings: dict, sources: pa.Table | None = None) -> None:
+        """Mark a shard folder complete once every one of its `batches` is written whole; `npgen merge` joins the
+        shards into the run (samples.npy, samples.parquet and the pictures are made there, not here)."""
+        missing = [i for i in batches if not self.has_batch(i)]
+        if missing:
+            raise NpgenError(f"shard {self.path} lacks batches {missing[:5]}; resume it with the same command")
+        if sources is not None:
+            atomic_write(self.path / SOURCES_FILE, lambda tmp: pq.write_table(sources, tmp, compression="zstd"))
+        self.manifest["timings"] = timings
+        self.manifest.update(status="complete", finished=_now())
+        write_json(self.path / "manifest.json", self.manifest)
+        remove_temp_files(self.path)
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
@@ -357,6 +437,12 @@ class Run:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
+        shard = self.manifest.get("shard")
+        if isinstance(shard, dict):
+            raise NpgenError(
+                f"{self.path} is shard {shard.get('index')}/{shard.get('count')} of a run, not a whole run; "
+                "join every shard with `npgen merge OUT SHARD...` and use OUT"
+            )
         if self.manifest.get("status") != "complete":
             raise NpgenError(
                 f"run {self.path} is incomplete; finish it with `npgen sample --resume --out {self.path}` and the same options"
@@ -433,6 +519,25 @@ class Run:
 
     def summary(self) -> pa.Table:
         return pq.read_table(self.path / "samples.parquet")
+
+    def control(self, name: str) -> np.ndarray | None:
+        """A control array of the run (controls/NAME.npy: excluded, class_map, inputs, known), or None when the run
+        has none; NpgenError if it is missing or differs from the SHA-256 its manifest records."""
+        from npgen.exclusion import array_sha256
+
+        recorded = (self.manifest.get("controls") or {}).get(name)
+        if recorded is None:
+            return None
+        path = self.path / "controls" / f"{name}.npy"
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            raise NpgenError(f"{path} is missing or damaged; the run was altered, sample it again") from None
+        if array_sha256(array) != recorded:
+            raise NpgenError(
+                f"{path} differs from the SHA-256 the run's manifest records; the run was altered, sample it again"
+            )
+        return array
 
     def source_files(self) -> list[str] | None:
         """Each training image's file, relative to the image folder (from sources.parquet), or None when the run

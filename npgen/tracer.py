@@ -494,18 +494,40 @@ class Tracer:
         flat = (table.column("sample").to_numpy().astype(np.int64) - first_sample) * self.height
         flat = (flat + table.column("y").to_numpy()) * self.width + table.column("x").to_numpy()
         size = n_samples * self.height * self.width
+        generated = ~self.given_pixels(first_sample, n_samples).ravel()
         if (
-            len(flat) != size
+            len(flat) != generated.sum()
             or flat.min(initial=0) < 0
             or flat.max(initial=0) >= size
-            or (np.bincount(flat, minlength=size) != 1).any()
+            or (np.bincount(flat, minlength=size) != generated).any()
         ):
             raise NpgenError(
                 f"the provenance of run {self.run.path} does not hold exactly one row per generated pixel; the run is damaged, sample it again"
             )
-        order = np.empty(size, dtype=np.int64)
-        order[flat] = np.arange(size)
-        return {name: table.column(name).to_numpy()[order].reshape(shape) for name in columns}
+        out = {}
+        for name in columns:
+            values = table.column(name).to_numpy()
+            dense = np.full(size, np.nan if values.dtype.kind == "f" else -1, dtype=values.dtype)
+            dense[flat] = values
+            out[name] = dense.reshape(shape)
+        return out
+
+    def given_pixels(self, first_sample: int = 0, n_samples: int | None = None) -> np.ndarray:
+        """(n, H, W) bool: the pixels of samples first_sample.. that were given, not generated (a completion's
+        input; they have no provenance row and read -1 in `provenance_arrays`)."""
+        n_samples = self.n_samples - first_sample if n_samples is None else n_samples
+        known = self.run.control("known")
+        if known is None:
+            return np.zeros((n_samples, self.height, self.width), dtype=bool)
+        per_input = int(self.run.manifest["completion"]["per_input"])
+        return known[np.arange(first_sample, first_sample + n_samples) // per_input]
+
+    def _refuse_completion(self, what: str) -> None:
+        if self.run.manifest.get("completion"):
+            raise NpgenError(
+                f"{what} does not analyse completion runs yet (their given pixels have no source); "
+                "trace a generated pixel with --pixel Y,X, or read the provenance Parquet directly"
+            )
 
     def _check_sample(self, sample: int) -> int:
         if not 0 <= int(sample) < self.n_samples:
@@ -523,6 +545,10 @@ class Tracer:
             )
         rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates", "distance"], sample)
         value = {name: column[0, y, x].item() for name, column in rows.items()}
+        if value["src_image"] < 0:
+            raise NpgenError(
+                f"pixel (y={y}, x={x}) of sample {sample} was given (the completion's input), not generated: it has no source"
+            )
         src_class = int(self.dataset.labels[value["src_image"]])
         return PixelTrace(
             sample=sample,
@@ -540,6 +566,7 @@ class Tracer:
         )
 
     def _sample_parts(self, sample: int) -> Parts:
+        self._refuse_completion("npgen trace --sample")
         sample = self._check_sample(sample)
         rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates"], sample)
         informative = rows["n_candidates"] <= self.max_candidates
@@ -556,6 +583,7 @@ class Tracer:
     def composition(self) -> Composition:
         """The composition of every sample of the run (computed once, then cached)."""
         if self._composition is None:
+            self._refuse_completion("npgen report")
             rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates"])
             self._composition = compose(
                 rows["src_image"],

@@ -33,6 +33,23 @@ def require_data(*names: str) -> Path:
     return SHARED
 
 
+def must_not_skip() -> bool:
+    """True in CI (CI=true, or $NPGEN_REQUIRE_DATA set): a test whose data or optional dependency is missing fails."""
+    return os.environ.get(REQUIRE_ENV, "") not in ("", "0") or os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def require_ray():
+    """The ray module; else skip, or fail in CI (CI=true or $NPGEN_REQUIRE_DATA set), where the test extra installs it."""
+    try:
+        import ray
+    except ImportError:
+        why = "ray is not installed: pip install -e '.[ray]' (the test extra installs it too)"
+        if must_not_skip():
+            pytest.fail(f"{why} (in CI the Ray tests fail instead of skipping)", pytrace=False)
+        pytest.skip(why)
+    return ray
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The data root holding the real MNIST."""
@@ -62,3 +79,13 @@ def cache(tmp_path, monkeypatch, data_root) -> Path:
     monkeypatch.setenv("NPGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(DATA_ENV, str(data_root))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory, data_root):
+    """A database cache and data root shared by one test module, so its runs build each database once."""
+    path = tmp_path_factory.mktemp("module-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NPGEN_CACHE", str(path))
+        patch.setenv(DATA_ENV, str(data_root))
+        yield path

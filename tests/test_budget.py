@@ -33,7 +33,18 @@ def test_a_source_at_its_budget_is_never_chosen_again(tmp_path, already_used, ex
     out = tuple(np.zeros((1, 2, 3), dtype) for dtype in (np.int32, np.int16, np.int16, np.int32, np.float32))
     keys = sample_keys(0, np.array([0]))
     sample_row(
-        canvas.reshape(1, -1), db.sources, np.array([[0, 1]]), used, 4, 1, sampler.geometry(), sampler.rule(), keys, out
+        canvas.reshape(1, -1),
+        db.sources,
+        np.array([[[0, 1]]]),
+        np.zeros(6, np.int64),
+        np.zeros((1, 6), np.bool_),
+        used,
+        4,
+        1,
+        sampler.geometry(),
+        sampler.rule(),
+        keys,
+        out,
     )
     src_image, n_candidates = out[0][0, 1], out[3][0, 1]
     assert src_image.tolist() == expected_sources

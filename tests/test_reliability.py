@@ -422,7 +422,17 @@ def test_ctrl_c_outside_sample_does_not_advise_resume(tmp_path, data_root):
     proc = subprocess.Popen(
         [sys.executable, "-m", "npgen", "verify", str(run)], env=env, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(6)
+    # Wait until verify is blocked reading the manifest, however slow its start: a non-blocking open for
+    # writing succeeds only once a reader has the FIFO open; holding it open keeps the reader blocked.
+    writer, deadline = None, time.monotonic() + 120
+    while writer is None and time.monotonic() < deadline and proc.poll() is None:
+        try:
+            writer = os.open(run / "manifest.json", os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            time.sleep(0.1)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
+    if writer is not None:
+        os.close(writer)
     assert proc.returncode == 130 and err.strip() == "interrupted", err  # verify has no --resume to advise

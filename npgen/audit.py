@@ -1,0 +1,330 @@
+"""Per-training-image audit of runs (reverse provenance): which samples and pixels each training image went into.
+
+Every generated pixel records the training image it was copied from (`store.py`), so the question a data
+owner asks, "where did my image end up?", is a filter on the provenance, and "which images does this run
+rely on?" is a count over it. This module answers both from the provenance Parquet files alone, reading
+only the columns it needs:
+
+- **usage** (`usage_table`): per training image, over one run or several runs of the same dataset: the
+  pixels it gave, the samples it gave at least one pixel to, its share of all generated pixels, and the
+  same three numbers over *informative* pixels only;
+- **one image** (`image_rows`): every (run, sample, y, x) that copied a pixel of one training image, with
+  the source position, the admissible-set size and the window distance.
+
+**Informative pixels** are defined as in the tracer (`npgen/tracer.py`): a pixel is informative when at
+most `max_candidates` (default 8) candidates were admissible. A pixel drawn from a large tie (blank
+MNIST background, where nearly the whole pool matches) was copied from whichever image the random
+draw hit, so counting it would credit images with pixels whose source carries no information about
+the content. Counts over all pixels say what was copied; counts over informative pixels say what
+content came from where.
+
+Runs of different datasets (the training split's SHA-256 in the manifest) are refused: their
+`src_image` indices point into different image sets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from npgen.errors import NpgenError
+from npgen.store import PROVENANCE_SCHEMA, Run
+
+DEFAULT_MAX_CANDIDATES = 8  # the tracer's default: pixels with at most this many admissible candidates
+USAGE_FILE = "usage.parquet"
+IMAGE_COLUMNS = ("sample", "y", "x", "src_y", "src_x", "n_candidates", "distance")
+
+
+@numba.njit(cache=True)
+def _usage_kernel(sample, src_image, n_candidates, max_candidates, n_images, counts):
+    """Add one run's counts into counts (4, n_images): pixels, samples, informative pixels, informative samples.
+
+    Rows must come grouped by sample (the provenance is sorted by sample, y, x): a sample is counted
+    once per image by remembering the last sample that counted it. Returns False, having added nothing,
+    when the rows are not grouped (a sample index decreases), so the caller can count another way.
+    """
+    for i in range(1, sample.shape[0]):
+        if sample[i] < sample[i - 1]:
+            return False
+    last = np.full(n_images, -1, dtype=np.int64)
+    last_informative = np.full(n_images, -1, dtype=np.int64)
+    for i in range(sample.shape[0]):
+        image, b = src_image[i], np.int64(sample[i])
+        counts[0, image] += 1
+        if last[image] != b:
+            last[image] = b
+            counts[1, image] += 1
+        if n_candidates[i] <= max_candidates:
+            counts[2, image] += 1
+            if last_informative[image] != b:
+                last_informative[image] = b
+                counts[3, image] += 1
+    return True
+
+
+def usage_counts_reference(
+    sample: np.ndarray, src_image: np.ndarray, n_candidates: np.ndarray, max_candidates: int, n_images: int
+) -> np.ndarray:
+    """Plain-numpy statement of `_usage_kernel` (any row order): (4, n_images) pixels, samples, informative
+    pixels, informative samples per training image."""
+    sample, src_image = np.asarray(sample, np.int64), np.asarray(src_image, np.int64)
+    informative = np.asarray(n_candidates) <= max_candidates
+    counts = np.zeros((4, n_images), dtype=np.int64)
+    for row, mask in ((0, np.ones(len(sample), bool)), (2, informative)):
+        counts[row] = np.bincount(src_image[mask], minlength=n_images)
+        pairs = np.unique(sample[mask] * n_images + src_image[mask])
+        counts[row + 1] = np.bincount(pairs % n_images, minlength=n_images)
+    return counts
+
+
+def usage_counts(
+    sample: np.ndarray, src_image: np.ndarray, n_candidates: np.ndarray, max_candidates: int, n_images: int
+) -> np.ndarray:
+    """(4, n_images) int64 per training image: pixels, samples, informative pixels, informative samples of one run."""
+    counts = np.zeros((4, n_images), dtype=np.int64)
+    if _usage_kernel(sample, src_image, n_candidates, max_candidates, n_images, counts):
+        return counts
+    return usage_counts_reference(sample, src_image, n_candidates, max_candidates, n_images)
+
+
+@dataclass
+class AuditedRuns:
+    """Runs opened for an audit: all of one dataset (checked), with that dataset's size and shape."""
+
+    runs: list[Run]
+    n_images: int
+    shape: tuple[int, int, int]
+
+    @property
+    def total_samples(self) -> int:
+        return sum(run.manifest["n_samples"] for run in self.runs)
+
+
+def open_runs(paths: list[str | os.PathLike]) -> AuditedRuns:
+    """Open completed runs and check they were sampled from the same training split (SHA-256 in the manifests)."""
+    if not paths:
+        raise NpgenError("pass at least one run folder to audit")
+    runs = [Run(path) for path in paths]
+    seen: dict[Path, Path] = {}
+    for run in runs:
+        key = run.path.resolve()
+        if key in seen:
+            raise NpgenError(f"run {run.path} is given twice (as {seen[key]}); its pixels would be counted twice")
+        seen[key] = run.path
+    first = runs[0].manifest["dataset"]
+    key = (first["images_sha256"], first["labels_sha256"], first["split"])
+    for run in runs[1:]:
+        record = run.manifest["dataset"]
+        if (record["images_sha256"], record["labels_sha256"], record["split"]) != key:
+            raise NpgenError(
+                f"runs {runs[0].path} ({first['name']}) and {run.path} ({record['name']}) were sampled from different "
+                "datasets (their SHA-256 differ): their src_image indices cannot be counted together; audit them separately"
+            )
+    n_images = first.get("n_images")
+    if not isinstance(n_images, int) or isinstance(n_images, bool) or n_images < 1:
+        raise NpgenError(
+            f"the manifest of run {runs[0].path} is damaged: its dataset record lacks n_images; sample the run again"
+        )
+    return AuditedRuns(runs, n_images, tuple(first["shape"]))
+
+
+def _columns(run: Run, names: list[str], n_images: int, filters=None) -> dict[str, np.ndarray]:
+    """Some provenance columns of a run as numpy arrays (bounds checked), optionally filtered rows."""
+    if filters is None:
+        table = run.provenance(names)
+    else:
+        try:
+            table = pq.read_table(run.path / "provenance", columns=names, schema=PROVENANCE_SCHEMA, filters=filters)
+        except (OSError, pa.ArrowException) as err:
+            raise NpgenError(
+                f"the provenance of run {run.path} is unreadable ({(str(err).splitlines() or [''])[0][:100]}); sample the run again"
+            ) from err
+    column = {name: table.column(name).to_numpy() for name in names}
+    run.check_provenance(column, n_images)
+    return column
+
+
+def usage_table(
+    audited: AuditedRuns,
+    max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    labels: np.ndarray | None = None,
+    class_names: tuple[str, ...] | None = None,
+) -> pa.Table:
+    """One row per training image (all of them, zeros included), summed over the runs.
+
+    Columns: src_image, [class, class_name,] runs (how many runs used it), pixels, samples (samples it gave
+    at least one pixel to, a sample of each run counted separately), share (of all generated pixels), and
+    informative_pixels, informative_samples, informative_share (the same over informative pixels:
+    n_candidates <= max_candidates)."""
+    if max_candidates < 1:
+        raise NpgenError(f"--max-candidates must be >= 1, got {max_candidates}")
+    n_images = audited.n_images
+    total = np.zeros((4, n_images), dtype=np.int64)
+    runs_using = np.zeros(n_images, dtype=np.int64)
+    for run in audited.runs:
+        column = _columns(run, ["sample", "src_image", "n_candidates"], n_images)
+        counts = usage_counts(column["sample"], column["src_image"], column["n_candidates"], max_candidates, n_images)
+        total += counts
+        runs_using += counts[0] > 0
+    pixels_all, informative_all = total[0].sum(), total[2].sum()
+    data = {"src_image": np.arange(n_images, dtype=np.int64)}
+    if labels is not None:
+        data["class"] = np.asarray(labels, dtype=np.int64)
+        if class_names is not None:
+            data["class_name"] = np.asarray(class_names, dtype=object)[data["class"]]
+    data |= {
+        "runs": runs_using,
+        "pixels": total[0],
+        "samples": total[1],
+        "share": total[0] / max(pixels_all, 1),
+        "informative_pixels": total[2],
+        "informative_samples": total[3],
+        "informative_share": total[2] / max(informative_all, 1),
+    }
+    return pa.table(data)
+
+
+def check_image_index(image: int, n_images: int) -> int:
+    """`image` as an int if it indexes the training split, else a one-line NpgenError."""
+    try:
+        index = int(image)
+    except (TypeError, ValueError):
+        raise NpgenError(f"--image takes a training image index (0..{n_images - 1}) or an image file, got {image!r}")
+    if not 0 <= index < n_images:
+        raise NpgenError(f"--image {index} is not a training image: the split has images 0..{n_images - 1}")
+    return index
+
+
+def image_rows(audited: AuditedRuns, image: int, max_candidates: int = DEFAULT_MAX_CANDIDATES) -> pa.Table:
+    """Every generated pixel copied from training image `image`, over the runs, sorted by run, sample, y, x.
+
+    Columns: run (its position among the audited runs), run_path, sample, y, x, src_y, src_x, n_candidates,
+    distance, informative (n_candidates <= max_candidates)."""
+    image = check_image_index(image, audited.n_images)
+    tables = []
+    for position, run in enumerate(audited.runs):
+        column = _columns(run, list(IMAGE_COLUMNS), audited.n_images, filters=[("src_image", "=", image)])
+        order = np.lexsort((column["x"], column["y"], column["sample"]))
+        data = {"run": np.full(len(order), position, np.int32)}
+        data["run_path"] = pa.array([str(run.path)] * len(order), pa.string()).dictionary_encode()
+        data |= {name: column[name][order] for name in IMAGE_COLUMNS}
+        data["informative"] = column["n_candidates"][order] <= max_candidates
+        tables.append(pa.table(data))
+    return pa.concat_tables(tables)
+
+
+def match_image_file(path: str | os.PathLike, images: np.ndarray) -> np.ndarray:
+    """Indices of the training images whose pixels equal the image in file `path` (converted to the split's
+    channels), in order; an NpgenError when the file is unreadable or of another size."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            array = np.asarray(picture.convert("L" if images.shape[-1] == 1 else "RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise NpgenError(
+            f"--image {path} could not be read as an image ({type(err).__name__}); pass a PNG or JPEG file"
+        )
+    array = array.reshape(array.shape[0], array.shape[1], -1)
+    if array.shape != images.shape[1:]:
+        raise NpgenError(
+            f"--image {path} is {array.shape[1]}x{array.shape[0]} with {array.shape[2]} channel(s); the training images "
+            f"are {images.shape[2]}x{images.shape[1]} with {images.shape[3]}, so it cannot be one of them"
+        )
+    flat = images.reshape(len(images), -1)
+    target = array.reshape(-1)
+    candidates = np.flatnonzero(flat[:, 0] == target[0])  # cheap first filter, then whole-image equality
+    return candidates[np.all(flat[candidates] == target, axis=1)]
+
+
+def usage_summary(table: pa.Table, n_runs: int, n_samples: int) -> str:
+    """One line about a usage table: runs, samples, pixels, informative share, training images used."""
+    pixels = int(pc.sum(table.column("pixels")).as_py() or 0)
+    informative = int(pc.sum(table.column("informative_pixels")).as_py() or 0)
+    used = int(pc.sum(pc.greater(table.column("pixels"), 0)).as_py() or 0)
+    used_informative = int(pc.sum(pc.greater(table.column("informative_pixels"), 0)).as_py() or 0)
+    n = table.num_rows
+    return (
+        f"{n_runs} run(s), {n_samples} samples, {pixels} pixels ({informative / max(pixels, 1):.1%} informative); "
+        f"{used} of {n} training images used ({used / max(n, 1):.1%}), {used_informative} for informative pixels"
+    )
+
+
+def image_summary(rows: pa.Table, image: int, n_runs: int, n_samples: int) -> str:
+    """One line about one training image's use: pixels, informative pixels, samples, runs."""
+    pixels = rows.num_rows
+    informative = int(pc.sum(rows.column("informative")).as_py() or 0)
+    run = rows.column("run").to_numpy().astype(np.int64)
+    sample = rows.column("sample").to_numpy().astype(np.int64)
+    samples = len(np.unique(run * (1 << 32) + sample))
+    runs = len(np.unique(run))
+    return (
+        f"training image {image} gave {pixels} pixels ({informative} informative) to {samples} of {n_samples} samples "
+        f"in {runs} of {n_runs} run(s)"
+    )
+
+
+def image_figure(
+    training_image: np.ndarray,
+    rows: pa.Table,
+    samples_of: list[np.ndarray],
+    image: int,
+    label: str | None = None,
+    top: int = 8,
+    scale: int = 6,
+):
+    """The training image with the pixels that were copied tinted (stronger where copied more often) and, beside
+    it, the `top` samples that took the most pixels from it, those pixels outlined on each.
+
+    `samples_of[r]` is run r's (n, H, W, C) sample array (a memory map is fine)."""
+    from PIL import Image
+
+    from npgen.figures import CONTEXT_COLOUR, PIXEL_COLOUR, _compose, _outline, _rgb, _upscale
+
+    height, width = training_image.shape[:2]
+    run = rows.column("run").to_numpy().astype(np.int64)
+    sample = rows.column("sample").to_numpy().astype(np.int64)
+    uses = np.zeros((height, width), dtype=np.int64)
+    np.add.at(uses, (rows.column("src_y").to_numpy(), rows.column("src_x").to_numpy()), 1)
+    rgb = _rgb(training_image).astype(np.float64)
+    used = uses > 0
+    strength = (0.35 + 0.5 * uses / max(int(uses.max(initial=0)), 1))[..., None]
+    rgb = np.where(used[..., None], (1 - strength) * rgb + strength * np.array(PIXEL_COLOUR, np.float64), rgb)
+    picture = _upscale(rgb.astype(np.uint8), scale)
+    picture[_outline(_upscale(used, scale))] = CONTEXT_COLOUR
+    title = f"training image {image}" + (f", class {label}" if label is not None else "")
+    panels = [(Image.fromarray(picture), [title, f"{int(used.sum())} of {height * width} pixels copied"])]
+    keys, counts = np.unique(run * (1 << 32) + sample, return_counts=True)
+    ranked = keys[np.lexsort((keys, -counts))][:top]
+    for key in ranked:
+        r, b = int(key >> 32), int(key & 0xFFFFFFFF)
+        mask = np.zeros((height, width), dtype=bool)
+        at = (run == r) & (sample == b)
+        mask[rows.column("y").to_numpy()[at], rows.column("x").to_numpy()[at]] = True
+        panel = _upscale(_rgb(np.asarray(samples_of[r][b])), scale)
+        panel[_outline(_upscale(mask, scale))] = PIXEL_COLOUR
+        where = f"run {r} " if len(samples_of) > 1 else ""
+        panels.append((Image.fromarray(panel), [f"{where}sample {b}", f"{int(mask.sum())} px from it"]))
+    caption = [
+        (
+            f"Left: training image {image}, the pixels copied into samples tinted red (stronger: copied more often) "
+            "and outlined in yellow. Right: the samples that took the most pixels from it, those pixels outlined in red."
+        )
+    ]
+    return _compose(panels, caption)
+
+
+def default_out(audited: AuditedRuns, out: str | os.PathLike | None) -> Path:
+    """Where an audit writes: `out`, else RUN/audit for a single run; several runs need an explicit --out."""
+    if out is not None:
+        return Path(out)
+    if len(audited.runs) > 1:
+        raise NpgenError("auditing several runs at once needs --out DIR (where to write the tables)")
+    return audited.runs[0].output_path("audit")
