@@ -276,9 +276,28 @@ def cache_clean(mode) -> None:
 @click.option(
     "--force", is_flag=True, help="Rebuild an existing npgen database (one that is up to date is otherwise kept)."
 )
-def build(dataset, data_root, db_path, force, **window) -> None:
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Build the chunks as Ray tasks: on the cluster at ADDRESS, or a local one when none is given (needs the ray extra).",
+)
+def build(dataset, data_root, db_path, force, ray_address, **window) -> None:
     """Build the window database and FAISS index of a dataset (nothing to do when it is up to date)."""
-    db, built = api.build_database(dataset, data_root, db_path, window, force=force)
+    with Progress(0, "building") as progress:
+        db, built = api.build_database(
+            dataset,
+            data_root,
+            db_path,
+            window,
+            force=force,
+            progress=progress.update,
+            ray_address=ray_address,
+            on_size=lambda n: setattr(progress, "length", n),
+        )
     if built:
         click.echo(f"built {printable(db.path)} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
     else:

@@ -11,11 +11,15 @@ A database is a directory:
 - ``labels.npy``; ``images.faiss``: an exact L2 index of the raw images (`index.build_image_index`).
 
 Arrays are memory-mapped on load. A database refuses to serve data or parameters it was not built for.
+The build streams: images are processed in chunks (`build_chunk`, a pure function, also run as Ray tasks
+with `npgen build --ray`) and each file is written sequentially, so memory does not grow with the number of
+images; the files are byte for byte those of building every array at once.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import hashlib
 import json
 import os
@@ -23,6 +27,7 @@ import shlex
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,14 +38,15 @@ from npgen import __version__
 from npgen.datasets import KNOWN
 from npgen.errors import NpgenError
 from npgen.files import CACHE_ENV, cache_root
-from npgen.index import build_image_index, load_index, save_index
+from npgen.index import ImageIndexWriter, load_index
 from npgen.params import BUILD_PARAMS, PARAMS, check, describe_differences, resolve
 from npgen.representation import PatchCodes
-from npgen.semantics import BlockSums
+from npgen.semantics import BlockSums, PrefixIndexes
 from npgen.windows import pad_images
 
 FORMAT = "npgen-database"
 FORMAT_VERSION = 2
+BUILD_CHUNK = 8192  # images per chunk of a build: about 33 MB of sources for CIFAR-10-sized images
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ class Database:
         self.labels = labels
         self._index = None
         self._members: dict = {}
+        self._prefix_indexes: dict = {}
 
     dataset = property(lambda self: self.manifest["dataset"])
     id = property(lambda self: database_id(self.dataset, asdict(self.params)))
@@ -139,6 +146,15 @@ class Database:
         if class_label not in self._members:
             self._members[class_label] = np.flatnonzero(np.asarray(self.labels) == class_label).astype(np.int64)
         return self._members[class_label]
+
+    def prefix_indexes(self, allowed: np.ndarray) -> PrefixIndexes:
+        """The approximate pool's prefix indexes over these allowed images (a class, a region's classes, less any
+        excluded images), built on first use and kept with the loaded database for the same set."""
+        allowed = np.ascontiguousarray(allowed, dtype=np.int64)
+        key = (len(allowed), hashlib.sha256(allowed.data).hexdigest())
+        if key not in self._prefix_indexes:
+            self._prefix_indexes[key] = PrefixIndexes(self.representations, allowed)
+        return self._prefix_indexes[key]
 
     def class_counts(self) -> np.ndarray:
         """Training images per class (int64, one entry per class name)."""
@@ -208,9 +224,21 @@ class Database:
 
     @classmethod
     def build(
-        cls, dataset, path: str | os.PathLike, params: WindowParams = WindowParams(), force: bool = False
+        cls,
+        dataset,
+        path: str | os.PathLike,
+        params: WindowParams = WindowParams(),
+        force: bool = False,
+        progress: Callable[[int], None] | None = None,
+        ray_address: str | None = None,
+        chunk_size: int = BUILD_CHUNK,
     ) -> "Database":
-        """Build the database of `dataset` into `path` (a new directory, written whole or not at all)."""
+        """Build the database of `dataset` into `path` (a new directory, written whole or not at all).
+
+        The images are processed `chunk_size` at a time (`build_chunk`) and written straight to the files, so
+        memory stays bounded whatever the number of images (an array-folder dataset is read memory-mapped);
+        `progress(k)` is called after each chunk of k images. With `ray_address` ("local" starts a local Ray
+        cluster) the chunks are built as Ray tasks; the files are byte for byte those of the local build."""
         params.validate()
         path = Path(path)
         if path.is_symlink():
@@ -229,17 +257,13 @@ class Database:
             tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-")
         )  # unique: concurrent builds never share it
         try:
-            padded = pad_images(dataset.images, params.half_window, params.pad_value)
-            np.save(tmp / "sources.npy", padded.reshape(len(padded), -1))
-            del padded
             if params.retrieval == "codes":
                 encoder = PatchCodes.learn(dataset.images, params.retrieval_block)
                 encoder.save(tmp / "codes")
             else:
                 encoder = BlockSums(params.retrieval_block)
-            np.save(tmp / "representations.npy", encoder.encode(dataset.images))
+            _write_chunks(dataset.images, params, encoder, tmp, chunk_size, progress, ray_address)
             np.save(tmp / "labels.npy", np.asarray(dataset.labels, dtype=np.int64))
-            save_index(build_image_index(dataset.images), tmp / "images.faiss")
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -271,6 +295,92 @@ class Database:
         db = cls.load(path)
         db.check(dataset, params)
         return db
+
+
+def build_chunk(images: np.ndarray, params: WindowParams, encoder) -> tuple[np.ndarray, np.ndarray]:
+    """(sources rows, representations) of a chunk of images: a pure function of its arguments, each image's rows
+    independent of the others, so any chunking (or a Ray task per chunk) gives the same bytes."""
+    padded = pad_images(np.ascontiguousarray(images), params.half_window, params.pad_value)
+    return padded.reshape(len(padded), -1), np.ascontiguousarray(encoder.encode(images))
+
+
+class _NpyWriter:
+    """Writes one .npy file sequentially, chunk by chunk: the same bytes as np.save of the whole array."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.file = open(path, "wb")  # noqa: SIM115 (closed by close(), which the build calls in a finally)
+        header = np.lib.format.header_data_from_array_1_0(np.empty((0, *shape[1:]), dtype=dtype))
+        header["shape"] = tuple(shape)
+        np.lib.format.write_array_header_1_0(self.file, header)  # what np.save writes for headers under 64 KiB
+
+    def write(self, rows: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(rows).tobytes())
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _chunks_local(images, params, encoder, chunk_size):
+    for first in range(0, len(images), chunk_size):
+        chunk = np.ascontiguousarray(images[first : first + chunk_size])
+        yield chunk, build_chunk(chunk, params, encoder)
+
+
+def _chunks_ray(images, params, encoder, chunk_size, address: str):
+    """The chunks built as Ray tasks (at most 2 per CPU in flight, so memory stays bounded), in order."""
+    try:
+        import ray
+    except ImportError:
+        raise NpgenError("--ray needs Ray: install it with `pip install -e '.[ray]'`, or build without --ray") from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=None if address == "local" else address, log_to_driver=False)
+        except Exception as err:  # noqa: BLE001 (Ray raises ConnectionError, RuntimeError, ValueError ... for a bad address)
+            where = "a local Ray cluster" if address == "local" else f"the Ray cluster at {address}"
+            raise NpgenError(
+                f"cannot start or reach {where} ({type(err).__name__}); check the address (`ray status`), or build without --ray"
+            ) from None
+    task = ray.remote(build_chunk)
+    params_ref, encoder_ref = ray.put(params), ray.put(encoder)
+    in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    firsts = list(range(0, len(images), chunk_size))
+    pending = {}
+    for position, first in enumerate(firsts):
+        chunk = np.ascontiguousarray(images[first : first + chunk_size])
+        pending[first] = (chunk, task.remote(chunk, params_ref, encoder_ref))
+        if position + 1 >= in_flight or position + 1 == len(firsts):
+            done = firsts[position + 1 - len(pending)]
+            chunk, ref = pending.pop(done)
+            yield chunk, ray.get(ref)
+    for first in sorted(pending):
+        chunk, ref = pending.pop(first)
+        yield chunk, ray.get(ref)
+
+
+def _write_chunks(images, params, encoder, folder: Path, chunk_size, progress, ray_address) -> None:
+    """Write sources.npy, representations.npy and images.faiss of `images` into `folder`, chunk by chunk."""
+    n = len(images)
+    if chunk_size < 1:
+        raise NpgenError(f"the build chunk size must be >= 1, got {chunk_size}")
+    sample_rows, sample_codes = build_chunk(images[:1], params, encoder)
+    sources = _NpyWriter(folder / "sources.npy", (n, sample_rows.shape[1]), sample_rows.dtype)
+    representations = _NpyWriter(folder / "representations.npy", (n, *sample_codes.shape[1:]), sample_codes.dtype)
+    chunks = (
+        _chunks_local(images, params, encoder, chunk_size)
+        if ray_address is None
+        else _chunks_ray(images, params, encoder, chunk_size, ray_address)
+    )
+    try:
+        with ImageIndexWriter(folder / "images.faiss", int(np.prod(images.shape[1:])), n) as index:
+            for chunk, (rows, codes) in chunks:
+                sources.write(rows)
+                representations.write(codes)
+                index.add(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+    finally:
+        sources.close()
+        representations.close()
 
 
 def _umask() -> int:

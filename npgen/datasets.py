@@ -423,6 +423,10 @@ def load_dataset(
     if isinstance(name, str) and name in KNOWN:
         return _load_known_dataset(name, split, data_root, verify)
     path = Path(name).expanduser()
+    if path.is_dir() and (path / ARRAY_FOLDER_MANIFEST).is_file():
+        if split != "train":
+            raise NpgenError(f"array folder {path} has only a 'train' split; drop --split {split}")
+        return load_array_folder(path)
     if path.is_dir():
         if split != "train":
             raise NpgenError(f"image folder {path} has only a 'train' split; drop --split {split}")
@@ -749,6 +753,73 @@ def load_image_folder(path: str | os.PathLike) -> Dataset:
         _write_folder_cache(cache, listing, *cached)
     images, labels, class_names, relative = cached
     return Dataset(root.name, "train", images, labels, class_names, str(root), files=relative, unlabelled=flat)
+
+
+# ---- array folders (large splits, read memory-mapped) ----
+
+ARRAY_FOLDER_MANIFEST = "npgen-arrays.json"
+ARRAY_FOLDER_FORMAT = "npgen-arrays"
+
+
+def load_array_folder(path: str | os.PathLike) -> Dataset:
+    """A dataset from a folder holding `npgen-arrays.json` (format, name, class_names, description, and
+    `synthetic`: whether the images were generated rather than collected), `images.npy` (uint8 N, H, W, C)
+    and `labels.npy` (integers, N).
+
+    The arrays are memory-mapped, not read: this is the source format for splits too large to hold in memory
+    (e.g. the synthetic CIFAR-10 splits of `benchmarks/scale.py`), which `Database.build` reads chunk by chunk.
+    """
+    root = Path(path).expanduser().resolve()
+    fix = f"write the folder again (images.npy, labels.npy and {ARRAY_FOLDER_MANIFEST})"
+    try:
+        record = json.loads((root / ARRAY_FOLDER_MANIFEST).read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or record.get("format") != ARRAY_FOLDER_FORMAT:
+            raise ValueError(f"its format is not {ARRAY_FOLDER_FORMAT}")
+        name, class_names = str(record["name"]), tuple(str(c) for c in record["class_names"])
+        images = np.load(root / "images.npy", mmap_mode="r", allow_pickle=False)
+        labels = np.load(root / "labels.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NpgenError(f"cannot read the array folder {root} ({_one_line(exc)}); {fix}") from None
+    if images.ndim == 3:
+        images = images[..., None]
+    return Dataset(name, "train", images, np.asarray(labels, dtype=np.int64), class_names, str(root))
+
+
+def write_array_folder(
+    path: str | os.PathLike, name: str, class_names, n_images: int, shape: tuple[int, int, int], chunks, record: dict
+) -> Path:
+    """Write an array folder (`load_array_folder`) from `chunks`, an iterable of (images, labels) pieces in order,
+    without holding the whole split in memory; the folder appears whole (written beside it, then renamed)."""
+    root = Path(path).expanduser()
+    if root.exists():
+        raise NpgenError(f"{root} already exists; remove it or choose another folder")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
+    try:
+        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n_images, *shape))
+        labels = np.lib.format.open_memmap(tmp / "labels.npy", mode="w+", dtype=np.int64, shape=(n_images,))
+        done = 0
+        for chunk_images, chunk_labels in chunks:
+            images[done : done + len(chunk_images)] = chunk_images
+            labels[done : done + len(chunk_images)] = chunk_labels
+            done += len(chunk_images)
+        if done != n_images:
+            raise NpgenError(f"the chunks held {done} images, not {n_images}")
+        images.flush()
+        labels.flush()
+        del images, labels
+        manifest = {"format": ARRAY_FOLDER_FORMAT, "name": name, "class_names": list(class_names), **record}
+        (tmp / ARRAY_FOLDER_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp made it private; the folder is as readable as any other
+        os.rename(tmp, root)
+    finally:
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
 
 
 # ---- import and download ----

@@ -406,7 +406,9 @@ def compare_rows_with_cpu(
     indices = np.arange(n_samples)
     allowed, region = sampler._regions(class_label)
     given, known = sampler.given(indices)
-    batch = RowBatch.start(db, sampler.seed, indices, allowed, sampler.pool_size, images=given)
+    batch = RowBatch.start(
+        db, sampler.seed, indices, allowed, sampler.pool_size, images=given, approximate=sampler.approximate_pool
+    )
     canvas, record = batch.flat_canvas, _empty_record((n_samples, db.height, db.width))
     used = np.zeros((n_samples, db.n_images), np.int32)
     geometry, rule, budget = sampler.geometry(), sampler.rule(), sampler.budget

@@ -3,13 +3,17 @@
 The database persists an exact L2 index of its training images (`build_image_index`). It answers "which training
 image is nearest to this sample" (novelty, near-copy detection) and the k-NN classifier used to
 check class fidelity. faiss-gpu is used when a GPU is visible, faiss-cpu otherwise. `kmeans` learns
-the patch dictionary of the learned retrieval representation (`representation.py`).
+the patch dictionary of the learned retrieval representation (`representation.py`). `build_ivf_index` and
+`search_ivf` are the approximate (IVF) search behind the semantic pool of large databases
+(`semantics.PrefixIndexes`), made deterministic: seeded training, fixed probes, and distances computed
+query by query.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Self
 
 import faiss
 import numpy as np
@@ -49,6 +53,61 @@ def build_image_index(images: np.ndarray, batch: int = 4096) -> faiss.Index:
     return index
 
 
+def image_index_header(dimension: int, n_images: int) -> bytes:
+    """The bytes of a `build_image_index` file holding n_images images of `dimension` pixels, up to its codes.
+
+    The 8-bit direct quantizer stores each image's pixels unchanged, so the file is this header followed by the
+    images' raw bytes in order: `ImageIndexWriter` writes it chunk by chunk, byte for byte what
+    `save_index(build_image_index(images))` writes, without holding the images in memory."""
+    empty = faiss.IndexScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_8bit_direct, faiss.METRIC_L2)
+    empty.train(np.zeros((1, dimension), dtype=np.float32))
+    header = bytearray(faiss.serialize_index(empty).tobytes())
+    count = np.array([0], dtype="<i8").tobytes()
+    if header[8:16] != count or header[-8:] != count:  # layout: fourcc, d (int32), ntotal (int64), ..., codes size
+        raise NpgenError(
+            f"this FAISS version ({faiss.__version__}) writes an unknown index layout; build without streaming"
+        )
+    header[8:16] = np.array([n_images], dtype="<i8").tobytes()
+    header[-8:] = np.array([n_images * dimension], dtype="<u8").tobytes()
+    return bytes(header)
+
+
+class ImageIndexWriter:
+    """Writes the exact image index (`build_image_index`) of n_images images to `path`, chunk by chunk, in order.
+
+    Use as a context manager; the file is written beside `path` and renamed into place only when every image
+    has been added (`add`)."""
+
+    def __init__(self, path: Path, dimension: int, n_images: int) -> None:
+        self.path, self.dimension, self.n_images, self.added = Path(path), dimension, n_images, 0
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.file = None
+
+    def __enter__(self) -> Self:
+        self.file = open(self.tmp, "wb")
+        self.file.write(image_index_header(self.dimension, self.n_images))
+        return self
+
+    def add(self, images: np.ndarray) -> None:
+        """Append uint8 images (n, H, W, C) whose pixels number `dimension` each."""
+        if images.dtype != np.uint8 or int(np.prod(images.shape[1:])) != self.dimension:
+            raise NpgenError(
+                f"an image index of dimension {self.dimension} takes uint8 images, got {images.dtype} {images.shape}"
+            )
+        self.file.write(np.ascontiguousarray(images).tobytes())
+        self.added += len(images)
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.file.close()
+        if kind is None and self.added != self.n_images:
+            self.tmp.unlink(missing_ok=True)
+            raise NpgenError(f"the image index got {self.added} images, not {self.n_images}")
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
 def save_index(index: faiss.Index, path: Path) -> None:
     """Write the index atomically: a temporary file in the same folder, then a rename."""
     tmp = path.with_name(path.name + ".tmp")
@@ -83,6 +142,47 @@ def search(index: faiss.Index, images: np.ndarray, k: int) -> tuple[np.ndarray, 
         )
     squared, ids = index.search(as_vectors(images), k)
     return np.sqrt(np.maximum(squared, 0.0)), ids
+
+
+def build_ivf_index(vectors: np.ndarray, n_lists: int, seed: int = 0) -> faiss.Index:
+    """An approximate L2 index (IVF-Flat: `n_lists` k-means cells, seeded) over (n, d) vectors, ids 0..n-1.
+
+    Its k-means is trained on a seeded sample of at most 64 vectors per cell, so the same vectors and seed
+    give the same index."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n_lists = max(1, min(int(n_lists), len(vectors)))
+    quantizer = faiss.IndexFlatL2(vectors.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, vectors.shape[1], n_lists, faiss.METRIC_L2)
+    index.cp.seed, index.cp.niter, index.cp.max_points_per_centroid = seed, 10, 64
+    index.cp.min_points_per_centroid = 1  # small classes: no warning, the cells are simply sparse
+    index.verbose = False
+    with _sequential_distances():
+        index.train(vectors)
+        index.add(vectors)
+    index.referenced_objects = [quantizer]  # keep the quantizer alive as long as the index (it does not own it)
+    return index
+
+
+class _sequential_distances:
+    """Compute FAISS flat distances one query at a time (never by BLAS matrix products, whose rounding can
+    depend on how many queries are searched together), so a query's neighbours do not depend on its batch."""
+
+    def __enter__(self) -> None:
+        self.saved = faiss.cvar.distance_compute_blas_threshold
+        faiss.cvar.distance_compute_blas_threshold = 2**30
+
+    def __exit__(self, *exc) -> None:
+        faiss.cvar.distance_compute_blas_threshold = self.saved
+
+
+def search_ivf(index: faiss.Index, queries: np.ndarray, k: int, n_probe: int) -> np.ndarray:
+    """(n, k) int64 ids of the k nearest indexed vectors found in the `n_probe` nearest cells (-1: none found).
+
+    Deterministic: each query is searched on its own terms, whatever the batch or thread count."""
+    params = faiss.SearchParametersIVF(nprobe=max(1, min(int(n_probe), index.nlist)))
+    with _sequential_distances():
+        _, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), int(k), params=params)
+    return ids
 
 
 def kmeans(vectors: np.ndarray, k: int, seed: int = 0, niter: int = 25) -> np.ndarray:

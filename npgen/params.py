@@ -71,6 +71,27 @@ PARAMS: dict[str, Param] = {
             SAMPLE,
             "Training images nearest the canvas that supply candidates (0 = all).",
         ),
+        Param(
+            "pool_search",
+            "auto",
+            str,
+            None,
+            None,
+            SAMPLE,
+            "How the semantic pool is found: an exact scan of every allowed image, or approximately through FAISS IVF "
+            "indexes of the completed prefix (exact distances on a shortlist); auto = approximate when the database "
+            "holds more than --exact-pool-limit images. The manifest records the choice made.",
+            choices=("auto", "exact", "approximate"),
+        ),
+        Param(
+            "exact_pool_limit",
+            100_000,
+            int,
+            0,
+            10**12,
+            SAMPLE,
+            "With --pool-search auto: largest database (in images) whose pool is still found by the exact scan.",
+        ),
         Param("k_min", 1, int, 1, 1024, SAMPLE, "Admissible set widened to at least this many nearest candidates."),
         Param(
             "max_source_share",

@@ -204,10 +204,12 @@ class RowBatch:
         allowed: np.ndarray | list[np.ndarray],
         pool_size: int,
         images: np.ndarray | None = None,
+        approximate: bool = False,
     ) -> "RowBatch":
         """A batch of the samples with these global indices; its canvas blank (pad value), or holding `images`.
 
-        `allowed` holds the training images candidates may come from, or a list of them, one per region.
+        `allowed` holds the training images candidates may come from, or a list of them, one per region. With
+        `approximate`, each region's pools come from its `Database.prefix_indexes` instead of the exact scan.
         """
         n, h, width = len(indices), db.half_window, db.width
         keys = sample_keys(seed, indices)
@@ -215,7 +217,19 @@ class RowBatch:
         if images is not None:
             canvas[:, h:, h : h + width] = images
         regions = allowed if isinstance(allowed, list) else [allowed]
-        pools = [CanvasPools(db.representations, db.encoder, a, keys, pool_size, h, width) for a in regions]
+        pools = [
+            CanvasPools(
+                db.representations,
+                db.encoder,
+                a,
+                keys,
+                pool_size,
+                h,
+                width,
+                db.prefix_indexes(a) if approximate else None,
+            )
+            for a in regions
+        ]
         return cls(db, canvas, keys, pools)
 
     @property
@@ -272,6 +286,8 @@ class Sampler:
     abs_tol: float = PARAMS["abs_tol"].default
     radius: int = PARAMS["radius"].default
     pool_size: int = PARAMS["pool_size"].default
+    pool_search: str = PARAMS["pool_search"].default
+    exact_pool_limit: int = PARAMS["exact_pool_limit"].default
     k_min: int = PARAMS["k_min"].default
     max_source_share: float = PARAMS["max_source_share"].default
     sigma: float | None = PARAMS["sigma"].default
@@ -310,9 +326,20 @@ class Sampler:
         db = self.database
         return source_budget(self.max_source_share, db.height * db.width)
 
+    @property
+    def approximate_pool(self) -> bool:
+        """Whether pools come from the approximate prefix indexes: `pool_search`, with auto resolved by the
+        database's size against `exact_pool_limit`."""
+        if self.pool_search == "auto":
+            return self.database.n_images > self.exact_pool_limit
+        return self.pool_search == "approximate"
+
     def params(self) -> dict:
-        """The method parameters, as recorded in a run's manifest (with the budget in pixels)."""
-        return {**{name: getattr(self, name) for name in SAMPLER_PARAMS}, "source_budget": self.budget}
+        """The method parameters, as recorded in a run's manifest (with the budget in pixels, and pool_search as
+        resolved: exact or approximate)."""
+        recorded = {name: getattr(self, name) for name in SAMPLER_PARAMS}
+        recorded["pool_search"] = "approximate" if self.approximate_pool else "exact"
+        return {**recorded, "source_budget": self.budget}
 
     def geometry(self) -> tuple[int, int, int, int]:
         """(height, width, half_window, channels): the `geometry` tuple of the row kernels."""
@@ -406,7 +433,9 @@ class Sampler:
         given, known = self.given(indices)
         for r, images in enumerate(allowed):
             self.check_budget(len(images), int((~known[:, region == r]).sum(axis=1).max(initial=0)))
-        batch = RowBatch.start(db, self.seed, indices, allowed, self.pool_size, images=given)
+        batch = RowBatch.start(
+            db, self.seed, indices, allowed, self.pool_size, images=given, approximate=self.approximate_pool
+        )
         shape = (n, height, width)
         out = Samples(
             images=np.empty((n, height, width, channels), np.uint8),

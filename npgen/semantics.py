@@ -8,10 +8,17 @@ between every sample's canvas and every allowed training image grows by that row
 so distances over the generated prefix are exact integers kept up to date incrementally. Exact
 ties (e.g. blank top rows) are broken by a per-sample random priority, so pools differ between
 samples instead of always favouring the lowest image indices.
+
+The exact scan costs O(allowed images) per sample and block row. For large databases (`--pool-search`,
+auto above `--exact-pool-limit` images) `PrefixIndexes` instead searches a FAISS IVF index over the
+allowed images' completed-prefix representations for a shortlist of 4 x pool_size, and `rerank_pool`
+orders the shortlist by the same exact integer distances and tie-break: the pool is exact whenever the
+shortlist holds the true nearest images (recall measured by `approximate_pool_recall`).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numba
@@ -97,6 +104,123 @@ def nearest_pool(distances: np.ndarray, sample_keys: np.ndarray, allowed: np.nda
     return pool
 
 
+@numba.njit(parallel=True, cache=True)
+def rerank_pool(
+    canvas_prefix: np.ndarray,
+    representations: np.ndarray,
+    n_rows: int,
+    candidates: np.ndarray,
+    sample_keys: np.ndarray,
+    pool_size: int,
+) -> np.ndarray:
+    """(B, K) of each sample's candidate images (B, M; -1 = none, at least K valid), nearest first by the exact
+    integer distance over block rows 0..n_rows-1 between canvas_prefix[b] (B, rows, row width) and the
+    image's representation; exact ties broken per sample as `nearest_pool` breaks them."""
+    n_samples, n_candidates = candidates.shape
+    width = representations.shape[2]
+    pool = np.empty((n_samples, pool_size), dtype=np.int64)
+    tie_mask = np.uint64((1 << _TIE_BITS) - 1)
+    for b in numba.prange(n_samples):
+        tie_key = sample_keys[b] ^ TIE_BREAK_STREAM
+        ranks = np.empty(n_candidates, dtype=np.int64)
+        for m in range(n_candidates):
+            image = candidates[b, m]
+            if image < 0:
+                ranks[m] = np.iinfo(np.int64).max
+                continue
+            total = np.int64(0)
+            for r in range(n_rows):
+                for j in range(width):
+                    diff = np.int64(canvas_prefix[b, r, j]) - np.int64(representations[image, r, j])
+                    total += diff * diff
+            ranks[m] = (total << _TIE_BITS) | np.int64(mix(tie_key, image) & tie_mask)
+        order = np.argsort(ranks, kind="mergesort")
+        for k in range(pool_size):
+            pool[b, k] = candidates[b, order[k]]
+    return pool
+
+
+@numba.njit(parallel=True, cache=True)
+def tie_pool(sample_keys: np.ndarray, allowed: np.ndarray, pool_size: int) -> np.ndarray:
+    """(B, K): what `nearest_pool` returns when every distance is 0 (no completed row yet), without the (B, N)
+    distance matrix: each sample's K allowed images of smallest tie-break priority (equal priorities: the
+    earlier allowed image first), in that order. One pass per sample keeps the K best seen so far."""
+    n_allowed = len(allowed)
+    pool = np.empty((len(sample_keys), pool_size), dtype=np.int64)
+    tie_mask = np.uint64((1 << _TIE_BITS) - 1)
+    for b in numba.prange(len(sample_keys)):
+        tie_key = sample_keys[b] ^ TIE_BREAK_STREAM
+        best_rank = np.empty(pool_size, dtype=np.int64)
+        best_at = np.empty(pool_size, dtype=np.int64)
+        worst = 0
+        for m in range(n_allowed):
+            rank = np.int64(mix(tie_key, allowed[m]) & tie_mask)
+            if m < pool_size:
+                best_rank[m], best_at[m] = rank, m
+                if m == pool_size - 1:
+                    for k in range(pool_size):  # the worst kept: largest rank, latest position among equals
+                        if best_rank[k] > best_rank[worst] or (
+                            best_rank[k] == best_rank[worst] and best_at[k] > best_at[worst]
+                        ):
+                            worst = k
+            elif rank < best_rank[worst]:  # equal rank: the kept, earlier image stays
+                best_rank[worst], best_at[worst] = rank, m
+                worst = 0
+                for k in range(1, pool_size):
+                    if best_rank[k] > best_rank[worst] or (
+                        best_rank[k] == best_rank[worst] and best_at[k] > best_at[worst]
+                    ):
+                        worst = k
+        order = np.argsort(best_rank * np.int64(n_allowed) + best_at)  # by rank, then by position: all distinct
+        for k in range(pool_size):
+            pool[b, k] = allowed[best_at[order[k]]]
+    return pool
+
+
+PREFIX_INDEX_PROBES = 32  # IVF cells searched per query: fixed, so the approximate pool is deterministic
+PREFIX_INDEX_SHORTLIST = 4  # the IVF search returns this many times pool_size candidates, reranked exactly
+PREFIX_INDEX_SEED = 0
+
+
+def prefix_index_lists(n_images: int) -> int:
+    """IVF cells of a prefix index over n_images images: about 2 sqrt(n), at least 1."""
+    return max(1, round(2 * float(np.sqrt(n_images))))
+
+
+class PrefixIndexes:
+    """The approximate pool's FAISS indexes for one set of allowed images: for each number r of completed block
+    rows, an IVF index (`index.build_ivf_index`) over the allowed images' representations of rows 0..r-1,
+    built on first use and kept for the next batches."""
+
+    def __init__(self, representations: np.ndarray, allowed: np.ndarray) -> None:
+        self.representations, self.allowed = representations, np.asarray(allowed, dtype=np.int64)
+        self.indexes: dict[int, object] = {}
+        self.seconds = 0.0
+
+    def index(self, n_rows: int):
+        """The IVF index over block rows 0..n_rows-1 (built now if this is its first use)."""
+        from npgen.index import build_ivf_index
+
+        if n_rows not in self.indexes:
+            started = time.perf_counter()
+            prefix = np.asarray(self.representations[self.allowed, :n_rows]).reshape(len(self.allowed), -1)
+            self.indexes[n_rows] = build_ivf_index(prefix, prefix_index_lists(len(self.allowed)), PREFIX_INDEX_SEED)
+            self.seconds += time.perf_counter() - started
+        return self.indexes[n_rows]
+
+    def candidates(self, canvas_prefix: np.ndarray, n_rows: int, count: int) -> np.ndarray:
+        """(B, count) global image ids near each canvas prefix (B, n_rows, row width); -1 where fewer were found."""
+        from npgen.index import search_ivf
+
+        index = self.index(n_rows)
+        queries = canvas_prefix[:, :n_rows].reshape(len(canvas_prefix), -1)
+        found = search_ivf(index, queries, count, PREFIX_INDEX_PROBES)
+        short = (found >= 0).sum(axis=1) < min(count, len(self.allowed))
+        if short.any():  # too few in the probed cells: search every cell for those canvases
+            found[short] = search_ivf(index, queries[short], count, index.nlist)
+        return np.where(found >= 0, self.allowed[np.maximum(found, 0)], -1)
+
+
 class CanvasPools:
     """Each canvas's pool of candidate images, refreshed as its rows are filled in raster order.
 
@@ -116,15 +240,33 @@ class CanvasPools:
         pool_size: int,
         half_window: int,
         width: int,
+        approximate: PrefixIndexes | None = None,
     ) -> None:
         self.representations, self.encoder, self.allowed, self.keys = representations, encoder, allowed, keys
         self.pool_size, self.block, self.half_window, self.width = pool_size, encoder.block, half_window, width
         self.enabled = 0 < pool_size < len(allowed)
+        self.approximate = approximate if self.enabled else None
+        if self.approximate is not None:
+            self.prefix = np.zeros((len(keys), *representations.shape[1:]), dtype=representations.dtype)
+            self.distances = None
+            self.current = tie_pool(keys, allowed, pool_size)  # y = 0: the tie-break alone, as the exact scan
+            return
         self.distances = np.zeros((len(keys), len(allowed)), dtype=np.int64) if self.enabled else None
         self.current = np.ascontiguousarray(np.broadcast_to(allowed, (len(keys), len(allowed))))
 
     def pool(self, canvas: np.ndarray, y: int) -> np.ndarray:
         """(B, K) candidate images for row y, given rows 0..y-1 of the canvases."""
+        if self.approximate is not None:
+            if y > 0 and y % self.block == 0:
+                h, block, rows = self.half_window, self.block, y // self.block
+                slab = canvas[:, h + y - block : h + y, h : h + self.width]
+                self.prefix[:, rows - 1] = self.encoder.encode_row(slab)
+                count = min(PREFIX_INDEX_SHORTLIST * self.pool_size, len(self.allowed))
+                candidates = self.approximate.candidates(self.prefix, rows, count)
+                self.current = rerank_pool(
+                    self.prefix, self.representations, rows, candidates, self.keys, self.pool_size
+                )
+            return self.current
         if self.enabled and y % self.block == 0:
             if y > 0:
                 h, block = self.half_window, self.block
@@ -134,3 +276,31 @@ class CanvasPools:
                 )
             self.current = nearest_pool(self.distances, self.keys, self.allowed, self.pool_size)
         return self.current
+
+
+def approximate_pool_recall(
+    representations: np.ndarray,
+    indexes: PrefixIndexes,
+    queries: np.ndarray,
+    keys: np.ndarray,
+    pool_size: int,
+) -> np.ndarray:
+    """Recall@pool_size of the approximate pool against the exact scan, per completed prefix: (rows - 1,) floats.
+
+    `queries` (B, rows, row width) are representations of finished canvases (a canvas's pool at block row r
+    depends only on its rows before r, so finished samples give every pool they were drawn from). Recall
+    counts the approximate pool's images whose exact prefix distance is at most the exact pool's largest
+    (ties in distance count as found, whichever tied image the tie-break picked)."""
+    allowed = indexes.allowed
+    distances = np.zeros((len(queries), len(allowed)), dtype=np.int64)
+    recalls = []
+    for rows in range(1, queries.shape[1]):
+        add_block_row(np.ascontiguousarray(queries[:, rows - 1]), representations, rows - 1, allowed, distances)
+        kth = np.partition(distances, pool_size - 1, axis=1)[:, pool_size - 1]
+        count = min(PREFIX_INDEX_SHORTLIST * pool_size, len(allowed))
+        candidates = indexes.candidates(queries, rows, count)
+        pool = rerank_pool(np.ascontiguousarray(queries), representations, rows, candidates, keys, pool_size)
+        position = np.searchsorted(allowed, pool)  # allowed is sorted (class members in index order)
+        found = np.take_along_axis(distances, position, axis=1) <= kth[:, None]
+        recalls.append(found.mean())
+    return np.array(recalls)
