@@ -306,6 +306,29 @@ def build(dataset, data_root, db_path, force, ray_address, **window) -> None:
         )
 
 
+def generation_options(command):
+    """The options `sample` and `complete` share: data root, database, every method parameter, --exclude, --resume."""
+    for option in reversed(
+        [
+            data_root_option,
+            click.option(
+                "--db",
+                "db_path",
+                type=click.Path(file_okay=False),
+                default=None,
+                help="Database folder (built there if absent; default: the cache).",
+            ),
+            param_options(BUILD),
+            param_options(SAMPLE),
+            param_options(RUN),  # --device (npgen.gpu)
+            click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP),
+            click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.option("--dataset", required=True, help="mnist, cifar10, or a folder of images with one subfolder per class.")
 @click.option(
@@ -313,20 +336,8 @@ def build(dataset, data_root, db_path, force, ray_address, **window) -> None:
 )
 @click.option("-n", "n_samples", default=64, show_default=True, help="Number of samples.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New run folder to write.")
-@data_root_option
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Database folder (built there if absent; default: the cache).",
-)
-@param_options(BUILD)
-@param_options(SAMPLE)
-@param_options(RUN)  # --device (npgen.gpu)
-@click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP)
+@generation_options
 @click.option("--class-map", "class_map", default=None, metavar="SPEC", help=CLASS_MAP_HELP)
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
 @click.option(
     "--shard",
     default=None,
@@ -432,19 +443,7 @@ def _report_written(path, complete: bool) -> None:
 @click.option("-n", "per_input", default=1, show_default=True, help="Completions of each input.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New run folder to write.")
 @click.option("--class", "class_value", default=None, help="Class to complete as (default: search every class).")
-@data_root_option
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Database folder (built there if absent; default: the cache).",
-)
-@param_options(BUILD)
-@param_options(SAMPLE)
-@param_options(RUN)  # --device (npgen.gpu)
-@click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP)
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options).")
+@generation_options
 def complete(
     dataset, test_indices, image, mask, per_input, out, class_value, data_root, db_path, exclude, resume, **params
 ) -> None:

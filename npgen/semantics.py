@@ -140,15 +140,18 @@ def rerank_pool(
     return pool
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def tie_pool(sample_keys: np.ndarray, allowed: np.ndarray, pool_size: int) -> np.ndarray:
     """(B, K): what `nearest_pool` returns when every distance is 0 (no completed row yet), without the (B, N)
     distance matrix: each sample's K allowed images of smallest tie-break priority (equal priorities: the
-    earlier allowed image first), in that order. One pass per sample keeps the K best seen so far."""
+    earlier allowed image first), in that order. One pass per sample keeps the K best seen so far.
+
+    Serial on purpose: as a `prange` loop its output depended on the state of the process (another test run
+    before it changed the pools it returned), which no sampler may do."""
     n_allowed = len(allowed)
     pool = np.empty((len(sample_keys), pool_size), dtype=np.int64)
     tie_mask = np.uint64((1 << _TIE_BITS) - 1)
-    for b in numba.prange(len(sample_keys)):
+    for b in range(len(sample_keys)):
         tie_key = sample_keys[b] ^ TIE_BREAK_STREAM
         best_rank = np.empty(pool_size, dtype=np.int64)
         best_at = np.empty(pool_size, dtype=np.int64)
