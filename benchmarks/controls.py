@@ -122,6 +122,47 @@ def figures() -> None:
             ]
             image_grid(np.concatenate(steered), columns=6, scale=3).save(where / f"steering-{name}.png")
             print(name, "figures written", flush=True)
+        save_result("controls-exclusion-figure", exclusion_figure(Path(scratch), where / "exclusion-cifar10.png"))
+
+
+def exclusion_figure(scratch: Path, path: Path) -> dict:
+    """Six CIFAR-10 horses, then the same six samples (same seed) with the training image that gave them the
+    most pixels, and its near-duplicates within distance 1,500, excluded; the image's pixels tinted red."""
+    import pyarrow.parquet as pq
+
+    from npgen.api import sample_run, verify_run
+    from npgen.datasets import load_dataset
+    from npgen.store import image_grid
+
+    train = load_dataset("cifar10")
+    before = sample_run(scratch / "x-before", "cifar10", 6, "horse")
+    table = pq.read_table(before / "provenance", columns=["sample", "y", "x", "src_image"])
+    src = table.column("src_image").to_numpy()
+    contested = int(np.bincount(src).argmax())
+    spec = f"near:1500:{contested}"
+    after = sample_run(scratch / "x-after", "cifar10", 6, "horse", exclude=[spec])
+    tinted = np.load(before / "samples.npy").astype(np.float64)
+    used = src == contested
+    rows = (
+        table.column("sample").to_numpy()[used],
+        table.column("y").to_numpy()[used],
+        table.column("x").to_numpy()[used],
+    )
+    tinted[rows] = 0.4 * tinted[rows] + 0.6 * np.array([255.0, 0.0, 0.0])
+    blank = np.full((1, *train.images.shape[1:]), 128, np.uint8)
+    picture = np.concatenate(
+        [train.images[contested][None], tinted.astype(np.uint8), blank, np.load(after / "samples.npy")]
+    )
+    image_grid(picture, columns=7, scale=3).save(path)
+    report = verify_run(after)
+    return {
+        "contested_image": contested,
+        "pixels_before": int(used.sum()),
+        "exclude": spec,
+        "excluded_images": report.n_excluded_images,
+        "excluded_pixels_after": report.excluded_pixels,
+        "verify_ok": report.ok,
+    }
 
 
 def main() -> None:
