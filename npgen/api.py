@@ -23,7 +23,7 @@ from npgen.datasets import preset as preset_for
 from npgen.params import PARAMS, SAMPLER_PARAMS, resolve
 from npgen.errors import NpgenError
 from npgen.files import write_json
-from npgen.store import Run, RunWriter, run_state, shard_batches, sources_table
+from npgen.store import Run, RunWriter, check_out, run_state, shard_batches, sources_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -142,8 +142,7 @@ def sample_run(
 
         cluster.import_ray()
         cluster.check_address(ray)
-    _check_out(out, resume)
-    if resume and run_state(out) == "complete":
+    if check_out(out, resume) == "complete":
         return Path(out)  # nothing to do: the manifest, samples and timings stay as they are
     from npgen.database import Database
     from npgen.regions import parse_class_map
@@ -222,8 +221,7 @@ def complete_run(
         raise NpgenError("give the input to complete: --test-index I (repeatable) or --image FILE, not both")
     if per_input < 1:
         raise NpgenError(f"-n (completions per input) must be >= 1, got {per_input}")
-    _check_out(out, resume)
-    if resume and run_state(out) == "complete":
+    if check_out(out, resume) == "complete":
         return Path(out)
     started = time.perf_counter()
     device = _device(sampler_options)
@@ -234,7 +232,7 @@ def complete_run(
         inputs = read_image_like(image, data)[None]
         source = {"image": str(Path(image).resolve())}
     else:
-        test = _test_split(data, data_root)
+        test = _test_split(data, data_root, "completing test images")
         indices = np.asarray(test_indices, dtype=np.int64)
         if len(indices) == 0 or indices.min() < 0 or indices.max() >= test.n_images:
             raise NpgenError(f"--test-index must lie in 0..{test.n_images - 1}, the test split's images")
@@ -270,29 +268,14 @@ def complete_run(
     )
 
 
-def _check_out(out, resume: bool) -> None:
-    """Refuse an --out that cannot take a new run (or, with resume, cannot be continued), before any work."""
-    state = run_state(out)
-    if state == "dangling-link":
-        raise NpgenError(f"--out {out} is a symbolic link to a missing folder; remove the link or choose another --out")
-    if state != "absent" and not resume:
-        raise NpgenError(f"{out} already exists; choose a new --out, or pass --resume to continue that run")
-    if resume and state == "absent":
-        raise NpgenError(f"cannot resume {out}: it does not exist; drop --resume to start a new run")
-    if resume and state == "foreign":
-        raise NpgenError(
-            f"cannot resume {out}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out"
-        )
-
-
-def _test_split(train, data_root):
-    """The test split of a training split's dataset (a known one, or the same image folder)."""
+def _test_split(train, data_root, what: str = "this"):
+    """The test split of a training split's dataset (a known one, or the same image folder); `what` needs it."""
     try:
         return load_dataset(
             train.name if train.name in known_datasets() else str(train.source), split="test", data_root=data_root
         )
     except NpgenError as err:
-        raise NpgenError(f"this needs the dataset's test split, which could not be loaded: {err}") from err
+        raise NpgenError(f"{what} needs the dataset's test split, which could not be loaded: {err}") from err
 
 
 def _exclusion(exclude, data, db) -> tuple[dict, dict]:
@@ -669,7 +652,7 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     np.maximum.at(per_sample_max, pairs // data.n_images, per_pair)
     distance = column["distance"]
     unproducible = int(((column["n_candidates"] < 1) | ~np.isfinite(distance) | (distance < 0)).sum())
-    known, given_changed = _check_given(run, samples, data_root)
+    known, given_changed = _check_given(run, samples, data, data_root)
     return VerifyReport(
         n_pixels=n * height * width,
         mismatches=mismatches,
@@ -686,7 +669,7 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     )
 
 
-def _check_given(run: Run, samples: np.ndarray, data_root) -> tuple[np.ndarray, int]:
+def _check_given(run: Run, samples: np.ndarray, train, data_root) -> tuple[np.ndarray, int]:
     """((n, H, W) bool given pixels, how many differ from the input): for a completion run; none otherwise.
 
     A completion of test-split images is checked against the test split itself, not only the stored input.
@@ -705,7 +688,7 @@ def _check_given(run: Run, samples: np.ndarray, data_root) -> tuple[np.ndarray, 
     which = np.arange(n) // per_input
     changed = (samples != inputs[which]).any(axis=-1) & known[which]
     if record.get("test_indices") is not None:
-        test = _test_split(run.dataset(data_root), run.data_root(data_root))
+        test = _test_split(train, run.data_root(data_root), "verifying a completion of test images")
         original = test.images[np.asarray(record["test_indices"], dtype=np.int64)]
         changed |= (original[which] != inputs[which]).any(axis=-1) & known[which]
     return known[which], int(changed.sum())
@@ -742,14 +725,7 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     run = Run(run_path)
     target = run.output_path("eval.json")  # refuses a link there before any work
     train = run.dataset(data_root)
-    try:
-        test = load_dataset(
-            train.name if train.name in known_datasets() else str(train.source),
-            split="test",
-            data_root=run.data_root(data_root),
-        )
-    except NpgenError as err:
-        raise NpgenError(f"evaluating needs the dataset's test split, which could not be loaded: {err}") from err
+    test = _test_split(train, run.data_root(data_root), "evaluating")
     loaded, path, skipped = _classifier_for(train, classifier)
     images = np.asarray(run.samples)
     class_label = run.manifest["class_label"]

@@ -119,6 +119,20 @@ def row_kernel(threads: int = THREADS):
             cuda.syncthreads()
             step //= 2
 
+    @cuda.jit(device=True)
+    def count_at_most(cand_dist, b, n_all, value, low, count, t):
+        """Block-wide: how many of sample b's n_all candidate distances are <= value."""
+        my_count = 0
+        for i in range(t, n_all, threads):
+            if cand_dist[b, i] <= value:
+                my_count += 1
+        low[t] = math.inf
+        count[t] = my_count
+        reduce_min_sum(low, count, t)
+        total = count[0]
+        cuda.syncthreads()
+        return total
+
     @cuda.jit
     def kernel(
         canvas,
@@ -209,42 +223,23 @@ def row_kernel(threads: int = THREADS):
             # 3. the admissible threshold, widened to the k_min-th smallest distance
             threshold = add_rn(mul_rn(1.0 + eps, d_min), abs_tol)
             k_need = k_min if k_min < n_valid else n_valid  # noqa: FURB136
-            if k_need > 1:
-                my_count = 0
-                for i in range(t, n_all, threads):
-                    if cand_dist[b, i] <= threshold:
-                        my_count += 1
-                low[t] = math.inf
-                count[t] = my_count
-                reduce_min_sum(low, count, t)
-                admitted = count[0]
-                cuda.syncthreads()
-                if admitted < k_need:
-                    below = -math.inf
-                    while True:  # the next distinct distance above `below`, until k_need lie at or under it
-                        my_low = math.inf
-                        for i in range(t, n_all, threads):
-                            d = cand_dist[b, i]
-                            if d > below and d < my_low:
-                                my_low = d
-                        low[t] = my_low
-                        count[t] = 0
-                        reduce_min_sum(low, count, t)
-                        value = low[0]
-                        cuda.syncthreads()
-                        my_count = 0
-                        for i in range(t, n_all, threads):
-                            if cand_dist[b, i] <= value:
-                                my_count += 1
-                        low[t] = math.inf
-                        count[t] = my_count
-                        reduce_min_sum(low, count, t)
-                        at_most = count[0]
-                        cuda.syncthreads()
-                        if at_most >= k_need:
-                            threshold = value
-                            break
-                        below = value
+            if k_need > 1 and count_at_most(cand_dist, b, n_all, threshold, low, count, t) < k_need:
+                below = -math.inf
+                while True:  # the next distinct distance above `below`, until k_need lie at or under it
+                    my_low = math.inf
+                    for i in range(t, n_all, threads):
+                        d = cand_dist[b, i]
+                        if d > below and d < my_low:
+                            my_low = d
+                    low[t] = my_low
+                    count[t] = 0
+                    reduce_min_sum(low, count, t)
+                    value = low[0]
+                    cuda.syncthreads()
+                    if count_at_most(cand_dist, b, n_all, value, low, count, t) >= k_need:
+                        threshold = value
+                        break
+                    below = value
             # 4. the floor(u*n)-th admissible candidate in candidate order: counts per contiguous chunk
             chunk = (n_all + threads - 1) // threads
             first = t * chunk

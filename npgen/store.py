@@ -277,6 +277,25 @@ def shard_batches(n_batches: int, index: int, count: int) -> list[int]:
     return list(range(index, n_batches, count))
 
 
+def check_out(path: str | os.PathLike, resume: bool) -> str:
+    """The `run_state` of an --out folder, or an NpgenError if it cannot take a new run (with `resume`: if it
+    cannot be continued). Callers check before any work, and `RunWriter` again when it opens the folder."""
+    state = run_state(path)
+    if state == "dangling-link":
+        raise NpgenError(
+            f"--out {path} is a symbolic link to a missing folder; remove the link or choose another --out"
+        )
+    if state != "absent" and not resume:
+        raise NpgenError(f"{path} already exists; choose a new --out, or pass --resume to continue that run")
+    if resume and state == "absent":
+        raise NpgenError(f"cannot resume {path}: it does not exist; drop --resume to start a new run")
+    if resume and state == "foreign":
+        raise NpgenError(
+            f"cannot resume {path}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out"
+        )
+    return state
+
+
 class RunWriter:
     """Writes a run directory batch by batch; see the module docstring for its layout.
 
@@ -303,19 +322,7 @@ class RunWriter:
             "status": "running",
         }
         self.created = False
-        state = run_state(self.path)
-        if state == "dangling-link":
-            raise NpgenError(
-                f"{self.path} is a symbolic link to a missing folder; remove the link or choose another --out"
-            )
-        if state != "absent" and not resume:
-            raise NpgenError(f"{self.path} already exists; choose a new --out, or pass --resume to continue that run")
-        if resume and state == "absent":
-            raise NpgenError(f"cannot resume {self.path}: it does not exist; drop --resume to start a new run")
-        if resume and state == "foreign":
-            raise NpgenError(
-                f"cannot resume {self.path}: it has no manifest.json and holds other files, so it is not an npgen run; choose another --out"
-            )
+        state = check_out(self.path, resume)
         if state in ("running", "complete", "bad"):
             previous = read_manifest(self.path)
             difference = command_difference(previous, self.manifest, "the run", "this command")
