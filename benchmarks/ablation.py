@@ -38,8 +38,9 @@ WINDOW = ("half_window", "retrieval_block", "retrieval")
 
 
 def setting(h: int, block: int, k_min: int, share: float, retrieval: str = "blocks", **others) -> dict:
-    """A setting in absolute values of the parameters under study; everything else is the dataset's preset."""
-    return {**dict(zip(RULE, (h, block, k_min, share, retrieval))), **others}
+    """A setting in absolute values of the parameters under study (the radius 0 unless given: every row before the
+    radius was studied ran at 0); everything else is the dataset's preset."""
+    return {**dict(zip(RULE, (h, block, k_min, share, retrieval))), "radius": 0, **others}
 
 
 SETTINGS = {  # name: the parameters under study (absolute, so a row means the same whatever the preset)
@@ -85,6 +86,36 @@ SETTINGS = {  # name: the parameters under study (absolute, so a row means the s
             "blocks",
             {"pool_size": 50, "abs_tol": 30.0},
         ),
+        "cifar: h3 b4 k1 budget 30%, pool 50": (3, 4, 1, 0.3, "blocks", {"pool_size": 50}),
+        **{
+            f"cifar: h3 b4 k1 budget {share:.0%}, pool 50, radius {radius}": (
+                3,
+                4,
+                1,
+                share,
+                "blocks",
+                {"pool_size": 50, "radius": radius},
+            )
+            for share, radius in ((0.2, 1), (0.25, 1), (0.3, 1), (0.35, 1), (0.4, 1), (0.3, 2))
+        },
+        **{  # the per-pixel semantic filter against the pool alone, in both representations, at the preset
+            f"cifar: h3 b4 k1 budget 30%, pool 50, radius 1, {name}": (
+                3,
+                4,
+                1,
+                0.3,
+                retrieval,
+                {"pool_size": 50, "radius": 1, **filter_},
+            )
+            for name, retrieval, filter_ in (
+                ("semantic filter eps 0.5", "blocks", {"semantic_eps": 0.5}),
+                ("semantic filter eps 1", "blocks", {"semantic_eps": 1.0}),
+                ("semantic filter eps 2", "blocks", {"semantic_eps": 2.0}),
+                ("semantic filter eps 1, context 4", "blocks", {"semantic_eps": 1.0, "semantic_context": 4}),
+                ("learned patch codes", "codes", {}),
+                ("learned patch codes, semantic filter eps 1", "codes", {"semantic_eps": 1.0}),
+            )
+        },
         "cifar: h2 b4 k1 budget 20%": (2, 4, 1, 0.2),
         "cifar: h3 b4 k2 budget 10%": (3, 4, 2, 0.1),
         "cifar: h1 b4 k1 budget 10%": (1, 4, 1, 0.1),

@@ -1,4 +1,4 @@
-"""Part-whole study: how part size, number of sources and novelty move with h, K, eps, k_min and the budget.
+"""Part-whole study: how part size, number of sources and novelty move with h, K, eps, k_min, the budget and the radius.
 
     python benchmarks/partwhole.py                 # MNIST and CIFAR-10, 200 class-conditional samples per setting
     python benchmarks/partwhole.py --per-class 50  # 500 per setting
@@ -38,6 +38,7 @@ SWEEP = {
     "eps": [0.0, 0.1, 0.5, 2.0],
     "k_min": [1, 2, 4, 8],
     "max_source_share": [0.05, 0.1, 0.2, 0.5],
+    "radius": [0, 1, 2],
 }
 
 

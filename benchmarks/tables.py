@@ -51,12 +51,12 @@ def ablation_table(dataset: str, n: int) -> str:
     if r is None:
         return ""
     rows = [
-        "| setting | h | block | retrieval | k_min | budget | other | requested class | FID | precision / recall | near-copies | median / max top-source share | images/s (run) | verify |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | h | block | retrieval | radius | pool | k_min | budget | other | requested class | FID | precision / recall | near-copies | median / max top-source share | images/s (run) | verify |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     floor = r["floor"]
     rows.append(
-        f"| training images (floor) | | | | | | | {pct(floor['class_accuracy'])} | {floor['fid']:.2f} | "
+        f"| training images (floor) | | | | | | | | | {pct(floor['class_accuracy'])} | {floor['fid']:.2f} | "
         f"{floor['precision']:.2f} / {floor['recall']:.2f} | {pct(floor['near_copy_rate'])} | | | |"
     )
     for name, row in r["rows"].items():
@@ -64,10 +64,11 @@ def ablation_table(dataset: str, n: int) -> str:
         other = ", ".join(
             f"{k}={v}"
             for k, v in row["setting"].items()
-            if k not in ("half_window", "retrieval_block", "retrieval", "k_min", "max_source_share")
+            if k
+            not in ("half_window", "retrieval_block", "retrieval", "k_min", "max_source_share", "radius", "pool_size")
         )
         rows.append(
-            f"| {name.removeprefix('cifar: ')} | {w['half_window']} | {w['retrieval_block']} | {w.get('retrieval', 'blocks')} | {p['k_min']} | "
+            f"| {name.removeprefix('cifar: ')} | {w['half_window']} | {w['retrieval_block']} | {w.get('retrieval', 'blocks')} | {p['radius']} | {p['pool_size']} | {p['k_min']} | "
             f"{'none' if p['max_source_share'] >= 1 else pct(p['max_source_share'])} | {other} | {pct(s['class_accuracy'])} | "
             f"{s['fid']:.2f} ± {s['fid_bootstrap_sd']:.2f} | {s['precision']:.2f} / {s['recall']:.2f} | {pct(s['near_copy_rate'])} | "
             f"{row['median_top_source_share']:.3f} / {row['max_top_source_share']:.3f} | {1 / row['sample_seconds_per_image']:.0f} | "
@@ -75,7 +76,33 @@ def ablation_table(dataset: str, n: int) -> str:
         )
     return (
         "\n".join(rows)
-        + f"\n\n{r['per_class']} samples per class per setting. Command: `{r['command']}`; {r['machine']}; {r['date']}."
+        + f"\n\n{r['per_class']} samples per class per setting. Latest command: `{r['command']}` (the rows' commands are"
+        + f" listed at the top of this file); {r['machine']}; {r['date']}."
+    )
+
+
+def seeds_table(dataset: str) -> str:
+    """benchmarks/seeds.py: the class-conditional scores of one setting at several seeds."""
+    r = load(f"seeds-{dataset}")
+    if r is None:
+        return ""
+    rows = [
+        "| setting | seed | requested class | FID | precision / recall | near-copies |",
+        "|---|---|---|---|---|---|",
+    ]
+    commands = []
+    for name, row in r["rows"].items():
+        for seed, s in row["scores"].items():
+            rows.append(
+                f"| {name} | {seed} | {pct(s['class_accuracy'])} | {s['fid']:.2f} | {s['precision']:.2f} / {s['recall']:.2f} | "
+                f"{pct(s['near_copy_rate'])} |"
+            )
+        accuracy = [s["class_accuracy"] for s in row["scores"].values()]
+        rows.append(f"| {name} | mean | {pct(sum(accuracy) / len(accuracy))} | | | |")
+        commands.append(f"`{row['command']}`")
+    return (
+        "\n".join(rows)
+        + f"\n\n{row['per_class']} samples per class and seed. Commands: {', '.join(commands)}; {r['machine']}; {r['date']}."
     )
 
 
@@ -373,6 +400,7 @@ if __name__ == "__main__":
     for dataset, n in (("mnist", 500), ("cifar10", 500), ("mnist", 1000), ("cifar10", 1000)):
         print(f"### Ablation {dataset}, {n} samples per setting\n\n{ablation_table(dataset, n)}\n")
     print(f"### Representation\n\n{representation_table()}\n")
+    print(f"### Seeds, CIFAR-10\n\n{seeds_table('cifar10')}\n")
     for title, table in (
         ("Quality", quality_table()),
         ("Reference", reference_table()),

@@ -292,7 +292,11 @@ def _device(sampler_options: dict | None) -> str:
     """'cpu' or 'cuda' for the `device` option (GPU hook, npgen.gpu): checked before any data is loaded."""
     from npgen.gpu import resolve_device
 
-    return resolve_device((sampler_options or {}).get("device") or PARAMS["device"].default)
+    options = sampler_options or {}
+    device = options.get("device") or PARAMS["device"].default
+    if device == "auto" and options.get("semantic_eps") is not None:
+        return "cpu"  # the semantic filter runs on the CPU only
+    return resolve_device(device)
 
 
 def _write_run(

@@ -310,7 +310,7 @@ def launch_row(arrays: dict, budget: int, y: int, geometry: tuple, rule: tuple, 
     arrays and cand_dist (B, max_candidates) float64 scratch; names as in `sample_row`.
     """
     height, width, half_window, channels = geometry
-    _, _, radius, eps, abs_tol, k_min = rule
+    radius, eps, abs_tol, k_min = rule[2:6]
     a = arrays
     with warnings.catch_warnings():  # the simulator's uint64 hash wraps around as intended; numpy warns of it
         warnings.filterwarnings("ignore", "overflow encountered in scalar", RuntimeWarning)
@@ -346,9 +346,23 @@ def launch_row(arrays: dict, budget: int, y: int, geometry: tuple, rule: tuple, 
 
 
 def cuda_sample_row(
-    canvas, sources, pools, region, known, used, budget, y, geometry, rule, keys, record, threads: int = THREADS
+    canvas,
+    sources,
+    pools,
+    semantic,
+    region,
+    known,
+    used,
+    budget,
+    y,
+    geometry,
+    rule,
+    keys,
+    record,
+    threads: int = THREADS,
 ) -> np.ndarray:
-    """`sampler.sample_row` on the GPU, with the same arguments and the same in-place results on host arrays.
+    """`sampler.sample_row` on the GPU, with the same arguments and the same in-place results on host arrays
+    (without the semantic filter: `semantic` must have no columns).
 
     Returns (B, slots) float64: each sample's candidate distances at the last pixel of the row it
     generated, in candidate order (pool image, then source position), +inf for images over budget or
@@ -359,6 +373,8 @@ def cuda_sample_row(
 
     offsets, weights = rule[0], rule[1]
     _check_geometry(geometry, offsets)
+    if semantic.shape[-1]:
+        raise NpgenError(SEMANTIC_ON_CPU)
     host = {"canvas": canvas, "used": used, **dict(zip(RECORD, record))}
     device = {name: cuda.to_device(array) for name, array in host.items()}
     inputs = {"sources": sources, "pools": pools, "region": region, "known": known, "keys": keys}
@@ -372,6 +388,7 @@ def cuda_sample_row(
     return device["cand_dist"].copy_to_host()
 
 
+SEMANTIC_ON_CPU = "the CUDA sampler has no semantic filter (--semantic-eps); use --device cpu"
 RECORD = ("src_image", "src_y", "src_x", "n_candidates", "distance")
 RECORD_TYPES = (np.int32, np.int16, np.int16, np.int32, np.float32)
 
@@ -409,7 +426,7 @@ def compare_rows_with_cpu(
     geometry, rule, budget = sampler.geometry(), sampler.rule(), sampler.budget
     seen = {"mismatches": [], "pixels": 0, "windows": 0, "exhausted": 0, "padding": 0, "n_candidates": []}
     for y, pools in batch.region_rows():
-        args = (db.sources, pools, region, known)
+        args = (db.sources, pools, batch.semantic(y, pools, None), region, known)
         if y in rows:
             gpu_canvas, gpu_used, gpu_record = canvas.copy(), used.copy(), tuple(r.copy() for r in record)
             last = cuda_sample_row(
@@ -486,6 +503,8 @@ class CudaSampler(Sampler):
         if not usable:
             raise NpgenError(f"the CUDA sampler needs a CUDA GPU, but {why}; use the CPU sampler (--device cpu)")
         _check_geometry(self.geometry(), self.window_order()[0])
+        if self.semantic_eps is not None:
+            raise NpgenError(SEMANTIC_ON_CPU)
         self._device_sources = None
 
     def _sources_on_device(self):

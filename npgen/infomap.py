@@ -94,7 +94,8 @@ def class_log_probs(
             )
             mixture = np.empty((n, db.width, 1), dtype=np.float64)
             for y, pool in batch.rows():
-                row_mixture(batch.flat_canvas, db.sources, pool, y, geometry, rule, kernel, mixture)
+                semantic = batch.semantic(y, pool[:, None], sampler.semantic_reach)[:, 0]
+                row_mixture(batch.flat_canvas, db.sources, pool, semantic, y, geometry, rule, kernel, mixture)
                 out[first : first + n, k, y] = np.log((1.0 - floor) * mixture[..., 0] + floor * uniform)
             if progress is not None:
                 progress(n)

@@ -17,7 +17,7 @@ The source budget (`max_source_share`) is not applied: it constrains which train
 each earlier pixel of a sample, a latent choice that teacher forcing does not observe (a test image's
 pixels were copied from nowhere). The likelihood is therefore that of the rule with the budget
 relaxed: every pool image stays a candidate at every pixel. All other parts of the rule are the
-sampler's own.
+sampler's own, the per-pixel semantic filter included (computed from the true image's completed block rows).
 """
 
 from __future__ import annotations
@@ -47,10 +47,11 @@ def kernel_table(taus: tuple[float, ...]) -> np.ndarray:
 
 
 @numba.njit(parallel=True, cache=True)
-def row_mixture(canvas, sources, pool, y, geometry, rule, kernel, mixture):
+def row_mixture(canvas, sources, pool, semantic, y, geometry, rule, kernel, mixture):
     """mixture[b, x, t]: mean over pixel (y, x)'s admissible candidates of kernel t's probability of its true value.
 
     canvas holds the true images (padded); only each pixel's causal context is read to score candidates.
+    `semantic` is (B, K, block columns) as in `sample_row` (0 columns: the semantic filter off).
     """
     height, width, half_window, channels = geometry
     unused = np.zeros(sources.shape[0], dtype=np.int32)  # no source budget: see the module docstring
@@ -63,7 +64,7 @@ def row_mixture(canvas, sources, pool, y, geometry, rule, kernel, mixture):
         total = np.empty(n_kernels, dtype=np.float64)
         for x in range(width):
             n, threshold, centre = score_candidates(
-                canvas[b], sources, pool[b], unused, 1, y, x, geometry, rule, scratch
+                canvas[b], sources, pool[b], semantic[b], unused, 1, y, x, geometry, rule, scratch
             )
             total[:] = 0.0
             n_admissible = 0
@@ -124,7 +125,8 @@ def log_likelihood_grid(
         flat_canvas = batch.flat_canvas
         mixture = np.empty((n, width, len(taus)), dtype=np.float64)
         for y, pool in batch.rows():
-            row_mixture(flat_canvas, db.sources, pool, y, geometry, rule, kernel, mixture)
+            semantic = batch.semantic(y, pool[:, None], sampler.semantic_reach)[:, 0]
+            row_mixture(flat_canvas, db.sources, pool, semantic, y, geometry, rule, kernel, mixture)
             smoothed = (1.0 - floor) * mixture[..., None] + floor * uniform
             out[first : first + n] += np.log(smoothed).sum(axis=1)
         if progress is not None:

@@ -104,6 +104,28 @@ PARAMS: dict[str, Param] = {
         ),
         Param("sigma", None, float, 0.1, 100.0, SAMPLE, "Gaussian window width (default (2h+1)/6.4).", optional=True),
         Param(
+            "semantic_eps",
+            None,
+            float,
+            0.0,
+            1e6,
+            SAMPLE,
+            "Per-pixel semantic filter: only pool images whose retrieval representation around the pixel (the completed "
+            "block rows above it, --semantic-context blocks each way) is within (1+semantic-eps) of the closest are "
+            "candidates (default: off).",
+            optional=True,
+        ),
+        Param(
+            "semantic_context",
+            2,
+            int,
+            1,
+            64,
+            SAMPLE,
+            "Reach of the semantic filter's context, in retrieval blocks: that many completed block rows above the "
+            "pixel, that many block columns to each side.",
+        ),
+        Param(
             "class_mixture",
             1,
             int,

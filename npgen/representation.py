@@ -328,6 +328,10 @@ class PatchCodes:
             self.reach,
         )
 
+    def columns(self, width: int) -> int:
+        """Blocks per row of an image `width` pixels wide (a partial last block is not encoded)."""
+        return width // self.block
+
     def encode_row(self, slab: np.ndarray) -> np.ndarray:
         """(B, s, W, C) uint8 pixels of one block row -> (B, (W // s) * D) int32 codes."""
         slab = np.ascontiguousarray(slab)

@@ -11,6 +11,11 @@ For every pixel in raster order, and for every sample of a batch at once:
    is computed (`windows.py`). The admissible set is every candidate with d <= (1+eps)*d_min + abs_tol,
    widened to the `k_min` nearest when it is smaller than that, so a sample keeps switching
    between sources instead of continuing one training image exactly.
+   With the per-pixel semantic filter on (`semantic_eps`), only the pool images whose representation
+   around the pixel (the completed retrieval block rows above it, `semantic_context` blocks up and to
+   each side) is within (1+semantic_eps) of the closest such image's are candidates; the low-level
+   admissible set is then taken among their windows, so it is never empty. Every window of an image
+   shares the image's semantic distance at the pixel's block, whatever the radius.
 4. **Source budget.** A training image that has already supplied `budget` pixels of a sample
    (`max_source_share` of its pixels) is no longer a candidate for that sample, so no sample takes
    more than that share from any one image, while every choice can still be the best match.
@@ -88,27 +93,73 @@ def _insert_sorted(smallest: np.ndarray, d: float, eps: float, abs_tol: float) -
 
 
 @numba.njit(cache=True, nogil=True)
-def score_candidates(canvas, sources, pool, used, budget, y, x, geometry, rule, scratch):
+def semantic_limit(semantic, column, pool, used, budget, semantic_eps) -> float:
+    """(1+semantic_eps) times the smallest semantic distance at this block column among the pool's images with
+    budget left: the largest a candidate image may have (inf with the filter off, column -1)."""
+    if column < 0:
+        return np.inf
+    best = np.inf
+    for k in range(pool.shape[0]):
+        image = pool[k]
+        if image >= 0 and used[image] < budget and semantic[k, column] < best:
+            best = semantic[k, column]
+    return (1.0 + semantic_eps) * best
+
+
+@numba.njit(cache=True, nogil=True)
+def is_candidate(hint, pool, semantic, column, limit, used, budget, y, x, geometry, radius) -> bool:
+    """Whether the window `hint` (image, flat source position) is among score_candidates' candidates."""
+    height, width = geometry[0], geometry[1]
+    image, position = hint
+    sy, sx = position // width, position % width
+    if image < 0 or position < 0 or sy >= height or abs(sy - y) > radius or abs(sx - x) > radius:
+        return False
+    if used[image] >= budget:
+        return False
+    for k in range(pool.shape[0]):
+        if pool[k] == image:
+            return column < 0 or semantic[k, column] <= limit
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geometry, rule, scratch, hint=(-1, -1)):
     """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
 
     `geometry` is (height, width, half_window, channels), `rule` is (offsets, weights, radius, eps,
-    abs_tol, k_min) and `scratch` is `candidate_buffers`' tuple. Candidates are the windows of the pool's images that have supplied fewer than `budget` pixels
-    of this canvas (`used[image]`), at source positions within `radius` of (y, x); their distances,
+    abs_tol, k_min, semantic_eps, semantic_block) and `scratch` is `candidate_buffers`' tuple. Candidates
+    are the windows of the pool's images that have supplied fewer than `budget` pixels of this canvas
+    (`used[image]`) and pass the semantic filter (`semantic_limit`; `semantic` is (K, block columns), or
+    (K, 0) with the filter off), at source positions within `radius` of (y, x); their distances,
     images and flat positions fill the first n entries of cand_*; returns (n, admissible threshold,
     flat index of the pixel in the canvas). With n == 0 the threshold is -inf.
+
+    `hint` (image, flat source position), usually the continuation of the neighbouring pixel's source, is
+    scored first when it is a candidate: with k_min 1 its distance d bounds the admissible threshold by
+    (1+eps)*d + abs_tol from the start, so the other windows can stop early sooner. It changes no result.
     """
     height, width, half_window, channels = geometry
-    offsets, weights, radius, eps, abs_tol, _ = rule
+    offsets, weights, radius, eps, abs_tol, _, semantic_eps, semantic_block = rule
     context, cand_dist, cand_image, cand_pos, smallest = scratch
     padded_width = width + 2 * half_window
     centre = ((y + half_window) * padded_width + x + half_window) * channels
     gather_context(canvas, centre, offsets, channels, context)
+    column = min(x // semantic_block, semantic.shape[1] - 1)
+    limit = semantic_limit(semantic, column, pool, used, budget, semantic_eps)
     smallest[:] = np.inf
     bound = np.inf
+    if smallest.shape[0] == 1 and is_candidate(
+        hint, pool, semantic, column, limit, used, budget, y, x, geometry, radius
+    ):
+        image, position = hint
+        at = ((position // width + half_window) * padded_width + position % width + half_window) * channels
+        bound = (1.0 + eps) * window_distance(context, sources[image], at, offsets, weights, channels) + abs_tol
     n = 0
     for k in range(pool.shape[0]):
         image = pool[k]
         if image < 0 or used[image] >= budget:  # -1 pads a region's pool that is smaller than another's
+            continue
+        if column >= 0 and semantic[k, column] > limit:
             continue
         for sy in range(max(0, y - radius), min(height, y + radius + 1)):
             for sx in range(max(0, x - radius), min(width, x + radius + 1)):
@@ -116,7 +167,7 @@ def score_candidates(canvas, sources, pool, used, budget, y, x, geometry, rule, 
                 d = window_distance(context, sources[image], at, offsets, weights, channels, bound)
                 cand_dist[n] = d
                 if d < smallest[-1]:
-                    bound = _insert_sorted(smallest, d, eps, abs_tol)
+                    bound = min(bound, _insert_sorted(smallest, d, eps, abs_tol))
                 cand_image[n] = image
                 cand_pos[n] = sy * width + sx
                 n += 1
@@ -133,7 +184,7 @@ def candidate_buffers(pool_size, geometry, rule):
     bound, and rounding it to float32 could make it equal the bound and wrongly admissible.
     """
     height, width, _, channels = geometry
-    offsets, _, radius, _, _, k_min = rule
+    offsets, radius, k_min = rule[0], rule[2], rule[5]
     max_candidates = pool_size * min(2 * radius + 1, height) * min(2 * radius + 1, width)
     return (
         np.empty(offsets.shape[0] * channels, dtype=np.float32),
@@ -145,11 +196,12 @@ def candidate_buffers(pool_size, geometry, rule):
 
 
 @numba.njit(parallel=True, cache=True)
-def sample_row(canvas, sources, pools, region, known, used, budget, y, geometry, rule, keys, record):
+def sample_row(canvas, sources, pools, semantic, region, known, used, budget, y, geometry, rule, keys, record):
     """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
 
     `pools` is (B, R, K): each canvas's candidate images for each of R regions, and `region` (H*W,) gives each
-    pixel's region (one region of zeros when the whole canvas draws from one set). A pixel with known[b, y*W + x]
+    pixel's region (one region of zeros when the whole canvas draws from one set). `semantic` is (B, R, K,
+    block columns) (`RowBatch.semantic`; 0 columns with the semantic filter off). A pixel with known[b, y*W + x]
     (completion: a given pixel) is kept as it is and left unrecorded. `record` is (src_image, src_y, src_x,
     n_candidates, distance), each (B, H, W). A pixel with no admissible candidate is left unwritten with
     n_candidates 0; the caller fails on it.
@@ -164,9 +216,17 @@ def sample_row(canvas, sources, pools, region, known, used, budget, y, geometry,
         for x in range(width):
             if known[b, y * width + x]:
                 continue
-            pool = pools[b, region[y * width + x]]
+            r = region[y * width + x]
+            hint = (-1, -1)  # the continuation of the left neighbour's source, else of the one above
+            if x > 0 and src_image[b, y, x - 1] >= 0 and src_x[b, y, x - 1] + 1 < width:
+                hint = (np.int64(src_image[b, y, x - 1]), np.int64(src_y[b, y, x - 1] * width + src_x[b, y, x - 1] + 1))
+            elif y > 0 and src_image[b, y - 1, x] >= 0:
+                hint = (
+                    np.int64(src_image[b, y - 1, x]),
+                    np.int64((src_y[b, y - 1, x] + 1) * width + src_x[b, y - 1, x]),
+                )
             n, threshold, centre = score_candidates(
-                canvas[b], sources, pool, used[b], budget, y, x, geometry, rule, scratch
+                canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, rule, scratch, hint
             )
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, uniform(keys[b], y * width + x))
             if chosen < 0:
@@ -194,6 +254,8 @@ class RowBatch:
     canvas: np.ndarray  # uint8 (n, H + h, W + 2h, C): the pad value around the images
     keys: np.ndarray  # uint64 (n,): each sample's random key
     pools: list[CanvasPools]  # one per region
+    _canvas_codes: dict = field(default_factory=dict, repr=False)  # block row -> (B, row width) canvas representation
+    _semantic: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def start(
@@ -253,6 +315,36 @@ class RowBatch:
                 stacked[:, r, : pool.shape[1]] = pool
             yield y, stacked
 
+    def semantic(self, y: int, pools: np.ndarray, context: int | None) -> np.ndarray:
+        """(B, R, K, block columns) float64 semantic distances for row y's `pools` (B, R, K), or (B, R, K, 0) when
+        `context` is None (the filter off): [b, r, k, j] sums, over the completed block rows above y (at most
+        `context` of them) and the block columns j - context .. j + context, the squared differences between
+        canvas b's representation and pool image k's. Recomputed at each block row, like the pools."""
+        db, block = self.database, self.database.encoder.block
+        if context is None:
+            return np.zeros((*pools.shape, 0))
+        if y % block and self._semantic is not None:
+            return self._semantic
+        columns = db.encoder.columns(db.width)
+        n_rows, h = y // block, db.half_window
+        if n_rows:
+            slab = self.canvas[:, h + y - block : h + y, h : h + db.width]
+            self._canvas_codes[n_rows - 1] = db.encoder.encode_row(slab)
+        first = max(0, n_rows - context)
+        if first == n_rows:
+            self._semantic = np.zeros((*pools.shape, columns))
+            return self._semantic
+        theirs = np.asarray(db.representations[np.maximum(pools, 0).reshape(-1), first:n_rows], dtype=np.int64)
+        theirs = theirs.reshape(*pools.shape, n_rows - first, columns, -1)
+        mine = np.stack([self._canvas_codes[r] for r in range(first, n_rows)], axis=1).astype(np.int64)
+        mine = mine.reshape(len(pools), 1, 1, n_rows - first, columns, -1)
+        per_block = ((theirs - mine) ** 2).sum(axis=(3, 5))
+        running = np.concatenate([np.zeros((*pools.shape, 1), np.int64), np.cumsum(per_block, axis=3)], axis=3)
+        upper = np.minimum(np.arange(columns) + context + 1, columns)
+        lower = np.maximum(np.arange(columns) - context, 0)
+        self._semantic = (running[..., upper] - running[..., lower]).astype(np.float64)
+        return self._semantic
+
     def images(self) -> np.ndarray:
         """The (n, H, W, C) images inside the padding."""
         h = self.database.half_window
@@ -291,6 +383,8 @@ class Sampler:
     k_min: int = PARAMS["k_min"].default
     max_source_share: float = PARAMS["max_source_share"].default
     sigma: float | None = PARAMS["sigma"].default
+    semantic_eps: float | None = PARAMS["semantic_eps"].default
+    semantic_context: int = PARAMS["semantic_context"].default
     class_mixture: int = PARAMS["class_mixture"].default
     seed: int = PARAMS["seed"].default
     batch_size: int = PARAMS["batch_size"].default
@@ -347,9 +441,25 @@ class Sampler:
         return db.height, db.width, db.half_window, db.channels
 
     def rule(self) -> tuple:
-        """(offsets, weights, radius, eps, abs_tol, k_min): the `rule` tuple of the row kernels."""
+        """(offsets, weights, radius, eps, abs_tol, k_min, semantic_eps, semantic_block): the `rule` tuple of the row
+        kernels (semantic_eps inf with the filter off)."""
         offsets, weights = self.window_order()
-        return offsets, weights, self.radius, float(self.eps), float(self.abs_tol), self.k_min
+        semantic_eps = np.inf if self.semantic_eps is None else float(self.semantic_eps)
+        return (
+            offsets,
+            weights,
+            self.radius,
+            float(self.eps),
+            float(self.abs_tol),
+            self.k_min,
+            semantic_eps,
+            self.database.encoder.block,
+        )
+
+    @property
+    def semantic_reach(self) -> int | None:
+        """The semantic filter's context in blocks (`RowBatch.semantic`), None when the filter is off."""
+        return None if self.semantic_eps is None else self.semantic_context
 
     def window_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(flat offsets into a padded canvas, weights) of the causal window, heaviest first for early exit."""
@@ -468,6 +578,7 @@ class Sampler:
                 batch.flat_canvas,
                 db.sources,
                 pools,
+                batch.semantic(y, pools, self.semantic_reach),
                 region,
                 known,
                 used,

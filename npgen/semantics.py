@@ -55,6 +55,10 @@ class BlockSums:
         """(B, s, W, C) uint8, one block row of canvases -> (B, ceil(W/s)*C) int32."""
         return block_sums(slab, self.block)[:, 0]
 
+    def columns(self, width: int) -> int:
+        """Blocks per row of an image `width` pixels wide (the last one zero-padded)."""
+        return -(-width // self.block)
+
 
 @numba.njit(parallel=True, cache=True)
 def add_block_row(

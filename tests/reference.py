@@ -45,6 +45,28 @@ def reference_pool(
     return allowed[np.argsort(ranks, kind="stable")[:size]]
 
 
+def reference_semantic(
+    canvas_rows: np.ndarray, train_rep: np.ndarray, pool: np.ndarray, encoder, columns: int, context: int
+) -> np.ndarray:
+    """(len(pool), columns) semantic distance of each pool image at each block column: over the canvas prefix's
+    last `context` completed block rows and the columns within `context` of it, the summed squared difference
+    of representations (block j's entries are j*D .. j*D + D - 1 of a row)."""
+    rows = canvas_rows.shape[0] // encoder.block
+    out = np.zeros((len(pool), columns))
+    if rows == 0:
+        return out
+    mine = encoder.encode(canvas_rows[None, : rows * encoder.block])[0].astype(np.int64)
+    dims = mine.shape[1] // columns
+    for k, image in enumerate(pool):
+        theirs = train_rep[image].astype(np.int64)
+        for j in range(columns):
+            for r in range(max(0, rows - context), rows):
+                for jj in range(max(0, j - context), min(columns, j + context + 1)):
+                    part = slice(jj * dims, (jj + 1) * dims)
+                    out[k, j] += float(((mine[r, part] - theirs[r, part]) ** 2).sum())
+    return out
+
+
 def reference_sample(db, params: dict, index: int, class_label: int | None) -> dict:
     """One sample (global index `index`) under the rule with these sampler params; its image and provenance."""
     h, height, width, channels = db.half_window, db.height, db.width, db.channels
@@ -68,17 +90,26 @@ def reference_sample(db, params: dict, index: int, class_label: int | None) -> d
     record = {name: np.zeros((height, width), np.int64) for name in ("src_image", "src_y", "src_x", "n_candidates")}
     record["distance"] = np.zeros((height, width), np.float32)
     pool = allowed
+    block, columns = db.retrieval_block, db.encoder.columns(width)
+    semantic_eps = params["semantic_eps"]
     for y in range(height):
-        if pooled and y % db.retrieval_block == 0:
+        if pooled and y % block == 0:
             pool = reference_pool(
                 canvas[h : h + y, h : h + width], train_rep, allowed, key, db.encoder, params["pool_size"]
             )
+        if semantic_eps is not None and y % block == 0:
+            semantic = reference_semantic(
+                canvas[h : h + y, h : h + width], train_rep, pool, db.encoder, columns, params["semantic_context"]
+            )
         for x in range(width):
             context = canvas[h + y + offsets[:, 0], h + x + offsets[:, 1]].astype(np.float32)  # (L, C)
+            passes = used[pool] < budget
+            if semantic_eps is not None:  # images within (1+eps) of the closest with budget left, at x's block
+                at_block = semantic[:, min(x // block, columns - 1)]
+                passes &= at_block <= (1.0 + semantic_eps) * at_block[passes].min()
             candidates = [
                 (image, sy, sx)
-                for image in pool
-                if used[image] < budget
+                for image in pool[passes]
                 for sy in range(max(0, y - radius), min(height, y + radius + 1))
                 for sx in range(max(0, x - radius), min(width, x + radius + 1))
             ]

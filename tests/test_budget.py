@@ -36,6 +36,7 @@ def test_a_source_at_its_budget_is_never_chosen_again(tmp_path, already_used, ex
         canvas.reshape(1, -1),
         db.sources,
         np.array([[[0, 1]]]),
+        np.zeros((1, 1, 2, 0)),  # no semantic filter
         np.zeros(6, np.int64),
         np.zeros((1, 6), np.bool_),
         used,

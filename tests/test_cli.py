@@ -269,3 +269,18 @@ def test_eval_scores_a_run_and_refuses_bad_input(cache, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == before
     not_a_run = run_cli("eval", tmp_path / "nowhere")
     assert not_a_run.exit_code == 2 and "not an npgen run" in not_a_run.output
+
+
+def test_semantic_filter_runs_are_recorded_and_verified(mnist_folder, tmp_path, cache):
+    out = tmp_path / "semantic"
+    result = run_cli(
+        "sample", "--dataset", mnist_folder, "--class", "digit0", "-n", "3", "--out", out, "--pool-size", "20",
+        "--semantic-eps", "0.5", "--semantic-context", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    params = json.loads((out / "manifest.json").read_text())["params"]
+    assert (params["semantic_eps"], params["semantic_context"]) == (0.5, 1)
+    verified = run_cli("verify", out)
+    assert verified.exit_code == 0 and json.loads(verified.output)["mismatches"] == 0
+    refused = run_cli("sample", "--dataset", mnist_folder, "-n", "1", "--out", tmp_path / "x", "--semantic-eps", "-1")
+    assert refused.exit_code == 2 and "semantic_eps" in refused.output and "0..1e+06" in refused.output

@@ -127,6 +127,7 @@ def test_a_pixel_without_candidates_is_left_unwritten_by_both_kernels(mnist_db, 
             state[0],
             mnist_db.sources,
             pool[:, None],  # one region
+            np.zeros((2, 1, pool.shape[1], 0)),  # no semantic filter
             np.zeros(mnist_db.height * mnist_db.width, np.int64),
             np.zeros((2, mnist_db.height * mnist_db.width), np.bool_),  # no given pixels
             state[1],
@@ -197,3 +198,16 @@ def test_npgen_sample_with_device_cuda_needs_a_gpu_and_otherwise_writes_what_the
         assert done.returncode == 2 and not out.exists()
         assert done.stderr.startswith("error: device=cuda (--device cuda) needs a CUDA GPU")
         assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_semantic_filter_is_refused_on_the_gpu_with_one_line(mnist_db):
+    with pytest.raises(NpgenError, match=r"no semantic filter \(--semantic-eps\); use --device cpu"):
+        CudaSampler(mnist_db, semantic_eps=1.0)
+    sampler = Sampler(mnist_db, pool_size=4)
+    batch = RowBatch.start(mnist_db, 0, np.arange(1), mnist_db.class_members(5), sampler.pool_size)
+    _, pool = next(batch.rows())
+    with pytest.raises(NpgenError, match="no semantic filter"):
+        cuda_sample_row(
+            batch.flat_canvas, mnist_db.sources, pool[:, None], np.zeros((1, 1, 4, 7)), None, None, None,
+            sampler.budget, 0, sampler.geometry(), sampler.rule(), batch.keys, None,
+        )  # fmt: skip

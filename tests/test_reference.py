@@ -76,3 +76,23 @@ def test_every_source_is_among_the_pool_nearest_to_the_canvas_prefix(mnist_db):
         for y in range(mnist_db.height):
             nearest = reference_pool(out.images[row, :y], representations, allowed, key, mnist_db.encoder, pool_size)
             assert np.isin(out.src_image[row, y], nearest).all(), f"sample {row} row {y} copies from outside its pool"
+
+
+@pytest.mark.parametrize(
+    "options, class_label",
+    [
+        ({"semantic_eps": 0.5, "max_source_share": 0.2}, 3),  # the filter, two blocks of context
+        ({"semantic_eps": 0.0, "semantic_context": 1, "radius": 1, "max_source_share": 0.05, "pool_size": 30}, None),
+    ],
+)
+def test_the_semantic_filter_matches_the_reference_and_changes_the_samples(mnist_db, options, class_label):
+    assert_matches_reference(mnist_db, options, class_label, indices=(0, 1))
+    off = {k: v for k, v in options.items() if not k.startswith("semantic")}
+    with_filter = Sampler(mnist_db, batch_size=2, **options).sample(2, class_label)
+    without = Sampler(mnist_db, batch_size=2, **off).sample(2, class_label)
+    assert (with_filter.src_image != without.src_image).mean() > 0.1  # the filter is not a no-op
+
+
+def test_the_semantic_filter_matches_the_reference_on_cifar10_and_patch_codes(cifar_db, cifar_codes_db):
+    assert_matches_reference(cifar_db, {"semantic_eps": 1.0, "radius": 1, "max_source_share": 0.3}, 2, indices=(4,))
+    assert_matches_reference(cifar_codes_db, {"semantic_eps": 1.0, "semantic_context": 3}, 6, indices=(2,))
