@@ -208,6 +208,7 @@ def write_png(pixels: np.ndarray, path: Path, atomic: bool = True) -> None:
         write_in_place(path, data)
 
 
+KEEP_BYTES = 64 << 20  # images of the batches a RunWriter keeps in memory for `finish` (the rest are read back)
 RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png", "controls")
 
 
@@ -393,6 +394,8 @@ class RunWriter:
         for name, array in controls.items():
             write_array(self.path / "controls" / f"{name}.npy", array)
         self.batches_written = 0
+        self._kept: dict[int, tuple[np.ndarray, pa.Table]] = {}  # batches written here, for `finish` to reuse
+        self._kept_bytes = 0
 
     def _chunk(self, kind: str, index: int, suffix: str) -> Path:
         return batch_part(self.path, kind, index, suffix)
@@ -411,6 +414,9 @@ class RunWriter:
         atomic_write(self._chunk("summary", index, "parquet"), lambda tmp: pq.write_table(summary, tmp))
         write_array(self._chunk("chunks", index, "npy"), samples.images)
         self.batches_written += 1
+        if self._kept_bytes + samples.images.nbytes <= KEEP_BYTES:
+            self._kept[index] = (samples.images, summary)
+            self._kept_bytes += samples.images.nbytes
 
     def abandon(self) -> bool:
         """After a failure before any batch was written: remove the run folder if this writer created it and it
@@ -443,8 +449,13 @@ class RunWriter:
     def finish(self, n_batches: int, timings: dict, sources: pa.Table | None = None) -> pa.Table:
         """Join the batches into samples.npy and samples.parquet, draw the pictures, write `sources` (the
         training images' files, see `sources_table`) when given, mark the run complete."""
-        images = np.concatenate([self._read_part("chunks", i, "npy", np.load) for i in range(n_batches)])
-        summary = pa.concat_tables([self._read_part("summary", i, "parquet", pq.read_table) for i in range(n_batches)])
+        kept = self._kept  # the batches this writer wrote itself need not be read back
+        images = np.concatenate(
+            [kept[i][0] if i in kept else self._read_part("chunks", i, "npy", np.load) for i in range(n_batches)]
+        )
+        summary = pa.concat_tables(
+            [kept[i][1] if i in kept else self._read_part("summary", i, "parquet", pq.read_table) for i in range(n_batches)]
+        )
         with ThreadPoolExecutor(1) as pool:  # the grid's zlib runs without the GIL, beside the small files below
             grid = pool.submit(lambda: write_png(grid_pixels(images[:256]), self.path / "grid.png"))
             write_array(self.path / "samples.npy", images)
