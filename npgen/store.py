@@ -454,7 +454,10 @@ class RunWriter:
             [kept[i][0] if i in kept else self._read_part("chunks", i, "npy", np.load) for i in range(n_batches)]
         )
         summary = pa.concat_tables(
-            [kept[i][1] if i in kept else self._read_part("summary", i, "parquet", pq.read_table) for i in range(n_batches)]
+            [
+                kept[i][1] if i in kept else self._read_part("summary", i, "parquet", pq.read_table)
+                for i in range(n_batches)
+            ]
         )
         with ThreadPoolExecutor(1) as pool:  # the grid's zlib runs without the GIL, beside the small files below
             grid = pool.submit(lambda: write_png(grid_pixels(images[:256]), self.path / "grid.png"))

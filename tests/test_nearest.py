@@ -13,15 +13,20 @@ from npgen.database import Database
 from npgen.datasets import load_dataset
 from npgen.errors import NpgenError
 from npgen.index import build_image_index, search
-from npgen.metrics import sample_summary
+from npgen.metrics import sample_summary, top_source_share
 from npgen.nearest import (
     NearestImages,
+    _bound,
+    _limit,
     block_sum_rows,
-    blocks_for,
     block_sum_rows_reference,
+    blocks_for,
     nearest_reference,
+    source_ranking,
+    source_ranking_reference,
     squared_to_distance,
     sums_file,
+    sums_layout,
     top_sources,
 )
 from npgen.sampler import Sampler
@@ -133,3 +138,43 @@ def test_bad_queries_and_hints_are_refused(mnist_db):
         search_.search(images.astype(np.float32))
     with pytest.raises(NpgenError, match="hints must be image ids"):
         search_.search(images, np.array([[0], [mnist_db.n_images]]))
+
+
+@pytest.mark.parametrize("which", ["mnist", "cifar10"])
+def test_source_ranking_matches_numpy_per_sample_on_real_samples(which, mnist_db, cifar_db, all_data_root):
+    """The one-sort ranking of every sample's sources equals np.unique sample by sample: most used first, ties
+    to the lowest id, given pixels (-1) counted nowhere, also for a sample with one source or none."""
+    db = mnist_db if which == "mnist" else cifar_db
+    src_image = real_samples(db, 12, 3, all_data_root).src_image.copy()
+    src_image[0, :4] = -1  # given pixels, as in a completion
+    src_image[1] = src_image[1, 0, 0]  # one source
+    src_image[2] = -1  # nothing generated
+    for k in (1, 3, 10, src_image[0].size):
+        ranked, reference = source_ranking(src_image, k), source_ranking_reference(src_image, k)
+        assert all(np.array_equal(a, b) for a, b in zip(ranked, reference))
+    top, share, distinct = top_source_share(src_image)
+    ranked, top_count, n_sources = source_ranking_reference(src_image, 1)
+    assert np.array_equal(top, ranked[:, 0]) and np.array_equal(distinct, n_sources)
+    assert np.array_equal(share, top_count / src_image[0].size)
+    assert list(distinct[1:3]) == [1, 0] and top[2] == -1
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_float32_bounds_never_drop_an_image_their_exact_bound_keeps(name, all_data_root):
+    """Every level's float32 bound, against its widened limit, keeps each image whose exact integer bound does
+    not exceed area * best, for real image pairs at the tightest best (exact bound = area * best when it
+    divides): the rounding can never prune the nearest image."""
+    images = load_dataset(name, data_root=all_data_root).images[:400]
+    blocks = blocks_for(*images.shape[1:])
+    sums = block_sum_rows(images, blocks)
+    layout = sums_layout(*images.shape[1:], blocks)
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, len(images), (2000, 2))
+    for level, s in enumerate(blocks):
+        first, stop = int(layout[level]), int(layout[level + 1])
+        area = s * s
+        diffs = sums[pairs[:, 0], first:stop].astype(np.int64) - sums[pairs[:, 1], first:stop]
+        exact = (diffs**2).sum(axis=1)
+        for (a, b), value in zip(pairs, exact):
+            best = -(-int(value) // area)  # the least best at which the image must be kept
+            assert _bound(sums[a], sums[b], first, stop) <= _limit(area, best, stop - first)
