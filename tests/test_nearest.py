@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -21,6 +22,7 @@ from npgen.nearest import (
     block_sum_rows,
     block_sum_rows_reference,
     blocks_for,
+    level_major,
     nearest_reference,
     source_ranking,
     source_ranking_reference,
@@ -125,10 +127,11 @@ def test_block_sums_are_kept_in_the_database_and_a_damaged_file_is_recomputed(mn
     path.unlink(missing_ok=True)
     expected = sample_summary(samples, mnist_db)
     blocks = blocks_for(28, 28, 1)
-    assert path.is_file() and np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images()), blocks))
+    rows = block_sum_rows(np.asarray(mnist_db.images()), blocks)
+    assert path.is_file() and np.array_equal(np.load(path), level_major(rows, sums_layout(28, 28, 1, blocks)))
     path.write_bytes(path.read_bytes()[:1000])  # truncated
     assert sample_summary(samples, mnist_db).equals(expected)
-    assert np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images()), blocks))  # written again
+    assert np.array_equal(np.load(path), level_major(rows, sums_layout(28, 28, 1, blocks)))  # written again
 
 
 def test_bad_queries_and_hints_are_refused(mnist_db):
@@ -177,4 +180,15 @@ def test_float32_bounds_never_drop_an_image_their_exact_bound_keeps(name, all_da
         exact = (diffs**2).sum(axis=1)
         for (a, b), value in zip(pairs, exact):
             best = -(-int(value) // area)  # the least best at which the image must be kept
-            assert _bound(sums[a], sums[b], first, stop) <= _limit(area, best, stop - first)
+            assert _bound(sums[a, first:stop], sums[b, first:stop]) <= _limit(area, best, stop - first)
+
+
+def test_level_major_sums_hold_each_level_of_every_image_in_turn(all_data_root):
+    images = load_dataset("cifar10", data_root=all_data_root).images[:50]
+    blocks = blocks_for(32, 32, 3)
+    rows, layout = block_sum_rows(images, blocks), sums_layout(32, 32, 3, blocks)
+    levels = level_major(rows, layout)
+    assert levels.shape == (rows.size,) and levels.dtype == np.uint16
+    for level, (first, stop) in enumerate(itertools.pairwise(layout)):
+        block = levels[len(images) * first : len(images) * stop].reshape(len(images), stop - first)
+        assert np.array_equal(block, rows[:, first:stop]), level
