@@ -62,27 +62,48 @@ def _check_blocks(images: np.ndarray, blocks: tuple[int, ...]) -> None:
         raise NpgenError(f"block sizes must be 1..16 (sums of 16 x 16 uint8 values fit uint16), got {blocks}")
 
 
+@numba.njit(nogil=True, cache=True)
+def _image_block_sums(
+    m: int, images: np.ndarray, image_stride: int, shape: tuple, blocks: np.ndarray, layout: np.ndarray, out: np.ndarray
+) -> None:
+    """out[m] = image m's block sums for every block size (see `block_sums_kernel`)."""
+    height, width, channels, row_stride = shape
+    for level in range(len(blocks)):
+        s = blocks[level]
+        columns = (width + s - 1) // s
+        first = layout[level]
+        for j in range(first, layout[level + 1]):
+            out[m, j] = 0
+        for y in range(height):
+            row = m * image_stride + y * row_stride
+            base = first + (y // s) * columns * channels
+            for x in range(width):
+                cell = base + (x // s) * channels
+                for c in range(channels):
+                    out[m, cell + c] += images[row + x * channels + c]
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def block_sums_kernel(
     images: np.ndarray, image_stride: int, shape: tuple, blocks: np.ndarray, layout: np.ndarray, out: np.ndarray
 ) -> None:
     """out[m] = image m's block sums for every block size, levels concatenated (see `block_sum_rows`); images
     is a flat uint8 buffer (`flat_buffer`), shape = (height, width, channels, row stride)."""
-    height, width, channels, row_stride = shape
     for m in numba.prange(out.shape[0]):
-        for level in range(len(blocks)):
-            s = blocks[level]
-            columns = (width + s - 1) // s
-            first = layout[level]
-            for j in range(first, layout[level + 1]):
-                out[m, j] = 0
-            for y in range(height):
-                row = m * image_stride + y * row_stride
-                base = first + (y // s) * columns * channels
-                for x in range(width):
-                    cell = base + (x // s) * channels
-                    for c in range(channels):
-                        out[m, cell + c] += images[row + x * channels + c]
+        _image_block_sums(m, images, image_stride, shape, blocks, layout, out)
+
+
+@numba.njit(nogil=True, cache=True)
+def block_sums_serial(
+    images: np.ndarray, image_stride: int, shape: tuple, blocks: np.ndarray, layout: np.ndarray, out: np.ndarray
+) -> None:
+    """`block_sums_kernel` in one thread, for a batch of queries: a parallel region's start and join cost more
+    than the work, and on a loaded machine a worker thread can wait a whole time slice for a core."""
+    for m in range(out.shape[0]):
+        _image_block_sums(m, images, image_stride, shape, blocks, layout, out)
+
+
+SERIAL_BLOCK_SUMS = 1024  # up to this many images, block sums are computed in one thread (`block_sums_serial`)
 
 
 def block_sum_rows(images: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
@@ -94,9 +115,8 @@ def block_sum_rows(images: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
     out = np.empty((n, layout[-1]), dtype=np.uint16)
     if n:
         buffer, image_stride, row_stride = flat_buffer(images)
-        block_sums_kernel(
-            buffer, image_stride, (height, width, channels, row_stride), np.array(blocks, np.int64), layout, out
-        )
+        kernel = block_sums_serial if n <= SERIAL_BLOCK_SUMS else block_sums_kernel
+        kernel(buffer, image_stride, (height, width, channels, row_stride), np.array(blocks, np.int64), layout, out)
     return out
 
 

@@ -16,6 +16,7 @@ from npgen.errors import NpgenError
 from npgen.index import build_image_index, search
 from npgen.metrics import sample_summary, top_source_share
 from npgen.nearest import (
+    SERIAL_BLOCK_SUMS,
     NearestImages,
     _bound,
     _limit,
@@ -61,8 +62,10 @@ def test_block_sums_kernel_matches_numpy_on_real_images(name, all_data_root):
     assert not strided.flags.c_contiguous
     blocks = (16, 8, 4, 2, 1)
     expected = block_sum_rows_reference(images, blocks)
-    assert np.array_equal(block_sum_rows(images, blocks), expected)
+    assert np.array_equal(block_sum_rows(images, blocks), expected)  # one thread (few images)
     assert np.array_equal(block_sum_rows(strided, blocks), expected)
+    many = np.concatenate([images] * (SERIAL_BLOCK_SUMS // len(images) + 1))  # the parallel kernel
+    assert np.array_equal(block_sum_rows(many, blocks), np.concatenate([expected] * (len(many) // len(images))))
     assert np.array_equal(expected[:, -images[0].size :], images.reshape(len(images), -1))  # 1 x 1 blocks: pixels
     if name == "cifar10":
         assert int(expected.max()) > 32767  # 16 x 16 sums of colour images exceed int16: they are kept as uint16
