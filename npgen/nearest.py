@@ -36,6 +36,7 @@ from npgen.files import write_array
 FIRST_LEVEL_VALUES = 64  # at most this many block sums per image in the first level, which every image is tested on
 _CHUNK = 4096  # images per chunk of the numpy reference block sums (bounds its int32 scratch memory)
 _IMAGE_CHUNK = 1024  # training images per parallel chunk of the search
+_SHARE_EVERY = 16  # images between a chunk's reads of the distances the other chunks found
 _INT32_RUN = 32768  # pixel values summed in int32 before adding to an int64 total
 
 
@@ -236,6 +237,11 @@ def nearest_kernel(
     The training images are split into chunks searched in parallel, each for all queries at once: an image's
     block sums are read once per chunk for every query, streaming through memory instead of jumping.
     Each chunk keeps its own bests, starting from the hints' bound; the exact minimum is the least of them.
+    The chunks also share the least distance any has found per query (`shared`, read every _SHARE_EVERY
+    images) and prune against it: without it each of the ~50 chunks started again from the hints' looser
+    bound. The threads read and write it without locks; every value it ever holds is the exact distance of
+    some image, never below the minimum, so a stale read only prunes less, and an image that could be the
+    nearest (or tie with it) is never dropped: the result does not depend on the threads' timing.
     """
     n_queries = len(out_squared)
     n_images = len(levels) // layout[-1]
@@ -244,17 +250,26 @@ def nearest_kernel(
     start_best = np.empty(n_queries, np.int64)
     start_id = np.empty(n_queries, np.int64)
     _hint_bounds(queries, images, geometry, image_stride, hints, start_best, start_id)
+    shared = start_best.copy()  # the least distance found so far by any chunk, per query
     n_chunks = (n_images + _IMAGE_CHUNK - 1) // _IMAGE_CHUNK
     chunk_best = np.empty((n_chunks, n_queries), np.int64)
     chunk_id = np.empty((n_chunks, n_queries), np.int64)
     for c in numba.prange(n_chunks):
-        best, best_id = start_best.copy(), start_id.copy()
+        best, best_id = start_best.copy(), start_id.copy()  # this chunk's nearest so far, lowest id on ties
+        basis = shared.copy()  # the distance the limits stand for: the least known, <= best
         limits = np.empty((n_levels, n_queries), np.float32)  # a level's bound above its limit rules the image out
         for b in range(n_queries):
             for level in range(n_levels):
-                limits[level, b] = _limit(areas[level], best[b], layout[level + 1] - layout[level])
+                limits[level, b] = _limit(areas[level], basis[b], layout[level + 1] - layout[level])
         bound = np.empty(n_queries, np.float32)
         for m in range(c * _IMAGE_CHUNK, min(n_images, (c + 1) * _IMAGE_CHUNK)):
+            if (m - c * _IMAGE_CHUNK) % _SHARE_EVERY == 0:
+                for b in range(n_queries):
+                    known = shared[b]
+                    if known < basis[b]:
+                        basis[b] = known
+                        for level in range(n_levels):
+                            limits[level, b] = _limit(areas[level], known, layout[level + 1] - layout[level])
             row = levels[m * layout[1] : (m + 1) * layout[1]]  # level 0 first, contiguous for all images
             bound[:] = 0.0
             for j in range(layout[1]):  # level 0 for every query at once, in float32 (8 lanes): see _limit
@@ -276,11 +291,15 @@ def nearest_kernel(
                         break
                 if not kept:
                     continue
-                total = _squared_distance(queries, b * query_size, images, m * image_stride, geometry, best[b])
-                if total < best[b] or (total == best[b] and m < best_id[b]):
+                stop = basis[b]  # farther than a known image: not the nearest (partial totals stop above it)
+                total = _squared_distance(queries, b * query_size, images, m * image_stride, geometry, stop)
+                if total <= stop and (total < best[b] or (total == best[b] and m < best_id[b])):
                     best[b], best_id[b] = total, m
-                    for level in range(n_levels):
-                        limits[level, b] = _limit(areas[level], total, layout[level + 1] - layout[level])
+                    if total < basis[b]:
+                        basis[b] = total
+                        for level in range(n_levels):
+                            limits[level, b] = _limit(areas[level], total, layout[level + 1] - layout[level])
+                    shared[b] = min(shared[b], total)
         chunk_best[c] = best
         chunk_id[c] = best_id
     for b in range(n_queries):

@@ -195,3 +195,19 @@ def test_level_major_sums_hold_each_level_of_every_image_in_turn(all_data_root):
     for level, (first, stop) in enumerate(itertools.pairwise(layout)):
         block = levels[len(images) * first : len(images) * stop].reshape(len(images), stop - first)
         assert np.array_equal(block, rows[:, first:stop]), level
+
+
+def test_chunks_sharing_their_bounds_still_give_ties_to_the_lowest_id(cifar_db, all_data_root):
+    """Over 7 chunks of real CIFAR-10 training images, each sample's nearest image copied into the last chunk
+    and the hint naming that copy: the chunks prune with the distances the others found, and every sample still
+    gets the original (the lowest id), as the numpy brute force and FAISS do."""
+    samples = real_samples(cifar_db, 12, 3, all_data_root)
+    train = load_dataset("cifar10", data_root=all_data_root).images[:6500]
+    _, originals = nearest_reference(samples.images, train)
+    images = np.concatenate([train, train[originals]])  # the copies get ids 6500..6511
+    squared, ids = NearestImages.from_images(images).search(samples.images, 6500 + np.arange(12)[:, None])
+    reference_squared, reference_ids = nearest_reference(samples.images, images)
+    faiss_distance, faiss_ids = faiss_nearest(images, samples.images)
+    assert np.array_equal(ids, originals) and np.array_equal(ids, reference_ids) and np.array_equal(ids, faiss_ids)
+    assert np.array_equal(squared, reference_squared)
+    assert np.array_equal(squared_to_distance(squared), faiss_distance)
