@@ -26,7 +26,6 @@ import struct
 import time
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -396,7 +395,6 @@ class RunWriter:
         self.batches_written = 0
         self._kept: dict[int, tuple[np.ndarray, pa.Table]] = {}  # batches written here, for `finish` to reuse
         self._kept_bytes = 0
-        self._pictures: Future | None = None  # the PNGs being drawn in a thread (`_draw_pictures`)
 
     def _chunk(self, kind: str, index: int, suffix: str) -> Path:
         return batch_part(self.path, kind, index, suffix)
@@ -409,56 +407,21 @@ class RunWriter:
         return has_batch(self.path, index)
 
     def write_batch(self, index: int, samples: Samples, summary: pa.Table) -> None:
-        """Persist one batch: its provenance and summary rows first, then its images.
-
-        When this batch completes a run whose every batch this writer kept, the run's PNGs are drawn from here
-        on in a thread (`_draw_pictures`), beside the batch's Parquet and the rest of `finish`, which waits for
-        them: most of their time is zlib's and the file system's, outside the GIL. (A run stopped before
-        `finish` is not complete, and its --resume redraws every PNG.)"""
-        if self._kept_bytes + samples.images.nbytes <= KEEP_BYTES:
-            self._kept[index] = (samples.images, summary)
-            self._kept_bytes += samples.images.nbytes
-            images = self._all_kept_images()
-            if images is not None:
-                self._pictures = self._draw_pictures(images)
+        """Persist one batch: its provenance and summary rows first, then its images."""
         table = provenance_table(samples)
         atomic_write(self._chunk("provenance", index, "parquet"), lambda tmp: write_provenance(table, tmp))
         atomic_write(self._chunk("summary", index, "parquet"), lambda tmp: pq.write_table(summary, tmp))
         write_array(self._chunk("chunks", index, "npy"), samples.images)
         self.batches_written += 1
-
-    def _all_kept_images(self) -> np.ndarray | None:
-        """Every sample of the run in order, when the kept batches are batches 0..K-1 and hold all of them; None
-        otherwise (a shard, a resumed run, batches beyond KEEP_BYTES)."""
-        n = self.manifest.get("n_samples")
-        if self._pictures is not None or "shard" in self.manifest or not isinstance(n, int):
-            return None
-        parts = [self._kept[i][0] for i in range(len(self._kept)) if i in self._kept]
-        if len(parts) != len(self._kept) or sum(map(len, parts)) != n:
-            return None
-        return np.concatenate(parts)
-
-    def _draw_pictures(self, images: np.ndarray) -> Future:
-        """Start writing grid.png and png/sample-NNNNN.png of `images` (all the run's samples) in a thread."""
-
-        def draw() -> None:
-            write_png(grid_pixels(images[:256]), self.path / "grid.png")
-            for i, data in enumerate(encode_pngs(images)):  # lossless, at the samples' own size
-                write_in_place(self.path / "png" / f"sample-{i:05d}.png", data)
-
-        pool = ThreadPoolExecutor(1)
-        try:
-            return pool.submit(draw)
-        finally:
-            pool.shutdown(wait=False)  # the thread ends with its one task
+        if self._kept_bytes + samples.images.nbytes <= KEEP_BYTES:
+            self._kept[index] = (samples.images, summary)
+            self._kept_bytes += samples.images.nbytes
 
     def abandon(self) -> bool:
         """After a failure before any batch was written: remove the run folder if this writer created it and it
         holds nothing but what the writer put there (manifest, empty subfolders, temporary files). True if removed."""
         if not self.created or self.batches_written:
             return False
-        if self._pictures is not None:  # let the PNG thread finish before its folder is removed
-            self._pictures.exception()
         try:
             for entry in self.path.iterdir():
                 if entry.name.startswith(".") and TMP_MARK in entry.name and entry.is_file():
@@ -495,13 +458,13 @@ class RunWriter:
                 for i in range(n_batches)
             ]
         )
-        pictures = self._pictures or self._draw_pictures(images)  # beside the files below
-        self._pictures = None
         write_array(self.path / "samples.npy", images)
         atomic_write(self.path / "samples.parquet", lambda tmp: pq.write_table(summary, tmp))
         if sources is not None:
             atomic_write(self.path / SOURCES_FILE, lambda tmp: pq.write_table(sources, tmp, compression="zstd"))
-        pictures.result()
+        for i, data in enumerate(encode_pngs(images)):  # lossless, at the samples' own size
+            write_in_place(self.path / "png" / f"sample-{i:05d}.png", data)
+        write_png(grid_pixels(images[:256]), self.path / "grid.png")
         share = summary.column("top_source_share").to_numpy()
         self.manifest["timings"] = timings
         self.manifest["summary"] = {
