@@ -11,7 +11,8 @@ dozen images per query:
 2. Lower bounds, coarse to fine: for s x s block sums S (per channel), Cauchy-Schwarz gives
    ||a - b||^2 >= sum over blocks of (S_a - S_b)^2 / s^2. Each finer level's bound is at least the
    coarser one's. An image is dropped as soon as a bound exceeds U (kept when equal: it could tie with a
-   lower id); the survivors get their exact distance, which tightens U for the images after them.
+   lower id); the survivors get their exact distance, which tightens U for the images after them (in
+   every parallel chunk of the scan: `nearest_kernel`).
 
 Distances are exact integers; the bounds, computed in float32 for speed (8 lanes a vector), are compared
 against thresholds widened by their largest possible rounding error (`_limit`). No image that could be
@@ -279,7 +280,7 @@ def nearest_kernel(
                     diff = value - column[b]
                     bound[b] += diff * diff
             for b in range(n_queries):
-                if bound[b] > limits[0, b] or m == best_id[b]:  # bound / area > best: m is farther than the best
+                if bound[b] > limits[0, b] or m == best_id[b]:  # bound / area > basis: farther than a known image
                     continue
                 kept = True
                 for level in range(1, n_levels):
