@@ -2,6 +2,7 @@
 
     python benchmarks/run_share.py               # 7 pairs per dataset
     python benchmarks/run_share.py --pairs 11
+    python benchmarks/run_share.py --datasets cifar10
 
 speed.py times each case in its own process, minutes apart; on a shared machine the load changes between
 them, and the ratio of two medians taken at different times says little. Here one process alternates the
@@ -9,24 +10,68 @@ two measurements of speed.py's "sampler" and "run" cases (200 class-conditional 
 100 each; the run is `npgen.api.sample_run`, database opening, nearest-image search, Parquet, PNGs and all)
 a second apart, and reports the median of the per-pair ratios. Runs are written under benchmarks/runs/
 (see speed.py). Written to benchmarks/results/run_share.json.
+
+Where a run's time goes is timed too, per 100-sample run (medians over the pairs): the sampler
+(`Sampler.sample_batch`), the batch summary (`metrics.sample_summary`, mostly the nearest-image search),
+writing the batch (`RunWriter.write_batch`: Parquet, images), the run's finish (`RunWriter.finish`:
+samples.npy, samples.parquet, PNGs) and the rest (loading data and database, the manifest, folders). The
+timers wrap those four functions for the measurement only. The load average (1 minute) at the start and the
+end of each dataset's pairs is recorded: the machine is shared, and load slows the 2-thread sampler more than
+the mostly single-threaded rest of a run.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import tempfile
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from record import save_result  # benchmarks/record.py
 
-from npgen import api
+from npgen import api, metrics, store
 from npgen.database import Database, default_path
 from npgen.datasets import load_dataset
 from npgen.sampler import Sampler
 
 HERE = Path(__file__).resolve().parent
+STAGES = {  # stage name -> (owner, attribute) of the function timed
+    "sampler": (Sampler, "sample_batch"),
+    "summary": (metrics, "sample_summary"),
+    "write_batch": (store.RunWriter, "write_batch"),
+    "finish": (store.RunWriter, "finish"),
+}
+
+
+@contextmanager
+def stage_timers():
+    """Yield {stage: [seconds, ...]}, filled while the stages' functions run (restored afterwards)."""
+    seconds = defaultdict(list)
+    originals = {name: getattr(owner, attribute) for name, (owner, attribute) in STAGES.items()}
+
+    def timed(name, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[name].append(time.perf_counter() - started)
+
+        return wrapper
+
+    for name, (owner, attribute) in STAGES.items():
+        setattr(owner, attribute, timed(name, originals[name]))
+    try:
+        yield seconds
+    finally:
+        for name, (owner, attribute) in STAGES.items():
+            setattr(owner, attribute, originals[name])
 
 
 def pairs_for(name: str, n_pairs: int, data_root, scratch: Path) -> dict:
@@ -36,17 +81,26 @@ def pairs_for(name: str, n_pairs: int, data_root, scratch: Path) -> dict:
     sampler = Sampler(db, **options)
     sampler.sample(2, class_label=0)  # compile (or load cached) kernels
     api.sample_run(scratch / f"{name}-warm", name, 2, 0, data_root, db.path)
-    sampler_seconds, run_seconds = [], []
+    load_before = os.getloadavg()[0]
+    sampler_seconds, run_seconds, per_run = [], [], []
+    stages = defaultdict(list)
     for pair in range(n_pairs):
         started = time.perf_counter()
         for class_label in (3, 8):
             sampler.sample(100, class_label=class_label)
         sampler_seconds.append(time.perf_counter() - started)
         started = time.perf_counter()
-        for class_label in (3, 8):
-            api.sample_run(scratch / f"{name}-{pair}-{class_label}", name, 100, class_label, data_root, db.path)
+        with stage_timers() as seconds:
+            for class_label in (3, 8):
+                run_started = time.perf_counter()
+                api.sample_run(scratch / f"{name}-{pair}-{class_label}", name, 100, class_label, data_root, db.path)
+                per_run.append(time.perf_counter() - run_started)
         run_seconds.append(time.perf_counter() - started)
+        for stage, values in seconds.items():
+            stages[stage] += values
     shares = np.array(sampler_seconds) / np.array(run_seconds)
+    stage_ms = {stage: 1000 * float(np.median(values)) for stage, values in stages.items()}
+    stage_ms["rest"] = 1000 * float(np.median(per_run)) - sum(stage_ms.values())
     return {
         "images": 200,
         "sampler_seconds": [round(s, 3) for s in sampler_seconds],
@@ -55,20 +109,43 @@ def pairs_for(name: str, n_pairs: int, data_root, scratch: Path) -> dict:
         "median_share": float(np.median(shares)),
         "sampler_images_per_second": float(200 / np.median(sampler_seconds)),
         "run_images_per_second": float(200 / np.median(run_seconds)),
+        "stage_ms_per_100_sample_run": {stage: round(value, 1) for stage, value in stage_ms.items()},
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
+
+
+def stage_table(results: dict) -> str:
+    """Markdown: per dataset, the median milliseconds of each stage of a 100-sample run."""
+    names = [*STAGES, "rest"]
+    rows = [
+        "| dataset | " + " | ".join(names) + " | all but the sampler | load average |",
+        "|---|" + "---|" * (len(names) + 2),
+    ]
+    for name, m in results.items():
+        ms = m["stage_ms_per_100_sample_run"]
+        beside = sum(value for stage, value in ms.items() if stage != "sampler")
+        load = m["load_average"]
+        rows.append(
+            f"| {name} | "
+            + " | ".join(f"{ms.get(stage, 0):.1f}" for stage in names)
+            + f" | {beside:.1f} | {load[0]:.1f} – {load[1]:.1f} |"
+        )
+    return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=7)
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
     (HERE / "runs").mkdir(exist_ok=True)
     results = {}
     with tempfile.TemporaryDirectory(dir=HERE / "runs", prefix="share-") as scratch:
-        for name in ("mnist", "cifar10"):
+        for name in args.datasets:
             results[name] = pairs_for(name, args.pairs, args.data_root, Path(scratch))
             print(name, results[name], flush=True)
+    print(stage_table(results))
     save_result("run_share", {"results": results, "pairs": args.pairs})
 
 

@@ -20,12 +20,10 @@ def top_source_share(src_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
     A pixel with src_image -1 (given, not generated: a completion's input) counts towards no source.
     """
-    flat = src_image.reshape(len(src_image), -1)
-    top, share, distinct = (np.empty(len(flat), dtype) for dtype in (np.int64, np.float64, np.int64))
-    for i, row in enumerate(flat):
-        images, counts = np.unique(row[row >= 0], return_counts=True)
-        top[i], share[i], distinct[i] = images[counts.argmax()], counts.max() / row.size, len(images)
-    return top, share, distinct
+    from npgen.nearest import source_ranking
+
+    top, top_count, distinct = source_ranking(src_image, 1)
+    return top[:, 0], top_count / np.prod(src_image.shape[1:]), distinct
 
 
 def near_copy_threshold(train_index, test_images: np.ndarray, percentile: float = 1.0) -> float:
@@ -59,12 +57,11 @@ def sample_summary(samples, database) -> pa.Table:
     The nearest training image is exact (`npgen.nearest`: integer squared distances, ties to the lowest
     image id), the same image and float32 distance as a brute-force FAISS search over the database's images.
     """
-    from npgen.nearest import NearestImages, squared_to_distance, top_sources
+    from npgen.nearest import NearestImages, source_ranking, squared_to_distance
 
-    squared, nearest = NearestImages.for_database(database).search(
-        samples.images, top_sources(samples.src_image, NEAREST_HINTS)
-    )
-    top, share, distinct = top_source_share(samples.src_image)
+    ranked, top_count, distinct = source_ranking(samples.src_image, NEAREST_HINTS)
+    squared, nearest = NearestImages.for_database(database).search(samples.images, ranked)
+    top, share = ranked[:, 0], top_count / np.prod(samples.src_image.shape[1:])
     return pa.table(
         {
             "sample": samples.sample_index.astype(np.int32),

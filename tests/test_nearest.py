@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -13,15 +14,22 @@ from npgen.database import Database
 from npgen.datasets import load_dataset
 from npgen.errors import NpgenError
 from npgen.index import build_image_index, search
-from npgen.metrics import sample_summary
+from npgen.metrics import sample_summary, top_source_share
 from npgen.nearest import (
+    SERIAL_BLOCK_SUMS,
     NearestImages,
+    _bound,
+    _limit,
     block_sum_rows,
-    blocks_for,
     block_sum_rows_reference,
+    blocks_for,
+    level_major,
     nearest_reference,
+    source_ranking,
+    source_ranking_reference,
     squared_to_distance,
     sums_file,
+    sums_layout,
     top_sources,
 )
 from npgen.sampler import Sampler
@@ -54,8 +62,10 @@ def test_block_sums_kernel_matches_numpy_on_real_images(name, all_data_root):
     assert not strided.flags.c_contiguous
     blocks = (16, 8, 4, 2, 1)
     expected = block_sum_rows_reference(images, blocks)
-    assert np.array_equal(block_sum_rows(images, blocks), expected)
+    assert np.array_equal(block_sum_rows(images, blocks), expected)  # one thread (few images)
     assert np.array_equal(block_sum_rows(strided, blocks), expected)
+    many = np.concatenate([images] * (SERIAL_BLOCK_SUMS // len(images) + 1))  # the parallel kernel
+    assert np.array_equal(block_sum_rows(many, blocks), np.concatenate([expected] * (len(many) // len(images))))
     assert np.array_equal(expected[:, -images[0].size :], images.reshape(len(images), -1))  # 1 x 1 blocks: pixels
     if name == "cifar10":
         assert int(expected.max()) > 32767  # 16 x 16 sums of colour images exceed int16: they are kept as uint16
@@ -120,10 +130,11 @@ def test_block_sums_are_kept_in_the_database_and_a_damaged_file_is_recomputed(mn
     path.unlink(missing_ok=True)
     expected = sample_summary(samples, mnist_db)
     blocks = blocks_for(28, 28, 1)
-    assert path.is_file() and np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images()), blocks))
+    rows = block_sum_rows(np.asarray(mnist_db.images()), blocks)
+    assert path.is_file() and np.array_equal(np.load(path), level_major(rows, sums_layout(28, 28, 1, blocks)))
     path.write_bytes(path.read_bytes()[:1000])  # truncated
     assert sample_summary(samples, mnist_db).equals(expected)
-    assert np.array_equal(np.load(path), block_sum_rows(np.asarray(mnist_db.images()), blocks))  # written again
+    assert np.array_equal(np.load(path), level_major(rows, sums_layout(28, 28, 1, blocks)))  # written again
 
 
 def test_bad_queries_and_hints_are_refused(mnist_db):
@@ -133,3 +144,70 @@ def test_bad_queries_and_hints_are_refused(mnist_db):
         search_.search(images.astype(np.float32))
     with pytest.raises(NpgenError, match="hints must be image ids"):
         search_.search(images, np.array([[0], [mnist_db.n_images]]))
+
+
+@pytest.mark.parametrize("which", ["mnist", "cifar10"])
+def test_source_ranking_matches_numpy_per_sample_on_real_samples(which, mnist_db, cifar_db, all_data_root):
+    """The one-sort ranking of every sample's sources equals np.unique sample by sample: most used first, ties
+    to the lowest id, given pixels (-1) counted nowhere, also for a sample with one source or none."""
+    db = mnist_db if which == "mnist" else cifar_db
+    src_image = real_samples(db, 12, 3, all_data_root).src_image.copy()
+    src_image[0, :4] = -1  # given pixels, as in a completion
+    src_image[1] = src_image[1, 0, 0]  # one source
+    src_image[2] = -1  # nothing generated
+    for k in (1, 3, 10, src_image[0].size):
+        ranked, reference = source_ranking(src_image, k), source_ranking_reference(src_image, k)
+        assert all(np.array_equal(a, b) for a, b in zip(ranked, reference))
+    top, share, distinct = top_source_share(src_image)
+    ranked, top_count, n_sources = source_ranking_reference(src_image, 1)
+    assert np.array_equal(top, ranked[:, 0]) and np.array_equal(distinct, n_sources)
+    assert np.array_equal(share, top_count / src_image[0].size)
+    assert list(distinct[1:3]) == [1, 0] and top[2] == -1
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_float32_bounds_never_drop_an_image_their_exact_bound_keeps(name, all_data_root):
+    """Every level's float32 bound, against its widened limit, keeps each image whose exact integer bound does
+    not exceed area * best, for real image pairs at the tightest best (exact bound = area * best when it
+    divides): the rounding can never prune the nearest image."""
+    images = load_dataset(name, data_root=all_data_root).images[:400]
+    blocks = blocks_for(*images.shape[1:])
+    sums = block_sum_rows(images, blocks)
+    layout = sums_layout(*images.shape[1:], blocks)
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, len(images), (2000, 2))
+    for level, s in enumerate(blocks):
+        first, stop = int(layout[level]), int(layout[level + 1])
+        area = s * s
+        diffs = sums[pairs[:, 0], first:stop].astype(np.int64) - sums[pairs[:, 1], first:stop]
+        exact = (diffs**2).sum(axis=1)
+        for (a, b), value in zip(pairs, exact):
+            best = -(-int(value) // area)  # the least best at which the image must be kept
+            assert _bound(sums[a, first:stop], sums[b, first:stop]) <= _limit(area, best, stop - first)
+
+
+def test_level_major_sums_hold_each_level_of_every_image_in_turn(all_data_root):
+    images = load_dataset("cifar10", data_root=all_data_root).images[:50]
+    blocks = blocks_for(32, 32, 3)
+    rows, layout = block_sum_rows(images, blocks), sums_layout(32, 32, 3, blocks)
+    levels = level_major(rows, layout)
+    assert levels.shape == (rows.size,) and levels.dtype == np.uint16
+    for level, (first, stop) in enumerate(itertools.pairwise(layout)):
+        block = levels[len(images) * first : len(images) * stop].reshape(len(images), stop - first)
+        assert np.array_equal(block, rows[:, first:stop]), level
+
+
+def test_chunks_sharing_their_bounds_still_give_ties_to_the_lowest_id(cifar_db, all_data_root):
+    """Over 7 chunks of real CIFAR-10 training images, each sample's nearest image copied into the last chunk
+    and the hint naming that copy: the chunks prune with the distances the others found, and every sample still
+    gets the original (the lowest id), as the numpy brute force and FAISS do."""
+    samples = real_samples(cifar_db, 12, 3, all_data_root)
+    train = load_dataset("cifar10", data_root=all_data_root).images[:6500]
+    _, originals = nearest_reference(samples.images, train)
+    images = np.concatenate([train, train[originals]])  # the copies get ids 6500..6511
+    squared, ids = NearestImages.from_images(images).search(samples.images, 6500 + np.arange(12)[:, None])
+    reference_squared, reference_ids = nearest_reference(samples.images, images)
+    faiss_distance, faiss_ids = faiss_nearest(images, samples.images)
+    assert np.array_equal(ids, originals) and np.array_equal(ids, reference_ids) and np.array_equal(ids, faiss_ids)
+    assert np.array_equal(squared, reference_squared)
+    assert np.array_equal(squared_to_distance(squared), faiss_distance)

@@ -11,7 +11,7 @@ from PIL import Image
 from npgen import api
 from npgen.datasets import load_dataset
 from npgen.errors import NpgenError
-from npgen.store import encode_png, grid_pixels, image_grid
+from npgen.store import PNG_LEVEL, encode_png, encode_pngs, grid_pixels, image_grid, png_level
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -45,3 +45,20 @@ def test_encode_png_refuses_what_png_cannot_hold():
         encode_png(np.zeros((4, 4, 2), np.uint8))
     with pytest.raises(NpgenError, match="uint8"):
         encode_png(np.zeros((4, 4, 3), np.float32))
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_a_batch_of_pngs_is_each_picture_encoded_alone(name, all_data_root):
+    """`encode_pngs` (a run's per-sample PNGs) gives, byte for byte, `encode_png` of each picture; a sample is
+    small enough to be stored uncompressed (one 4 KiB block either way), a grid is compressed, and both
+    decode to exactly their pixels."""
+    images = load_dataset(name, data_root=all_data_root).images[:300]  # more than one PNG_BATCH
+    encoded = list(encode_pngs(images))
+    assert len(encoded) == len(images)
+    assert encoded == [encode_png(image) for image in images]
+    assert png_level(*images.shape[1:]) == 0 and max(map(len, encoded)) <= 4096
+    for data, image in zip(encoded[::37], images[::37]):
+        assert np.array_equal(decode(data).reshape(image.shape), image)
+    grid = grid_pixels(images[:64])
+    assert png_level(*grid.shape) == PNG_LEVEL and len(encode_png(grid)) < grid.size / 2
+    assert np.array_equal(decode(encode_png(grid)).reshape(grid.shape), grid)

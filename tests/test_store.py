@@ -4,6 +4,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from npgen import store
 from npgen.errors import NpgenError
 from npgen.metrics import sample_summary
 from npgen.sampler import Sampler
@@ -61,3 +62,13 @@ def test_damaged_runs_give_one_line_errors(tmp_path, mnist_db):
     part.write_bytes(part.read_bytes()[:100])
     with pytest.raises(NpgenError, match="provenance .* unreadable"):
         Run(tmp_path / "run").provenance()
+
+
+def test_finish_writes_the_same_files_from_kept_batches_as_from_disk(tmp_path, mnist_db, monkeypatch):
+    """`finish` reuses the batches the writer kept in memory; read back from their parts instead (nothing kept),
+    samples.npy and samples.parquet come out byte for byte the same."""
+    _write_run(tmp_path / "kept", mnist_db)
+    monkeypatch.setattr(store, "KEEP_BYTES", 0)
+    _write_run(tmp_path / "read", mnist_db)
+    for name in ("samples.npy", "samples.parquet", "grid.png", "png/sample-00004.png"):
+        assert (tmp_path / "kept" / name).read_bytes() == (tmp_path / "read" / name).read_bytes()
