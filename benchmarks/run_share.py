@@ -23,6 +23,7 @@ the mostly single-threaded rest of a run.
 from __future__ import annotations
 
 import argparse
+import json
 import functools
 import os
 import tempfile
@@ -74,26 +75,52 @@ def stage_timers():
             setattr(owner, attribute, originals[name])
 
 
-def pairs_for(name: str, n_pairs: int, data_root, scratch: Path) -> dict:
+def file_creation_ms(folder: Path, n: int = 100) -> float:
+    """Milliseconds to create (and then remove) n empty files in a new folder under `folder`: the state of the
+    disk, which decides most of a run's finish (a PNG per sample). Fast on an idle disk (a few ms); about
+    1 ms per file while this machine's shared disk throttles."""
+    probe = folder / f"probe-{time.perf_counter_ns()}"
+    probe.mkdir()
+    started = time.perf_counter()
+    for i in range(n):
+        (probe / f"{i:05d}").touch()
+    elapsed = 1000 * (time.perf_counter() - started)
+    for i in range(n):
+        (probe / f"{i:05d}").unlink()
+    probe.rmdir()
+    return elapsed
+
+
+def pairs_for(name: str, n_pairs: int, data_root, scratch: Path, overrides: dict | None = None) -> dict:
     train = load_dataset(name, data_root=data_root)
-    window, options = api.resolve_params(train)
+    window, options = api.resolve_params(train, {}, overrides)
     db = Database.open_or_build(train, default_path(train, window), window)
     sampler = Sampler(db, **options)
     sampler.sample(2, class_label=0)  # compile (or load cached) kernels
-    api.sample_run(scratch / f"{name}-warm", name, 2, 0, data_root, db.path)
+    api.sample_run(scratch / f"{name}-warm", name, 2, 0, data_root, db.path, None, overrides)
     load_before = os.getloadavg()[0]
-    sampler_seconds, run_seconds, per_run = [], [], []
+    sampler_seconds, run_seconds, per_run, files_ms = [], [], [], []
     stages = defaultdict(list)
     for pair in range(n_pairs):
         started = time.perf_counter()
         for class_label in (3, 8):
             sampler.sample(100, class_label=class_label)
         sampler_seconds.append(time.perf_counter() - started)
+        files_ms.append(file_creation_ms(scratch))
         started = time.perf_counter()
         with stage_timers() as seconds:
             for class_label in (3, 8):
                 run_started = time.perf_counter()
-                api.sample_run(scratch / f"{name}-{pair}-{class_label}", name, 100, class_label, data_root, db.path)
+                api.sample_run(
+                    scratch / f"{name}-{pair}-{class_label}",
+                    name,
+                    100,
+                    class_label,
+                    data_root,
+                    db.path,
+                    None,
+                    overrides,
+                )
                 per_run.append(time.perf_counter() - run_started)
         run_seconds.append(time.perf_counter() - started)
         for stage, values in seconds.items():
@@ -111,6 +138,7 @@ def pairs_for(name: str, n_pairs: int, data_root, scratch: Path) -> dict:
         "run_images_per_second": float(200 / np.median(run_seconds)),
         "stage_ms_per_100_sample_run": {stage: round(value, 1) for stage, value in stage_ms.items()},
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "ms_to_create_100_files": [round(v, 1) for v in files_ms],
     }
 
 
@@ -118,8 +146,8 @@ def stage_table(results: dict) -> str:
     """Markdown: per dataset, the median milliseconds of each stage of a 100-sample run."""
     names = [*STAGES, "rest"]
     rows = [
-        "| dataset | " + " | ".join(names) + " | all but the sampler | load average |",
-        "|---|" + "---|" * (len(names) + 2),
+        "| dataset | " + " | ".join(names) + " | all but the sampler | load average | ms to create 100 files |",
+        "|---|" + "---|" * (len(names) + 3),
     ]
     for name, m in results.items():
         ms = m["stage_ms_per_100_sample_run"]
@@ -128,7 +156,7 @@ def stage_table(results: dict) -> str:
         rows.append(
             f"| {name} | "
             + " | ".join(f"{ms.get(stage, 0):.1f}" for stage in names)
-            + f" | {beside:.1f} | {load[0]:.1f} – {load[1]:.1f} |"
+            + f" | {beside:.1f} | {load[0]:.1f} – {load[1]:.1f} | {np.median(m.get('ms_to_create_100_files', [np.nan])):.0f} |"
         )
     return "\n".join(rows)
 
@@ -138,15 +166,18 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=7)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--set", nargs="*", default=[], help="sampler options NAME=VALUE over the preset")
+    parser.add_argument("--out", default="run_share", help="name of the result file in benchmarks/results/")
     args = parser.parse_args()
+    overrides = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
     (HERE / "runs").mkdir(exist_ok=True)
     results = {}
     with tempfile.TemporaryDirectory(dir=HERE / "runs", prefix="share-") as scratch:
         for name in args.datasets:
-            results[name] = pairs_for(name, args.pairs, args.data_root, Path(scratch))
+            results[name] = pairs_for(name, args.pairs, args.data_root, Path(scratch), overrides)
             print(name, results[name], flush=True)
     print(stage_table(results))
-    save_result("run_share", {"results": results, "pairs": args.pairs})
+    save_result(args.out, {"results": results, "pairs": args.pairs, "overrides": overrides})
 
 
 if __name__ == "__main__":
