@@ -18,22 +18,20 @@ Medians of `--repeats`. Written to benchmarks/results/run_parts.json.
 from __future__ import annotations
 
 import argparse
-import functools
 import io
 import os
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 from record import save_result  # benchmarks/record.py
+from run_share import STAGES, stage_timers  # benchmarks/run_share.py
 
 from npgen import api, metrics, nearest, store
 from npgen.database import Database, default_path
 from npgen.datasets import load_dataset
-from npgen.sampler import Sampler
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,41 +47,15 @@ def median_ms(function, repeats: int) -> float:
 
 def stages(name: str, data_root, db_path: Path, scratch: Path, repeats: int) -> dict:
     """Median milliseconds of each stage of a 100-sample run, and after the finish until the run returns."""
-    seconds = defaultdict(list)
-    timed = {
-        "sampler": (Sampler, "sample_batch"),
-        "summary": (metrics, "sample_summary"),
-        "nearest_search": (nearest.NearestImages, "search"),
-        "write_batch": (store.RunWriter, "write_batch"),
-        "finish": (store.RunWriter, "finish"),
-    }
-    originals = {stage: getattr(owner, attribute) for stage, (owner, attribute) in timed.items()}
+    timed = {**STAGES, "nearest_search": (nearest.NearestImages, "search")}
     finished = {}
-
-    def wrap(stage, function):
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                finished[stage] = time.perf_counter()
-                seconds[stage].append(finished[stage] - started)
-
-        return wrapper
-
-    for stage, (owner, attribute) in timed.items():
-        setattr(owner, attribute, wrap(stage, originals[stage]))
-    try:
+    with stage_timers(timed, finished) as seconds:
         for k in range(repeats):
             started = time.perf_counter()
             api.sample_run(scratch / f"stages-{k}", name, 100, (3, 8)[k % 2], data_root, db_path)
             ended = time.perf_counter()
             seconds["run"].append(ended - started)
             seconds["after_finish"].append(ended - finished["finish"])
-    finally:
-        for stage, (owner, attribute) in timed.items():
-            setattr(owner, attribute, originals[stage])
     return {stage: round(1000 * float(np.median(values)), 2) for stage, values in seconds.items()}
 
 

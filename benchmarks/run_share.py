@@ -23,8 +23,8 @@ the mostly single-threaded rest of a run.
 from __future__ import annotations
 
 import argparse
-import json
 import functools
+import json
 import os
 import tempfile
 import time
@@ -50,10 +50,11 @@ STAGES = {  # stage name -> (owner, attribute) of the function timed
 
 
 @contextmanager
-def stage_timers():
-    """Yield {stage: [seconds, ...]}, filled while the stages' functions run (restored afterwards)."""
+def stage_timers(stages: dict = STAGES, finished: dict | None = None):
+    """Yield {stage: [seconds, ...]}, filled while the stages' functions run (restored afterwards); `finished`, when
+    given, gets each stage's last end time (time.perf_counter)."""
     seconds = defaultdict(list)
-    originals = {name: getattr(owner, attribute) for name, (owner, attribute) in STAGES.items()}
+    originals = {name: getattr(owner, attribute) for name, (owner, attribute) in stages.items()}
 
     def timed(name, function):
         @functools.wraps(function)
@@ -62,16 +63,19 @@ def stage_timers():
             try:
                 return function(*args, **kwargs)
             finally:
-                seconds[name].append(time.perf_counter() - started)
+                ended = time.perf_counter()
+                seconds[name].append(ended - started)
+                if finished is not None:
+                    finished[name] = ended
 
         return wrapper
 
-    for name, (owner, attribute) in STAGES.items():
+    for name, (owner, attribute) in stages.items():
         setattr(owner, attribute, timed(name, originals[name]))
     try:
         yield seconds
     finally:
-        for name, (owner, attribute) in STAGES.items():
+        for name, (owner, attribute) in stages.items():
             setattr(owner, attribute, originals[name])
 
 

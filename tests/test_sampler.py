@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from npgen.errors import NpgenError
-from npgen.sampler import Sampler, admissible_threshold, choose_admissible
+from npgen.sampler import (
+    RowBatch,
+    Sampler,
+    admissible_threshold,
+    candidate_buffers,
+    choose_admissible,
+    score_candidates,
+)
 
 
 @pytest.mark.parametrize(
@@ -100,3 +107,39 @@ def test_small_sigma_gives_finite_weights_and_a_faithful_sample(mnist_db):
 def test_unknown_class_is_refused(mnist_db):
     with pytest.raises(NpgenError, match="out of range"):
         Sampler(mnist_db).sample(1, class_label=10)
+
+
+def admissible_set(db, sampler, canvas, pool, y, x, hint):
+    """(threshold, sorted (image, position, distance) of the admissible candidates) of one pixel."""
+    rule, geometry = sampler.rule(), sampler.geometry()
+    scratch = candidate_buffers(len(pool), geometry, rule)
+    used = np.zeros(db.n_images, np.int32)
+    semantic = np.zeros((len(pool), 0))
+    n, threshold, _ = score_candidates(
+        canvas, db.sources, pool, semantic, used, 5, y, x, geometry, rule, scratch, hint
+    )
+    dist, image, pos = scratch[1][:n], scratch[2][:n], scratch[3][:n]
+    keep = dist <= threshold
+    return threshold, sorted(zip(image[keep].tolist(), pos[keep].tolist(), dist[keep].tolist()))
+
+
+def test_the_windows_scored_first_change_no_admissible_set(mnist_db):
+    """The kernel scores a neighbour's continuation first to stop other windows early; whether the hint is a
+    candidate or not (here: the canvas's own training image, at distance 0, outside the pool), the admissible
+    set must be the one computed without hints."""
+    sampler = Sampler(mnist_db, radius=1, pool_size=20)
+    members = mnist_db.class_members(4)
+    truth = int(members[0])  # the canvas is this training image; the pool leaves it out
+    batch = RowBatch.start(mnist_db, 0, np.arange(1), members[1:], sampler.pool_size, images=mnist_db.images()[[truth]])
+    for (y, pool), x in zip(batch.rows(), range(0, 28, 3)):
+        if y < 8:
+            continue
+        canvas, pool = batch.flat_canvas[0], pool[0]
+        expected = admissible_set(mnist_db, sampler, canvas, pool, y, x, (-1, -1))
+        position = y * mnist_db.width + x
+        for hint in (
+            (truth, position),
+            (int(pool[0]), position),
+            (int(pool[1]), position + 1),
+        ):  # the first: distance 0, not a candidate
+            assert admissible_set(mnist_db, sampler, canvas, pool, y, x, hint) == expected, hint
