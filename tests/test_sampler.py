@@ -115,9 +115,7 @@ def admissible_set(db, sampler, canvas, pool, y, x, hint):
     scratch = candidate_buffers(len(pool), geometry, rule)
     used = np.zeros(db.n_images, np.int32)
     semantic = np.zeros((len(pool), 0))
-    n, threshold, _ = score_candidates(
-        canvas, db.sources, pool, semantic, used, 5, y, x, geometry, rule, scratch, hint
-    )
+    n, threshold, _ = score_candidates(canvas, db.sources, pool, semantic, used, 5, y, x, geometry, rule, scratch, hint)
     dist, image, pos = scratch[1][:n], scratch[2][:n], scratch[3][:n]
     keep = dist <= threshold
     return threshold, sorted(zip(image[keep].tolist(), pos[keep].tolist(), dist[keep].tolist()))
