@@ -254,7 +254,7 @@ class RowBatch:
     canvas: np.ndarray  # uint8 (n, H + h, W + 2h, C): the pad value around the images
     keys: np.ndarray  # uint64 (n,): each sample's random key
     pools: list[CanvasPools]  # one per region
-    _canvas_codes: dict = field(default_factory=dict, repr=False)  # block row -> (B, row width) canvas representation
+    codes: np.ndarray  # (n, block rows, row width): the canvases' completed block rows, encoded (`encode_rows`)
     _semantic: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
@@ -279,20 +279,23 @@ class RowBatch:
         if images is not None:
             canvas[:, h:, h : h + width] = images
         regions = allowed if isinstance(allowed, list) else [allowed]
+        block = db.encoder.block
         pools = [
-            CanvasPools(
-                db.representations,
-                db.encoder,
-                a,
-                keys,
-                pool_size,
-                h,
-                width,
-                db.prefix_indexes(a) if approximate else None,
-            )
+            CanvasPools(db.representations, block, a, keys, pool_size, db.prefix_indexes(a) if approximate else None)
             for a in regions
         ]
-        return cls(db, canvas, keys, pools)
+        codes = np.zeros((n, *db.representations.shape[1:]), dtype=db.representations.dtype)
+        return cls(db, canvas, keys, pools, codes)
+
+    def encode_rows(self, y: int) -> None:
+        """At the start of row y: encode the block row the canvases have just completed (if any) into `codes`,
+        once for the pools of every region and the semantic filter."""
+        db, block = self.database, self.database.encoder.block
+        if y > 0 and y % block == 0:
+            h = db.half_window
+            self.codes[:, y // block - 1] = db.encoder.encode_row(
+                self.canvas[:, h + y - block : h + y, h : h + db.width]
+            )
 
     @property
     def flat_canvas(self) -> np.ndarray:
@@ -304,12 +307,14 @@ class RowBatch:
         begins; for a batch of one region."""
         (pools,) = self.pools
         for y in range(self.database.height):
-            yield y, pools.pool(self.canvas, y)
+            self.encode_rows(y)
+            yield y, pools.pool(self.codes, y)
 
     def region_rows(self):
         """(y, pools) for every row in order: pools is (B, R, K), each region's pool padded with -1 (no image)."""
         for y in range(self.database.height):
-            each = [pools.pool(self.canvas, y) for pools in self.pools]
+            self.encode_rows(y)
+            each = [pools.pool(self.codes, y) for pools in self.pools]
             stacked = np.full((len(self.canvas), len(each), max(p.shape[1] for p in each)), -1, dtype=np.int64)
             for r, pool in enumerate(each):
                 stacked[:, r, : pool.shape[1]] = pool
@@ -319,25 +324,21 @@ class RowBatch:
         """(B, R, K, block columns) float64 semantic distances for row y's `pools` (B, R, K), or (B, R, K, 0) when
         `context` is None (the filter off): [b, r, k, j] sums, over the completed block rows above y (at most
         `context` of them) and the block columns j - context .. j + context, the squared differences between
-        canvas b's representation and pool image k's. Recomputed at each block row, like the pools."""
+        canvas b's representation and pool image k's. Recomputed at each block row, like the pools (call it after
+        `rows` or `region_rows` has yielded y: they encode the canvases' completed block rows)."""
         db, block = self.database, self.database.encoder.block
         if context is None:
             return np.zeros((*pools.shape, 0))
         if y % block and self._semantic is not None:
             return self._semantic
-        columns = db.encoder.columns(db.width)
-        n_rows, h = y // block, db.half_window
-        if n_rows:
-            slab = self.canvas[:, h + y - block : h + y, h : h + db.width]
-            self._canvas_codes[n_rows - 1] = db.encoder.encode_row(slab)
+        columns, n_rows = db.encoder.columns(db.width), y // block
         first = max(0, n_rows - context)
         if first == n_rows:
             self._semantic = np.zeros((*pools.shape, columns))
             return self._semantic
         theirs = np.asarray(db.representations[np.maximum(pools, 0).reshape(-1), first:n_rows], dtype=np.int64)
         theirs = theirs.reshape(*pools.shape, n_rows - first, columns, -1)
-        mine = np.stack([self._canvas_codes[r] for r in range(first, n_rows)], axis=1).astype(np.int64)
-        mine = mine.reshape(len(pools), 1, 1, n_rows - first, columns, -1)
+        mine = self.codes[:, first:n_rows].astype(np.int64).reshape(len(pools), 1, 1, n_rows - first, columns, -1)
         per_block = ((theirs - mine) ** 2).sum(axis=(3, 5))
         running = np.concatenate([np.zeros((*pools.shape, 1), np.int64), np.cumsum(per_block, axis=3)], axis=3)
         upper = np.minimum(np.arange(columns) + context + 1, columns)

@@ -231,56 +231,45 @@ class PrefixIndexes:
 class CanvasPools:
     """Each canvas's pool of candidate images, refreshed as its rows are filled in raster order.
 
-    `encoder` encodes a completed block row of canvases like `representations` encodes the training
-    images (`BlockSums` or `PatchCodes`). `pool(canvas, y)` is called once per row y = 0, 1, ...;
-    canvas is (B, H + h, W + 2h, C), padded by
-    h = half_window above and on both sides. With pool_size 0 (or >= the allowed images) every
+    `pool(codes, y)` is called once per row y = 0, 1, ...; codes (B, block rows, row width) holds the
+    canvases' completed block rows encoded like `representations` encodes the training images (`BlockSums`
+    or `PatchCodes`; `RowBatch` encodes each once). With pool_size 0 (or >= the allowed images) every
     allowed image is in every pool.
     """
 
     def __init__(
         self,
         representations: np.ndarray,
-        encoder,
+        block: int,
         allowed: np.ndarray,
         keys: np.ndarray,
         pool_size: int,
-        half_window: int,
-        width: int,
         approximate: PrefixIndexes | None = None,
     ) -> None:
-        self.representations, self.encoder, self.allowed, self.keys = representations, encoder, allowed, keys
-        self.pool_size, self.block, self.half_window, self.width = pool_size, encoder.block, half_window, width
+        self.representations, self.allowed, self.keys = representations, allowed, keys
+        self.pool_size, self.block = pool_size, block
         self.enabled = 0 < pool_size < len(allowed)
         self.approximate = approximate if self.enabled else None
         if self.approximate is not None:
-            self.prefix = np.zeros((len(keys), *representations.shape[1:]), dtype=representations.dtype)
             self.distances = None
             self.current = tie_pool(keys, allowed, pool_size)  # y = 0: the tie-break alone, as the exact scan
             return
         self.distances = np.zeros((len(keys), len(allowed)), dtype=np.int64) if self.enabled else None
         self.current = np.ascontiguousarray(np.broadcast_to(allowed, (len(keys), len(allowed))))
 
-    def pool(self, canvas: np.ndarray, y: int) -> np.ndarray:
-        """(B, K) candidate images for row y, given rows 0..y-1 of the canvases."""
+    def pool(self, codes: np.ndarray, y: int) -> np.ndarray:
+        """(B, K) candidate images for row y, given the canvases' block rows completed before y in `codes`."""
         if self.approximate is not None:
             if y > 0 and y % self.block == 0:
-                h, block, rows = self.half_window, self.block, y // self.block
-                slab = canvas[:, h + y - block : h + y, h : h + self.width]
-                self.prefix[:, rows - 1] = self.encoder.encode_row(slab)
+                rows = y // self.block
                 count = min(PREFIX_INDEX_SHORTLIST * self.pool_size, len(self.allowed))
-                candidates = self.approximate.candidates(self.prefix, rows, count)
-                self.current = rerank_pool(
-                    self.prefix, self.representations, rows, candidates, self.keys, self.pool_size
-                )
+                candidates = self.approximate.candidates(codes, rows, count)
+                self.current = rerank_pool(codes, self.representations, rows, candidates, self.keys, self.pool_size)
             return self.current
         if self.enabled and y % self.block == 0:
             if y > 0:
-                h, block = self.half_window, self.block
-                slab = canvas[:, h + y - block : h + y, h : h + self.width]
-                add_block_row(
-                    self.encoder.encode_row(slab), self.representations, y // block - 1, self.allowed, self.distances
-                )
+                row = np.ascontiguousarray(codes[:, y // self.block - 1])
+                add_block_row(row, self.representations, y // self.block - 1, self.allowed, self.distances)
             self.current = nearest_pool(self.distances, self.keys, self.allowed, self.pool_size)
         return self.current
 
