@@ -28,6 +28,13 @@ from npgen.errors import NpgenError
 from npgen.rng import TIE_BREAK_STREAM, mix
 
 _TIE_BITS = 20
+_TIE_MASK = np.uint64((1 << _TIE_BITS) - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def tie_rank(distance, tie_key, image) -> np.int64:
+    """An image's rank in a sample's pool: its integer distance, exact ties broken by a per-sample priority."""
+    return (np.int64(distance) << _TIE_BITS) | np.int64(mix(tie_key, image) & _TIE_MASK)
 
 
 def block_sums(images: np.ndarray, block: int) -> np.ndarray:
@@ -82,13 +89,11 @@ def nearest_pool(distances: np.ndarray, sample_keys: np.ndarray, allowed: np.nda
     """(B, K) training-image indices nearest to each canvas, nearest first; exact ties broken per sample."""
     n_samples, n_allowed = distances.shape
     pool = np.empty((n_samples, pool_size), dtype=np.int64)
-    tie_mask = np.uint64((1 << _TIE_BITS) - 1)
     for b in numba.prange(n_samples):
         tie_key = sample_keys[b] ^ TIE_BREAK_STREAM
         ranks = np.empty(n_allowed, dtype=np.int64)
         for m in range(n_allowed):
-            tie = np.int64(mix(tie_key, allowed[m]) & tie_mask)
-            ranks[m] = (distances[b, m] << _TIE_BITS) | tie
+            ranks[m] = tie_rank(distances[b, m], tie_key, allowed[m])
         kth = np.partition(ranks.copy(), pool_size - 1)[pool_size - 1]
         chosen = np.empty(pool_size, dtype=np.int64)
         n_chosen = 0
@@ -123,7 +128,6 @@ def rerank_pool(
     n_samples, n_candidates = candidates.shape
     width = representations.shape[2]
     pool = np.empty((n_samples, pool_size), dtype=np.int64)
-    tie_mask = np.uint64((1 << _TIE_BITS) - 1)
     for b in numba.prange(n_samples):
         tie_key = sample_keys[b] ^ TIE_BREAK_STREAM
         ranks = np.empty(n_candidates, dtype=np.int64)
@@ -137,7 +141,7 @@ def rerank_pool(
                 for j in range(width):
                     diff = np.int64(canvas_prefix[b, r, j]) - np.int64(representations[image, r, j])
                     total += diff * diff
-            ranks[m] = (total << _TIE_BITS) | np.int64(mix(tie_key, image) & tie_mask)
+            ranks[m] = tie_rank(total, tie_key, image)
         order = np.argsort(ranks, kind="mergesort")
         for k in range(pool_size):
             pool[b, k] = candidates[b, order[k]]
@@ -154,14 +158,13 @@ def tie_pool(sample_keys: np.ndarray, allowed: np.ndarray, pool_size: int) -> np
     before it changed the pools it returned), which no sampler may do."""
     n_allowed = len(allowed)
     pool = np.empty((len(sample_keys), pool_size), dtype=np.int64)
-    tie_mask = np.uint64((1 << _TIE_BITS) - 1)
     for b in range(len(sample_keys)):
         tie_key = sample_keys[b] ^ TIE_BREAK_STREAM
         best_rank = np.empty(pool_size, dtype=np.int64)
         best_at = np.empty(pool_size, dtype=np.int64)
         worst = 0
         for m in range(n_allowed):
-            rank = np.int64(mix(tie_key, allowed[m]) & tie_mask)
+            rank = tie_rank(0, tie_key, allowed[m])
             if m < pool_size:
                 best_rank[m], best_at[m] = rank, m
                 if m == pool_size - 1:
