@@ -195,6 +195,18 @@ def candidate_buffers(pool_size, geometry, rule):
     )
 
 
+@numba.njit(cache=True, nogil=True)
+def continuation(src_image, src_y, src_x, y, x) -> tuple[int, int]:
+    """(image, flat source position) of the window that continues the left neighbour's source, else the one
+    above's; (-1, -1) when neither was generated. `score_candidates` scores it first."""
+    width = src_image.shape[1]
+    if x > 0 and src_image[y, x - 1] >= 0 and src_x[y, x - 1] + 1 < width:
+        return np.int64(src_image[y, x - 1]), np.int64(src_y[y, x - 1] * width + src_x[y, x - 1] + 1)
+    if y > 0 and src_image[y - 1, x] >= 0:
+        return np.int64(src_image[y - 1, x]), np.int64((src_y[y - 1, x] + 1) * width + src_x[y - 1, x])
+    return np.int64(-1), np.int64(-1)
+
+
 @numba.njit(parallel=True, cache=True)
 def sample_row(canvas, sources, pools, semantic, region, known, used, budget, y, geometry, rule, keys, record):
     """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
@@ -217,14 +229,7 @@ def sample_row(canvas, sources, pools, semantic, region, known, used, budget, y,
             if known[b, y * width + x]:
                 continue
             r = region[y * width + x]
-            hint = (-1, -1)  # the continuation of the left neighbour's source, else of the one above
-            if x > 0 and src_image[b, y, x - 1] >= 0 and src_x[b, y, x - 1] + 1 < width:
-                hint = (np.int64(src_image[b, y, x - 1]), np.int64(src_y[b, y, x - 1] * width + src_x[b, y, x - 1] + 1))
-            elif y > 0 and src_image[b, y - 1, x] >= 0:
-                hint = (
-                    np.int64(src_image[b, y - 1, x]),
-                    np.int64((src_y[b, y - 1, x] + 1) * width + src_x[b, y - 1, x]),
-                )
+            hint = continuation(src_image[b], src_y[b], src_x[b], y, x)
             n, threshold, centre = score_candidates(
                 canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, rule, scratch, hint
             )
