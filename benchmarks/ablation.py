@@ -86,7 +86,6 @@ SETTINGS = {  # name: the parameters under study (absolute, so a row means the s
             "blocks",
             {"pool_size": 50, "abs_tol": 30.0},
         ),
-        "cifar: h3 b4 k1 budget 30%, pool 50": (3, 4, 1, 0.3, "blocks", {"pool_size": 50}),
         **{
             f"cifar: h3 b4 k1 budget {share:.0%}, pool 50, radius {radius}": (
                 3,

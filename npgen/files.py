@@ -83,7 +83,7 @@ def write_in_place(path: Path, data: bytes) -> None:
     than the file."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, _FILE_MODE)
-    except OSError as err:
+    except OSError:
         if Path(path).is_symlink():
             refuse_link(path)
         raise

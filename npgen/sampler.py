@@ -41,7 +41,7 @@ from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
 from npgen.rng import CLASS_STREAM, sample_keys, uniform
 from npgen.samples import Samples
 from npgen.semantics import CanvasPools
-from npgen.windows import flat_offsets, gather_context, window_distance, window_weights
+from npgen.windows import block_distances, flat_offsets, gather_context, window_distance, window_weights
 
 
 @numba.njit(cache=True, nogil=True)
@@ -137,10 +137,11 @@ def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geomet
     `hint` (image, flat source position), usually the continuation of the neighbouring pixel's source, is
     scored first when it is a candidate: with k_min 1 its distance d bounds the admissible threshold by
     (1+eps)*d + abs_tol from the start, so the other windows can stop early sooner. It changes no result.
+    An image's windows are scored together (`block_distances`) against the bound as it stood before them.
     """
     height, width, half_window, channels = geometry
     offsets, weights, radius, eps, abs_tol, _, semantic_eps, semantic_block = rule
-    context, cand_dist, cand_image, cand_pos, smallest = scratch
+    context, cand_dist, cand_image, cand_pos, smallest, distances = scratch
     padded_width = width + 2 * half_window
     centre = ((y + half_window) * padded_width + x + half_window) * channels
     gather_context(canvas, centre, offsets, channels, context)
@@ -148,6 +149,10 @@ def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geomet
     limit = semantic_limit(semantic, column, pool, used, budget, semantic_eps)
     smallest[:] = np.inf
     bound = np.inf
+    first_y, first_x = max(0, y - radius), max(0, x - radius)
+    rows, columns = min(height, y + radius + 1) - first_y, min(width, x + radius + 1) - first_x
+    block = (rows, columns, padded_width * channels)
+    corner = ((first_y + half_window) * padded_width + first_x + half_window) * channels
     if smallest.shape[0] == 1 and is_candidate(
         hint, pool, semantic, column, limit, used, budget, y, x, geometry, radius
     ):
@@ -161,15 +166,18 @@ def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geomet
             continue
         if column >= 0 and semantic[k, column] > limit:
             continue
-        for sy in range(max(0, y - radius), min(height, y + radius + 1)):
-            for sx in range(max(0, x - radius), min(width, x + radius + 1)):
-                at = ((sy + half_window) * padded_width + sx + half_window) * channels
-                d = window_distance(context, sources[image], at, offsets, weights, channels, bound)
+        if rows * columns == 1:  # radius 0: a call per window would cost more than the window
+            distances[0] = window_distance(context, sources[image], corner, offsets, weights, channels, bound)
+        else:
+            block_distances(context, sources[image], corner, block, offsets, weights, channels, bound, distances)
+        for r in range(rows):
+            for j in range(columns):
+                d = distances[r * columns + j]
                 cand_dist[n] = d
                 if d < smallest[-1]:
                     bound = min(bound, _insert_sorted(smallest, d, eps, abs_tol))
                 cand_image[n] = image
-                cand_pos[n] = sy * width + sx
+                cand_pos[n] = (first_y + r) * width + first_x + j
                 n += 1
     if n == 0:
         return 0, -np.inf, centre
@@ -178,20 +186,23 @@ def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geomet
 
 @numba.njit(cache=True, nogil=True)
 def candidate_buffers(pool_size, geometry, rule):
-    """One canvas's scratch arrays for score_candidates: context, candidate distances, images, positions, k_min smallest.
+    """One canvas's scratch arrays for score_candidates: context, candidate distances, images, positions, k_min
+    smallest, and one image's distances (`block_distances`).
 
     Distances stay float64 until recorded: an abandoned window's partial distance exceeds the search
     bound, and rounding it to float32 could make it equal the bound and wrongly admissible.
     """
     height, width, _, channels = geometry
     offsets, radius, k_min = rule[0], rule[2], rule[5]
-    max_candidates = pool_size * min(2 * radius + 1, height) * min(2 * radius + 1, width)
+    per_image = min(2 * radius + 1, height) * min(2 * radius + 1, width)
+    max_candidates = pool_size * per_image
     return (
         np.empty(offsets.shape[0] * channels, dtype=np.float32),
         np.empty(max_candidates, dtype=np.float64),
         np.empty(max_candidates, dtype=np.int64),
         np.empty(max_candidates, dtype=np.int64),
         np.empty(k_min, dtype=np.float64),
+        np.empty(per_image, dtype=np.float64),
     )
 
 

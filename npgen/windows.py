@@ -87,3 +87,33 @@ def window_distance(
         if total > limit:
             return total
     return total
+
+
+@numba.njit(cache=True, nogil=True)
+def block_distances(context, image, corner, block, offsets, weights, channels, limit, out) -> None:
+    """`window_distance` from `context` to every window of a rows x columns block of source positions, into
+    out[r * columns + j] (the window r rows below and j columns right of the top-left one).
+
+    `block` is (rows, columns, row_stride): `corner` is the flat index of the top-left window's centre, the
+    windows of a row are `channels` apart and the rows `row_stride` apart. Each window's terms are summed in
+    window_distance's order, so a complete distance is the same float. The terms are taken for the whole
+    block at once, which is faster than one window at a time, until every window's partial sum exceeds `limit`;
+    a window over it may be left with a partial sum, which is then > limit.
+    """
+    rows, columns, row_stride = block
+    for q in range(rows * columns):
+        out[q] = 0.0
+    for l in range(offsets.shape[0]):
+        below_limit = 0
+        for r in range(rows):
+            base = corner + r * row_stride + offsets[l]
+            for j in range(columns):
+                ssd = 0.0
+                for c in range(channels):
+                    diff = context[l * channels + c] - np.float32(image[base + j * channels + c])
+                    ssd += diff * diff
+                q = r * columns + j
+                out[q] += weights[l] * ssd
+                below_limit += out[q] <= limit
+        if below_limit == 0:
+            return

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+from npgen.datasets import load_dataset
 from npgen.errors import NpgenError
 from npgen.windows import (
+    block_distances,
     causal_offsets,
     default_sigma,
     flat_offsets,
@@ -65,3 +67,65 @@ def test_window_distance_by_hand():
     assert window_distance(context, s, centre, offsets, weights, channels) == pytest.approx(0.8 + 3.6)
     partial = window_distance(context, s, centre, offsets, weights, channels, 0.5)
     assert partial > 0.5 and partial == pytest.approx(0.8)
+
+
+def test_block_distances_are_window_distances_until_every_window_is_over_the_limit(all_data_root):
+    """The sampler scores an image's windows as a block: every window at or under the limit must get the very
+    float window_distance gives it (real CIFAR-10 contexts and windows, radius 1 and 2, at a border too), and a
+    window left with a partial sum must be over the limit."""
+    images = load_dataset("cifar10", data_root=all_data_root).images[:40]
+    half_window, channels, (height, width) = 3, 3, images.shape[1:3]
+    padded = pad_images(images, half_window, 0).reshape(len(images), -1)
+    padded_width = width + 2 * half_window
+    weights = window_weights(half_window)
+    heaviest_first = np.argsort(-weights, kind="stable")
+    offsets, weights = flat_offsets(half_window, padded_width, channels)[heaviest_first], weights[heaviest_first]
+    context = np.empty(len(offsets) * channels, np.float32)
+    rng = np.random.default_rng(0)
+    partial = complete = 0
+    for y, x, radius in [(10, 12, 1), (20, 5, 2), (0, 0, 1), (31, 31, 1), (16, 16, 0)]:
+        first_y, first_x = max(0, y - radius), max(0, x - radius)
+        rows, columns = min(height, y + radius + 1) - first_y, min(width, x + radius + 1) - first_x
+        corner = ((first_y + half_window) * padded_width + first_x + half_window) * channels
+        gather_context(
+            padded[0], ((y + half_window) * padded_width + x + half_window) * channels, offsets, channels, context
+        )
+        for source in padded[1:]:
+            exact = [
+                window_distance(context, source, corner + (r * padded_width + j) * channels, offsets, weights, channels)
+                for r in range(rows)
+                for j in range(columns)
+            ]
+            out = np.empty(rows * columns)
+            block_distances(
+                context,
+                source,
+                corner,
+                (rows, columns, padded_width * channels),
+                offsets,
+                weights,
+                channels,
+                np.inf,
+                out,
+            )
+            assert out.tolist() == exact
+            limit = min(exact) * rng.uniform(0.5, 1.5)  # under every window (partial sums) or over some
+            block_distances(
+                context,
+                source,
+                corner,
+                (rows, columns, padded_width * channels),
+                offsets,
+                weights,
+                channels,
+                limit,
+                out,
+            )
+            for value, true in zip(out, exact):
+                if true <= limit:
+                    assert value == true
+                    complete += 1
+                else:
+                    assert limit < value <= true
+                    partial += value < true
+    assert partial > 0 and complete > 0  # both cases were met
