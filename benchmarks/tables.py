@@ -146,6 +146,31 @@ def run_share_table() -> str:
     return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['pairs']} pairs; {r['machine']}; {r['date']}."
 
 
+def budget_cost_table() -> str:
+    """The budget's cost in alternating pairs (budget_cost.py) beside the window terms it adds (budget_work.py)."""
+    r = load("budget_cost")
+    if r is None:
+        return ""
+    rows = [
+        "| dataset | images/s with the budget | without | with / without, median of pairs (quartiles) | "
+        "window terms per pixel, with / without (`budget_work.py`) | load average |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in r["results"].items():
+        work = load(f"budget_work-{name}")
+        terms = "–"
+        if work is not None:
+            w = work["results"]
+            terms = f"{w['with budget']['terms_per_pixel']:.0f} / {w['without budget']['terms_per_pixel']:.0f} = {work['ratio']:.2f}×"
+        low, high = m["quartiles"]
+        rows.append(
+            f"| {name} | {m['with_budget_images_per_second']:.0f} | {m['without_images_per_second']:.0f} | "
+            f"{m['median_ratio']:.2f}× ({low:.2f}–{high:.2f}) | {terms} | "
+            f"{m['load_average'][0]:.1f} – {m['load_average'][1]:.1f} |"
+        )
+    return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['pairs']} pairs; {r['machine']}; {r['date']}."
+
+
 def nearest_speed_table() -> str:
     r = load("nearest_speed")
     if r is None:
@@ -406,6 +431,7 @@ if __name__ == "__main__":
         ("Reference", reference_table()),
         ("Speed", speed_table()),
         ("Whole run against the sampler", run_share_table()),
+        ("What the budget costs", budget_cost_table()),
         ("Nearest-image search", nearest_speed_table()),
         ("Retrieval", retrieval_table()),
         ("Part-whole study", partwhole_table()),
