@@ -96,31 +96,12 @@ def test_block_distances_are_window_distances_until_every_window_is_over_the_lim
                 for r in range(rows)
                 for j in range(columns)
             ]
+            block = (rows, columns, padded_width * channels)
             out = np.empty(rows * columns)
-            block_distances(
-                context,
-                source,
-                corner,
-                (rows, columns, padded_width * channels),
-                offsets,
-                weights,
-                channels,
-                np.inf,
-                out,
-            )
+            block_distances(context, source, corner, block, offsets, weights, channels, np.inf, out)
             assert out.tolist() == exact
             limit = min(exact) * rng.uniform(0.5, 1.5)  # under every window (partial sums) or over some
-            block_distances(
-                context,
-                source,
-                corner,
-                (rows, columns, padded_width * channels),
-                offsets,
-                weights,
-                channels,
-                limit,
-                out,
-            )
+            block_distances(context, source, corner, block, offsets, weights, channels, limit, out)
             for value, true in zip(out, exact):
                 if true <= limit:
                     assert value == true
