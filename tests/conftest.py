@@ -6,16 +6,41 @@ then they fail, so that CI cannot pass by skipping them.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
-import numpy as np
-import pytest
-
-from npgen.database import Database, WindowParams
-from npgen.datasets import DATA_ENV, load_dataset
-
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _numba_cache_keyed_by_sources() -> None:
+    """Point numba's on-disk cache (unless $NUMBA_CACHE_DIR is set) at a folder named by a hash of all of npgen's
+    sources, before numba is imported. numba checks only the file of each cached function, so an edit to
+    windows.py would leave the sampler's cached kernels, which inline it, running the old code: a broken rule
+    could pass the tests. Older folders are removed."""
+    if "NUMBA_CACHE_DIR" in os.environ:
+        return
+    sources = hashlib.sha256()
+    for path in sorted((REPO / "npgen").rglob("*.py")):
+        sources.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    root = REPO / ".pytest_cache" / "numba"
+    current = root / sources.hexdigest()[:16]
+    if root.is_dir():
+        for old in root.iterdir():
+            if old != current:
+                shutil.rmtree(old, ignore_errors=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(current)
+
+
+_numba_cache_keyed_by_sources()
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from npgen.database import Database, WindowParams  # noqa: E402
+from npgen.datasets import DATA_ENV, load_dataset  # noqa: E402
+
 SHARED = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "datasets")
 REQUIRE_ENV = "NPGEN_REQUIRE_DATA"
 
