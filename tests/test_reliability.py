@@ -47,17 +47,7 @@ def one_error_line(result, *needles):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, data_root):
-    """A cache and data root for the whole module (the function-scoped `cache` fixture cannot serve module fixtures)."""
-    cache = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NPGEN_CACHE", str(cache))
-        patch.setenv(DATA_ENV, str(data_root))
-        yield cache
-
-
-@pytest.fixture(scope="module")
-def mnist_run(env, tmp_path_factory):
+def mnist_run(module_cache, tmp_path_factory):
     """A real completed MNIST run of ten "3"s (copy it before tampering)."""
     out = tmp_path_factory.mktemp("runs") / "run"
     result = run_cli("sample", "--dataset", "mnist", "--class", "3", "-n", N, "--out", out)
@@ -134,7 +124,7 @@ def test_report_and_trace_do_not_follow_links_out_of_the_run(run, tmp_path):
 # ---- 2. build --force deletes only npgen databases ----
 
 
-def test_build_force_refuses_a_folder_that_is_not_a_database(folder, tmp_path, env):
+def test_build_force_refuses_a_folder_that_is_not_a_database(folder, tmp_path, module_cache):
     mine = tmp_path / "photos"
     mine.mkdir()
     (mine / "holiday.jpg").write_bytes(b"jpeg")
@@ -238,7 +228,7 @@ def test_samples_of_the_wrong_shape_and_manifest_without_params_are_refused(run)
 # ---- 5. a run folder appears only once loading succeeded, and a half-made one can be resumed ----
 
 
-def test_failed_start_leaves_no_folder_and_empty_folder_resumes(folder, tmp_path, env, run):
+def test_failed_start_leaves_no_folder_and_empty_folder_resumes(folder, tmp_path, module_cache, run):
     out = tmp_path / "new"
     # fails inside the sampler, after loading: the old code left a "running" folder that could not be restarted
     result = run_cli(
@@ -360,7 +350,7 @@ def test_changed_dataset_hint_and_object_arrays(tmp_path, data_root, run):
     assert "allow_pickle" not in one_error_line(run_cli("verify", run), "samples.npy")
 
 
-def test_database_hints_name_real_commands(folder, tmp_path, env):
+def test_database_hints_name_real_commands(folder, tmp_path, module_cache):
     db = tmp_path / "db"
     db.mkdir()
     (db / "manifest.json").write_text("{broken")
@@ -387,7 +377,7 @@ def test_resume_of_a_complete_run_changes_nothing(run):
 # ---- 10. class names reach the terminal without their control characters ----
 
 
-def test_trace_escapes_control_characters_in_class_names(folder, tmp_path, env):
+def test_trace_escapes_control_characters_in_class_names(folder, tmp_path, module_cache):
     out = tmp_path / "run"
     result = run_cli(
         "sample",
