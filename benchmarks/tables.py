@@ -147,7 +147,7 @@ def run_share_table() -> str:
 
 
 def budget_cost_table() -> str:
-    """The budget's cost in alternating pairs (budget_cost.py) beside the window terms it adds (budget_work.py)."""
+    """The budget's cost in alternating rounds (budget_cost.py) beside the window terms it adds (budget_work.py)."""
     r = load("budget_cost")
     if r is None:
         return ""
@@ -162,13 +162,43 @@ def budget_cost_table() -> str:
         if work is not None:
             w = work["results"]
             terms = f"{w['with budget']['terms_per_pixel']:.0f} / {w['without budget']['terms_per_pixel']:.0f} = {work['ratio']:.2f}×"
-        low, high = m["quartiles"]
+        b = m["budgets"][0]
+        low, high = b["quartiles"]
         rows.append(
-            f"| {name} | {m['with_budget_images_per_second']:.0f} | {m['without_images_per_second']:.0f} | "
-            f"{m['median_ratio']:.2f}× ({low:.2f}–{high:.2f}) | {terms} | "
+            f"| {name} | {b['with_budget_images_per_second']:.0f} | {m['without_images_per_second']:.0f} | "
+            f"{b['median_ratio']:.2f}× ({low:.2f}–{high:.2f}) | {terms} | "
             f"{m['load_average'][0]:.1f} – {m['load_average'][1]:.1f} |"
         )
     return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['pairs']} pairs; {r['machine']}; {r['date']}."
+
+
+def budget_share_table(dataset: str = "cifar10") -> str:
+    """What each budget costs (budget_cost.py --shares) beside what it gives (seeds.py at that budget)."""
+    r, seeds = load("budget_cost-shares"), load(f"seeds-{dataset}")
+    if r is None or dataset not in r["results"]:
+        return ""
+    m = r["results"][dataset]
+    rows = [
+        "| budget (max_source_share) | images/s | with / without the budget, median (quartiles) | "
+        "requested class, mean of seeds | FID, mean | near-copies per seed | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for b in m["budgets"]:
+        share = b["max_source_share"]
+        name = "preset" if share == m["preset_share"] else f"preset, max_source_share={share}"
+        scores = list(((seeds or {}).get("rows", {}).get(name) or {}).get("scores", {}).values())
+        quality = "| – | – | – | – |"
+        if scores:
+            mean = {key: sum(s[key] for s in scores) / len(scores) for key in ("class_accuracy", "fid")}
+            copies = ", ".join(pct(s["near_copy_rate"]) for s in scores)
+            quality = f"| {pct(mean['class_accuracy'])} | {mean['fid']:.2f} | {copies} | {len(scores)} |"
+        low, high = b["quartiles"]
+        rows.append(
+            f"| {share:g}{' (preset)' if share == m['preset_share'] else ''} | {b['with_budget_images_per_second']:.0f} | "
+            f"{b['median_ratio']:.2f}× ({low:.2f}–{high:.2f}) {quality}"
+        )
+    rows.append(f"| none | {m['without_images_per_second']:.0f} | 1 | | | | |")
+    return "\n".join(rows) + f"\n\nCommand: `{r['command']}`; {r['pairs']} rounds; {r['machine']}; {r['date']}."
 
 
 def nearest_speed_table() -> str:
@@ -432,6 +462,7 @@ if __name__ == "__main__":
         ("Speed", speed_table()),
         ("Whole run against the sampler", run_share_table()),
         ("What the budget costs", budget_cost_table()),
+        ("What each budget costs and gives, CIFAR-10", budget_share_table()),
         ("Nearest-image search", nearest_speed_table()),
         ("Retrieval", retrieval_table()),
         ("Part-whole study", partwhole_table()),
