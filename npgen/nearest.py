@@ -188,6 +188,13 @@ def _limit(area: np.int64, best: np.int64, n_values: int) -> np.float32:
     return np.float32(np.float64(area) * np.float64(best) * (1.0 + gamma) * (1.0 + 2 * u))
 
 
+@numba.njit(nogil=True, cache=True)
+def _set_limits(limits: np.ndarray, b: int, areas: np.ndarray, layout: np.ndarray, best: np.int64) -> None:
+    """limits[level, b] = `_limit` of every level for query b at distance `best`."""
+    for level in range(len(areas)):
+        limits[level, b] = _limit(areas[level], best, layout[level + 1] - layout[level])
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _hint_bounds(queries, images, geometry, image_stride, hints, best, best_id) -> None:
     """best[b], best_id[b]: the nearest of query b's hints (image 0 when it has none), lowest id on ties."""
@@ -260,8 +267,7 @@ def nearest_kernel(
         basis = shared.copy()  # the distance the limits stand for: the least known, <= best
         limits = np.empty((n_levels, n_queries), np.float32)  # a level's bound above its limit rules the image out
         for b in range(n_queries):
-            for level in range(n_levels):
-                limits[level, b] = _limit(areas[level], basis[b], layout[level + 1] - layout[level])
+            _set_limits(limits, b, areas, layout, basis[b])
         bound = np.empty(n_queries, np.float32)
         for m in range(c * _IMAGE_CHUNK, min(n_images, (c + 1) * _IMAGE_CHUNK)):
             if (m - c * _IMAGE_CHUNK) % _SHARE_EVERY == 0:
@@ -269,8 +275,7 @@ def nearest_kernel(
                     known = shared[b]
                     if known < basis[b]:
                         basis[b] = known
-                        for level in range(n_levels):
-                            limits[level, b] = _limit(areas[level], known, layout[level + 1] - layout[level])
+                        _set_limits(limits, b, areas, layout, known)
             row = levels[m * layout[1] : (m + 1) * layout[1]]  # level 0 first, contiguous for all images
             bound[:] = 0.0
             for j in range(layout[1]):  # level 0 for every query at once, in float32 (8 lanes): see _limit
@@ -298,8 +303,7 @@ def nearest_kernel(
                     best[b], best_id[b] = total, m
                     if total < basis[b]:
                         basis[b] = total
-                        for level in range(n_levels):
-                            limits[level, b] = _limit(areas[level], total, layout[level + 1] - layout[level])
+                        _set_limits(limits, b, areas, layout, total)
                     shared[b] = min(shared[b], total)
         chunk_best[c] = best
         chunk_id[c] = best_id

@@ -445,19 +445,21 @@ class RunWriter:
         except (OSError, ValueError, pa.ArrowException):
             raise self._damaged(part) from None
 
+    def _batch(self, index: int) -> tuple[np.ndarray, pa.Table]:
+        """A batch's images and summary rows: kept in memory if this writer wrote them, else read back."""
+        if index in self._kept:
+            return self._kept[index]
+        return (
+            self._read_part("chunks", index, "npy", np.load),
+            self._read_part("summary", index, "parquet", pq.read_table),
+        )
+
     def finish(self, n_batches: int, timings: dict, sources: pa.Table | None = None) -> pa.Table:
         """Join the batches into samples.npy and samples.parquet, draw the pictures, write `sources` (the
         training images' files, see `sources_table`) when given, mark the run complete."""
-        kept = self._kept  # the batches this writer wrote itself need not be read back
-        images = np.concatenate(
-            [kept[i][0] if i in kept else self._read_part("chunks", i, "npy", np.load) for i in range(n_batches)]
-        )
-        summary = pa.concat_tables(
-            [
-                kept[i][1] if i in kept else self._read_part("summary", i, "parquet", pq.read_table)
-                for i in range(n_batches)
-            ]
-        )
+        batches = [self._batch(i) for i in range(n_batches)]
+        images = np.concatenate([batch_images for batch_images, _ in batches])
+        summary = pa.concat_tables([batch_summary for _, batch_summary in batches])
         write_array(self.path / "samples.npy", images)
         atomic_write(self.path / "samples.parquet", lambda tmp: pq.write_table(summary, tmp))
         if sources is not None:
