@@ -211,3 +211,22 @@ def test_chunks_sharing_their_bounds_still_give_ties_to_the_lowest_id(cifar_db, 
     assert np.array_equal(ids, originals) and np.array_equal(ids, reference_ids) and np.array_equal(ids, faiss_ids)
     assert np.array_equal(squared, reference_squared)
     assert np.array_equal(squared_to_distance(squared), faiss_distance)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_a_tie_is_kept_where_the_bound_equals_the_distance(name, all_data_root):
+    """Real images made constant over the finest blocks (each 2 x 2 block set to its mean), so that the finest
+    bound equals the exact distance: each query's nearest image, with a copy at the end named as the hint, ties
+    with it exactly at the pruning limit, and must still be found (the lowest id), as numpy and FAISS find it."""
+    images = load_dataset(name, data_root=all_data_root).images[:1200]
+    finest = blocks_for(*images.shape[1:])[-1]
+    n, height, width, channels = images.shape
+    means = images.reshape(n, height // finest, finest, width // finest, finest, channels).mean(axis=(2, 4))
+    blocky = np.repeat(np.repeat(means.round().astype(np.uint8), finest, axis=1), finest, axis=2)
+    train, queries = blocky[:1000], blocky[1000:1012]
+    _, originals = nearest_reference(queries, train)
+    images = np.concatenate([train, train[originals]])  # the copies get ids 1000..1011
+    squared, ids = NearestImages.from_images(images).search(queries, 1000 + np.arange(12)[:, None])
+    reference_squared, reference_ids = nearest_reference(queries, images)
+    assert np.array_equal(ids, originals) and np.array_equal(ids, reference_ids)
+    assert np.array_equal(ids, faiss_nearest(images, queries)[1]) and np.array_equal(squared, reference_squared)
