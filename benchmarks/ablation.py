@@ -8,7 +8,7 @@ Every setting gives the studied parameters (window h, retrieval block, k_min, so
 absolute values; the rest are the dataset's preset (datasets/<name>.json). It samples
 `--per-class` class-conditional images of each class with real `npgen.api.sample_run` runs (kept
 under benchmarks/runs/ablation-<dataset>/ and reused when complete), checks each run with
-`npgen verify`, and scores the images with `npgen.evaluation` in the features of the project's
+`npgen verify`, and scores the images with `npgen.evaluation.scores` in the features of the project's
 classifier (`benchmarks/classifier.py`): FID, precision/recall, requested-class accuracy, near-copies
 and the largest share of a sample taken from one training image. Results go to
 benchmarks/results/ablation-<dataset>-<samples per setting>.json.
@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from record import save_result  # benchmarks/record.py
 
 from npgen import api
-from npgen.datasets import load_dataset
+from npgen.data.datasets import load_dataset
 from npgen.errors import NpgenError
-from npgen.evaluation import Reference, evaluate_images
-from npgen.features import classifier_path, load_classifier
-from npgen.store import Run
-from record import save_result  # benchmarks/record.py
+from npgen.evaluation.features import classifier_path, load_classifier
+from npgen.evaluation.scores import Reference, evaluate_images
+from npgen.runs.store import Run
 
 HERE = Path(__file__).resolve().parent
 RULE = ("half_window", "retrieval_block", "k_min", "max_source_share", "retrieval")

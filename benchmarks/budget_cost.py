@@ -23,9 +23,9 @@ import numpy as np
 from record import save_result  # benchmarks/record.py
 
 from npgen import api
-from npgen.database import Database, default_path
-from npgen.datasets import load_dataset
-from npgen.sampler import Sampler
+from npgen.data.database import Database, default_path
+from npgen.data.datasets import load_dataset
+from npgen.rule.sampler import Sampler
 
 
 def seconds_for(sampler: Sampler) -> float:

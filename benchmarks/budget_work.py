@@ -23,9 +23,9 @@ import numpy as np
 from record import save_result  # benchmarks/record.py
 
 from npgen import api
-from npgen.database import Database, default_path
-from npgen.datasets import load_dataset
-from npgen.sampler import RowBatch, Sampler, admissible_threshold
+from npgen.data.database import Database, default_path
+from npgen.data.datasets import load_dataset
+from npgen.rule.sampler import RowBatch, Sampler, admissible_threshold
 
 
 def terms_needed(sampler: Sampler, class_label: int, n: int, pixel_stride: int) -> tuple[int, int, int]:

@@ -14,10 +14,10 @@ import argparse
 import sys
 
 import torch
-
-from npgen.datasets import load_dataset
-from npgen.features import classifier_path, load_classifier, train_classifier
 from record import save_result  # benchmarks/record.py
+
+from npgen.data.datasets import load_dataset
+from npgen.evaluation.features import classifier_path, load_classifier, train_classifier
 
 EPOCHS = {"mnist": 1, "cifar10": 8}
 

@@ -30,8 +30,8 @@ from record import save_result  # benchmarks/record.py
 
 def exclusion(repeats: int) -> dict:
     from npgen.api import build_database, resolve_params
-    from npgen.datasets import load_dataset
-    from npgen.sampler import Sampler
+    from npgen.data.datasets import load_dataset
+    from npgen.rule.sampler import Sampler
 
     out = {}
     for name in ("mnist", "cifar10"):
@@ -61,9 +61,9 @@ def exclusion(repeats: int) -> dict:
 
 
 def completion(name: str, n_inputs: int) -> dict:
-    from npgen import features
     from npgen.api import complete_run
-    from npgen.datasets import load_dataset
+    from npgen.data.datasets import load_dataset
+    from npgen.evaluation import features
 
     train, test = load_dataset(name), load_dataset(name, split="test")
     classifier = features.load_classifier(features.classifier_path(name), train)
@@ -99,8 +99,8 @@ def completion(name: str, n_inputs: int) -> dict:
 def figures() -> None:
     """benchmarks/figures/completion-{mnist,cifar10}.png and steering-{mnist,cifar10}.png, with the presets."""
     from npgen.api import complete_run, sample_run
-    from npgen.datasets import load_dataset
-    from npgen.store import image_grid
+    from npgen.data.datasets import load_dataset
+    from npgen.runs.store import image_grid
 
     where = Path(__file__).resolve().parent / "figures"
     steering = {
@@ -131,8 +131,8 @@ def exclusion_figure(scratch: Path, path: Path) -> dict:
     import pyarrow.parquet as pq
 
     from npgen.api import sample_run, verify_run
-    from npgen.datasets import load_dataset
-    from npgen.store import image_grid
+    from npgen.data.datasets import load_dataset
+    from npgen.runs.store import image_grid
 
     train = load_dataset("cifar10")
     before = sample_run(scratch / "x-before", "cifar10", 6, "horse")

@@ -42,9 +42,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from npgen.files import atomic_write, cache_root, write_json
 from record import machine, save_result  # benchmarks/record.py
+
+from npgen.data.files import atomic_write, cache_root, write_json
 
 T = 1000
 DATASETS = ("cifar10", "mnist")
@@ -205,7 +205,7 @@ def load_checkpoint(out: Path, dataset: str, weights_only: bool = False) -> dict
 
 
 def train(args: argparse.Namespace) -> None:
-    from npgen.datasets import load_dataset
+    from npgen.data.datasets import load_dataset
 
     device = pick_device(args.device)
     ds = load_dataset(args.dataset, split="train", data_root=args.data_root, verify=not args.no_verify)
@@ -467,7 +467,7 @@ def negative_elbo(model: UNet, x0: torch.Tensor, null: int, generator: torch.Gen
 
 
 def test_nll(args: argparse.Namespace) -> None:
-    from npgen.datasets import load_dataset
+    from npgen.data.datasets import load_dataset
 
     ckpt = load_checkpoint(args.out, args.dataset, weights_only=True)
     if ckpt is None:

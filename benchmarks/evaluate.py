@@ -8,7 +8,7 @@
     python benchmarks/ddpm.py time mnist --device cpu --unconditional
     python benchmarks/evaluate.py mnist                    # everything below; likewise cifar10
 
-Methods, each scored by `npgen.evaluation.evaluate_images` against the same reference:
+Methods, each scored by `npgen.evaluation.scores.evaluate_images` against the same reference:
 - the training set itself (random training images: the floor at that sample size);
 - npgen class-conditional (100 per class) and unconditional, sampled by real `npgen sample` runs
   (in child processes, so their peak memory is measured);
@@ -35,13 +35,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from npgen.files import cache_root
-from npgen.datasets import load_dataset
-from npgen.evaluation import Reference, evaluate_images
-from npgen.features import classifier_path, load_classifier
-from npgen.store import Run, image_grid, save_png
 from record import machine, save_result  # benchmarks/record.py
+
+from npgen.data.datasets import load_dataset
+from npgen.data.files import cache_root
+from npgen.evaluation.features import classifier_path, load_classifier
+from npgen.evaluation.scores import Reference, evaluate_images
+from npgen.runs.store import Run, image_grid, save_png
 
 HERE = Path(__file__).resolve().parent
 ABLATION_PER_CLASS = 100

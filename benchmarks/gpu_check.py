@@ -1,4 +1,4 @@
-"""Device check of the CUDA sampler (npgen/gpu.py): bit-identical to the CPU sampler on whole batches, and how fast.
+"""Device check of the CUDA sampler (npgen/rule/cuda.py): bit-identical to the CPU sampler on whole batches, and how fast.
 
 Two steps, because the GPU machine has no datasets and takes at most 64 MiB along:
 
@@ -12,7 +12,7 @@ The check builds each dataset's database with its preset, then for one class-con
 (256 samples, class 3 by default) runs `Sampler` (numba, CPU threads) and `CudaSampler` (one thread
 block per sample) and asserts that the images and every provenance array are identical; on two rows
 of 64 samples with sigma 0.5 (where float64 sums round) it also compares every candidate window's
-float64 distance at each row's last pixel (`npgen.gpu.compare_rows_with_cpu`), and on 64 samples
+float64 distance at each row's last pixel (`npgen.rule.cuda.compare_rows_with_cpu`), and on 64 samples
 with every control (class map, excluded images, completion: `control_options`). It then times both
 (`sample` of the whole batch, after a warm-up that compiles the kernels; medians of --repeats runs)
 and the retrieval pools alone, which both samplers compute on the CPU. It prints one JSON line and
@@ -42,8 +42,8 @@ FIELDS = ("images", "sample_index", "class_label", "src_image", "src_y", "src_x"
 
 def prepare(folder: Path, data_root: str | None, n_images: int) -> dict:
     """Write <folder>/<name>.npz with the first n_images training images and labels of each dataset."""
-    from npgen.datasets import load_dataset
-    from npgen.files import atomic_write, make_dir
+    from npgen.data.datasets import load_dataset
+    from npgen.data.files import atomic_write, make_dir
 
     make_dir(folder)
     written = {}
@@ -78,7 +78,7 @@ def median_seconds(run, repeats: int) -> tuple[float, list[float]]:
 
 def retrieval_only(sampler, n: int, class_label: int) -> None:
     """The part both samplers do on the CPU: each row's retrieval pools (here over a canvas left blank)."""
-    from npgen.sampler import RowBatch
+    from npgen.rule.sampler import RowBatch
 
     db = sampler.database
     batch = RowBatch.start(db, sampler.seed, np.arange(n), db.class_members(class_label), sampler.pool_size)
@@ -90,7 +90,7 @@ def control_options(db, n: int) -> dict:
     """Sampler options with every control: left half steered to class 3 and right half to class 7, every 10th
     training image excluded, and completions of the first n/2 training images (twice each) from their top
     8 rows."""
-    from npgen.completion import Completion
+    from npgen.control.completion import Completion
 
     class_map = np.where(np.arange(db.width)[None, :] < db.width // 2, 3, 7).repeat(db.height, axis=0)
     inputs = np.ascontiguousarray(db.images()[: max(1, n // 2)])
@@ -108,10 +108,10 @@ def check_dataset(
 ) -> dict:
     """Build the database, compare the CPU and CUDA samplers on one batch, time both."""
     from npgen import api
-    from npgen.database import Database
-    from npgen.datasets import load_dataset
-    from npgen.gpu import CudaSampler, compare_rows_with_cpu
-    from npgen.sampler import Sampler
+    from npgen.data.database import Database
+    from npgen.data.datasets import load_dataset
+    from npgen.rule.cuda import CudaSampler, compare_rows_with_cpu
+    from npgen.rule.sampler import Sampler
 
     data = load_dataset(name, data_root=folder, verify=False)  # a subset: it cannot match the card
     window, options = api.resolve_params(data)
@@ -207,14 +207,16 @@ def main() -> int:
     parser.add_argument("--class", dest="class_label", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--threads", type=int, default=None, help="CUDA threads per block (default npgen.gpu.THREADS)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CUDA threads per block (default npgen.rule.cuda.THREADS)"
+    )
     parser.add_argument("--json", type=Path, help="write the JSON line here (default: $OUT/gpu.json when OUT is set)")
     args = parser.parse_args()
     if args.prepare is not None:
         print(json.dumps(prepare(args.prepare, args.data_root, args.images)))
         return 0
     try:
-        import faiss  # noqa: F401  (npgen.database imports npgen.index, which needs it)
+        import faiss  # noqa: F401  (npgen.data.database imports npgen.data.index, which needs it)
     except ImportError:
         print("error: faiss is not installed; carry the faiss-cpu wheel (see the module docstring)", file=sys.stderr)
         return 2

@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from record import save_result  # benchmarks/record.py
 
-from npgen.infomap import maps_figure
-from npgen.store import save_png
+from npgen.analysis.infomap import maps_figure
+from npgen.runs.store import save_png
 
 HERE = Path(__file__).resolve().parent
 

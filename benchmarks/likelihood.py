@@ -1,4 +1,4 @@
-"""Test-set negative log-likelihood of npgen in bits per dimension (see npgen/likelihood.py).
+"""Test-set negative log-likelihood of npgen in bits per dimension (see npgen/analysis/likelihood.py).
 
     python benchmarks/likelihood.py mnist      # --n-test N: a random subset of the test set
     python benchmarks/likelihood.py cifar10
@@ -7,7 +7,7 @@ The last 1,000 training images are held out: the database is built from the rest
 (tau, floor) is tuned on the held-out images, and only then is the test set scored, once, with
 that smoothing. Sampler settings are the dataset's preset, scored unconditionally over every
 training image (p(x), the quantity published bits/dim measure; the source budget and the class
-mixture do not enter, see npgen/likelihood.py). Per-batch results are kept in $NPGEN_CACHE/likelihood/ so an
+mixture do not enter, see npgen/analysis/likelihood.py). Per-batch results are kept in $NPGEN_CACHE/likelihood/ so an
 interrupted run resumes; the result goes to benchmarks/results/likelihood-<dataset>.json.
 """
 
@@ -20,14 +20,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from npgen.api import resolve_params
-from npgen.database import Database, default_path
-from npgen.files import cache_root, write_array
-from npgen.datasets import load_dataset
-from npgen.likelihood import FLOORS, TAUS, bits_per_dim, log_likelihood_grid, tune_smoothing
-from npgen.sampler import Sampler
 from record import save_result  # benchmarks/record.py
+
+from npgen.analysis.likelihood import FLOORS, TAUS, bits_per_dim, log_likelihood_grid, tune_smoothing
+from npgen.api import resolve_params
+from npgen.data.database import Database, default_path
+from npgen.data.datasets import load_dataset
+from npgen.data.files import cache_root, write_array
+from npgen.rule.sampler import Sampler
 
 HELD_OUT = 1000
 

@@ -1,4 +1,4 @@
-"""The nearest-training-image search of `samples.parquet`: the pruned exact search (npgen/nearest.py) against the
+"""The nearest-training-image search of `samples.parquet`: the pruned exact search (npgen/data/nearest.py) against the
 FAISS exact scan it replaced (the database's 8-bit direct index), on the same real samples.
 
     python benchmarks/nearest_speed.py            # 100 class-conditional samples per dataset, 5 repeats
@@ -16,12 +16,12 @@ import numpy as np
 from record import save_result  # benchmarks/record.py
 
 from npgen import api
-from npgen.database import Database, default_path
-from npgen.datasets import load_dataset
-from npgen.index import search
-from npgen.metrics import NEAREST_HINTS
-from npgen.nearest import NearestImages, squared_to_distance, top_sources
-from npgen.sampler import Sampler
+from npgen.data.database import Database, default_path
+from npgen.data.datasets import load_dataset
+from npgen.data.index import search
+from npgen.data.nearest import NearestImages, squared_to_distance, top_sources
+from npgen.evaluation.metrics import NEAREST_HINTS
+from npgen.rule.sampler import Sampler
 
 
 def measure(name: str, n: int, repeats: int, data_root) -> dict:

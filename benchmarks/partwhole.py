@@ -4,7 +4,7 @@
     python benchmarks/partwhole.py --per-class 50  # 500 per setting
 
 One setting changes at a time from each dataset's preset (datasets/<name>.json). Every setting samples the same
-sample indices and classes with the same seed. Composition comes from `npgen.tracer.compose` on
+sample indices and classes with the same seed. Composition comes from `npgen.analysis.tracer.compose` on
 the provenance, novelty from FAISS exact search. Results: benchmarks/results/partwhole.json and
 benchmarks/figures/partwhole-<dataset>.png
 (`--plot-only` redraws the figures from the JSON).
@@ -16,19 +16,19 @@ import argparse
 import json
 
 import numpy as np
-
-from npgen.api import resolve_params
-from npgen.database import Database, default_path
-from npgen.datasets import load_dataset, preset
-from npgen.params import BUILD_PARAMS
-from npgen.index import build_image_index, search
-from npgen.metrics import knn_votes, near_copy_threshold
-from npgen.sampler import Sampler
-from npgen.samples import Samples
-from npgen.tracer import compose
-from npgen.charts import line_chart
 from PIL import Image
 from record import RESULTS, save_result  # benchmarks/record.py
+
+from npgen.analysis.charts import line_chart
+from npgen.analysis.tracer import compose
+from npgen.api import resolve_params
+from npgen.data.database import Database, default_path
+from npgen.data.datasets import load_dataset, preset
+from npgen.data.index import build_image_index, search
+from npgen.evaluation.metrics import knn_votes, near_copy_threshold
+from npgen.params import BUILD_PARAMS
+from npgen.rule.sampler import Sampler
+from npgen.rule.samples import Samples
 
 FIGURES = RESULTS.parent / "figures"
 

@@ -27,14 +27,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from record import save_result  # benchmarks/record.py
 
 from npgen import api
-from npgen.database import Database, default_path
-from npgen.datasets import load_dataset
-from npgen.metrics import knn_votes, near_copy_threshold
-from npgen.index import search
-from npgen.store import Run, image_grid
-from record import save_result  # benchmarks/record.py
+from npgen.data.database import Database, default_path
+from npgen.data.datasets import load_dataset
+from npgen.data.index import search
+from npgen.evaluation.metrics import knn_votes, near_copy_threshold
+from npgen.runs.store import Run, image_grid
 
 HERE = Path(__file__).resolve().parent
 # Each experiment names only what it changes from the dataset's preset (datasets/<name>.json, npgen.params).

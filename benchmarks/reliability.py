@@ -90,7 +90,7 @@ def edit_manifest(run: Path, change) -> None:
 
 def setup(w: Path, env: dict, data_root: Path) -> dict:
     """Build the fixtures every case draws on; returns named paths."""
-    from npgen.datasets import load_dataset
+    from npgen.data.datasets import load_dataset
 
     mnist = load_dataset("mnist", data_root=data_root)
     folder = w / "digits"

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from npgen import api
-from npgen.report import write_report
-from npgen.store import read_manifest
+from npgen.analysis.report import write_report
+from npgen.runs.store import read_manifest
 
 HERE = Path(__file__).resolve().parent
 DATASETS = ("mnist", "cifar10")

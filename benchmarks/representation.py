@@ -1,4 +1,4 @@
-"""Retrieval representations compared: raw block sums against learned patch codes (`npgen.representation`).
+"""Retrieval representations compared: raw block sums against learned patch codes (`npgen.data.representation`).
 
     python benchmarks/representation.py                                  # CIFAR-10 and MNIST
     python benchmarks/representation.py --dataset cifar10 --codes 128:16:3 --codes 256:32:4:0
@@ -24,11 +24,10 @@ import time
 
 import numba
 import numpy as np
-
-from npgen.datasets import load_dataset
-from npgen.representation import PatchCodes
-from npgen.semantics import block_sums
 from record import save_result  # benchmarks/record.py
+
+from npgen.data.datasets import load_dataset
+from npgen.data.representation import PatchCodes, block_sums
 
 TOP_ROWS = 16
 

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
-from npgen.datasets import load_dataset
-from npgen.rng import sample_keys
-from npgen.semantics import add_block_row, block_sums, nearest_pool
 from record import save_result  # benchmarks/record.py
+
+from npgen.data.datasets import load_dataset
+from npgen.data.representation import block_sums
+from npgen.rule.pool import add_block_row, nearest_pool
+from npgen.rule.rng import sample_keys
 
 HERE = Path(__file__).resolve().parent
 

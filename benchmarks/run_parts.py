@@ -29,9 +29,12 @@ import pyarrow.parquet as pq
 from record import save_result  # benchmarks/record.py
 from run_share import STAGES, stage_timers  # benchmarks/run_share.py
 
-from npgen import api, metrics, nearest, store
-from npgen.database import Database, default_path
-from npgen.datasets import load_dataset
+from npgen import api
+from npgen.data import nearest
+from npgen.data.database import Database, default_path
+from npgen.data.datasets import load_dataset
+from npgen.evaluation import metrics
+from npgen.runs import store
 
 HERE = Path(__file__).resolve().parent
 

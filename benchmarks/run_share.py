@@ -35,10 +35,12 @@ from pathlib import Path
 import numpy as np
 from record import save_result  # benchmarks/record.py
 
-from npgen import api, metrics, store
-from npgen.database import Database, default_path
-from npgen.datasets import load_dataset
-from npgen.sampler import Sampler
+from npgen import api
+from npgen.data.database import Database, default_path
+from npgen.data.datasets import load_dataset
+from npgen.evaluation import metrics
+from npgen.rule.sampler import Sampler
+from npgen.runs import store
 
 HERE = Path(__file__).resolve().parent
 STAGES = {  # stage name -> (owner, attribute) of the function timed

@@ -4,7 +4,7 @@ The synthetic split is NOT real data: image i is CIFAR-10 training image i mod 5
 (24-32 pixels, resized back to 32 by nearest neighbour), shift (up to 3 pixels, edges repeated) and
 horizontal flip, each drawn from (i // CHUNK, position in chunk) with a fixed seed, so the same n always
 gives the same images; it keeps the image's label. It is written as an npgen array folder
-(`npgen.datasets.load_array_folder`, memory-mapped) named `cifar10-synthetic-<n>` under
+(`npgen.data.datasets.load_array_folder`, memory-mapped) named `cifar10-synthetic-<n>` under
 /work/scale-data (never in git), with `"synthetic": true` in its `npgen-arrays.json`.
 
     python benchmarks/scale.py make --n 50000 200000 1000000         # write the synthetic splits
@@ -66,7 +66,7 @@ def synthetic_path(n: int) -> Path:
 
 def make(n: int, data_root: str | None = None) -> Path:
     """Write the synthetic split of n images (an array folder) unless it exists; return its folder."""
-    from npgen.datasets import load_dataset, write_array_folder
+    from npgen.data.datasets import load_dataset, write_array_folder
 
     path = synthetic_path(n)
     if path.exists():
@@ -156,9 +156,9 @@ def measure_throughput(sizes: list[int], rounds: int, exact_rounds: int, class_n
     machine slows every case alike. The first batch of each (numba kernels from their cache, the prefix
     indexes built) is timed apart as set-up; then the median images/s over the rounds."""
     from npgen import api
-    from npgen.database import Database
-    from npgen.datasets import load_dataset
-    from npgen.sampler import Sampler
+    from npgen.data.database import Database
+    from npgen.data.datasets import load_dataset
+    from npgen.rule.sampler import Sampler
 
     samplers, found = {}, {}
     with MemoryWatch() as watch:
@@ -209,10 +209,10 @@ def measure_recall(
     """Recall@pool_size of the approximate pool against the exact scan, with real CIFAR-10 test images of the class
     as the canvases (a held-out canvas is what a sample in progress is: an image not in the database)."""
     from npgen import api
-    from npgen.database import Database
-    from npgen.datasets import load_dataset
-    from npgen.rng import sample_keys
-    from npgen.semantics import approximate_pool_recall
+    from npgen.data.database import Database
+    from npgen.data.datasets import load_dataset
+    from npgen.rule.pool import approximate_pool_recall
+    from npgen.rule.rng import sample_keys
 
     db = Database.load(db_path or database_path(n))
     test = load_dataset("cifar10", split="test", data_root=data_root)

@@ -3,8 +3,8 @@
     python benchmarks/seeds.py cifar10 --seeds 0 1 2
     python benchmarks/seeds.py cifar10 --seeds 0 1 2 --set max_source_share=0.35
 
-Each seed samples 100 class-conditional images per class with `npgen.sampler.Sampler` (the same samples a
-`npgen sample` run with that seed writes) and scores them with `npgen.evaluation.evaluate_images` like
+Each seed samples 100 class-conditional images per class with `npgen.rule.sampler.Sampler` (the same samples a
+`npgen sample` run with that seed writes) and scores them with `npgen.evaluation.scores.evaluate_images` like
 evaluate.py and ablation.py. A score that differs by less than this spread between two settings is not a
 difference. Results are added to benchmarks/results/seeds-<dataset>.json, one row per setting.
 """
@@ -19,11 +19,11 @@ import numpy as np
 from record import RESULTS, save_result  # benchmarks/record.py
 
 from npgen import api
-from npgen.database import Database, default_path
-from npgen.datasets import load_dataset
-from npgen.evaluation import Reference, evaluate_images
-from npgen.features import classifier_path, load_classifier
-from npgen.sampler import Sampler
+from npgen.data.database import Database, default_path
+from npgen.data.datasets import load_dataset
+from npgen.evaluation.features import classifier_path, load_classifier
+from npgen.evaluation.scores import Reference, evaluate_images
+from npgen.rule.sampler import Sampler
 
 
 def main() -> None:

@@ -52,10 +52,10 @@ CASES = {  # kind, dataset, changes from the dataset's preset (window and sample
 def measure(case: str, data_root: str | None, scratch: Path) -> dict:
     """One measurement of `case`, in this process."""
     from npgen import api
-    from npgen.database import Database, default_path
-    from npgen.datasets import load_dataset
+    from npgen.data.database import Database, default_path
+    from npgen.data.datasets import load_dataset
     from npgen.params import BUILD_PARAMS
-    from npgen.sampler import Sampler
+    from npgen.rule.sampler import Sampler
 
     kind, name, changes = CASES[case]
     window_changes = {k: v for k, v in changes.items() if k in BUILD_PARAMS}

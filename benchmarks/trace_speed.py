@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from record import save_result  # benchmarks/record.py
 
 HERE = Path(__file__).resolve().parent
@@ -27,7 +26,7 @@ RUN = HERE / "runs" / "mnist-unconditional-10k"
 
 
 def one(data_root: str | None) -> dict:
-    from npgen.tracer import Tracer
+    from npgen.analysis.tracer import Tracer
 
     started = time.perf_counter()
     composition = Tracer(RUN, data_root).composition()
@@ -49,7 +48,7 @@ def main() -> None:
         print(json.dumps(one(args.data_root)))
         return
     from npgen import api
-    from npgen.store import read_manifest
+    from npgen.runs.store import read_manifest
 
     if not (RUN / "manifest.json").exists() or read_manifest(RUN).get("status") != "complete":
         api.sample_run(RUN, "mnist", args.n, None, args.data_root, resume=RUN.exists(), progress=None)

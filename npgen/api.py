@@ -17,42 +17,25 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from npgen.datasets import data_location
-from npgen.datasets import known_datasets, load_dataset
-from npgen.datasets import preset as preset_for
-from npgen.params import PARAMS, SAMPLER_PARAMS, resolve
+from npgen.control.classes import resolve_class
+from npgen.data.datasets import data_location, known_datasets, load_dataset
+from npgen.data.datasets import preset as preset_for
+from npgen.data.files import write_json
 from npgen.errors import NpgenError
-from npgen.files import write_json
-from npgen.store import Run, RunWriter, check_out, run_state, shard_batches, sources_table
+from npgen.params import PARAMS, SAMPLER_PARAMS, resolve
+from npgen.runs.store import Run, RunWriter, check_out, run_state, shard_batches, sources_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from PIL import Image
 
-    from npgen.database import Database, WindowParams
-    from npgen.tracer import PixelTrace, Tracer
-
-
-def resolve_class(class_names: tuple[str, ...], value: str | int | None) -> int | None:
-    """A class given by index ("3") or by name ("cat") -> its index; None stays None (unconditional)."""
-    if value is None:
-        return None
-    text = str(value)
-    if text in class_names:
-        return class_names.index(text)
-    folded = [name.casefold() for name in class_names]
-    if folded.count(text.casefold()) == 1:
-        return folded.index(text.casefold())
-    if text.isdigit() and int(text) < len(class_names):
-        return int(text)
-    raise NpgenError(
-        f"unknown class {text!r}; choose one of: {', '.join(class_names)} (or its index 0..{len(class_names) - 1})"
-    )
+    from npgen.analysis.tracer import PixelTrace, Tracer
+    from npgen.data.database import Database, WindowParams
 
 
 def resolve_params(data, window: dict | None = None, sampler_options: dict | None = None) -> tuple[WindowParams, dict]:
     """(window parameters, sampler options) for a dataset: explicit values over its preset over the defaults."""
-    from npgen.database import WindowParams
+    from npgen.data.database import WindowParams
 
     preset = preset_for(data)
     window_params = WindowParams.resolve(window or {}, preset)
@@ -78,7 +61,7 @@ def build_database(
     others come from the dataset's preset. `on_size(n_images)` is called once the data has loaded, `progress(0)`
     when building starts, then `progress(k)` after each chunk of k images built; `ray_address` builds the chunks as Ray tasks (`Database.build`).
     """
-    from npgen.database import Database, build_lock, default_path, is_database
+    from npgen.data.database import Database, build_lock, default_path, is_database
 
     data = load_dataset(dataset, data_root=data_root)
     if on_size is not None:
@@ -119,13 +102,13 @@ def sample_run(
     `shard` ("I/K" or (I, K)) writes only the batches of shard I of K (`store.shard_batches`) into `out`, a
     shard folder that `merge_runs` joins with the others. `ray` runs the batches as Ray tasks on the cluster at
     that address, or on a local cluster started for the run when it is `cluster.RAY_LOCAL` ("local", see
-    `npgen.cluster`; the workers use the CPU sampler); the output is the same either way. `planned(k)` is told
+    `npgen.runs.ray`; the workers use the CPU sampler); the output is the same either way. `planned(k)` is told
     how many samples this call produces (n, or a shard's share) before the work starts.
 
     `window` and `sampler_options` hold explicit parameters (None = unset); the rest come from the
     dataset's preset (`npgen.params.resolve`), and the manifest records the resolved values.
-    `exclude` names training images that may give no pixel (`npgen.exclusion`); `class_map` steers
-    regions of every sample to classes (`npgen.regions.parse_class_map`).
+    `exclude` names training images that may give no pixel (`npgen.control.exclusion`); `class_map` steers
+    regions of every sample to classes (`npgen.control.regions.parse_class_map`).
     The run folder is created only once the data, database and options have loaded. With `resume`, a
     complete run is left untouched (a no-op); a folder without a manifest holding nothing but npgen's
     leftovers is started afresh (`note` is told). A failure before the first batch removes the folder
@@ -138,14 +121,14 @@ def sample_run(
         raise NpgenError("--class and --class-map exclude each other: put the class in the map (e.g. all=cat)")
     shard = parse_shard(shard) if shard is not None else None
     if ray is not None:  # before loading anything: Ray missing, or no cluster at the address, is one line at once
-        from npgen import cluster
+        from npgen.runs import ray as cluster
 
         cluster.import_ray()
         cluster.check_address(ray)
     if check_out(out, resume) == "complete":
         return Path(out)  # nothing to do: the manifest, samples and timings stay as they are
-    from npgen.database import Database
-    from npgen.regions import parse_class_map
+    from npgen.control.regions import parse_class_map
+    from npgen.data.database import Database
 
     started = time.perf_counter()
     device = _device(sampler_options)
@@ -207,15 +190,15 @@ def complete_run(
     exclude: list[str] | tuple[str, ...] = (),
 ) -> Path:
     """Complete inputs (test-split images `test_indices`, or an `image` file): keep the pixels `mask` gives
-    (`npgen.regions.parse_mask`) and generate the rest, `per_input` completions each, into the run `out`.
+    (`npgen.control.regions.parse_mask`) and generate the rest, `per_input` completions each, into the run `out`.
 
-    Sample i completes input i // per_input; only generated pixels get provenance (`npgen.completion`). With
+    Sample i completes input i // per_input; only generated pixels get provenance (`npgen.control.completion`). With
     no class given the whole split is searched (the completion is conditioned on its given pixels, not on a
     drawn class): class_mixture defaults to 0.
     """
-    from npgen.completion import Completion
-    from npgen.database import Database
-    from npgen.regions import parse_mask
+    from npgen.control.completion import Completion
+    from npgen.control.regions import parse_mask
+    from npgen.data.database import Database
 
     if (test_indices is None) == (image is None):
         raise NpgenError("give the input to complete: --test-index I (repeatable) or --image FILE, not both")
@@ -227,7 +210,7 @@ def complete_run(
     device = _device(sampler_options)
     data = load_dataset(dataset, data_root=data_root)
     if image is not None:
-        from npgen.datasets import read_image_like
+        from npgen.data.datasets import read_image_like
 
         inputs = read_image_like(image, data)[None]
         source = {"image": str(Path(image).resolve())}
@@ -282,15 +265,15 @@ def _exclusion(exclude, data, db) -> tuple[dict, dict]:
     """(control arrays, manifest records) for an exclusion: {"excluded": indices}, {"exclusion": record}."""
     if not exclude:
         return {}, {"exclusion": None}
-    from npgen.exclusion import resolve_exclusion
+    from npgen.control.exclusion import resolve_exclusion
 
     resolved = resolve_exclusion(list(exclude), data, db)
     return {"excluded": resolved.images}, {"exclusion": resolved.record()}
 
 
 def _device(sampler_options: dict | None) -> str:
-    """'cpu' or 'cuda' for the `device` option (GPU hook, npgen.gpu): checked before any data is loaded."""
-    from npgen.gpu import resolve_device
+    """'cpu' or 'cuda' for the `device` option (GPU hook, npgen.rule.cuda): checked before any data is loaded."""
+    from npgen.rule.cuda import resolve_device
 
     options = sampler_options or {}
     device = options.get("device") or PARAMS["device"].default
@@ -322,8 +305,8 @@ def _write_run(
     planned: Callable[[int], None] | None = None,
 ) -> Path:
     """Sample the run's batches into `out` (see `sample_run`), with the controls that restrict its sources."""
-    from npgen.gpu import CudaSampler  # GPU hook (npgen.gpu): numba.cuda is imported only for device cuda
-    from npgen.sampler import Sampler
+    from npgen.rule.cuda import CudaSampler  # GPU hook (npgen.rule.cuda): numba.cuda is imported only for device cuda
+    from npgen.rule.sampler import Sampler
 
     if resume and run_state(out) == "empty" and note is not None:
         note(f"{out} has no manifest (a run stopped before it began); starting it afresh there")
@@ -365,7 +348,7 @@ def _write_run(
         if ray is None:
             produced = local_batches(sampler, db, class_label, pending)
         else:
-            from npgen import cluster
+            from npgen.runs import ray as cluster
 
             location = data_location(dataset, data_root)
             spec = cluster.WorkerSpec.of(db, dataset, location, options, class_label, controls, completion)
@@ -394,7 +377,7 @@ def _write_run(
 
 def local_batches(sampler, db, class_label: int | None, pending: list[tuple[int, int, int]]):
     """Sample each pending (batch index, first sample, size) in this process; yields (index, samples, summary)."""
-    from npgen.metrics import sample_summary
+    from npgen.evaluation.metrics import sample_summary
 
     for index, first, size in pending:
         samples = sampler.sample_batch(np.arange(first, first + size), class_label)
@@ -432,7 +415,7 @@ def merge_runs(out: str | os.PathLike, shards: list[str | os.PathLike], command:
 
     import pyarrow.parquet as pq
 
-    from npgen.store import BATCH_PARTS, SOURCES_FILE, batch_part, command_difference, has_batch, read_manifest
+    from npgen.runs.store import BATCH_PARTS, SOURCES_FILE, batch_part, command_difference, has_batch, read_manifest
 
     started = time.perf_counter()
     out = Path(out)
@@ -525,7 +508,7 @@ def merge_runs(out: str | os.PathLike, shards: list[str | os.PathLike], command:
 def _shard_controls(path: Path, manifest: dict) -> dict:
     """The control arrays (exclusion, class map, completion inputs) a shard folder keeps, checked against the
     SHA-256 its manifest records, for the merged run to keep the same."""
-    from npgen.exclusion import array_sha256
+    from npgen.data.files import array_sha256
 
     controls = {}
     for name, digest in (manifest.get("controls") or {}).items():
@@ -583,7 +566,7 @@ class VerifyReport:
 
 def expected_classes(manifest: dict, class_counts: np.ndarray, n: int) -> np.ndarray:
     """The class each of a run's n samples must draw from (-1: any), re-derived from its manifest."""
-    from npgen.sampler import draw_classes
+    from npgen.rule.sampler import draw_classes
 
     params = manifest["params"]
     if manifest["class_label"] is not None:
@@ -624,7 +607,7 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
     labels = data.labels
     if data.unlabelled:  # a flat folder's classes are clusters: derive them again rather than trust the cache
-        from npgen.datasets import cluster_labels
+        from npgen.data.datasets import cluster_labels
 
         labels = cluster_labels(data.images)
     excluded = run.control("excluded")
@@ -700,7 +683,7 @@ def _check_given(run: Run, samples: np.ndarray, train, data_root) -> tuple[np.nd
 
 def _classifier_for(train, path: str | os.PathLike | None) -> tuple[object | None, Path, str | None]:
     """(classifier, its path, None) to score in, or (None, path, why not): a named one must load, the default may be absent."""
-    from npgen import features
+    from npgen.evaluation import features
 
     if path is not None:
         return features.load_classifier(path, train), Path(path), None
@@ -718,13 +701,13 @@ def _classifier_for(train, path: str | os.PathLike | None) -> tuple[object | Non
 
 
 def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | os.PathLike | None = None) -> dict:
-    """Score a run (`npgen.evaluation`) and write the scores to RUN/eval.json.
+    """Score a run (`npgen.evaluation.scores`) and write the scores to RUN/eval.json.
 
     Feature-space scores need torch and a classifier: `classifier` names its file; by default the one
     benchmarks/classifier.py trains for the run's dataset is used when it exists, and without it
     only pixel-space scores are computed (the reason is recorded under "skipped").
     """
-    from npgen.evaluation import Reference, evaluate_images
+    from npgen.evaluation.scores import Reference, evaluate_images
 
     run = Run(run_path)
     target = run.output_path("eval.json")  # refuses a link there before any work
@@ -780,7 +763,7 @@ def trace_sample(
 
 
 def _save_figure(tracer: Tracer, picture: Image.Image, figure, default: str) -> Path:
-    from npgen.store import save_png
+    from npgen.runs.store import save_png
 
     path = Path(figure) if figure else tracer.run.output_path("trace", default)  # no links inside the run
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -790,7 +773,7 @@ def _save_figure(tracer: Tracer, picture: Image.Image, figure, default: str) -> 
 
 def open_tracer(run_path: str | os.PathLike, data_root=None, max_candidates: int | None = None) -> Tracer:
     """A `Tracer` over a completed run (its dataset checked against the manifest's SHA-256)."""
-    from npgen.tracer import DEFAULT_MAX_CANDIDATES, Tracer
+    from npgen.analysis.tracer import DEFAULT_MAX_CANDIDATES, Tracer
 
     return Tracer(
         run_path, data_root, max_candidates=DEFAULT_MAX_CANDIDATES if max_candidates is None else max_candidates
@@ -799,12 +782,12 @@ def open_tracer(run_path: str | os.PathLike, data_root=None, max_candidates: int
 
 def report_run(run_path: str | os.PathLike, out: str | os.PathLike | None = None, data_root=None) -> Path:
     """Write the report of a completed run (tables, figures, report.html) into `out` (default RUN/report); return it."""
-    from npgen.report import write_report
+    from npgen.analysis.report import write_report
 
     return Path(write_report(run_path, out, data_root))
 
 
-# ---- audit: per-training-image reverse provenance (npgen/audit.py) ----
+# ---- audit: per-training-image reverse provenance (npgen/analysis/audit.py) ----
 
 
 @dataclass
@@ -826,7 +809,7 @@ def audit_runs(
     data_root=None,
     max_candidates: int | None = None,
 ) -> AuditResult:
-    """Audit runs of one dataset by training image (`npgen.audit`).
+    """Audit runs of one dataset by training image (`npgen.analysis.audit`).
 
     Without `image`: the usage of every training image over all the runs, written to OUT/usage.parquet.
     With `image` (a training image index, or the path of an image file matched by its pixels against the
@@ -835,9 +818,9 @@ def audit_runs(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from npgen import audit
-    from npgen.files import atomic_write, make_dir
-    from npgen.store import save_png
+    from npgen.analysis import audit
+    from npgen.data.files import atomic_write, make_dir
+    from npgen.runs.store import save_png
 
     limit = audit.DEFAULT_MAX_CANDIDATES if max_candidates is None else int(max_candidates)
     if limit < 1:
@@ -881,7 +864,7 @@ def audit_runs(
     return AuditResult(rows, path, figure, summary, index)
 
 
-# ---- information maps: pointwise information about the class per pixel (npgen/infomap.py) ----
+# ---- information maps: pointwise information about the class per pixel (npgen/analysis/infomap.py) ----
 
 INFOMAP_CHUNK = 1000  # samples scored together: every class's log-probabilities of a chunk are held at once
 INFOMAP_FILES = (
@@ -905,7 +888,7 @@ def infomap_run(
     floor: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Path, dict]:
-    """Write the information maps of a run's samples (`npgen.infomap`) to `out` (default RUN/infomap).
+    """Write the information maps of a run's samples (`npgen.analysis.infomap`) to `out` (default RUN/infomap).
 
     Files: info.npy (N, H, W) float32 bits; contrast.npy the same against the prior mixture; classes.npy (N,) each sample's class; class_means.npy
     (n_classes, H, W) mean map per class (NaN: no sample); per_sample.parquet; infomap.json (smoothing,
@@ -915,12 +898,12 @@ def infomap_run(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from npgen import infomap
-    from npgen.database import Database, WindowParams, is_database
-    from npgen.files import atomic_write, make_dir, write_array
+    from npgen.analysis import infomap
+    from npgen.data.database import Database, WindowParams, is_database
+    from npgen.data.files import atomic_write, make_dir, write_array
     from npgen.params import INFOMAP_PARAMS
-    from npgen.sampler import Sampler
-    from npgen.store import save_png
+    from npgen.rule.sampler import Sampler
+    from npgen.runs.store import save_png
 
     run = Run(run_path)
     folder = Path(out) if out is not None else run.output_path("infomap")
@@ -1000,7 +983,7 @@ def infomap_run(
         "floor": smoothing["floor"],
         "units": "bits",
         "definition": "i_p = log2 p(x_p | x_<p, c) - log2 sum_c' p(c' | x_<p) p(x_p | x_<p, c'), teacher forcing, "
-        "class mixture with the training class shares; budget relaxed (npgen/infomap.py)",
+        "class mixture with the training class shares; budget relaxed (npgen/analysis/infomap.py)",
         "foreground": f"pixels whose value differs from the pad value {db.pad_value}",
         "foreground_share": infomap.foreground_share(info, foreground),
         "contrast_foreground_share": infomap.foreground_share(contrast, foreground),

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import click
 
-from npgen import __version__, api, datasets
-from npgen.params import BUILD, BUILD_PARAMS, PARAMS, RUN, SAMPLE
+from npgen import __version__, api
+from npgen.control.exclusion import SPEC_HELP
+from npgen.control.regions import CLASS_MAP_HELP, MASK_HELP
+from npgen.data import datasets
 from npgen.errors import NpgenError
-from npgen.exclusion import SPEC_HELP
-from npgen.regions import CLASS_MAP_HELP, MASK_HELP
+from npgen.params import BUILD, BUILD_PARAMS, PARAMS, RUN, SAMPLE
 
 data_root_option = click.option(
     "--data-root",
@@ -226,7 +227,7 @@ def cache() -> None:
 @cache.command("list")
 def cache_list() -> None:
     """Each database, classifier and leftover temporary file in the cache, with its size and dataset."""
-    from npgen import cache as cache_module
+    from npgen.data import cache as cache_module
 
     found = cache_module.entries()
     click.echo(f"cache: {printable(cache_module.root())}")
@@ -252,7 +253,7 @@ def cache_list() -> None:
 )
 def cache_clean(mode) -> None:
     """Remove leftovers of interrupted builds and writes (--stale), or everything npgen made there (--all)."""
-    from npgen import cache as cache_module
+    from npgen.data import cache as cache_module
 
     removed, busy = cache_module.clean(everything=mode == "all")
     for entry in removed:
@@ -320,7 +321,7 @@ def generation_options(command):
             ),
             param_options(BUILD),
             param_options(SAMPLE),
-            param_options(RUN),  # --device (npgen.gpu)
+            param_options(RUN),  # --device (npgen.rule.cuda)
             click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP),
             click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options)."),
         ]

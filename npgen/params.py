@@ -143,7 +143,7 @@ PARAMS: dict[str, Param] = {
             None,
             None,
             RUN,
-            "Where the sampler's rows run: the CPU, a CUDA GPU (npgen.gpu; bit-identical output), or auto (a GPU when one is usable).",
+            "Where the sampler's rows run: the CPU, a CUDA GPU (npgen.rule.cuda; bit-identical output), or auto (a GPU when one is usable).",
             choices=("auto", "cpu", "cuda"),
         ),
     )
@@ -211,7 +211,7 @@ def describe_differences(old, new, old_name: str, new_name: str, prefix: str = "
     return "; ".join(f"{name} = {a!r} in {old_name}, {b!r} in {new_name}" for name, a, b in found) or "nothing differs"
 
 
-# ---- information maps (npgen/infomap.py): the smoothing of the predictive distribution ----
+# ---- information maps (npgen/analysis/infomap.py): the smoothing of the predictive distribution ----
 
 INFOMAP = "infomap"
 PARAMS.update(

@@ -38,8 +38,8 @@ _numba_cache_keyed_by_sources()
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from npgen.database import Database, WindowParams  # noqa: E402
-from npgen.datasets import DATA_ENV, load_dataset  # noqa: E402
+from npgen.data.database import Database, WindowParams  # noqa: E402
+from npgen.data.datasets import DATA_ENV, load_dataset  # noqa: E402
 
 SHARED = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "datasets")
 REQUIRE_ENV = "NPGEN_REQUIRE_DATA"

@@ -2,7 +2,7 @@
 
 No early exit, no incremental state: the semantic pool is recomputed from scratch at every
 retrieval block row, and every candidate window's full distance is computed. It shares with the
-numba sampler only the database arrays and the counter-based random numbers (`npgen.rng`), and
+numba sampler only the database arrays and the counter-based random numbers (`npgen.rule.rng`), and
 must produce bit-identical samples and provenance (tests/test_reference.py).
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from npgen.rng import CLASS_STREAM, TIE_BREAK_STREAM, mix, sample_keys, uniform
-from npgen.windows import causal_offsets, window_weights
+from npgen.rule.rng import CLASS_STREAM, TIE_BREAK_STREAM, mix, sample_keys, uniform
+from npgen.rule.windows import causal_offsets, window_weights
 
 TIE_BITS = 20
 

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from npgen.audit import DEFAULT_MAX_CANDIDATES, usage_counts, usage_counts_reference
+from npgen.analysis.audit import DEFAULT_MAX_CANDIDATES, usage_counts, usage_counts_reference
 from npgen.cli import main
-from npgen.datasets import load_dataset
+from npgen.data.datasets import load_dataset
 
 
 def run_cli(*args):

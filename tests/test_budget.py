@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from npgen.api import sample_run, verify_run
-from npgen.database import Database, WindowParams
-from npgen.datasets import Dataset
+from npgen.data.database import Database, WindowParams
+from npgen.data.datasets import Dataset
 from npgen.params import source_budget
-from npgen.rng import sample_keys
-from npgen.sampler import Sampler, draw_classes, sample_row
+from npgen.rule.rng import sample_keys
+from npgen.rule.sampler import Sampler, draw_classes, sample_row
 
 
 def test_budget_is_the_floor_of_the_share_of_pixels():

@@ -21,7 +21,7 @@ def run_cli(*args):
 @pytest.fixture(scope="module")
 def mnist_folder(tmp_path_factory, data_root):
     """A real MNIST subset as an image folder dataset: 300 PNGs of digits 0, 1 and 7."""
-    from npgen.datasets import load_dataset
+    from npgen.data.datasets import load_dataset
 
     mnist = load_dataset("mnist", data_root=data_root)
     root = tmp_path_factory.mktemp("folder") / "digits"

@@ -11,8 +11,8 @@ from PIL import Image
 
 from npgen.api import complete_run, verify_run
 from npgen.cli import main
-from npgen.datasets import load_dataset
-from npgen.regions import parse_mask
+from npgen.control.regions import parse_mask
+from npgen.data.datasets import load_dataset
 
 
 def cli(*args):

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from npgen.cli import main
-from npgen.datasets import DATA_ENV, load_dataset
+from npgen.data.datasets import DATA_ENV, load_dataset
 
 
 def run_cli(*args):

@@ -1,4 +1,4 @@
-"""Tests of npgen.datasets on the real MNIST and CIFAR-10 arrays (shared data root)."""
+"""Tests of npgen.data.datasets on the real MNIST and CIFAR-10 arrays (shared data root)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from npgen.datasets import (
+from npgen.data.datasets import (
     DATA_ENV,
     KNOWN,
     Dataset,
     dataset_card,
     download_dataset,
+    folder_cache_path,
     import_dataset,
     known_datasets,
     load_dataset,
-    folder_cache_path,
     load_image_folder,
     resolve_data_root,
 )

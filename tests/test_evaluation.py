@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from npgen.datasets import load_dataset
+from npgen.data.datasets import load_dataset
 from npgen.errors import NpgenError
-from npgen.evaluation import Reference, evaluate_images
+from npgen.evaluation.scores import Reference, evaluate_images
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_bad_inputs_are_refused(reference, all_data_root):
 
 def test_classifier_features_fid_and_class_fidelity(reference, tmp_path):
     pytest.importorskip("torch")
-    from npgen.features import load_classifier, train_classifier
+    from npgen.evaluation.features import load_classifier, train_classifier
 
     classifier = train_classifier(reference.train, reference.test, epochs=2, width=8, batch_size=32)
     assert classifier.test_accuracy > 0.6

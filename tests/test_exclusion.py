@@ -10,9 +10,10 @@ from PIL import Image
 
 from npgen.api import build_database, sample_run, verify_run
 from npgen.cli import main
-from npgen.datasets import load_dataset
-from npgen.exclusion import array_sha256, resolve_exclusion
-from npgen.sampler import RowBatch, Sampler
+from npgen.control.exclusion import resolve_exclusion
+from npgen.data.datasets import load_dataset
+from npgen.data.files import array_sha256
+from npgen.rule.sampler import RowBatch, Sampler
 
 
 def cli(*args):

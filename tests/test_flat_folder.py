@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from npgen.cli import main
-from npgen.datasets import cluster_labels, folder_cache_path, load_dataset, load_image_folder
+from npgen.data.datasets import cluster_labels, folder_cache_path, load_dataset, load_image_folder
 from npgen.errors import NpgenError
 
 
@@ -102,7 +102,7 @@ def test_verify_refuses_clusters_that_differ_from_the_run(flat_digits, tmp_path,
     out = tmp_path / "run"
     done = run_cli("sample", "--dataset", root, "-n", 2, "--out", out)
     assert done.exit_code == 0, done.output
-    from npgen.datasets import _content_sha256, _folder_files, _listing_sha256
+    from npgen.data.datasets import _content_sha256, _folder_files, _listing_sha256
 
     path = folder_cache_path(root)
     with np.load(path) as npz:

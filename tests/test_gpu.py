@@ -1,4 +1,4 @@
-"""The CUDA row kernel (npgen/gpu.py) against the CPU kernel `sample_row`, bit for bit, on real MNIST and CIFAR-10.
+"""The CUDA row kernel (npgen/rule/cuda.py) against the CPU kernel `sample_row`, bit for bit, on real MNIST and CIFAR-10.
 
 Without a GPU the kernel runs in numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, set here unless the
 variable is given): slow, so these tests compare a few rows of two samples, from canvases the CPU
@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from npgen.completion import Completion
-from npgen.database import Database, WindowParams
-from npgen.datasets import Dataset, load_dataset
+from npgen.control.completion import Completion
+from npgen.data.database import Database, WindowParams
+from npgen.data.datasets import Dataset, load_dataset
 from npgen.errors import NpgenError
-from npgen.gpu import RECORD, CudaSampler, compare_rows_with_cpu, cuda_sample_row, resolve_device
-from npgen.sampler import RowBatch, Sampler, sample_row
+from npgen.rule.cuda import RECORD, CudaSampler, compare_rows_with_cpu, cuda_sample_row, resolve_device
+from npgen.rule.sampler import RowBatch, Sampler, sample_row
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
 THREADS = 4 if SIMULATED else 128  # the simulator runs a Python thread per CUDA thread
@@ -151,7 +151,7 @@ def test_a_pixel_without_candidates_is_left_unwritten_by_both_kernels(mnist_db, 
 
 def run_resolve(device: str, simulator: str) -> subprocess.CompletedProcess:
     code = (
-        "from npgen.errors import NpgenError\nfrom npgen.gpu import resolve_device\n"
+        "from npgen.errors import NpgenError\nfrom npgen.rule.cuda import resolve_device\n"
         f"try:\n    print(resolve_device({device!r}))\nexcept NpgenError as err:\n    print('error:', err)"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_ENABLE_CUDASIM": simulator}
@@ -161,7 +161,7 @@ def run_resolve(device: str, simulator: str) -> subprocess.CompletedProcess:
 
 
 def test_device_cuda_without_a_gpu_is_a_one_line_error_and_auto_falls_back_to_the_cpu():
-    from npgen.gpu import cuda_status
+    from npgen.rule.cuda import cuda_status
 
     probe = run_resolve("auto", "0")
     has_gpu = probe.stdout.strip() == "cuda"

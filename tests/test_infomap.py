@@ -16,14 +16,14 @@ from click.testing import CliRunner
 from PIL import Image
 from reference import reference_pool
 
+from npgen.analysis.infomap import class_log_probs, information, information_reference
+from npgen.analysis.likelihood import kernel_table
 from npgen.api import INFOMAP_FILES
 from npgen.cli import main
-from npgen.datasets import load_dataset
-from npgen.infomap import class_log_probs, information, information_reference
-from npgen.likelihood import kernel_table
-from npgen.rng import sample_keys
-from npgen.sampler import Sampler
-from npgen.windows import causal_offsets, window_weights
+from npgen.data.datasets import load_dataset
+from npgen.rule.rng import sample_keys
+from npgen.rule.sampler import Sampler
+from npgen.rule.windows import causal_offsets, window_weights
 
 
 def run_cli(*args):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from npgen.database import Database, WindowParams
-from npgen.datasets import Dataset
+from npgen.analysis.likelihood import bits_per_dim, kernel_table, log_likelihood_grid, tune_smoothing
+from npgen.data.database import Database, WindowParams
+from npgen.data.datasets import Dataset
 from npgen.errors import NpgenError
-from npgen.likelihood import bits_per_dim, kernel_table, log_likelihood_grid, tune_smoothing
-from npgen.sampler import Sampler
+from npgen.rule.sampler import Sampler
 
 
 def test_every_kernel_is_a_distribution_over_the_256_levels():
@@ -40,7 +40,7 @@ def test_likelihood_of_a_constant_training_set_by_hand(tmp_path):
 
 
 def test_real_mnist_is_better_than_uniform_and_independent_of_batch_size(mnist_db, data_root):
-    from npgen.datasets import load_dataset
+    from npgen.data.datasets import load_dataset
 
     held_out = load_dataset("mnist", data_root=data_root).images[-4:]  # not in the 2,000-image database
     grid = log_likelihood_grid(Sampler(mnist_db, batch_size=4), held_out)

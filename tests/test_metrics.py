@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from npgen.errors import NpgenError
-from npgen.metrics import distribution_summary, frechet_distance, precision_recall
+from npgen.evaluation.metrics import distribution_summary, frechet_distance, precision_recall
 
 
 def points_with_moments(mean: np.ndarray, cov: np.ndarray, n: int = 500, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The exact nearest-training-image search (npgen/nearest.py) against plain numpy and FAISS, on real data."""
+"""The exact nearest-training-image search (npgen/data/nearest.py) against plain numpy and FAISS, on real data."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from npgen import api
-from npgen.database import Database
-from npgen.datasets import load_dataset
-from npgen.errors import NpgenError
-from npgen.index import build_image_index, search
-from npgen.metrics import sample_summary, top_source_share
-from npgen.nearest import (
+from npgen.data.database import Database
+from npgen.data.datasets import load_dataset
+from npgen.data.index import build_image_index, search
+from npgen.data.nearest import (
     SERIAL_BLOCK_SUMS,
     NearestImages,
     _bound,
@@ -32,7 +30,9 @@ from npgen.nearest import (
     sums_layout,
     top_sources,
 )
-from npgen.sampler import Sampler
+from npgen.errors import NpgenError
+from npgen.evaluation.metrics import sample_summary, top_source_share
+from npgen.rule.sampler import Sampler
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def test_wheel_ships_the_dataset_cards_and_samples_mnist(installed, tmp_path, da
         [
             installed / "bin" / "python",
             "-c",
-            "import npgen, npgen.datasets as d; print(npgen.__file__); print(d.CARDS_DIR)",
+            "import npgen, npgen.data.datasets as d; print(npgen.__file__); print(d.CARDS_DIR)",
         ],
         cwd=outside,
         env=env,

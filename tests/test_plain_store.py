@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 
 from npgen.api import sample_run
-from npgen.datasets import DATA_ENV
+from npgen.data.datasets import DATA_ENV
 
 SAMPLER_SIDE = (
-    "npgen.sampler",
-    "npgen.semantics",
-    "npgen.windows",
-    "npgen.database",
-    "npgen.index",
+    "npgen.rule.sampler",
+    "npgen.rule.pool",
+    "npgen.rule.windows",
+    "npgen.data.database",
+    "npgen.data.index",
     "npgen.api",
     "npgen.cli",
-    "npgen.likelihood",
+    "npgen.analysis.likelihood",
     "faiss",
 )
 
@@ -41,15 +41,29 @@ def loaded_modules(code: str) -> dict:
 
 @pytest.mark.parametrize(
     "module",
-    ["npgen.samples", "npgen.store", "npgen.tracer", "npgen.report", "npgen.figures", "npgen.charts", "npgen.metrics"],
+    [
+        "npgen.rule.samples",
+        "npgen.runs.store",
+        "npgen.analysis.tracer",
+        "npgen.analysis.report",
+        "npgen.analysis.figures",
+        "npgen.analysis.charts",
+        "npgen.evaluation.metrics",
+    ],
 )
 def test_importing_the_reading_side_loads_no_sampler_or_faiss(module):
     modules = loaded_modules(f"import {module}")["modules"]
     assert [m for m in SAMPLER_SIDE if m in modules] == []
-    if module in ("npgen.samples", "npgen.store", "npgen.metrics", "npgen.figures", "npgen.charts"):
+    if module in (
+        "npgen.rule.samples",
+        "npgen.runs.store",
+        "npgen.evaluation.metrics",
+        "npgen.analysis.figures",
+        "npgen.analysis.charts",
+    ):
         assert "numba" not in modules  # only the tracer has numba kernels
-    if module in ("npgen.figures", "npgen.charts"):
-        assert "npgen.tracer" not in modules  # the tracer imports the figures, never the other way round
+    if module in ("npgen.analysis.figures", "npgen.analysis.charts"):
+        assert "npgen.analysis.tracer" not in modules  # the tracer imports the figures, never the other way round
 
 
 def test_the_report_uses_only_public_names_of_other_modules():
@@ -69,9 +83,9 @@ def mnist_run(tmp_path_factory, data_root):
 
 def test_tracing_and_reporting_a_real_run_loads_no_sampler_or_faiss(mnist_run, tmp_path):
     code = f"""
-from npgen.report import write_report
-from npgen.store import Run
-from npgen.tracer import Tracer
+from npgen.analysis.report import write_report
+from npgen.runs.store import Run
+from npgen.analysis.tracer import Tracer
 run = Run({str(mnist_run)!r})
 tracer = Tracer(run.path)
 result['parts'] = tracer.sample_parts(1).num_rows
@@ -93,7 +107,7 @@ main(["trace", {str(mnist_run)!r}, "--sample", "0", "--out", {str(tmp_path / "pa
 main(["report", {str(mnist_run)!r}, "--out", {str(tmp_path / "report")!r}], standalone_mode=False)
 """
     modules = loaded_modules(code)["modules"]
-    assert "npgen.api" in modules and "npgen.tracer" in modules
+    assert "npgen.api" in modules and "npgen.analysis.tracer" in modules
     assert [m for m in SAMPLER_SIDE if m in modules and m not in ("npgen.api", "npgen.cli")] == []
     assert (tmp_path / "pixel.png").is_file() and (tmp_path / "parts.png").is_file()
     assert (tmp_path / "report" / "report.html").is_file()

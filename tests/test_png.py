@@ -1,4 +1,4 @@
-"""A run's PNGs (npgen/store.py `encode_png`): valid files that any reader decodes to exactly the samples' pixels."""
+"""A run's PNGs (npgen/runs/store.py `encode_png`): valid files that any reader decodes to exactly the samples' pixels."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from npgen import api
-from npgen.datasets import load_dataset
+from npgen.data.datasets import load_dataset
 from npgen.errors import NpgenError
-from npgen.store import PNG_LEVEL, encode_png, encode_pngs, grid_pixels, image_grid, png_level
+from npgen.runs.store import PNG_LEVEL, encode_png, encode_pngs, grid_pixels, image_grid, png_level
 
 
 def decode(data: bytes) -> np.ndarray:

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-
-from npgen.database import Database, WindowParams
-from npgen.datasets import load_dataset
-from npgen.params import PARAMS, SAMPLER_PARAMS
-from npgen.rng import sample_keys
-from npgen.sampler import Sampler
 from reference import reference_pool, reference_sample
+
+from npgen.data.database import Database, WindowParams
+from npgen.data.datasets import load_dataset
+from npgen.params import PARAMS, SAMPLER_PARAMS
+from npgen.rule.rng import sample_keys
+from npgen.rule.sampler import Sampler
 
 FIELDS = ("src_image", "src_y", "src_x", "n_candidates", "distance")
 

@@ -11,9 +11,9 @@ from PIL import Image
 
 from npgen.api import sample_run, verify_run
 from npgen.cli import main
-from npgen.datasets import load_dataset
-from npgen.exclusion import array_sha256
-from npgen.regions import parse_class_map, region
+from npgen.control.regions import parse_class_map, region
+from npgen.data.datasets import load_dataset
+from npgen.data.files import array_sha256
 
 
 def cli(*args):

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from npgen.cli import main
-from npgen.datasets import DATA_ENV, load_dataset
+from npgen.data.datasets import DATA_ENV, load_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 N = 10  # samples in the shared run: eval scores need at least 10
@@ -143,8 +143,8 @@ def test_build_force_refuses_a_folder_that_is_not_a_database(folder, tmp_path, m
 
 BUILD_SCRIPT = textwrap.dedent("""
     import sys, time
-    from npgen.database import Database, WindowParams
-    from npgen.datasets import load_dataset
+    from npgen.data.database import Database, WindowParams
+    from npgen.data.datasets import load_dataset
     data = load_dataset("mnist")
     while time.time() < float(sys.argv[2]):  # start together
         time.sleep(0.005)

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from npgen.analysis.charts import bar_chart, line_chart, series_colour
+from npgen.analysis.report import CHART_FILES, write_report
+from npgen.analysis.tracer import Tracer
 from npgen.api import sample_run
-from npgen.datasets import DATA_ENV
+from npgen.data.datasets import DATA_ENV
 from npgen.errors import NpgenError
-from npgen.charts import bar_chart, line_chart, series_colour
-from npgen.report import CHART_FILES, write_report
-from npgen.tracer import Tracer
 
 N_EXAMPLES = 2
 TABLES = ["composition.json", "per_sample.parquet", "parts.parquet", "sources.parquet", "reuse.parquet"]

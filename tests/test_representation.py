@@ -5,10 +5,9 @@ import inspect
 import numpy as np
 import pytest
 
-from npgen.datasets import load_dataset
-from npgen.errors import NpgenError
-from npgen.index import kmeans
-from npgen.representation import (
+from npgen.data.datasets import load_dataset
+from npgen.data.index import kmeans
+from npgen.data.representation import (
     PatchCodes,
     patch_columns,
     project_codes,
@@ -18,6 +17,7 @@ from npgen.representation import (
     triangle_pool,
     triangle_pool_reference,
 )
+from npgen.errors import NpgenError
 
 SMALL = {"n_codes": 16, "dims": 8, "n_patches": 5000, "n_pool_images": 200, "niter": 10}
 

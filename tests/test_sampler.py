@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from npgen.errors import NpgenError
-from npgen.sampler import (
+from npgen.rule.sampler import (
     RowBatch,
     Sampler,
     admissible_threshold,

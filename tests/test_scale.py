@@ -10,15 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from npgen.cli import main
-from npgen.database import Database, WindowParams
-from npgen.datasets import load_dataset, write_array_folder
-from npgen.index import build_image_index, save_index
+from npgen.data.database import Database, WindowParams, pad_images
+from npgen.data.datasets import load_dataset, write_array_folder
+from npgen.data.index import PrefixIndexes, build_image_index, save_index
+from npgen.data.representation import BlockSums, PatchCodes
 from npgen.params import PARAMS
-from npgen.representation import PatchCodes
-from npgen.rng import TIE_BREAK_STREAM, mix, sample_keys
-from npgen.sampler import Sampler
-from npgen.semantics import BlockSums, PrefixIndexes, approximate_pool_recall, nearest_pool, rerank_pool, tie_pool
-from npgen.windows import pad_images
+from npgen.rule.pool import approximate_pool_recall, nearest_pool, rerank_pool, tie_pool
+from npgen.rule.rng import TIE_BREAK_STREAM, mix, sample_keys
+from npgen.rule.sampler import Sampler
 
 FILES = ("sources.npy", "representations.npy", "labels.npy", "images.faiss")
 

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from npgen.rng import sample_keys
-from npgen.semantics import add_block_row, block_sums, nearest_pool
+from npgen.data.representation import block_sums
+from npgen.rule.pool import add_block_row, nearest_pool
+from npgen.rule.rng import sample_keys
 
 
 def test_block_sums_by_hand():

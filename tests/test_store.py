@@ -4,11 +4,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from npgen import store
 from npgen.errors import NpgenError
-from npgen.metrics import sample_summary
-from npgen.sampler import Sampler
-from npgen.store import Run, RunWriter, provenance_table
+from npgen.evaluation.metrics import sample_summary
+from npgen.rule.sampler import Sampler
+from npgen.runs import store
+from npgen.runs.store import Run, RunWriter, provenance_table
 
 
 def _write_run(path, db, n=5, batch_size=2, resume=False, stop_after=None):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from npgen.analysis.figures import parts_figure, pixel_figure
+from npgen.analysis.tracer import PixelTrace, Tracer, compose, find_parts, gini
 from npgen.api import sample_run
 from npgen.errors import NpgenError
-from npgen.figures import parts_figure, pixel_figure
-from npgen.tracer import PixelTrace, Tracer, compose, find_parts, gini
 
 # A 4x5 sample; each letter is (training image, dy, dx):
 #   A, E: image 7, (0, 0)  -- two separate rectangles, and A at (2,2) touching the first only diagonally

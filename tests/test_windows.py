@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from npgen.datasets import load_dataset
+from npgen.data.database import pad_images
+from npgen.data.datasets import load_dataset
 from npgen.errors import NpgenError
-from npgen.windows import (
+from npgen.rule.windows import (
     block_distances,
     causal_offsets,
     default_sigma,
     flat_offsets,
     gather_context,
-    pad_images,
     window_distance,
     window_weights,
 )

@@ -1,6 +1,6 @@
 """The run report: a run's composition as tables, charts and one self-contained HTML page.
 
-`write_report(run)` traces a completed run (`npgen.tracer.Tracer`) and writes, into RUN/report unless told
+`write_report(run)` traces a completed run (`npgen.analysis.tracer.Tracer`) and writes, into RUN/report unless told
 otherwise::
 
     composition.json, per_sample.parquet, parts.parquet, sources.parquet, reuse.parquet   (Composition.save)
@@ -14,7 +14,7 @@ otherwise::
     parts-<i>.png, pixel-<i>.png   for the first n_example_samples samples (Tracer.parts_figure / pixel_figure)
     report.html            one page, every image embedded as a data URI: opens from disk with no server
 
-The charts are drawn with `npgen.charts` (pillow alone), in the style of `npgen.figures`.
+The charts are drawn with `npgen.analysis.charts` (pillow alone), in the style of `npgen.analysis.figures`.
 Every file is written to a temporary name and renamed into place; files of an earlier report in the same
 folder are overwritten (and stale example figures removed).
 """
@@ -35,11 +35,8 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from npgen.errors import NpgenError
-from npgen.charts import bar_chart, line_chart, nice_step
-from npgen.files import TMP_MARK, atomic_write, refuse_link, write_json
-from npgen.store import image_grid
-from npgen.tracer import (
+from npgen.analysis.charts import bar_chart, line_chart, nice_step
+from npgen.analysis.tracer import (
     COMPOSITION_FILES,
     COVERAGE_TOPS,
     DEFAULT_MAX_CANDIDATES,
@@ -47,6 +44,9 @@ from npgen.tracer import (
     Composition,
     Tracer,
 )
+from npgen.data.files import TMP_MARK, atomic_write, refuse_link, write_json
+from npgen.errors import NpgenError
+from npgen.runs.store import image_grid
 
 PART_SIZE_BINS = ((1, 1), (2, 2), (3, 4), (5, 8), (9, 16), (17, 32), (33, None))
 N_TABLE_SAMPLES = 20

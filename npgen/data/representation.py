@@ -28,8 +28,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from npgen.data.index import kmeans
 from npgen.errors import NpgenError
-from npgen.index import kmeans
 
 FORMAT = "npgen-patch-codes"
 FORMAT_VERSION = 1
@@ -390,3 +390,33 @@ def _slabs(images: np.ndarray, slab_ids: np.ndarray, block: int) -> np.ndarray:
     image, row = np.divmod(slab_ids, rows)
     offsets = row[:, None] * block + np.arange(block)
     return images[image[:, None], offsets]
+
+
+def block_sums(images: np.ndarray, block: int) -> np.ndarray:
+    """(N, H, W, C) uint8 -> (N, ceil(H/s), ceil(W/s)*C) int32 sums over s x s blocks (zero-padded)."""
+    if block < 1:
+        raise NpgenError(f"retrieval_block must be >= 1, got {block}")
+    n, height, width, channels = images.shape
+    hb, wb = -(-height // block), -(-width // block)
+    padded = np.zeros((n, hb * block, wb * block, channels), dtype=np.int32)
+    padded[:, :height, :width] = images
+    sums = padded.reshape(n, hb, block, wb, block, channels).sum(axis=(2, 4), dtype=np.int32)
+    return sums.reshape(n, hb, wb * channels)
+
+
+@dataclass(frozen=True)
+class BlockSums:
+    """The block-sum representation, with the interface of `PatchCodes`: encode images, or one block row."""
+
+    block: int
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        return block_sums(images, self.block)
+
+    def encode_row(self, slab: np.ndarray) -> np.ndarray:
+        """(B, s, W, C) uint8, one block row of canvases -> (B, ceil(W/s)*C) int32."""
+        return block_sums(slab, self.block)[:, 0]
+
+    def columns(self, width: int) -> int:
+        """Blocks per row of an image `width` pixels wide (the last one zero-padded)."""
+        return -(-width // self.block)

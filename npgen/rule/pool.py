@@ -2,7 +2,7 @@
 
 The retrieval representation is an image's s x s block sums (`BlockSums`; s = `retrieval_block`;
 s = 1 is raw pixels, larger s compares coarse layout only), or label-free patch codes learned from
-the training split (`npgen.representation.PatchCodes`). Both map block row r of an image to
+the training split (`npgen.data.representation.PatchCodes`). Both map block row r of an image to
 integers that depend only on its pixel rows r*s .. r*s + s - 1. After each completed block row, the squared distance
 between every sample's canvas and every allowed training image grows by that row's contribution,
 so distances over the generated prefix are exact integers kept up to date incrementally. Exact
@@ -18,14 +18,17 @@ shortlist holds the true nearest images (recall measured by `approximate_pool_re
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
-from npgen.errors import NpgenError
-from npgen.rng import TIE_BREAK_STREAM, mix
+from npgen.rule.rng import TIE_BREAK_STREAM, mix
+
+if TYPE_CHECKING:
+    from npgen.data.index import PrefixIndexes
+
+PREFIX_INDEX_SHORTLIST = 4  # the IVF search returns this many times pool_size candidates, reranked exactly
 
 _TIE_BITS = 20
 _TIE_MASK = np.uint64((1 << _TIE_BITS) - 1)
@@ -35,36 +38,6 @@ _TIE_MASK = np.uint64((1 << _TIE_BITS) - 1)
 def tie_rank(distance, tie_key, image) -> np.int64:
     """An image's rank in a sample's pool: its integer distance, exact ties broken by a per-sample priority."""
     return (np.int64(distance) << _TIE_BITS) | np.int64(mix(tie_key, image) & _TIE_MASK)
-
-
-def block_sums(images: np.ndarray, block: int) -> np.ndarray:
-    """(N, H, W, C) uint8 -> (N, ceil(H/s), ceil(W/s)*C) int32 sums over s x s blocks (zero-padded)."""
-    if block < 1:
-        raise NpgenError(f"retrieval_block must be >= 1, got {block}")
-    n, height, width, channels = images.shape
-    hb, wb = -(-height // block), -(-width // block)
-    padded = np.zeros((n, hb * block, wb * block, channels), dtype=np.int32)
-    padded[:, :height, :width] = images
-    sums = padded.reshape(n, hb, block, wb, block, channels).sum(axis=(2, 4), dtype=np.int32)
-    return sums.reshape(n, hb, wb * channels)
-
-
-@dataclass(frozen=True)
-class BlockSums:
-    """The block-sum representation, with the interface of `PatchCodes`: encode images, or one block row."""
-
-    block: int
-
-    def encode(self, images: np.ndarray) -> np.ndarray:
-        return block_sums(images, self.block)
-
-    def encode_row(self, slab: np.ndarray) -> np.ndarray:
-        """(B, s, W, C) uint8, one block row of canvases -> (B, ceil(W/s)*C) int32."""
-        return block_sums(slab, self.block)[:, 0]
-
-    def columns(self, width: int) -> int:
-        """Blocks per row of an image `width` pixels wide (the last one zero-padded)."""
-        return -(-width // self.block)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -185,50 +158,6 @@ def tie_pool(sample_keys: np.ndarray, allowed: np.ndarray, pool_size: int) -> np
         for k in range(pool_size):
             pool[b, k] = allowed[best_at[order[k]]]
     return pool
-
-
-PREFIX_INDEX_PROBES = 32  # IVF cells searched per query: fixed, so the approximate pool is deterministic
-PREFIX_INDEX_SHORTLIST = 4  # the IVF search returns this many times pool_size candidates, reranked exactly
-PREFIX_INDEX_SEED = 0
-
-
-def prefix_index_lists(n_images: int) -> int:
-    """IVF cells of a prefix index over n_images images: about 2 sqrt(n), at least 1."""
-    return max(1, round(2 * float(np.sqrt(n_images))))
-
-
-class PrefixIndexes:
-    """The approximate pool's FAISS indexes for one set of allowed images: for each number r of completed block
-    rows, an IVF index (`index.build_ivf_index`) over the allowed images' representations of rows 0..r-1,
-    built on first use and kept for the next batches."""
-
-    def __init__(self, representations: np.ndarray, allowed: np.ndarray) -> None:
-        self.representations, self.allowed = representations, np.asarray(allowed, dtype=np.int64)
-        self.indexes: dict[int, object] = {}
-        self.seconds = 0.0
-
-    def index(self, n_rows: int):
-        """The IVF index over block rows 0..n_rows-1 (built now if this is its first use)."""
-        from npgen.index import build_ivf_index
-
-        if n_rows not in self.indexes:
-            started = time.perf_counter()
-            prefix = np.asarray(self.representations[self.allowed, :n_rows]).reshape(len(self.allowed), -1)
-            self.indexes[n_rows] = build_ivf_index(prefix, prefix_index_lists(len(self.allowed)), PREFIX_INDEX_SEED)
-            self.seconds += time.perf_counter() - started
-        return self.indexes[n_rows]
-
-    def candidates(self, canvas_prefix: np.ndarray, n_rows: int, count: int) -> np.ndarray:
-        """(B, count) global image ids near each canvas prefix (B, n_rows, row width); -1 where fewer were found."""
-        from npgen.index import search_ivf
-
-        index = self.index(n_rows)
-        queries = canvas_prefix[:, :n_rows].reshape(len(canvas_prefix), -1)
-        found = search_ivf(index, queries, count, PREFIX_INDEX_PROBES)
-        short = (found >= 0).sum(axis=1) < min(count, len(self.allowed))
-        if short.any():  # too few in the probed cells: search every cell for those canvases
-            found[short] = search_ivf(index, queries[short], count, index.nlist)
-        return np.where(found >= 0, self.allowed[np.maximum(found, 0)], -1)
 
 
 class CanvasPools:

@@ -81,7 +81,7 @@ def _colour(text: str, where: str) -> tuple[int, int, int]:
 
 def parse_class_map(spec: str, class_names: tuple[str, ...], height: int, width: int) -> np.ndarray:
     """(H, W) int64 class of each pixel (-1: any class) from a --class-map spec (see CLASS_MAP_HELP)."""
-    from npgen.api import resolve_class
+    from npgen.control.classes import resolve_class
 
     class_map = np.full((height, width), -1, dtype=np.int64)
     if spec.startswith("file:"):

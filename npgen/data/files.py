@@ -7,6 +7,7 @@ symbolic link is never written through.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -123,3 +124,8 @@ def write_array(path: Path, array: np.ndarray) -> None:
             np.save(f, array)
 
     atomic_write(path, write)
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """SHA-256 of an array's bytes in C order: what a run's manifest records for each of its control arrays."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()

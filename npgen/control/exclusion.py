@@ -23,17 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from npgen.data.files import array_sha256
 from npgen.errors import NpgenError
 
 SPEC_HELP = (
     "Training images to leave out (repeatable): indices '3,17,40-49', 'file:PATH' (indices), 'image:PATH' "
     "(image files matched by content), 'class:NAME', or 'near:D:SPEC' (SPEC's images and all within L2 distance D)."
 )
-
-
-def array_sha256(array: np.ndarray) -> str:
-    """SHA-256 of an array's bytes in C order: what a run's manifest records for each of its control arrays."""
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ def _index_file(path: Path, n_images: int) -> list[int]:
 
 
 def _image_files(path: Path) -> list[Path]:
-    from npgen.datasets import image_suffixes
+    from npgen.data.datasets import image_suffixes
 
     if path.is_file():
         return [path]
@@ -97,7 +93,7 @@ def _image_files(path: Path) -> list[Path]:
 
 
 def _matching_images(path: Path, dataset) -> list[int]:
-    from npgen.datasets import read_image_like
+    from npgen.data.datasets import read_image_like
 
     digests: dict[bytes, list[int]] = {}
     for i, image in enumerate(dataset.images):
@@ -115,7 +111,7 @@ def _matching_images(path: Path, dataset) -> list[int]:
 
 
 def _near(distance: str, inner: list[int], dataset, database) -> list[int]:
-    from npgen.index import within
+    from npgen.data.index import within
 
     try:
         radius = float(distance)
@@ -146,7 +142,7 @@ def _resolve_one(spec: str, dataset, database) -> list[int]:
     if kind == "image":
         return _matching_images(Path(rest), dataset)
     if kind == "class":
-        from npgen.api import resolve_class
+        from npgen.control.classes import resolve_class
 
         label = resolve_class(dataset.class_names, rest)
         return np.flatnonzero(dataset.labels == label).tolist()

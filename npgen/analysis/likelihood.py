@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from npgen.errors import NpgenError
-from npgen.sampler import RowBatch, Sampler, candidate_buffers, score_candidates
+from npgen.rule.sampler import RowBatch, Sampler, candidate_buffers, score_candidates
 
 TAUS = (0.05, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 FLOORS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3)

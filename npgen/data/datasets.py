@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from npgen.data.files import array_sha256
 from npgen.errors import NpgenError
 
 DATA_ENV = "NPGEN_DATA"
@@ -32,9 +33,9 @@ SPLITS = ("train", "test")
 def _cards_dir() -> Path:
     """Where the dataset cards are: npgen/cards/ in an installed wheel (setup.cfg ships the top-level
     datasets/ folder there as package data), else the source tree's datasets/ beside npgen/."""
-    here = Path(__file__).resolve().parent
-    installed = here / "cards"
-    return installed if installed.is_dir() else here.parent / "datasets"
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "cards"
+    return installed if installed.is_dir() else package.parent / "datasets"
 
 
 CARDS_DIR = _cards_dir()
@@ -61,10 +62,6 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     view = arr.view()
     view.flags.writeable = False
     return view
-
-
-def _sha256(arr: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(arr).data).hexdigest()
 
 
 def _card_labels(labels: np.ndarray) -> np.ndarray:
@@ -145,12 +142,12 @@ class Dataset:
     @cached_property
     def images_sha256(self) -> str:
         """Hex SHA-256 of the images in their original layout ((N, H, W) when there is one channel)."""
-        return _sha256(self.images[..., 0] if self.channels == 1 else self.images)
+        return array_sha256(self.images[..., 0] if self.channels == 1 else self.images)
 
     @cached_property
     def labels_sha256(self) -> str:
         """Hex SHA-256 of the labels, as uint8 when they fit (as on the cards)."""
-        return _sha256(_card_labels(self.labels))
+        return array_sha256(_card_labels(self.labels))
 
     def subset(self, indices) -> "Dataset":
         """The images at `indices` (a slice, or integer positions or boolean mask), with name and split kept."""
@@ -576,7 +573,7 @@ def cluster_labels(images: np.ndarray) -> np.ndarray:
     whatever the thread count: `npgen verify` re-derives them. Ties go to the lower cluster; clusters are
     numbered by decreasing size (ties: by their first image). Returns int64 (N,) in 0..k-1, each non-empty.
     """
-    from npgen.semantics import block_sums
+    from npgen.data.representation import block_sums
 
     n = len(images)
     x = block_sums(np.asarray(images), cluster_block(images.shape[1], images.shape[2])).reshape(n, -1)
@@ -643,12 +640,12 @@ def _listing_sha256(root: Path, files: list[list[Path]]) -> str:
     return digest.hexdigest()
 
 
-FOLDER_CACHE = "folders"  # decoded image folders, under npgen.files.cache_root()
+FOLDER_CACHE = "folders"  # decoded image folders, under npgen.data.files.cache_root()
 
 
 def folder_cache_path(root: Path) -> Path:
     """Where the decoded image folder `root` is cached: cache_root()/folders/<name>-<hash of its absolute path>.npz."""
-    from npgen.files import cache_root
+    from npgen.data.files import cache_root
 
     root = Path(root).expanduser().resolve()
     key = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:16]
@@ -681,7 +678,7 @@ def _read_folder_cache(path: Path, listing: str):
 
 def _write_folder_cache(path: Path, listing: str, images, labels, class_names, files) -> None:
     """Save the decoded folder atomically; a cache that cannot be written is skipped (the next load decodes again)."""
-    from npgen.files import atomic_write
+    from npgen.data.files import atomic_write
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as f:
@@ -863,8 +860,8 @@ def import_dataset(name: str, source: str | os.PathLike, data_root: str | os.Pat
         _check_card(
             name,
             split,
-            _sha256(x),
-            _sha256(_card_labels(y)),
+            array_sha256(x),
+            array_sha256(_card_labels(y)),
             str(source),
             f"check that {source} holds the original, unmodified {name} files",
         )

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageDraw, ImageFont
 
-from npgen.samples import PixelTrace
+from npgen.rule.samples import PixelTrace
 
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)

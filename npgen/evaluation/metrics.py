@@ -1,7 +1,7 @@
 """Measures of a run: novelty (distance to the nearest training image), composition, class fidelity,
 and distribution distances between feature sets (Frechet distance, k-NN precision and recall).
 
-The feature-space measures take any (N, D) features; `npgen.features` supplies those of a small
+The feature-space measures take any (N, D) features; `npgen.evaluation.features` supplies those of a small
 classifier trained here. They are not comparable with published Inception FIDs.
 """
 
@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from npgen.errors import NpgenError
 
-# npgen.index (FAISS) is imported inside the functions that search, so that reading a run stays free of FAISS.
+# npgen.data.index (FAISS) is imported inside the functions that search, so that reading a run stays free of FAISS.
 
 
 def top_source_share(src_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -20,7 +20,7 @@ def top_source_share(src_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
     A pixel with src_image -1 (given, not generated: a completion's input) counts towards no source.
     """
-    from npgen.nearest import source_ranking
+    from npgen.data.nearest import source_ranking
 
     top, top_count, distinct = source_ranking(src_image, 1)
     return top[:, 0], top_count / np.prod(src_image.shape[1:]), distinct
@@ -33,7 +33,7 @@ def near_copy_threshold(train_index, test_images: np.ndarray, percentile: float 
     `nearest_index()`). A sample closer than this to a training image is closer than 99% of real
     unseen images are: it counts as a near-copy.
     """
-    from npgen.index import search
+    from npgen.data.index import search
 
     distances, _ = search(train_index, test_images, 1)
     return float(np.percentile(distances[:, 0], percentile))
@@ -41,7 +41,7 @@ def near_copy_threshold(train_index, test_images: np.ndarray, percentile: float 
 
 def knn_votes(index, train_labels: np.ndarray, images: np.ndarray, n_classes: int, k: int = 10) -> np.ndarray:
     """(N, n_classes) votes of the k nearest training images (raw-pixel L2) for each image."""
-    from npgen.index import search
+    from npgen.data.index import search
 
     _, ids = search(index, images, k)
     labels = np.asarray(train_labels)[ids]
@@ -54,10 +54,10 @@ NEAREST_HINTS = 10  # a sample's most-used sources whose distances bound its nea
 def sample_summary(samples, database) -> pa.Table:
     """One row per sample: requested class, nearest training image and distance, source composition.
 
-    The nearest training image is exact (`npgen.nearest`: integer squared distances, ties to the lowest
+    The nearest training image is exact (`npgen.data.nearest`: integer squared distances, ties to the lowest
     image id), the same image and float32 distance as a brute-force FAISS search over the database's images.
     """
-    from npgen.nearest import NearestImages, source_ranking, squared_to_distance
+    from npgen.data.nearest import NearestImages, source_ranking, squared_to_distance
 
     ranked, top_count, distinct = source_ranking(samples.src_image, NEAREST_HINTS)
     squared, nearest = NearestImages.for_database(database).search(samples.images, ranked)
@@ -126,7 +126,7 @@ def precision_recall(real: np.ndarray, generated: np.ndarray, k: int = 3) -> tup
         raise NpgenError(f"need two (N, D) feature arrays of one dimension, got {real.shape} and {generated.shape}")
     if min(len(real), len(generated)) <= k:
         raise NpgenError(f"precision/recall with k={k} needs more than {k} points in each set")
-    from npgen.index import build_flat_index, search
+    from npgen.data.index import build_flat_index, search
 
     radii = {}
     for name, points in (("real", real), ("generated", generated)):

@@ -34,14 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from npgen import __version__
-from npgen.datasets import KNOWN
+from npgen.data.datasets import KNOWN
+from npgen.data.files import CACHE_ENV, cache_root
+from npgen.data.index import ImageIndexWriter, PrefixIndexes, load_index
+from npgen.data.representation import BlockSums, PatchCodes
 from npgen.errors import NpgenError
-from npgen.files import CACHE_ENV, cache_root
-from npgen.index import ImageIndexWriter, load_index
 from npgen.params import BUILD_PARAMS, PARAMS, check, describe_differences, resolve
-from npgen.representation import PatchCodes
-from npgen.semantics import BlockSums, PrefixIndexes
-from npgen.windows import pad_images
 
 FORMAT = "npgen-database"
 FORMAT_VERSION = 2
@@ -102,6 +100,14 @@ def database_id(dataset_record: dict, params: dict) -> str:
         "params": dict(sorted(params.items())),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def pad_images(images: np.ndarray, half_window: int, pad_value: int) -> np.ndarray:
+    """Pad (N, H, W, C) uint8 images to (N, H+h, W+2h, C): h rows on top, h columns each side."""
+    if not 0 <= pad_value <= 255:
+        raise NpgenError(f"pad_value must be in 0..255, got {pad_value}")
+    h = half_window
+    return np.pad(images, ((0, 0), (h, 0), (h, h), (0, 0)), constant_values=pad_value)
 
 
 class Database:

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from npgen.datasets import KNOWN
+from npgen.data.datasets import KNOWN
 from npgen.errors import NpgenError
-from npgen.samples import Samples
+from npgen.rule.samples import Samples
 
 RAY_LOCAL = "local"  # `--ray` without an address: a Ray cluster on this machine, started for the run
 INSTALL_HINT = "pip install 'npgen[ray]'"
@@ -49,7 +49,7 @@ class WorkerSpec:
     options: dict
     class_label: int | None
     controls: dict = field(default_factory=dict)  # arrays restricting the sources: excluded, class_map
-    completion: object = None  # npgen.completion.Completion of a completion run
+    completion: object = None  # npgen.control.completion.Completion of a completion run
     token: str = field(default_factory=lambda: uuid.uuid4().hex)  # this run's spec, for the workers' cache
 
     @classmethod
@@ -76,9 +76,9 @@ _OPENED: dict[str, tuple] = {}  # per worker process: the sampler of the last sp
 
 def open_sampler(spec: WorkerSpec):
     """(sampler, database) for `spec` in this worker process, opened once and kept for the following tasks."""
-    from npgen.database import Database, WindowParams, is_database
-    from npgen.datasets import load_dataset
-    from npgen.sampler import Sampler
+    from npgen.data.database import Database, WindowParams, is_database
+    from npgen.data.datasets import load_dataset
+    from npgen.rule.sampler import Sampler
 
     key = spec.token
     if key not in _OPENED:
@@ -114,7 +114,7 @@ def sample_batch_task(
     spec: WorkerSpec, index: int, first: int, size: int
 ) -> tuple[int, Samples | None, pa.Table | None, str | None]:
     """One batch, run in a worker: (index, samples, summary rows, None), or (index, None, None, error message)."""
-    from npgen.metrics import sample_summary
+    from npgen.evaluation.metrics import sample_summary
 
     try:
         sampler, db = open_sampler(spec)

@@ -31,8 +31,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from npgen.data.files import write_array
 from npgen.errors import NpgenError
-from npgen.files import write_array
 
 FIRST_LEVEL_VALUES = 64  # at most this many block sums per image in the first level, which every image is tested on
 _CHUNK = 4096  # images per chunk of the numpy reference block sums (bounds its int32 scratch memory)

@@ -12,6 +12,7 @@ query by query.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Self
 
@@ -206,3 +207,42 @@ def within(index: faiss.Index, images: np.ndarray, radius: float) -> list[np.nda
     squared = float(radius) ** 2 * (1.0 + 1e-5) + 1.0
     limits, _, ids = index.range_search(as_vectors(images), squared)
     return [ids[limits[i] : limits[i + 1]].astype(np.int64) for i in range(len(images))]
+
+
+PREFIX_INDEX_PROBES = 32  # IVF cells searched per query: fixed, so the approximate pool is deterministic
+PREFIX_INDEX_SEED = 0
+
+
+def prefix_index_lists(n_images: int) -> int:
+    """IVF cells of a prefix index over n_images images: about 2 sqrt(n), at least 1."""
+    return max(1, round(2 * float(np.sqrt(n_images))))
+
+
+class PrefixIndexes:
+    """The approximate pool's FAISS indexes for one set of allowed images: for each number r of completed block
+    rows, an IVF index (`index.build_ivf_index`) over the allowed images' representations of rows 0..r-1,
+    built on first use and kept for the next batches."""
+
+    def __init__(self, representations: np.ndarray, allowed: np.ndarray) -> None:
+        self.representations, self.allowed = representations, np.asarray(allowed, dtype=np.int64)
+        self.indexes: dict[int, object] = {}
+        self.seconds = 0.0
+
+    def index(self, n_rows: int):
+        """The IVF index over block rows 0..n_rows-1 (built now if this is its first use)."""
+        if n_rows not in self.indexes:
+            started = time.perf_counter()
+            prefix = np.asarray(self.representations[self.allowed, :n_rows]).reshape(len(self.allowed), -1)
+            self.indexes[n_rows] = build_ivf_index(prefix, prefix_index_lists(len(self.allowed)), PREFIX_INDEX_SEED)
+            self.seconds += time.perf_counter() - started
+        return self.indexes[n_rows]
+
+    def candidates(self, canvas_prefix: np.ndarray, n_rows: int, count: int) -> np.ndarray:
+        """(B, count) global image ids near each canvas prefix (B, n_rows, row width); -1 where fewer were found."""
+        index = self.index(n_rows)
+        queries = canvas_prefix[:, :n_rows].reshape(len(canvas_prefix), -1)
+        found = search_ivf(index, queries, count, PREFIX_INDEX_PROBES)
+        short = (found >= 0).sum(axis=1) < min(count, len(self.allowed))
+        if short.any():  # too few in the probed cells: search every cell for those canvases
+            found[short] = search_ivf(index, queries[short], count, index.nlist)
+        return np.where(found >= 0, self.allowed[np.maximum(found, 0)], -1)

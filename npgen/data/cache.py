@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from npgen.database import is_database
+from npgen.data.database import is_database
+from npgen.data.files import TMP_MARK, cache_root
 from npgen.errors import NpgenError
-from npgen.files import TMP_MARK, cache_root
 
 STALE_SECONDS = 15 * 60
 

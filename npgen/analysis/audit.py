@@ -11,7 +11,7 @@ only the columns it needs:
 - **one image** (`image_rows`): every (run, sample, y, x) that copied a pixel of one training image, with
   the source position, the admissible-set size and the window distance.
 
-**Informative pixels** are defined as in the tracer (`npgen/tracer.py`): a pixel is informative when at
+**Informative pixels** are defined as in the tracer (`npgen/analysis/tracer.py`): a pixel is informative when at
 most `max_candidates` (default 8) candidates were admissible. A pixel drawn from a large tie (blank
 MNIST background, where nearly the whole pool matches) was copied from whichever image the random
 draw hit, so counting it would credit images with pixels whose source carries no information about
@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from npgen.errors import NpgenError
-from npgen.store import PROVENANCE_SCHEMA, Run
+from npgen.runs.store import PROVENANCE_SCHEMA, Run
 
 DEFAULT_MAX_CANDIDATES = 8  # the tracer's default: pixels with at most this many admissible candidates
 USAGE_FILE = "usage.parquet"
@@ -286,7 +286,7 @@ def image_figure(
     `samples_of[r]` is run r's (n, H, W, C) sample array (a memory map is fine)."""
     from PIL import Image
 
-    from npgen.figures import CONTEXT_COLOUR, PIXEL_COLOUR, _compose, _outline, _rgb, _upscale
+    from npgen.analysis.figures import CONTEXT_COLOUR, PIXEL_COLOUR, _compose, _outline, _rgb, _upscale
 
     height, width = training_image.shape[:2]
     run = rows.column("run").to_numpy().astype(np.int64)

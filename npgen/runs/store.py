@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from npgen import __version__
-from npgen.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
+from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.errors import NpgenError
-from npgen.files import (
+from npgen.data.files import (
     TMP_MARK,
     atomic_write,
     make_dir,
@@ -48,7 +48,7 @@ from npgen.files import (
     write_json,
 )
 from npgen.params import describe_differences
-from npgen.samples import Samples
+from npgen.rule.samples import Samples
 
 PROVENANCE_SCHEMA = pa.schema(
     [
@@ -353,7 +353,7 @@ class RunWriter:
     ) -> None:
         """`controls` holds the arrays that restrict where pixels come from (exclusion, class map, completion
         inputs), kept in controls/NAME.npy with their SHA-256 in the manifest."""
-        from npgen.exclusion import array_sha256
+        from npgen.data.files import array_sha256
 
         self.path = Path(path)
         controls = controls or {}
@@ -648,7 +648,7 @@ class Run:
     def control(self, name: str) -> np.ndarray | None:
         """A control array of the run (controls/NAME.npy: excluded, class_map, inputs, known), or None when the run
         has none; NpgenError if it is missing or differs from the SHA-256 its manifest records."""
-        from npgen.exclusion import array_sha256
+        from npgen.data.files import array_sha256
 
         recorded = (self.manifest.get("controls") or {}).get(name)
         if recorded is None:

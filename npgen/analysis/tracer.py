@@ -43,8 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from npgen.errors import NpgenError
-from npgen.samples import PixelTrace
-from npgen.store import PROVENANCE_SCHEMA, Run
+from npgen.rule.samples import PixelTrace
+from npgen.runs.store import PROVENANCE_SCHEMA, Run
 
 DEFAULT_MAX_CANDIDATES = 8
 # s of "share of pixels in parts of >= s pixels": a 2x2 patch, the smallest 2-D piece. With the default
@@ -602,7 +602,7 @@ class Tracer:
 
     def pixel_figure(self, sample: int, y: int, x: int, scale: int = 8):
         """A PIL image: the sample and the pixel's source side by side, pixel and causal context outlined."""
-        from npgen.figures import pixel_figure
+        from npgen.analysis.figures import pixel_figure
 
         trace = self.pixel(sample, y, x)
         return pixel_figure(
@@ -615,7 +615,7 @@ class Tracer:
 
     def parts_figure(self, sample: int, top: int = 6, scale: int = 6):
         """A PIL image: the sample, its parts map and its top source images with the regions they gave."""
-        from npgen.figures import parts_figure
+        from npgen.analysis.figures import parts_figure
 
         parts = self._sample_parts(sample)
         return parts_figure(

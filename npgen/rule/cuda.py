@@ -20,7 +20,7 @@ CPU's early exit only shortens windows whose distance exceeds the final threshol
 full distances leaves d_min, the k_min-th smallest, the admissible set, the chosen candidate and
 its recorded distance unchanged. Exhausted images keep their candidate slots with distance +inf
 (never admissible) instead of being compacted out, which keeps the admissible candidates in the
-same order. The random draw is the same counter-based hash as `npgen.rng.uniform`.
+same order. The random draw is the same counter-based hash as `npgen.rule.rng.uniform`.
 
 numba.cuda is imported only when a kernel is built or the device is resolved, so npgen installs,
 imports and tests without CUDA; `NUMBA_ENABLE_CUDASIM=1` runs the kernel in numba's simulator.
@@ -36,9 +36,9 @@ import numpy as np
 
 from npgen.errors import NpgenError
 from npgen.params import check
-from npgen.rng import _GOLDEN, _MUL1, _MUL2
-from npgen.sampler import RowBatch, Sampler
-from npgen.samples import Samples
+from npgen.rule.rng import _GOLDEN, _MUL1, _MUL2
+from npgen.rule.sampler import RowBatch, Sampler
+from npgen.rule.samples import Samples
 
 cuda = None  # numba.cuda, imported by `row_kernel`: a module global, as numba's CUDA simulator requires of kernels
 THREADS = 128  # threads per block (a power of two): candidates are strided over them
@@ -99,7 +99,7 @@ def row_kernel(threads: int = THREADS):
 
     @cuda.jit(device=True)
     def uniform(key, counter):
-        """npgen.rng.uniform: SplitMix64 of key + (counter+1)*golden, its top 53 bits as a float in [0, 1)."""
+        """npgen.rule.rng.uniform: SplitMix64 of key + (counter+1)*golden, its top 53 bits as a float in [0, 1)."""
         z = key + (np.uint64(counter) + one) * golden
         z = (z ^ (z >> s30)) * mul1
         z = (z ^ (z >> s27)) * mul2
@@ -412,7 +412,7 @@ def compare_rows_with_cpu(
     (pool images over budget), "padding" (-1 pool slots), "n_candidates" (admissible-set sizes of the
     generated pixels)}.
     """
-    from npgen.sampler import sample_row
+    from npgen.rule.sampler import sample_row
 
     sampler = Sampler(db, **options)
     indices = np.arange(n_samples)
@@ -456,7 +456,7 @@ def compare_rows_with_cpu(
 def _compare_last_distances(db, sampler, canvas, used, record, pools, region, known, y, last) -> tuple[int, list]:
     """(windows compared, mismatches) between the kernel's distances at the row's last generated pixel and the
     CPU's, from the CPU's canvas and source counts after the row (the pixel's causal context is complete then)."""
-    from npgen.windows import gather_context, window_distance
+    from npgen.rule.windows import gather_context, window_distance
 
     height, width, h, channels = sampler.geometry()
     offsets, weights = sampler.window_order()

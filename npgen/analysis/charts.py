@@ -1,4 +1,4 @@
-"""Charts drawn with pillow alone, in the style of `npgen.figures`: bar charts and line charts as PIL images.
+"""Charts drawn with pillow alone, in the style of `npgen.analysis.figures`: bar charts and line charts as PIL images.
 
 `bar_chart` draws one or several series of bars (grouped, with a legend), `line_chart` several series
 over shared xs (linear or logarithmic). Both size their axes from the data (integer ticks for counts,
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from npgen.analysis.figures import BACKGROUND, TEXT, font, part_colour, wrap_text
 from npgen.errors import NpgenError
-from npgen.figures import BACKGROUND, TEXT, font, part_colour, wrap_text
 
 AXIS = (90, 90, 90)
 GRID = (225, 225, 225)

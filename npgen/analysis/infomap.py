@@ -1,6 +1,6 @@
 """Information maps: how much each pixel of a sample says about its class, under npgen's exact predictive rule.
 
-npgen's predictive distribution p(x_p | context) is exact (`npgen/likelihood.py`: the admissible set of
+npgen's predictive distribution p(x_p | context) is exact (`npgen/analysis/likelihood.py`: the admissible set of
 the sampler's rule, each candidate's centre value smoothed by a discretised Gaussian kernel of width
 tau, mixed with a uniform floor; budget relaxed). So the pointwise information that pixel p carries
 about class c, given the pixels before it in raster order, is computed exactly:
@@ -45,9 +45,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from npgen.analysis.likelihood import LEVELS, kernel_table, row_mixture
 from npgen.errors import NpgenError
-from npgen.likelihood import LEVELS, kernel_table, row_mixture
-from npgen.sampler import RowBatch, Sampler
+from npgen.rule.sampler import RowBatch, Sampler
 
 GREY_TAU, COLOUR_TAU = 0.5, 16.0  # tuned on held-out MNIST / CIFAR-10 training images (benchmarks/likelihood.py)
 
@@ -194,7 +194,7 @@ def maps_figure(
     """Each sample above its information map and its contrast map (red: for its class, blue: against), in a grid."""
     from PIL import Image
 
-    from npgen.figures import _compose, _rgb, _upscale
+    from npgen.analysis.figures import _compose, _rgb, _upscale
 
     info_limit, contrast_limit = _limit(info), _limit(contrast)
     panels = []
@@ -227,7 +227,7 @@ def means_figure(means: np.ndarray, contrast_means: np.ndarray, names: list[str]
     """The class-mean information maps side by side (top row) and the class-mean contrast maps (bottom row)."""
     from PIL import Image
 
-    from npgen.figures import _compose, _upscale
+    from npgen.analysis.figures import _compose, _upscale
 
     info_limit, contrast_limit = _limit(means), _limit(contrast_means)
     panels = []

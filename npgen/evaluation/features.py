@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npgen.files import atomic_write, cache_root, write_array
+from npgen.data.files import atomic_write, cache_root, write_array
 from npgen.errors import NpgenError
 
 try:

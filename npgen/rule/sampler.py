@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from npgen.database import Database
+from npgen.data.database import Database
 from npgen.errors import NpgenError
 from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
-from npgen.rng import CLASS_STREAM, sample_keys, uniform
-from npgen.samples import Samples
-from npgen.semantics import CanvasPools
-from npgen.windows import block_distances, flat_offsets, gather_context, window_distance, window_weights
+from npgen.rule.pool import CanvasPools
+from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
+from npgen.rule.samples import Samples
+from npgen.rule.windows import block_distances, flat_offsets, gather_context, window_distance, window_weights
 
 
 @numba.njit(cache=True, nogil=True)
@@ -387,7 +387,7 @@ class Sampler:
 
     - `excluded`: training images that supply no pixel and take no part in any pool or class share;
     - `class_map`: (H, W) class of each pixel (-1: any class), so each region draws from its class only;
-    - `completion`: given pixels to keep (`npgen.completion.Completion`); only the others are generated.
+    - `completion`: given pixels to keep (`npgen.control.completion.Completion`); only the others are generated.
     """
 
     database: Database
@@ -585,7 +585,7 @@ class Sampler:
 
     def _generate_rows(self, batch: RowBatch, region: np.ndarray, known: np.ndarray, out: Samples) -> None:
         """Generate every row of the batch's canvases in raster order, recording provenance into `out`
-        (`npgen.gpu.CudaSampler` runs the same rows on a GPU)."""
+        (`npgen.rule.cuda.CudaSampler` runs the same rows on a GPU)."""
         db = self.database
         geometry, rule = self.geometry(), self.rule()
         record = (out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance)

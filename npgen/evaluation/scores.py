@@ -6,7 +6,7 @@ the same way on the same machine:
 - novelty: each image's L2 distance to its nearest training image in pixels (and in features),
   reported as a distribution; the near-copy rate is the share closer than the 1st percentile of
   test-to-train distances, i.e. closer than 99% of real unseen images are;
-- with a classifier (`npgen.features`): Frechet distance to the test set in its features ("FID",
+- with a classifier (`npgen.evaluation.features`): Frechet distance to the test set in its features ("FID",
   not comparable with Inception FIDs) with its bootstrap standard deviation over the images (how
   much of a difference between two methods the sample size can resolve), k-NN precision and recall against a test subset of the same
   size, and for class-conditional images the classifier's accuracy on the requested class and its
@@ -21,10 +21,10 @@ from functools import cached_property
 
 import numpy as np
 
-from npgen.datasets import Dataset
+from npgen.data.datasets import Dataset
+from npgen.data.index import build_flat_index, build_image_index, search
 from npgen.errors import NpgenError
-from npgen.index import build_flat_index, build_image_index, search
-from npgen.metrics import distribution_summary, frechet_distance, near_copy_threshold, precision_recall
+from npgen.evaluation.metrics import distribution_summary, frechet_distance, near_copy_threshold, precision_recall
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Reference:
 
     train: Dataset
     test: Dataset
-    classifier: object | None = None  # npgen.features.Classifier
+    classifier: object | None = None  # npgen.evaluation.features.Classifier
     class_label: int | None = None  # score against this class's test images only
     seed: int = 0
 

@@ -38,14 +38,6 @@ def window_weights(half_window: int, sigma: float | None = None) -> np.ndarray:
     return (weights / weights.sum()).astype(np.float32)
 
 
-def pad_images(images: np.ndarray, half_window: int, pad_value: int) -> np.ndarray:
-    """Pad (N, H, W, C) uint8 images to (N, H+h, W+2h, C): h rows on top, h columns each side."""
-    if not 0 <= pad_value <= 255:
-        raise NpgenError(f"pad_value must be in 0..255, got {pad_value}")
-    h = half_window
-    return np.pad(images, ((0, 0), (h, 0), (h, h), (0, 0)), constant_values=pad_value)
-
-
 def flat_offsets(half_window: int, padded_width: int, channels: int) -> np.ndarray:
     """Offsets of the causal context into one flattened padded image, relative to the centre pixel."""
     offsets = causal_offsets(half_window)

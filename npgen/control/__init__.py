@@ -1,0 +1,1 @@
+"""Controls over where pixels may come from: class resolution, exclusion, region class maps, completion."""
