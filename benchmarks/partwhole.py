@@ -27,8 +27,8 @@ from npgen.data.datasets import load_dataset, preset
 from npgen.data.index import build_image_index, search
 from npgen.evaluation.metrics import knn_votes, near_copy_threshold
 from npgen.params import BUILD_PARAMS
+from npgen.rule.provenance import Samples
 from npgen.rule.sampler import Sampler
-from npgen.rule.samples import Samples
 
 FIGURES = RESULTS.parent / "figures"
 

@@ -42,7 +42,7 @@ def loaded_modules(code: str) -> dict:
 @pytest.mark.parametrize(
     "module",
     [
-        "npgen.rule.samples",
+        "npgen.rule.provenance",
         "npgen.runs.store",
         "npgen.analysis.tracer",
         "npgen.analysis.report",
@@ -55,7 +55,7 @@ def test_importing_the_reading_side_loads_no_sampler_or_faiss(module):
     modules = loaded_modules(f"import {module}")["modules"]
     assert [m for m in SAMPLER_SIDE if m in modules] == []
     if module in (
-        "npgen.rule.samples",
+        "npgen.rule.provenance",
         "npgen.runs.store",
         "npgen.evaluation.metrics",
         "npgen.analysis.figures",

@@ -7,12 +7,15 @@ Images are upscaled by nearest neighbour so single pixels stay visible; grayscal
 from __future__ import annotations
 
 import colorsys
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageDraw, ImageFont
 
-from npgen.rule.samples import PixelTrace
+if TYPE_CHECKING:
+    from npgen.analysis.tracer import PixelTrace
+
 
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)

@@ -43,7 +43,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from npgen.errors import NpgenError
-from npgen.rule.samples import PixelTrace
 from npgen.runs.store import PROVENANCE_SCHEMA, Run
 
 DEFAULT_MAX_CANDIDATES = 8
@@ -440,6 +439,28 @@ def compose(
 
 
 # ---- runs ----
+
+
+@dataclass
+class PixelTrace:
+    """Where one generated pixel came from."""
+
+    sample: int
+    y: int
+    x: int
+    src_image: int
+    src_class: int
+    src_class_name: str
+    src_y: int
+    src_x: int
+    n_candidates: int
+    distance: float
+    informative: bool = True  # n_candidates <= the tracer's max_candidates
+    src_file: str | None = None  # for an image-folder dataset: the source's file, relative to the folder
+
+    @property
+    def displacement(self) -> tuple[int, int]:
+        return self.src_y - self.y, self.src_x - self.x
 
 
 class Tracer:

@@ -36,9 +36,9 @@ import numpy as np
 
 from npgen.errors import NpgenError
 from npgen.params import check
+from npgen.rule.provenance import Samples
 from npgen.rule.rng import _GOLDEN, _MUL1, _MUL2
 from npgen.rule.sampler import RowBatch, Sampler
-from npgen.rule.samples import Samples
 
 cuda = None  # numba.cuda, imported by `row_kernel`: a module global, as numba's CUDA simulator requires of kernels
 THREADS = 128  # threads per block (a power of two): candidates are strided over them

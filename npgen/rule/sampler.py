@@ -39,8 +39,8 @@ from npgen.data.database import Database
 from npgen.errors import NpgenError
 from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
 from npgen.rule.pool import CanvasPools
+from npgen.rule.provenance import Samples
 from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
-from npgen.rule.samples import Samples
 from npgen.rule.windows import block_distances, flat_offsets, gather_context, window_distance, window_weights
 
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from npgen.data.datasets import KNOWN
 from npgen.errors import NpgenError
-from npgen.rule.samples import Samples
+from npgen.rule.provenance import Samples
 
 RAY_LOCAL = "local"  # `--ray` without an address: a Ray cluster on this machine, started for the run
 INSTALL_HINT = "pip install 'npgen[ray]'"

@@ -48,7 +48,7 @@ from npgen.data.files import (
     write_json,
 )
 from npgen.params import describe_differences
-from npgen.rule.samples import Samples
+from npgen.rule.provenance import Samples
 
 PROVENANCE_SCHEMA = pa.schema(
     [

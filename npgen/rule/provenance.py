@@ -1,4 +1,4 @@
-"""Samples as plain data: generated images and, for every pixel, where it was copied from; one traced pixel.
+"""Samples as plain data: generated images and, for every pixel, where it was copied from (its provenance).
 
 Kept apart from the sampler (numba kernels, FAISS) so that writing and reading runs needs numpy only.
 """
@@ -27,25 +27,3 @@ class Samples:
     def concatenate(parts: list["Samples"]) -> "Samples":
         names = Samples.__dataclass_fields__
         return Samples(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
-
-
-@dataclass
-class PixelTrace:
-    """Where one generated pixel came from."""
-
-    sample: int
-    y: int
-    x: int
-    src_image: int
-    src_class: int
-    src_class_name: str
-    src_y: int
-    src_x: int
-    n_candidates: int
-    distance: float
-    informative: bool = True  # n_candidates <= the tracer's max_candidates
-    src_file: str | None = None  # for an image-folder dataset: the source's file, relative to the folder
-
-    @property
-    def displacement(self) -> tuple[int, int]:
-        return self.src_y - self.y, self.src_x - self.x
