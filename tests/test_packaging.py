@@ -19,9 +19,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SKIP = shutil.ignore_patterns(
-    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "runs", "benchmarks"
-)
+SKIP_ANYWHERE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
+SKIP_AT_TOP = {"runs", "benchmarks"}  # run folders and benchmarks are not part of the package (npgen/runs is)
+
+
+def skip(folder: str, names: list[str]) -> set[str]:
+    """What the copy of the source tree leaves out: build leftovers anywhere, run folders and benchmarks at its top."""
+    top = SKIP_AT_TOP & set(names) if Path(folder) == REPO else set()
+    return SKIP_ANYWHERE(folder, names) | top
 
 
 def run(args, **kwargs) -> subprocess.CompletedProcess:
@@ -35,7 +40,7 @@ def installed(tmp_path_factory) -> Path:
     """A fresh venv holding npgen installed from a wheel built from a copy of this source tree."""
     tmp = tmp_path_factory.mktemp("packaging")
     source, wheels, env = tmp / "src", tmp / "wheels", tmp / "venv"
-    shutil.copytree(REPO, source, ignore=SKIP)
+    shutil.copytree(REPO, source, ignore=skip)
     run(
         [
             sys.executable,
