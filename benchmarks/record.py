@@ -1,4 +1,7 @@
-"""Where every benchmark writes its numbers: benchmarks/results/<name>.json, with machine, date and command."""
+"""Where every benchmark writes: its numbers to benchmarks/results/<name>.json (with machine, date and command),
+its figures to benchmarks/figures/, its runs to benchmarks/runs/ and reports to benchmarks/reports/ (neither in git).
+
+The scripts in benchmarks/<folder>/ put benchmarks/ on sys.path to import this module."""
 
 from __future__ import annotations
 
@@ -9,7 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS = Path(__file__).resolve().parent
+RESULTS = BENCHMARKS / "results"
+FIGURES = BENCHMARKS / "figures"
+RUNS = BENCHMARKS / "runs"
+REPORTS = BENCHMARKS / "reports"
 
 
 def machine() -> str:

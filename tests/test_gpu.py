@@ -3,7 +3,7 @@
 Without a GPU the kernel runs in numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, set here unless the
 variable is given): slow, so these tests compare a few rows of two samples, from canvases the CPU
 sampler generated up to there. With NUMBA_ENABLE_CUDASIM=0 on a GPU machine they run on the GPU;
-benchmarks/gpu_check.py compares whole batches there.
+benchmarks/speed/gpu_check.py compares whole batches there.
 """
 
 import os

@@ -89,7 +89,7 @@ def test_ray_build_is_byte_identical_to_the_local_build(all_data_root, tmp_path)
 
 
 def synthetic_folder(cifar10, path, n):
-    """A small array folder of real CIFAR-10 images, mirrored left-right (what benchmarks/scale.py writes)."""
+    """A small array folder of real CIFAR-10 images, mirrored left-right (what benchmarks/speed/scale.py writes)."""
     chunks = ((cifar10.images[i : i + 500, :, ::-1], cifar10.labels[i : i + 500]) for i in range(0, n, 500))
     record = {"synthetic": True, "description": "test: mirrored CIFAR-10 training images"}
     return write_array_folder(path, "cifar10-mirrored", cifar10.class_names, n, (32, 32, 3), chunks, record)
