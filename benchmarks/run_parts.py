@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ from npgen.evaluation import metrics
 from npgen.runs import store
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from kernel_references import source_ranking_reference  # noqa: E402 (tests/kernel_references.py)
 
 
 def median_ms(function, repeats: int) -> float:
@@ -91,7 +94,7 @@ def main() -> None:
         record["source_ranking_ms"] = {
             "one_sort": median_ms(lambda: nearest.source_ranking(src_image, metrics.NEAREST_HINTS), repeats),
             "np_unique_per_sample": median_ms(
-                lambda: nearest.source_ranking_reference(src_image, metrics.NEAREST_HINTS), repeats
+                lambda: source_ranking_reference(src_image, metrics.NEAREST_HINTS), repeats
             ),
         }
         parquet = {}

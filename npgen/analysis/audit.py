@@ -48,7 +48,7 @@ def _usage_kernel(sample, src_image, n_candidates, max_candidates, n_images, cou
 
     Rows must come grouped by sample (the provenance is sorted by sample, y, x): a sample is counted
     once per image by remembering the last sample that counted it. Returns False, having added nothing,
-    when the rows are not grouped (a sample index decreases), so the caller can count another way.
+    when the rows are not grouped (a sample index decreases), so the caller can group them first.
     """
     for i in range(1, sample.shape[0]):
         if sample[i] < sample[i - 1]:
@@ -69,21 +69,6 @@ def _usage_kernel(sample, src_image, n_candidates, max_candidates, n_images, cou
     return True
 
 
-def usage_counts_reference(
-    sample: np.ndarray, src_image: np.ndarray, n_candidates: np.ndarray, max_candidates: int, n_images: int
-) -> np.ndarray:
-    """Plain-numpy statement of `_usage_kernel` (any row order): (4, n_images) pixels, samples, informative
-    pixels, informative samples per training image."""
-    sample, src_image = np.asarray(sample, np.int64), np.asarray(src_image, np.int64)
-    informative = np.asarray(n_candidates) <= max_candidates
-    counts = np.zeros((4, n_images), dtype=np.int64)
-    for row, mask in ((0, np.ones(len(sample), bool)), (2, informative)):
-        counts[row] = np.bincount(src_image[mask], minlength=n_images)
-        pairs = np.unique(sample[mask] * n_images + src_image[mask])
-        counts[row + 1] = np.bincount(pairs % n_images, minlength=n_images)
-    return counts
-
-
 def usage_counts(
     sample: np.ndarray, src_image: np.ndarray, n_candidates: np.ndarray, max_candidates: int, n_images: int
 ) -> np.ndarray:
@@ -91,7 +76,9 @@ def usage_counts(
     counts = np.zeros((4, n_images), dtype=np.int64)
     if _usage_kernel(sample, src_image, n_candidates, max_candidates, n_images, counts):
         return counts
-    return usage_counts_reference(sample, src_image, n_candidates, max_candidates, n_images)
+    order = np.argsort(sample, kind="stable")  # rows not grouped by sample: group them (the counts ignore row order)
+    _usage_kernel(sample[order], src_image[order], n_candidates[order], max_candidates, n_images, counts)
+    return counts
 
 
 @dataclass

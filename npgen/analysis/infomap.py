@@ -131,20 +131,6 @@ def information(log_probs: np.ndarray, own: np.ndarray, prior: np.ndarray) -> tu
     return info, contrast, final - _logsumexp(final, axis=1)[:, None]
 
 
-def information_reference(log_probs: np.ndarray, own: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Pixel-by-pixel restatement of `information`'s info, with explicit posterior updates (for tests)."""
-    n, _, height, width = log_probs.shape
-    info = np.empty((n, height * width))
-    for b in range(n):
-        posterior = np.asarray(prior, dtype=np.float64).copy()
-        for p in range(height * width):
-            probs = np.exp(log_probs[b, :, p // width, p % width])
-            marginal = float((posterior * probs).sum())
-            info[b, p] = np.log2(probs[own[b]] / marginal)
-            posterior = posterior * probs / marginal
-    return info.reshape(n, height, width)
-
-
 def class_means(info: np.ndarray, classes: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, H, W) mean information map of the samples of each class (NaN for a class with none)."""
     means = np.full((n_classes, *info.shape[1:]), np.nan)
