@@ -20,7 +20,7 @@ from PIL import Image
 from record import RESULTS, save_result  # benchmarks/record.py
 
 from npgen.analysis.charts import line_chart
-from npgen.analysis.tracer import compose
+from npgen.analysis.composition import compose
 from npgen.api import resolve_params
 from npgen.data.database import Database, default_path
 from npgen.data.datasets import load_dataset, preset

@@ -66,7 +66,7 @@ def user_env(tmp_path: Path, data_root: Path) -> dict:
     return env | {"NPGEN_DATA": str(data_root), "NPGEN_CACHE": str(tmp_path / "cache")}
 
 
-def test_wheel_ships_the_dataset_cards_and_samples_mnist(installed, tmp_path, data_root):
+def test_wheel_ships_the_dataset_cards_and_report_page_and_samples_mnist(installed, tmp_path, data_root):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     env = user_env(tmp_path, data_root)
@@ -94,3 +94,11 @@ def test_wheel_ships_the_dataset_cards_and_samples_mnist(installed, tmp_path, da
     assert manifest["status"] == "complete" and manifest["class_label"] == 3
     assert manifest["dataset"]["images_sha256"].startswith("741c988805d0")
     run([npgen, "verify", "X"], cwd=outside, env=env)
+
+    # the report page's template and style sheet are package data: the page is whole, styled, from the wheel
+    run([npgen, "report", "X"], cwd=outside, env=env)
+    page = (outside / "X" / "report" / "report.html").read_text(encoding="utf-8")
+    style = (Path(where[0]).parent / "analysis" / "report.css").read_text(encoding="utf-8")
+    assert Path(where[0]).parent.joinpath("analysis", "report_page.html").is_file()
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</body></html>\n")
+    assert f"<style>\n{style}</style>" in page and "img.thumb" in style
