@@ -65,7 +65,6 @@ def _png_bytes(picture: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-
 def _write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
