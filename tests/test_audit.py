@@ -11,9 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from kernel_references import usage_counts_reference
 from PIL import Image
 
-from npgen.analysis.audit import DEFAULT_MAX_CANDIDATES, usage_counts, usage_counts_reference
+from npgen.analysis.audit import DEFAULT_MAX_CANDIDATES, usage_counts
 from npgen.cli import main
 from npgen.data.datasets import load_dataset
 

@@ -20,13 +20,13 @@ from npgen.data.datasets import (
     Dataset,
     dataset_card,
     download_dataset,
-    folder_cache_path,
     import_dataset,
     known_datasets,
     load_dataset,
     load_image_folder,
     resolve_data_root,
 )
+from npgen.data.folders import folder_cache_path
 from npgen.errors import NpgenError
 
 REPO = Path(__file__).resolve().parent.parent

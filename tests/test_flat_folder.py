@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from npgen.cli import main
-from npgen.data.datasets import cluster_labels, folder_cache_path, load_dataset, load_image_folder
+from npgen.data.clusters import cluster_labels
+from npgen.data.datasets import load_dataset, load_image_folder
+from npgen.data.folders import content_sha256, folder_cache_path, folder_files, listing_sha256
 from npgen.errors import NpgenError
 
 
@@ -102,8 +104,6 @@ def test_verify_refuses_clusters_that_differ_from_the_run(flat_digits, tmp_path,
     out = tmp_path / "run"
     done = run_cli("sample", "--dataset", root, "-n", 2, "--out", out)
     assert done.exit_code == 0, done.output
-    from npgen.data.datasets import _content_sha256, _folder_files, _listing_sha256
-
     path = folder_cache_path(root)
     with np.load(path) as npz:
         arrays = dict(npz)
@@ -113,8 +113,8 @@ def test_verify_refuses_clusters_that_differ_from_the_run(flat_digits, tmp_path,
     files = tuple(str(f) for f in arrays["files"])
     arrays.update(
         labels=labels,
-        listing=np.array(_listing_sha256(root.resolve(), _folder_files(root.resolve())[1])),
-        checksum=np.array(_content_sha256(arrays["images"], labels, class_names, files)),
+        listing=np.array(listing_sha256(root.resolve(), folder_files(root.resolve())[1])),
+        checksum=np.array(content_sha256(arrays["images"], labels, class_names, files)),
     )
     with path.open("wb") as f:
         np.savez(f, **arrays)

@@ -13,10 +13,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from kernel_references import information_reference
 from PIL import Image
 from reference import reference_pool
 
-from npgen.analysis.infomap import class_log_probs, information, information_reference
+from npgen.analysis.infomap import class_log_probs, information
 from npgen.analysis.likelihood import kernel_table
 from npgen.api import INFOMAP_FILES
 from npgen.cli import main

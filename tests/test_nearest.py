@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from kernel_references import block_sum_rows_reference, nearest_reference, source_ranking_reference
 
 from npgen import api
 from npgen.data.database import Database
@@ -19,12 +20,9 @@ from npgen.data.nearest import (
     _bound,
     _limit,
     block_sum_rows,
-    block_sum_rows_reference,
     blocks_for,
     level_major,
-    nearest_reference,
     source_ranking,
-    source_ranking_reference,
     squared_to_distance,
     sums_file,
     sums_layout,

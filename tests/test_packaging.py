@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SKIP_ANYWHERE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
-SKIP_AT_TOP = {"runs", "benchmarks"}  # run folders and benchmarks are not part of the package (npgen/runs is)
+BUILD_OUTPUTS = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
 
 
-def skip(folder: str, names: list[str]) -> set[str]:
-    """What the copy of the source tree leaves out: build leftovers anywhere, run folders and benchmarks at its top."""
-    top = SKIP_AT_TOP & set(names) if Path(folder) == REPO else set()
-    return SKIP_ANYWHERE(folder, names) | top
+def skip(directory: str, names: list[str]) -> set[str]:
+    """What copying the source tree leaves out: build outputs anywhere, runs/ and benchmarks/ at the top only
+    (npgen/runs/ is a package)."""
+    ignored = set(BUILD_OUTPUTS(directory, names))
+    return ignored | ({"runs", "benchmarks"} & set(names) if Path(directory) == REPO else set())
 
 
 def run(args, **kwargs) -> subprocess.CompletedProcess:
@@ -71,7 +71,7 @@ def user_env(tmp_path: Path, data_root: Path) -> dict:
     return env | {"NPGEN_DATA": str(data_root), "NPGEN_CACHE": str(tmp_path / "cache")}
 
 
-def test_wheel_ships_the_dataset_cards_and_samples_mnist(installed, tmp_path, data_root):
+def test_wheel_ships_the_dataset_cards_and_report_page_and_samples_mnist(installed, tmp_path, data_root):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     env = user_env(tmp_path, data_root)
@@ -79,7 +79,7 @@ def test_wheel_ships_the_dataset_cards_and_samples_mnist(installed, tmp_path, da
         [
             installed / "bin" / "python",
             "-c",
-            "import npgen, npgen.data.datasets as d; print(npgen.__file__); print(d.CARDS_DIR)",
+            "import npgen, npgen.data.dataset_cards as d; print(npgen.__file__); print(d.CARDS_DIR)",
         ],
         cwd=outside,
         env=env,
@@ -99,3 +99,11 @@ def test_wheel_ships_the_dataset_cards_and_samples_mnist(installed, tmp_path, da
     assert manifest["status"] == "complete" and manifest["class_label"] == 3
     assert manifest["dataset"]["images_sha256"].startswith("741c988805d0")
     run([npgen, "verify", "X"], cwd=outside, env=env)
+
+    # the report page's template and style sheet are package data: the page is whole, styled, from the wheel
+    run([npgen, "report", "X"], cwd=outside, env=env)
+    page = (outside / "X" / "report" / "report.html").read_text(encoding="utf-8")
+    style = (Path(where[0]).parent / "analysis" / "report.css").read_text(encoding="utf-8")
+    assert Path(where[0]).parent.joinpath("analysis", "report_page.html").is_file()
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</body></html>\n")
+    assert f"<style>\n{style}</style>" in page and "img.thumb" in style

@@ -46,7 +46,8 @@ def loaded_modules(code: str) -> dict:
         "npgen.runs.store",
         "npgen.analysis.tracer",
         "npgen.analysis.report",
-        "npgen.analysis.figures",
+        "npgen.analysis.trace_figures",
+        "npgen.analysis.drawing",
         "npgen.analysis.charts",
         "npgen.evaluation.metrics",
     ],
@@ -58,18 +59,20 @@ def test_importing_the_reading_side_loads_no_sampler_or_faiss(module):
         "npgen.rule.provenance",
         "npgen.runs.store",
         "npgen.evaluation.metrics",
-        "npgen.analysis.figures",
+        "npgen.analysis.trace_figures",
+        "npgen.analysis.drawing",
         "npgen.analysis.charts",
     ):
-        assert "numba" not in modules  # only the tracer has numba kernels
-    if module in ("npgen.analysis.figures", "npgen.analysis.charts"):
+        assert "numba" not in modules  # only the tracer (its parts and composition) has numba kernels
+    if module in ("npgen.analysis.trace_figures", "npgen.analysis.drawing", "npgen.analysis.charts"):
         assert "npgen.analysis.tracer" not in modules  # the tracer imports the figures, never the other way round
 
 
 def test_the_report_uses_only_public_names_of_other_modules():
-    source = (Path(__file__).resolve().parent.parent / "npgen" / "analysis" / "report.py").read_text()
-    private = re.findall(r"\b(?:tracer|figures|charts|store)\._\w+|from npgen[\w.]* import [^\n]*\b_\w+", source)
-    assert private == []
+    for path in (Path(__file__).resolve().parent.parent / "npgen" / "analysis").glob("report*.py"):
+        source = path.read_text()
+        private = re.findall(r"\b(?:tracer|figures|charts|store)\._\w+|from npgen[\w.]* import [^\n]*\b_\w+", source)
+        assert private == [], path
 
 
 @pytest.fixture(scope="module")

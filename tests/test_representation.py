@@ -4,6 +4,7 @@ import inspect
 
 import numpy as np
 import pytest
+from kernel_references import project_codes_reference, row_patches_reference, triangle_pool_reference
 
 from npgen.data.datasets import load_dataset
 from npgen.data.index import kmeans
@@ -11,11 +12,8 @@ from npgen.data.representation import (
     PatchCodes,
     patch_columns,
     project_codes,
-    project_codes_reference,
     row_patches,
-    row_patches_reference,
     triangle_pool,
-    triangle_pool_reference,
 )
 from npgen.errors import NpgenError
 

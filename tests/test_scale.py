@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from npgen.cli import main
 from npgen.data.database import Database, WindowParams, pad_images
-from npgen.data.datasets import load_dataset, write_array_folder
+from npgen.data.datasets import load_dataset
+from npgen.data.folders import write_array_folder
 from npgen.data.index import PrefixIndexes, build_image_index, save_index
 from npgen.data.representation import BlockSums, PatchCodes
 from npgen.params import PARAMS

@@ -39,6 +39,9 @@ from npgen.data.datasets import load_dataset
 from npgen.evaluation import metrics
 from npgen.runs import store
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from kernel_references import source_ranking_reference  # noqa: E402 (tests/kernel_references.py)
+
 
 def median_ms(function, repeats: int) -> float:
     seconds = []
@@ -92,7 +95,7 @@ def main() -> None:
         record["source_ranking_ms"] = {
             "one_sort": median_ms(lambda: nearest.source_ranking(src_image, metrics.NEAREST_HINTS), repeats),
             "np_unique_per_sample": median_ms(
-                lambda: nearest.source_ranking_reference(src_image, metrics.NEAREST_HINTS), repeats
+                lambda: source_ranking_reference(src_image, metrics.NEAREST_HINTS), repeats
             ),
         }
         parquet = {}

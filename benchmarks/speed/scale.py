@@ -70,7 +70,8 @@ def synthetic_path(n: int) -> Path:
 
 def make(n: int, data_root: str | None = None) -> Path:
     """Write the synthetic split of n images (an array folder) unless it exists; return its folder."""
-    from npgen.data.datasets import load_dataset, write_array_folder
+    from npgen.data.datasets import load_dataset
+    from npgen.data.folders import write_array_folder
 
     path = synthetic_path(n)
     if path.exists():

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rec
 from record import FIGURES, RESULTS, save_result
 
 from npgen.analysis.charts import line_chart
-from npgen.analysis.tracer import compose
+from npgen.analysis.composition import compose
 from npgen.api import resolve_params
 from npgen.data.database import Database, default_path
 from npgen.data.datasets import load_dataset, preset

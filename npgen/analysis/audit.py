@@ -11,7 +11,7 @@ only the columns it needs:
 - **one image** (`image_rows`): every (run, sample, y, x) that copied a pixel of one training image, with
   the source position, the admissible-set size and the window distance.
 
-**Informative pixels** are defined as in the tracer (`npgen/analysis/tracer.py`): a pixel is informative when at
+**Informative pixels** are defined as in the tracer (`npgen/analysis/composition.py`): a pixel is informative when at
 most `max_candidates` (default 8) candidates were admissible. A pixel drawn from a large tie (blank
 MNIST background, where nearly the whole pool matches) was copied from whichever image the random
 draw hit, so counting it would credit images with pixels whose source carries no information about
@@ -34,10 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from npgen.analysis.composition import DEFAULT_MAX_CANDIDATES
 from npgen.errors import NpgenError
 from npgen.runs.store import PROVENANCE_SCHEMA, Run
 
-DEFAULT_MAX_CANDIDATES = 8  # the tracer's default: pixels with at most this many admissible candidates
 USAGE_FILE = "usage.parquet"
 IMAGE_COLUMNS = ("sample", "y", "x", "src_y", "src_x", "n_candidates", "distance")
 
@@ -48,7 +48,7 @@ def _usage_kernel(sample, src_image, n_candidates, max_candidates, n_images, cou
 
     Rows must come grouped by sample (the provenance is sorted by sample, y, x): a sample is counted
     once per image by remembering the last sample that counted it. Returns False, having added nothing,
-    when the rows are not grouped (a sample index decreases), so the caller can count another way.
+    when the rows are not grouped (a sample index decreases), so the caller can group them first.
     """
     for i in range(1, sample.shape[0]):
         if sample[i] < sample[i - 1]:
@@ -69,21 +69,6 @@ def _usage_kernel(sample, src_image, n_candidates, max_candidates, n_images, cou
     return True
 
 
-def usage_counts_reference(
-    sample: np.ndarray, src_image: np.ndarray, n_candidates: np.ndarray, max_candidates: int, n_images: int
-) -> np.ndarray:
-    """Plain-numpy statement of `_usage_kernel` (any row order): (4, n_images) pixels, samples, informative
-    pixels, informative samples per training image."""
-    sample, src_image = np.asarray(sample, np.int64), np.asarray(src_image, np.int64)
-    informative = np.asarray(n_candidates) <= max_candidates
-    counts = np.zeros((4, n_images), dtype=np.int64)
-    for row, mask in ((0, np.ones(len(sample), bool)), (2, informative)):
-        counts[row] = np.bincount(src_image[mask], minlength=n_images)
-        pairs = np.unique(sample[mask] * n_images + src_image[mask])
-        counts[row + 1] = np.bincount(pairs % n_images, minlength=n_images)
-    return counts
-
-
 def usage_counts(
     sample: np.ndarray, src_image: np.ndarray, n_candidates: np.ndarray, max_candidates: int, n_images: int
 ) -> np.ndarray:
@@ -91,7 +76,9 @@ def usage_counts(
     counts = np.zeros((4, n_images), dtype=np.int64)
     if _usage_kernel(sample, src_image, n_candidates, max_candidates, n_images, counts):
         return counts
-    return usage_counts_reference(sample, src_image, n_candidates, max_candidates, n_images)
+    order = np.argsort(sample, kind="stable")  # rows not grouped by sample: group them (the counts ignore row order)
+    _usage_kernel(sample[order], src_image[order], n_candidates[order], max_candidates, n_images, counts)
+    return counts
 
 
 @dataclass
@@ -286,19 +273,26 @@ def image_figure(
     `samples_of[r]` is run r's (n, H, W, C) sample array (a memory map is fine)."""
     from PIL import Image
 
-    from npgen.analysis.figures import CONTEXT_COLOUR, PIXEL_COLOUR, _compose, _outline, _rgb, _upscale
+    from npgen.analysis.drawing import (
+        CONTEXT_COLOUR,
+        PIXEL_COLOUR,
+        as_rgb,
+        compose_panels,
+        outline_outside,
+        upscale,
+    )
 
     height, width = training_image.shape[:2]
     run = rows.column("run").to_numpy().astype(np.int64)
     sample = rows.column("sample").to_numpy().astype(np.int64)
     uses = np.zeros((height, width), dtype=np.int64)
     np.add.at(uses, (rows.column("src_y").to_numpy(), rows.column("src_x").to_numpy()), 1)
-    rgb = _rgb(training_image).astype(np.float64)
+    rgb = as_rgb(training_image).astype(np.float64)
     used = uses > 0
     strength = (0.35 + 0.5 * uses / max(int(uses.max(initial=0)), 1))[..., None]
     rgb = np.where(used[..., None], (1 - strength) * rgb + strength * np.array(PIXEL_COLOUR, np.float64), rgb)
-    picture = _upscale(rgb.astype(np.uint8), scale)
-    picture[_outline(_upscale(used, scale))] = CONTEXT_COLOUR
+    picture = upscale(rgb.astype(np.uint8), scale)
+    picture[outline_outside(upscale(used, scale))] = CONTEXT_COLOUR
     title = f"training image {image}" + (f", class {label}" if label is not None else "")
     panels = [(Image.fromarray(picture), [title, f"{int(used.sum())} of {height * width} pixels copied"])]
     keys, counts = np.unique(run * (1 << 32) + sample, return_counts=True)
@@ -308,8 +302,8 @@ def image_figure(
         mask = np.zeros((height, width), dtype=bool)
         at = (run == r) & (sample == b)
         mask[rows.column("y").to_numpy()[at], rows.column("x").to_numpy()[at]] = True
-        panel = _upscale(_rgb(np.asarray(samples_of[r][b])), scale)
-        panel[_outline(_upscale(mask, scale))] = PIXEL_COLOUR
+        panel = upscale(as_rgb(np.asarray(samples_of[r][b])), scale)
+        panel[outline_outside(upscale(mask, scale))] = PIXEL_COLOUR
         where = f"run {r} " if len(samples_of) > 1 else ""
         panels.append((Image.fromarray(panel), [f"{where}sample {b}", f"{int(mask.sum())} px from it"]))
     caption = [
@@ -318,7 +312,7 @@ def image_figure(
             "and outlined in yellow. Right: the samples that took the most pixels from it, those pixels outlined in red."
         )
     ]
-    return _compose(panels, caption)
+    return compose_panels(panels, caption)
 
 
 def default_out(audited: AuditedRuns, out: str | os.PathLike | None) -> Path:

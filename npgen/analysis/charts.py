@@ -1,4 +1,4 @@
-"""Charts drawn with pillow alone, in the style of `npgen.analysis.figures`: bar charts and line charts as PIL images.
+"""Charts drawn with pillow alone, with `npgen.analysis.drawing`: bar charts and line charts as PIL images.
 
 `bar_chart` draws one or several series of bars (grouped, with a legend), `line_chart` several series
 over shared xs (linear or logarithmic). Both size their axes from the data (integer ticks for counts,
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from npgen.analysis.figures import BACKGROUND, TEXT, font, part_colour, wrap_text
+from npgen.analysis.drawing import BACKGROUND, TEXT, font, part_colour, wrap_text
 from npgen.errors import NpgenError
 
 AXIS = (90, 90, 90)
@@ -21,7 +21,7 @@ GRID = (225, 225, 225)
 
 
 def series_colour(index: int) -> tuple[int, int, int]:
-    """Colour of the index-th series of a chart: the figures' part palette, darkened a little for contrast on white."""
+    """Colour of the index-th series of a chart: the trace figures' part palette, darkened a little for contrast on white."""
     return tuple(int(c * 0.85) for c in part_colour(index))
 
 

@@ -131,20 +131,6 @@ def information(log_probs: np.ndarray, own: np.ndarray, prior: np.ndarray) -> tu
     return info, contrast, final - _logsumexp(final, axis=1)[:, None]
 
 
-def information_reference(log_probs: np.ndarray, own: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Pixel-by-pixel restatement of `information`'s info, with explicit posterior updates (for tests)."""
-    n, _, height, width = log_probs.shape
-    info = np.empty((n, height * width))
-    for b in range(n):
-        posterior = np.asarray(prior, dtype=np.float64).copy()
-        for p in range(height * width):
-            probs = np.exp(log_probs[b, :, p // width, p % width])
-            marginal = float((posterior * probs).sum())
-            info[b, p] = np.log2(probs[own[b]] / marginal)
-            posterior = posterior * probs / marginal
-    return info.reshape(n, height, width)
-
-
 def class_means(info: np.ndarray, classes: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, H, W) mean information map of the samples of each class (NaN for a class with none)."""
     means = np.full((n_classes, *info.shape[1:]), np.nan)
@@ -194,7 +180,7 @@ def maps_figure(
     """Each sample above its information map and its contrast map (red: for its class, blue: against), in a grid."""
     from PIL import Image
 
-    from npgen.analysis.figures import _compose, _rgb, _upscale
+    from npgen.analysis.drawing import as_rgb, compose_panels, upscale
 
     info_limit, contrast_limit = _limit(info), _limit(contrast)
     panels = []
@@ -202,15 +188,15 @@ def maps_figure(
         gap = np.full((2, image.shape[1] + 2, 3), 255, np.uint8)
         column = np.concatenate(
             [
-                _framed(_rgb(image)),
+                _framed(as_rgb(image)),
                 gap,
                 _framed(diverging(values, info_limit)),
                 gap,
                 _framed(diverging(contrasted, contrast_limit)),
             ]
         )
-        panels.append((Image.fromarray(_upscale(column, scale)), [label]))
-    pictures = [_compose(panels[i : i + columns]) for i in range(0, len(panels), columns)]
+        panels.append((Image.fromarray(upscale(column, scale)), [label]))
+    pictures = [compose_panels(panels[i : i + columns]) for i in range(0, len(panels), columns)]
     width = max(p.width for p in pictures)
     caption = [
         (
@@ -220,14 +206,14 @@ def maps_figure(
             "Red: evidence for the sample's class, blue: against, white: none."
         )
     ]
-    return _stack(pictures + [_compose([(Image.new("RGB", (width - 24, 1), (255, 255, 255)), [])], caption)])
+    return _stack(pictures + [compose_panels([(Image.new("RGB", (width - 24, 1), (255, 255, 255)), [])], caption)])
 
 
 def means_figure(means: np.ndarray, contrast_means: np.ndarray, names: list[str], counts: np.ndarray, scale: int = 5):
     """The class-mean information maps side by side (top row) and the class-mean contrast maps (bottom row)."""
     from PIL import Image
 
-    from npgen.analysis.figures import _compose, _upscale
+    from npgen.analysis.drawing import compose_panels, upscale
 
     info_limit, contrast_limit = _limit(means), _limit(contrast_means)
     panels = []
@@ -236,8 +222,8 @@ def means_figure(means: np.ndarray, contrast_means: np.ndarray, names: list[str]
         column = np.concatenate(
             [_framed(diverging(mean, info_limit)), gap, _framed(diverging(contrasted, contrast_limit))]
         )
-        panels.append((Image.fromarray(_upscale(column, scale)), [str(name), f"{int(count)} samples"]))
-    return _compose(
+        panels.append((Image.fromarray(upscale(column, scale)), [str(name), f"{int(count)} samples"]))
+    return compose_panels(
         panels,
         [
             (

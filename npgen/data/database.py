@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from npgen import __version__
-from npgen.data.datasets import KNOWN
+from npgen.data.dataset_cards import KNOWN
 from npgen.data.files import CACHE_ENV, cache_root
 from npgen.data.index import ImageIndexWriter, PrefixIndexes, load_index
 from npgen.data.representation import BlockSums, PatchCodes

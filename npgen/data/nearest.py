@@ -16,7 +16,7 @@ dozen images per query:
 
 Distances are exact integers; the bounds, computed in float32 for speed (8 lanes a vector), are compared
 against thresholds widened by their largest possible rounding error (`_limit`). No image that could be
-nearest is ever dropped, so the result equals the brute-force argmin exactly (`nearest_reference`). The
+nearest is ever dropped, so the result equals the brute-force argmin exactly (tests/kernel_references.py). The
 block sums (uint16, `blocks_for`) are computed once per database and kept in its folder, level by level
 (`sums_file`, `level_major`).
 """
@@ -35,7 +35,6 @@ from npgen.data.files import write_array
 from npgen.errors import NpgenError
 
 FIRST_LEVEL_VALUES = 64  # at most this many block sums per image in the first level, which every image is tested on
-_CHUNK = 4096  # images per chunk of the numpy reference block sums (bounds its int32 scratch memory)
 _IMAGE_CHUNK = 1024  # training images per parallel chunk of the search
 _SHARE_EVERY = 16  # images between a chunk's reads of the distances the other chunks found
 _INT32_RUN = 32768  # pixel values summed in int32 before adding to an int64 total
@@ -119,23 +118,6 @@ def block_sum_rows(images: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
         buffer, image_stride, row_stride = flat_buffer(images)
         kernel = block_sums_serial if n <= SERIAL_BLOCK_SUMS else block_sums_kernel
         kernel(buffer, image_stride, (height, width, channels, row_stride), np.array(blocks, np.int64), layout, out)
-    return out
-
-
-def block_sum_rows_reference(images: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
-    """Plain numpy `block_sum_rows`, the definition its kernel must reproduce."""
-    _check_blocks(images, blocks)
-    n, height, width, channels = images.shape
-    layout = sums_layout(height, width, channels, blocks)
-    out = np.empty((n, layout[-1]), dtype=np.uint16)
-    for first in range(0, n, _CHUNK):
-        chunk = np.asarray(images[first : first + _CHUNK])
-        for level, s in enumerate(blocks):
-            hb, wb = -(-height // s), -(-width // s)
-            padded = np.zeros((len(chunk), hb * s, wb * s, channels), dtype=np.int32)
-            padded[:, :height, :width] = chunk
-            sums = padded.reshape(len(chunk), hb, s, wb, s, channels).sum(axis=(2, 4))
-            out[first : first + len(chunk), layout[level] : layout[level + 1]] = sums.reshape(len(chunk), -1)
     return out
 
 
@@ -316,18 +298,6 @@ def nearest_kernel(
                 out_squared[b], out_ids[b] = chunk_best[c, b], chunk_id[c, b]
 
 
-def nearest_reference(queries: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Plain numpy brute force: (squared distances int64, ids int64) of each query's nearest image, lowest id
-    on ties. The definition `nearest_kernel` must reproduce."""
-    flat = images.reshape(len(images), -1).astype(np.int64)
-    squared, ids = [], []
-    for query in queries.reshape(len(queries), -1).astype(np.int64):
-        distances = ((flat - query) ** 2).sum(axis=1)
-        ids.append(int(np.argmin(distances)))  # the first of equal minima: the lowest id
-        squared.append(int(distances[ids[-1]]))
-    return np.array(squared, np.int64), np.array(ids, np.int64)
-
-
 def level_major(sums: np.ndarray, layout: np.ndarray) -> np.ndarray:
     """(N, T) block-sum rows (`block_sum_rows`) -> (N * T,) the same sums level by level: all images' level 0,
     then all their level 1, ... The search reads level 0 of every image but finer levels of few, so this layout
@@ -444,7 +414,8 @@ def source_ranking(src_image: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     not generated: a completion's input) count towards no source.
 
     One sort of all the samples' pixels at once, not a `np.unique` per sample: the per-sample loop
-    (`source_ranking_reference`) cost a 100-sample CIFAR-10 run more than its Parquet."""
+    (`source_ranking_reference` in tests/kernel_references.py) cost a 100-sample CIFAR-10 run more than its
+    Parquet."""
     flat = np.asarray(src_image).reshape(len(src_image), -1)
     n, pixels = flat.shape
     top = np.full((n, k), -1, np.int64)
@@ -468,20 +439,6 @@ def source_ranking(src_image: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     top[rows[kept], rank[kept]] = images[kept]
     leaders = rank == 0
     top_count[rows[leaders]] = counts[leaders]
-    return top, top_count, distinct
-
-
-def source_ranking_reference(src_image: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Plain per-sample `np.unique`: the definition `source_ranking` must reproduce."""
-    flat = np.asarray(src_image).reshape(len(src_image), -1)
-    top = np.full((len(flat), k), -1, np.int64)
-    top_count, distinct = np.zeros(len(flat), np.int64), np.zeros(len(flat), np.int64)
-    for i, row in enumerate(flat):
-        images, counts = np.unique(row[row >= 0], return_counts=True)
-        order = np.argsort(-counts, kind="stable")  # equal counts keep np.unique's order: the lowest id first
-        top[i, : min(k, len(order))] = images[order[:k]]
-        top_count[i] = counts.max() if len(counts) else 0
-        distinct[i] = len(images)
     return top, top_count, distinct
 
 

@@ -39,7 +39,7 @@ TARGET_STD = 64.0  # the int32 codes' overall standard deviation: rounding error
 _ARRAYS = ("patch_mean", "whiten", "centroids", "code_mean", "basis")
 
 
-# --- kernels (numba) and their plain-numpy references -------------------------------------------
+# --- kernels (numba; their plain-numpy definitions are in tests/kernel_references.py) -------------
 
 
 def patch_columns(width: int, patch: int, block: int) -> np.ndarray:
@@ -75,17 +75,6 @@ def row_patches(slab: np.ndarray, patch: int) -> np.ndarray:
                 for i in range(size):
                     v[i] *= inv
     return out
-
-
-def row_patches_reference(slab: np.ndarray, patch: int) -> np.ndarray:
-    """Plain-numpy `row_patches`."""
-    n, rows, width, channels = slab.shape
-    windows = np.lib.stride_tricks.sliding_window_view(slab.astype(np.float32), (patch, patch), axis=(1, 2))
-    # (n, ny, nx, C, p, p) -> (n, ny*nx, p*p*C) in (py, px, c) order
-    v = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n, -1, patch * patch * channels)
-    v = v - v.mean(-1, keepdims=True)
-    var = (v * v).sum(-1, keepdims=True) / max(v.shape[-1] - 1, 1)
-    return (v / np.sqrt(var + CONTRAST_EPS)).astype(np.float32)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -158,17 +147,6 @@ def triangle_pool(
     return out
 
 
-def triangle_pool_reference(patches, patch_mean, whiten, centroids_t, columns, n_columns, reach) -> np.ndarray:
-    """Plain-numpy `triangle_pool`."""
-    z = (patches.astype(np.float64) - patch_mean) @ whiten
-    d = np.sqrt(np.maximum(((z[..., :, None] - centroids_t[None, None]) ** 2).sum(-2), 0.0))
-    act = np.maximum(d.mean(-1, keepdims=True) - d, 0.0)
-    position_column = np.tile(columns, len(patches[0]) // len(columns))
-    near = np.abs(np.arange(n_columns)[:, None] - np.arange(n_columns)[None]) <= reach
-    onehot = near[position_column].astype(np.float64)  # (n_pos, n_columns): which blocks pool each patch
-    return (np.einsum("bik,ic->bck", act, onehot) / onehot.sum(0)[:, None]).astype(np.float32)
-
-
 @numba.njit(parallel=True, cache=True)
 def project_codes(codes: np.ndarray, code_mean: np.ndarray, basis: np.ndarray, scale: float) -> np.ndarray:
     """(B, n_columns, K) float32 activations -> (B, n_columns * D) int32: round(scale * (sqrt(a) - code_mean) @ basis)."""
@@ -186,12 +164,6 @@ def project_codes(codes: np.ndarray, code_mean: np.ndarray, basis: np.ndarray, s
             for d in range(dims):
                 out[b, col * dims + d] = np.int32(np.round(acc[d] * scale))
     return out
-
-
-def project_codes_reference(codes, code_mean, basis, scale) -> np.ndarray:
-    """Plain-numpy `project_codes`."""
-    projected = (np.sqrt(codes.astype(np.float64)) - code_mean) @ basis
-    return np.round(projected * scale).astype(np.int32).reshape(len(codes), -1)
 
 
 # --- the representation -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Provenance figures drawn with pillow alone: one pixel traced to its source, one sample's parts.
+"""Provenance figures: one pixel traced to its source, one sample's parts (drawn with `npgen.analysis.drawing`).
 
 Images are upscaled by nearest neighbour so single pixels stay visible; grayscale (H, W, 1) and RGB
 (H, W, 3) images are both accepted and drawn in RGB so outlines and part colours can be coloured.
@@ -6,50 +6,26 @@ Images are upscaled by nearest neighbour so single pixels stay visible; grayscal
 
 from __future__ import annotations
 
-import colorsys
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from npgen.analysis.drawing import (
+    CONTEXT_COLOUR,
+    PIXEL_COLOUR,
+    as_rgb,
+    compose_panels,
+    outline_outside,
+    part_colour,
+    upscale,
+)
 
 if TYPE_CHECKING:
     from npgen.analysis.tracer import PixelTrace
 
-
-BACKGROUND = (255, 255, 255)
-TEXT = (20, 20, 20)
-PIXEL_COLOUR = (255, 40, 40)
-CONTEXT_COLOUR = (255, 200, 0)
-GAP = 12
 UNINFORMATIVE_DIM = 0.35  # brightness of parts without any informative pixel in the parts map
-
-
-def font(size: int = 12) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def part_colour(part_id: int) -> tuple[int, int, int]:
-    """A fixed colour per part id: hues a golden-ratio step apart, so neighbouring ids differ clearly."""
-    hue = (0.07 + part_id * 0.6180339887) % 1.0
-    saturation = (0.85, 0.6, 0.95)[part_id % 3]
-    value = (0.95, 0.8)[(part_id // 3) % 2]
-    return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, saturation, value))
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W), (H, W, 1) or (H, W, 3) uint8 -> (H, W, 3) uint8."""
-    image = np.asarray(image, dtype=np.uint8)
-    if image.ndim == 2:
-        image = image[..., None]
-    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
-
-
-def _upscale(image: np.ndarray, scale: int) -> np.ndarray:
-    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
 def _boundaries(ids: np.ndarray) -> np.ndarray:
@@ -58,49 +34,6 @@ def _boundaries(ids: np.ndarray) -> np.ndarray:
     edge[:, :-1] |= ids[:, :-1] != ids[:, 1:]
     edge[:-1, :] |= ids[:-1, :] != ids[1:, :]
     return edge
-
-
-def wrap_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
-    """Greedy word wrap of one line of text to `width` pixels."""
-    lines, line = [], ""
-    for word in text.split():
-        candidate = f"{line} {word}".strip()
-        if line and draw.textlength(candidate, font=font) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = candidate
-    return lines + ([line] if line else [])
-
-
-def _compose(panels: list[tuple[Image.Image, list[str]]], caption: list[str] = ()) -> Image.Image:
-    """Panels in one row, each with its label lines under it, then caption lines across the bottom."""
-    text_font = font()
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    line_height = int(text_font.getbbox("Ag")[3]) + 4
-    width = GAP + sum(panel.width + GAP for panel, _ in panels)
-    label_lines = [
-        [w for line in labels for w in wrap_text(measure, line, text_font, panel.width + GAP - 2)]
-        for panel, labels in panels
-    ]
-    caption_lines = [w for line in caption for w in wrap_text(measure, line, text_font, width - 2 * GAP)]
-    panel_height = max(panel.height for panel, _ in panels)
-    labels_height = max(len(lines) for lines in label_lines) * line_height
-    height = (
-        GAP + panel_height + 6 + labels_height + (GAP + len(caption_lines) * line_height if caption_lines else 0) + GAP
-    )
-    figure = Image.new("RGB", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(figure)
-    left = GAP
-    for (panel, _), lines in zip(panels, label_lines):
-        figure.paste(panel, (left, GAP))
-        for i, line in enumerate(lines):
-            draw.text((left, GAP + panel_height + 6 + i * line_height), line, fill=TEXT, font=text_font)
-        left += panel.width + GAP
-    top = GAP + panel_height + 6 + labels_height + GAP
-    for i, line in enumerate(caption_lines):
-        draw.text((GAP, top + i * line_height), line, fill=TEXT, font=text_font)
-    return figure
 
 
 def _outline_context(
@@ -145,8 +78,8 @@ def pixel_figure(
             ],
         ),
     ):
-        rgb = _rgb(image)
-        panel = Image.fromarray(_upscale(rgb, scale))
+        rgb = as_rgb(image)
+        panel = Image.fromarray(upscale(rgb, scale))
         _outline_context(ImageDraw.Draw(panel), y, x, half_window, scale, rgb.shape[:2])
         panels.append((panel, labels))
     dy, dx = trace.displacement
@@ -157,7 +90,7 @@ def pixel_figure(
         f"Window distance {trace.distance:.2f} (Gaussian-weighted SSD); {trace.n_candidates} admissible candidates ({kind}).",
         f"Red: the pixel. Yellow: its causal context (h={half_window} rows above, h pixels to the left).",
     ]
-    return _compose(panels, caption)
+    return compose_panels(panels, caption)
 
 
 def _part_map(part_ids: np.ndarray, informative_size: np.ndarray | None, scale: int) -> np.ndarray:
@@ -166,7 +99,7 @@ def _part_map(part_ids: np.ndarray, informative_size: np.ndarray | None, scale: 
     palette = np.array([part_colour(i) for i in range(n_parts)], dtype=np.float64).reshape(-1, 3)
     if informative_size is not None and len(informative_size) == n_parts:
         palette[np.asarray(informative_size) == 0] *= UNINFORMATIVE_DIM
-    ids = _upscale(part_ids, scale)
+    ids = upscale(part_ids, scale)
     picture = palette[ids].astype(np.uint8)
     picture[_boundaries(ids)] = (40, 40, 40)
     return picture
@@ -200,7 +133,7 @@ def parts_figure(
     height, width = part_ids.shape
     title = "sample" if sample is None else f"sample {sample}"
     panels = [
-        (Image.fromarray(_upscale(_rgb(sample_image), scale)), [title]),
+        (Image.fromarray(upscale(as_rgb(sample_image), scale)), [title]),
         (
             Image.fromarray(_part_map(part_ids, columns["informative_size"], scale)),
             [
@@ -216,7 +149,7 @@ def parts_figure(
     ranked = images[np.lexsort((images, -pixels, -informative))][:top]
     ys, xs = np.mgrid[0:height, 0:width]
     for image_index in ranked:
-        rgb = _rgb(dataset_images[image_index]).astype(np.float64)
+        rgb = as_rgb(dataset_images[image_index]).astype(np.float64)
         region = np.full((height, width), -1, dtype=np.int64)  # part id given to each source pixel, -1 none
         for part in np.flatnonzero(columns["src_image"] == image_index):
             mask = part_ids == part
@@ -224,8 +157,8 @@ def parts_figure(
         tinted = region >= 0
         colours = np.array([part_colour(int(p)) for p in region[tinted]], dtype=np.float64).reshape(-1, 3)
         rgb[tinted] = 0.35 * rgb[tinted] + 0.65 * colours
-        picture = _upscale(rgb.astype(np.uint8), scale)
-        picture[_outline(_upscale(tinted, scale))] = CONTEXT_COLOUR
+        picture = upscale(rgb.astype(np.uint8), scale)
+        picture[outline_outside(upscale(tinted, scale))] = CONTEXT_COLOUR
         k = int(np.searchsorted(images, image_index))
         label = f"training image {image_index}"
         if labels is not None:
@@ -237,14 +170,4 @@ def parts_figure(
         "(dim: no informative pixel, its source was a large tie). Right: the sources that gave the most informative pixels, "
         "the copied pixels tinted in their part's colour and outlined in yellow."
     ]
-    return _compose(panels, caption)
-
-
-def _outline(mask: np.ndarray) -> np.ndarray:
-    """Pixels just outside a boolean mask (4-neighbours of it): an outline that leaves the region's tint visible."""
-    near = np.zeros(mask.shape, dtype=bool)
-    near[:, :-1] |= mask[:, 1:]
-    near[:, 1:] |= mask[:, :-1]
-    near[:-1, :] |= mask[1:, :]
-    near[1:, :] |= mask[:-1, :]
-    return near & ~mask
+    return compose_panels(panels, caption)
