@@ -100,7 +100,7 @@ def figures() -> None:
     """benchmarks/figures/completion-{mnist,cifar10}.png and steering-{mnist,cifar10}.png, with the presets."""
     from npgen.api import complete_run, sample_run
     from npgen.data.datasets import load_dataset
-    from npgen.runs.store import image_grid
+    from npgen.runs.png import image_grid
 
     where = Path(__file__).resolve().parent / "figures"
     steering = {
@@ -132,7 +132,7 @@ def exclusion_figure(scratch: Path, path: Path) -> dict:
 
     from npgen.api import sample_run, verify_run
     from npgen.data.datasets import load_dataset
-    from npgen.runs.store import image_grid
+    from npgen.runs.png import image_grid
 
     train = load_dataset("cifar10")
     before = sample_run(scratch / "x-before", "cifar10", 6, "horse")

@@ -41,7 +41,8 @@ from npgen.data.datasets import load_dataset
 from npgen.data.files import cache_root
 from npgen.evaluation.features import classifier_path, load_classifier
 from npgen.evaluation.scores import Reference, evaluate_images
-from npgen.runs.store import Run, image_grid, save_png
+from npgen.runs.png import image_grid, save_png
+from npgen.runs.run import Run
 
 HERE = Path(__file__).resolve().parent
 ABLATION_PER_CLASS = 100

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from record import save_result  # benchmarks/record.py
 
 from npgen.analysis.infomap import maps_figure
-from npgen.runs.store import save_png
+from npgen.runs.png import save_png
 
 HERE = Path(__file__).resolve().parent
 

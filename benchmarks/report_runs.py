@@ -16,7 +16,7 @@ from pathlib import Path
 
 from npgen import api
 from npgen.analysis.report import write_report
-from npgen.runs.store import read_manifest
+from npgen.runs.run import read_manifest
 
 HERE = Path(__file__).resolve().parent
 DATASETS = ("mnist", "cifar10")
