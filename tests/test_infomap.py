@@ -248,10 +248,10 @@ def test_infomap_writes_its_files_with_the_right_shapes(tmp_path, cache):
 
 
 def test_maps_are_identical_whatever_the_chunking_and_on_a_rerun(toy_runs, tmp_path, monkeypatch):
-    from npgen import api
+    from npgen.analysis import infomap
 
     first = run_cli("infomap", toy_runs / "mixture", "--out", tmp_path / "one")
-    monkeypatch.setattr(api, "INFOMAP_CHUNK", 5)  # 12 samples in chunks of 5, 5 and 2
+    monkeypatch.setattr(infomap, "INFOMAP_CHUNK", 5)  # 12 samples in chunks of 5, 5 and 2
     second = run_cli("infomap", toy_runs / "mixture", "--out", tmp_path / "two")
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     for name in ("info.npy", "contrast.npy", "class_means.npy"):

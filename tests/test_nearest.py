@@ -29,8 +29,9 @@ from npgen.data.nearest import (
     top_sources,
 )
 from npgen.errors import NpgenError
-from npgen.evaluation.metrics import sample_summary, top_source_share
+from npgen.evaluation.metrics import top_source_share
 from npgen.rule.sampler import Sampler
+from npgen.runs.summary import sample_summary
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,8 @@ def loaded_modules(code: str) -> dict:
     "module",
     [
         "npgen.rule.provenance",
+        "npgen.runs.run",
+        "npgen.runs.png",
         "npgen.runs.store",
         "npgen.analysis.tracer",
         "npgen.analysis.report",
@@ -87,7 +89,7 @@ def mnist_run(tmp_path_factory, data_root):
 def test_tracing_and_reporting_a_real_run_loads_no_sampler_or_faiss(mnist_run, tmp_path):
     code = f"""
 from npgen.analysis.report import write_report
-from npgen.runs.store import Run
+from npgen.runs.run import Run
 from npgen.analysis.tracer import Tracer
 run = Run({str(mnist_run)!r})
 tracer = Tracer(run.path)

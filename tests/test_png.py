@@ -1,4 +1,4 @@
-"""A run's PNGs (npgen/runs/store.py `encode_png`): valid files that any reader decodes to exactly the samples' pixels."""
+"""A run's PNGs (npgen/runs/png.py `encode_png`): valid files that any reader decodes to exactly the samples' pixels."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 from npgen import api
 from npgen.data.datasets import load_dataset
 from npgen.errors import NpgenError
-from npgen.runs.store import PNG_LEVEL, encode_png, encode_pngs, grid_pixels, image_grid, png_level
+from npgen.runs.png import PNG_LEVEL, encode_png, encode_pngs, grid_pixels, image_grid, png_level
 
 
 def decode(data: bytes) -> np.ndarray:

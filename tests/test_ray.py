@@ -19,7 +19,7 @@ from conftest import require_ray
 from runs import assert_same_run
 
 from npgen import api
-from npgen.runs.store import run_state
+from npgen.runs.run import run_state
 
 REPO = Path(__file__).resolve().parent.parent
 N, BATCH = 24, 8

@@ -18,7 +18,7 @@ from runs import assert_same_run
 from npgen import api
 from npgen.cli import main
 from npgen.errors import NpgenError
-from npgen.runs.store import Run, run_state
+from npgen.runs.run import Run, run_state
 
 REPO = Path(__file__).resolve().parent.parent
 N, BATCH = 24, 8  # three batches: 0, 1, 2

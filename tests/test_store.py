@@ -5,10 +5,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from npgen.errors import NpgenError
-from npgen.evaluation.metrics import sample_summary
 from npgen.rule.sampler import Sampler
 from npgen.runs import store
-from npgen.runs.store import Run, RunWriter, provenance_table
+from npgen.runs.run import Run
+from npgen.runs.store import RunWriter, provenance_table
+from npgen.runs.summary import sample_summary
 
 
 def _write_run(path, db, n=5, batch_size=2, resume=False, stop_after=None):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from npgen.analysis.trace_figures import parts_figure, pixel_figure
 from npgen.analysis.composition import compose, gini
 from npgen.analysis.parts import find_parts
+from npgen.analysis.trace_figures import parts_figure, pixel_figure
 from npgen.analysis.tracer import PixelTrace, Tracer
 from npgen.api import sample_run
 from npgen.errors import NpgenError

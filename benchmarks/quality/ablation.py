@@ -32,7 +32,7 @@ from npgen.data.datasets import load_dataset
 from npgen.errors import NpgenError
 from npgen.evaluation.features import classifier_path, load_classifier
 from npgen.evaluation.scores import Reference, evaluate_images
-from npgen.runs.store import Run
+from npgen.runs.run import Run
 
 RULE = ("half_window", "retrieval_block", "k_min", "max_source_share", "retrieval")
 WINDOW = ("half_window", "retrieval_block", "retrieval")

@@ -43,7 +43,8 @@ from npgen.data.datasets import load_dataset
 from npgen.data.files import cache_root
 from npgen.evaluation.features import classifier_path, load_classifier
 from npgen.evaluation.scores import Reference, evaluate_images
-from npgen.runs.store import Run, image_grid, save_png
+from npgen.runs.png import image_grid, save_png
+from npgen.runs.run import Run
 
 REPO = Path(__file__).resolve().parents[2]
 ABLATION_PER_CLASS = 100

@@ -36,7 +36,8 @@ from npgen.data.database import Database, default_path
 from npgen.data.datasets import load_dataset
 from npgen.data.index import search
 from npgen.evaluation.metrics import knn_votes, near_copy_threshold
-from npgen.runs.store import Run, image_grid
+from npgen.runs.png import image_grid
+from npgen.runs.run import Run
 
 # Each experiment names only what it changes from the dataset's preset (datasets/<name>.json, npgen.params).
 EXPERIMENTS = {

@@ -24,8 +24,8 @@ from npgen.data.database import Database, default_path
 from npgen.data.datasets import load_dataset
 from npgen.data.index import search
 from npgen.data.nearest import NearestImages, squared_to_distance, top_sources
-from npgen.evaluation.metrics import NEAREST_HINTS
 from npgen.rule.sampler import Sampler
+from npgen.runs.summary import NEAREST_HINTS
 
 
 def measure(name: str, n: int, repeats: int, data_root) -> dict:

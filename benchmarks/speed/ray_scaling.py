@@ -45,7 +45,7 @@ def timed_run(out: Path, n: int, batch: int, db: Path, ray: str | None) -> dict:
     started, cpu = time.perf_counter(), time.process_time()
     path = api.sample_run(out, DATASET, n, CLASS, db_path=db, sampler_options={"batch_size": batch}, ray=ray)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    from npgen.runs.store import read_manifest
+    from npgen.runs.run import read_manifest
 
     timings = read_manifest(path)["timings"]
     return {
@@ -77,9 +77,9 @@ def summarize(label: str, n: int, colds: list[dict], runs: list[dict]) -> dict:
 def driver_write_cost(scratch: Path, batch: int, db_path: Path, repeats: int = 5) -> float:
     """Median seconds for the driver to write one batch of `batch` real samples (`RunWriter.write_batch`)."""
     from npgen.data.database import Database
-    from npgen.evaluation.metrics import sample_summary
     from npgen.rule.sampler import Sampler
     from npgen.runs.store import RunWriter
+    from npgen.runs.summary import sample_summary
 
     db = Database.load(db_path)
     _, options = api.resolve_params(api.load_dataset(DATASET), None, {"batch_size": batch})

@@ -36,8 +36,7 @@ from npgen import api
 from npgen.data import nearest
 from npgen.data.database import Database, default_path
 from npgen.data.datasets import load_dataset
-from npgen.evaluation import metrics
-from npgen.runs import store
+from npgen.runs import png, summary
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from kernel_references import source_ranking_reference  # noqa: E402 (tests/kernel_references.py)
@@ -84,7 +83,7 @@ def main() -> None:
         images = np.load(run / "samples.npy")
         provenance = pq.read_table(run / "provenance")
         src_image = provenance.column("src_image").to_numpy().reshape(images.shape[:3])
-        hints = nearest.top_sources(src_image, metrics.NEAREST_HINTS)
+        hints = nearest.top_sources(src_image, summary.NEAREST_HINTS)
         warm = nearest.NearestImages.for_database(db)
         record["nearest_ms"] = {
             "warm_database": median_ms(lambda: warm.search(images, hints), repeats),
@@ -93,9 +92,9 @@ def main() -> None:
             ),
         }
         record["source_ranking_ms"] = {
-            "one_sort": median_ms(lambda: nearest.source_ranking(src_image, metrics.NEAREST_HINTS), repeats),
+            "one_sort": median_ms(lambda: nearest.source_ranking(src_image, summary.NEAREST_HINTS), repeats),
             "np_unique_per_sample": median_ms(
-                lambda: source_ranking_reference(src_image, metrics.NEAREST_HINTS), repeats
+                lambda: source_ranking_reference(src_image, summary.NEAREST_HINTS), repeats
             ),
         }
         parquet = {}
@@ -111,10 +110,10 @@ def main() -> None:
             }
         record["provenance_parquet"] = parquet
         pngs = {}
-        for label, level in (("stored", None), ("zlib_level_3", store.PNG_LEVEL)):
-            encoded = list(store.encode_pngs(images, level))
+        for label, level in (("stored", None), ("zlib_level_3", png.PNG_LEVEL)):
+            encoded = list(png.encode_pngs(images, level))
             pngs[label] = {
-                "ms": median_ms(lambda level=level: list(store.encode_pngs(images, level)), repeats),
+                "ms": median_ms(lambda level=level: list(png.encode_pngs(images, level)), repeats),
                 "bytes_per_png": int(np.mean([len(data) for data in encoded])),
             }
         record["per_sample_pngs"] = pngs

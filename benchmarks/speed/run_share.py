@@ -12,7 +12,7 @@ a second apart, and reports the median of the per-pair ratios. Runs are written 
 (see speed.py). Written to benchmarks/results/run_share.json.
 
 Where a run's time goes is timed too, per 100-sample run (medians over the pairs): the sampler
-(`Sampler.sample_batch`), the batch summary (`metrics.sample_summary`, mostly the nearest-image search),
+(`Sampler.sample_batch`), the batch summary (`summary.sample_summary`, mostly the nearest-image search),
 writing the batch (`RunWriter.write_batch`: Parquet, images), the run's finish (`RunWriter.finish`:
 samples.npy, samples.parquet, PNGs) and the rest (loading data and database, the manifest, folders). The
 timers wrap those four functions for the measurement only. The load average (1 minute) at the start and the
@@ -42,13 +42,12 @@ from tables import run_stage_table
 from npgen import api
 from npgen.data.database import Database, default_path
 from npgen.data.datasets import load_dataset
-from npgen.evaluation import metrics
 from npgen.rule.sampler import Sampler
-from npgen.runs import store
+from npgen.runs import store, summary
 
 STAGES = {  # stage name -> (owner, attribute) of the function timed
     "sampler": (Sampler, "sample_batch"),
-    "summary": (metrics, "sample_summary"),
+    "summary": (summary, "sample_summary"),
     "write_batch": (store.RunWriter, "write_batch"),
     "finish": (store.RunWriter, "finish"),
 }

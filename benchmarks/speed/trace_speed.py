@@ -49,7 +49,7 @@ def main() -> None:
         print(json.dumps(one(args.data_root)))
         return
     from npgen import api
-    from npgen.runs.store import read_manifest
+    from npgen.runs.run import read_manifest
 
     if not (RUN / "manifest.json").exists() or read_manifest(RUN).get("status") != "complete":
         api.sample_run(RUN, "mnist", args.n, None, args.data_root, resume=RUN.exists(), progress=None)

@@ -103,7 +103,7 @@ def figures() -> None:
     """benchmarks/figures/completion-{mnist,cifar10}.png and steering-{mnist,cifar10}.png, with the presets."""
     from npgen.api import complete_run, sample_run
     from npgen.data.datasets import load_dataset
-    from npgen.runs.store import image_grid
+    from npgen.runs.png import image_grid
 
     steering = {
         "mnist": ["top=7,bottom=1", "left=0,right=1", "top=4,bottom=9"],
@@ -134,7 +134,7 @@ def exclusion_figure(scratch: Path, path: Path) -> dict:
 
     from npgen.api import sample_run, verify_run
     from npgen.data.datasets import load_dataset
-    from npgen.runs.store import image_grid
+    from npgen.runs.png import image_grid
 
     train = load_dataset("cifar10")
     before = sample_run(scratch / "x-before", "cifar10", 6, "horse")

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rec
 from record import FIGURES, RUNS, save_result
 
 from npgen.analysis.infomap import maps_figure
-from npgen.runs.store import save_png
+from npgen.runs.png import save_png
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:

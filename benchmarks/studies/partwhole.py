@@ -34,7 +34,6 @@ from npgen.params import BUILD_PARAMS
 from npgen.rule.provenance import Samples
 from npgen.rule.sampler import Sampler
 
-
 SWEEP = {
     "half_window": [1, 2, 3, 5],
     "pool_size": [30, 50, 100, 300],

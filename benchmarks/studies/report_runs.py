@@ -20,7 +20,7 @@ from record import REPORTS, RUNS
 
 from npgen import api
 from npgen.analysis.report import write_report
-from npgen.runs.store import read_manifest
+from npgen.runs.run import read_manifest
 
 DATASETS = ("mnist", "cifar10")
 

@@ -35,8 +35,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from npgen.analysis.composition import DEFAULT_MAX_CANDIDATES
+from npgen.data.files import atomic_write, make_dir
 from npgen.errors import NpgenError
-from npgen.runs.store import PROVENANCE_SCHEMA, Run
+from npgen.runs.png import save_png
+from npgen.runs.run import PROVENANCE_SCHEMA, Run
 
 USAGE_FILE = "usage.parquet"
 IMAGE_COLUMNS = ("sample", "y", "x", "src_y", "src_x", "n_candidates", "distance")
@@ -322,3 +324,71 @@ def default_out(audited: AuditedRuns, out: str | os.PathLike | None) -> Path:
     if len(audited.runs) > 1:
         raise NpgenError("auditing several runs at once needs --out DIR (where to write the tables)")
     return audited.runs[0].output_path("audit")
+
+
+# ---- `npgen audit`: the workflow over run folders, writing its tables and figure ----
+
+
+@dataclass
+class AuditResult:
+    """What `audit_runs` wrote and found: the table (usage per training image, or one image's pixels), its
+    Parquet file, the figure (one image only), a one-line summary, and the audited image (None: usage)."""
+
+    table: pa.Table
+    table_path: Path
+    figure_path: Path | None
+    summary: str
+    image: int | None
+
+
+def audit_runs(
+    run_paths: list[str | os.PathLike],
+    image: str | int | None = None,
+    out: str | os.PathLike | None = None,
+    data_root=None,
+    max_candidates: int | None = None,
+) -> AuditResult:
+    """Audit runs of one dataset by training image (the counting above).
+
+    Without `image`: the usage of every training image over all the runs, written to OUT/usage.parquet.
+    With `image` (a training image index, or the path of an image file matched by its pixels against the
+    training split): every pixel copied from it, to OUT/image-NNNNN.parquet, and a figure
+    OUT/image-NNNNN.png. OUT defaults to RUN/audit for one run; several runs need `out`."""
+    limit = DEFAULT_MAX_CANDIDATES if max_candidates is None else int(max_candidates)
+    if limit < 1:
+        raise NpgenError(f"--max-candidates must be >= 1, got {limit}")
+    audited = open_runs(list(run_paths))
+    folder = default_out(audited, out)
+    data = audited.runs[0].dataset(data_root)
+    if image is None:
+        table = usage_table(audited, limit, data.labels, tuple(data.class_names))
+        files = audited.runs[0].source_files()
+        if files is not None and len(files) == table.num_rows:
+            table = table.append_column("file", pa.array(files, pa.string()))
+        path = folder / USAGE_FILE
+        make_dir(folder)
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        return AuditResult(table, path, None, usage_summary(table, len(audited.runs), audited.total_samples), None)
+    text = str(image)
+    if not text.lstrip("-").isdigit() and Path(text).is_file():
+        found = match_image_file(text, data.images)
+        if not len(found):
+            raise NpgenError(f"--image {text} matches no training image of {data.name} pixel for pixel")
+        index = int(found[0])
+    else:
+        index = check_image_index(text, audited.n_images)
+    rows = image_rows(audited, index, limit)
+    make_dir(folder)
+    path = folder / f"image-{index:05d}.parquet"
+    atomic_write(path, lambda tmp: pq.write_table(rows, tmp, compression="zstd"))
+    picture = image_figure(
+        data.images[index],
+        rows,
+        [run.samples for run in audited.runs],
+        index,
+        label=data.class_names[int(data.labels[index])],
+    )
+    figure = folder / f"image-{index:05d}.png"
+    save_png(picture, figure)
+    summary = image_summary(rows, index, len(audited.runs), audited.total_samples)
+    return AuditResult(rows, path, figure, summary, index)

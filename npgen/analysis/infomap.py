@@ -41,13 +41,23 @@ later one would only repeat); and the source budget is relaxed, as in the likeli
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from npgen.analysis.likelihood import LEVELS, kernel_table, row_mixture
+from npgen.data.database import Database, WindowParams, is_database
+from npgen.data.files import atomic_write, make_dir, write_array, write_json
 from npgen.errors import NpgenError
+from npgen.params import INFOMAP_PARAMS, SAMPLER_PARAMS, resolve
 from npgen.rule.sampler import RowBatch, Sampler
+from npgen.runs.png import save_png
+from npgen.runs.run import Run
+from npgen.runs.verify import expected_classes
 
 GREY_TAU, COLOUR_TAU = 0.5, 16.0  # tuned on held-out MNIST / CIFAR-10 training images (benchmarks/likelihood.py)
 
@@ -244,3 +254,133 @@ def _stack(pictures: list):
         out.paste(picture, (0, top))
         top += picture.height
     return out
+
+
+# ---- `npgen infomap`: the maps of a run's samples, written to files ----
+
+INFOMAP_CHUNK = 1000  # samples scored together: every class's log-probabilities of a chunk are held at once
+INFOMAP_FILES = (
+    "info.npy",
+    "contrast.npy",
+    "classes.npy",
+    "class_means.npy",
+    "contrast_class_means.npy",
+    "per_sample.parquet",
+    "infomap.json",
+    "maps.png",
+    "class_means.png",
+)
+
+
+def infomap_run(
+    run_path: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    data_root=None,
+    tau: float | None = None,
+    floor: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Path, dict]:
+    """Write the information maps of a run's samples (the functions above) to `out` (default RUN/infomap).
+
+    Files: info.npy (N, H, W) float32 bits; contrast.npy the same against the prior mixture; classes.npy (N,) each sample's class; class_means.npy
+    (n_classes, H, W) mean map per class (NaN: no sample); per_sample.parquet; infomap.json (smoothing,
+    definitions, foreground shares); maps.png and class_means.png. Returns (folder, the JSON record).
+    `progress(0)` once loading is done, then `progress(k)` per batch of k images of one class (n_classes
+    passes over the run)."""
+    run = Run(run_path)
+    folder = Path(out) if out is not None else run.output_path("infomap")
+    smoothing = resolve(INFOMAP_PARAMS, {"tau": tau, "floor": floor})
+    data = run.dataset(data_root)
+    manifest = run.manifest
+    if len(data.class_names) < 2:
+        raise NpgenError(f"{data.name} has one class; information about the class needs at least two")
+    for control, what in (
+        ("completion", "is a completion (its given pixels were not generated)"),
+        ("class_map", "steers regions to classes (--class-map)"),
+    ):
+        if manifest.get(control):
+            raise NpgenError(
+                f"run {run.path} {what}; information maps need samples generated whole from one class "
+                "(npgen sample, with --class or the class mixture)"
+            )
+    excluded = run.control("excluded")  # the rule without the excluded images, as the run was sampled
+    included = np.ones(data.n_images, dtype=bool)
+    if excluded is not None:
+        included[excluded] = False
+    class_counts = np.bincount(data.labels[included], minlength=len(data.class_names))  # the mixture's shares
+    samples = np.asarray(run.samples)
+    n = len(samples)
+    try:
+        classes = expected_classes(manifest, class_counts, n)
+        window = WindowParams(**manifest["database"]["params"])
+        options = {name: manifest["params"][name] for name in SAMPLER_PARAMS}
+    except (KeyError, TypeError, ValueError):
+        raise NpgenError(
+            f"the manifest of run {run.path} is damaged: its database or sampler parameters are incomplete; sample the run again"
+        ) from None
+    if (classes < 0).any():
+        raise NpgenError(
+            f"run {run.path} was sampled from every training image (--class-mixture 0), so its samples have no class; "
+            "information maps need a class-conditional run or the class mixture"
+        )
+    tau_value = smoothing["tau"] if smoothing["tau"] is not None else default_tau(data.channels)
+    recorded = manifest["database"].get("path")
+    db_path = Path(recorded) if isinstance(recorded, str) and is_database(Path(recorded)) else None
+    sampler = Sampler(Database.open_or_build(data, db_path, window), **options, excluded=excluded)
+    db = sampler.database
+    present = np.flatnonzero(class_counts > 0)
+    if progress is not None:
+        progress(0)
+    own = np.searchsorted(present, classes)
+    prior = class_counts[present] / class_counts.sum()
+    info, contrast = np.empty(samples.shape[:3]), np.empty(samples.shape[:3])
+    own_log_posterior = np.empty(n)
+    for first in range(0, n, INFOMAP_CHUNK):  # (chunk, classes, H, W) at a time: memory stays bounded
+        chunk = np.arange(first, min(n, first + INFOMAP_CHUNK))
+        log_probs = class_log_probs(sampler, samples[chunk], chunk, present, tau_value, smoothing["floor"], progress)
+        info[chunk], contrast[chunk], log_posterior = information(log_probs, own[chunk], prior)
+        own_log_posterior[chunk] = log_posterior[np.arange(len(chunk)), own[chunk]]
+    means = class_means(info, classes, len(data.class_names))
+    contrast_means = class_means(contrast, classes, len(data.class_names))
+    foreground = np.any(samples != db.pad_value, axis=-1)
+    per_sample = pa.table(
+        {
+            "sample": np.arange(n),
+            "class": classes,
+            "class_name": [data.class_names[c] for c in classes],
+            "total_bits": info.reshape(n, -1).sum(axis=1),
+            "posterior": np.exp(own_log_posterior),
+            "prior": prior[own],
+            "foreground_bits": (info * foreground).reshape(n, -1).sum(axis=1),
+            "foreground_pixels": foreground.reshape(n, -1).sum(axis=1),
+        }
+    )
+    counts = np.bincount(classes, minlength=len(data.class_names))
+    record = {
+        "run": str(run.path),
+        "n_samples": n,
+        "tau": tau_value,
+        "floor": smoothing["floor"],
+        "units": "bits",
+        "definition": "i_p = log2 p(x_p | x_<p, c) - log2 sum_c' p(c' | x_<p) p(x_p | x_<p, c'), teacher forcing, "
+        "class mixture with the training class shares; budget relaxed (npgen/analysis/infomap.py)",
+        "foreground": f"pixels whose value differs from the pad value {db.pad_value}",
+        "foreground_share": foreground_share(info, foreground),
+        "contrast_foreground_share": foreground_share(contrast, foreground),
+        "mean_total_bits": float(per_sample.column("total_bits").to_numpy().mean()),
+        "mean_posterior": float(per_sample.column("posterior").to_numpy().mean()),
+        "samples_per_class": {name: int(c) for name, c in zip(data.class_names, counts)},
+    }
+    make_dir(folder)
+    write_array(folder / "info.npy", info.astype(np.float32))
+    write_array(folder / "classes.npy", classes.astype(np.int64))
+    write_array(folder / "contrast.npy", contrast.astype(np.float32))
+    write_array(folder / "class_means.npy", means.astype(np.float32))
+    write_array(folder / "contrast_class_means.npy", contrast_means.astype(np.float32))
+    atomic_write(folder / "per_sample.parquet", lambda tmp: pq.write_table(per_sample, tmp))
+    write_json(folder / "infomap.json", record)
+    shown = min(n, 32)
+    labels = [f"{i}: {data.class_names[c]}" for i, c in zip(range(shown), classes)]
+    save_png(maps_figure(samples[:shown], info[:shown], contrast[:shown], labels), folder / "maps.png")
+    save_png(means_figure(means, contrast_means, list(data.class_names), counts), folder / "class_means.png")
+    return folder, record

@@ -37,7 +37,7 @@ from npgen.analysis.report_page import N_TOP_SOURCES, report_page
 from npgen.analysis.tracer import Tracer
 from npgen.data.files import TMP_MARK, atomic_write, refuse_link, write_json
 from npgen.errors import NpgenError
-from npgen.runs.store import image_grid
+from npgen.runs.png import image_grid
 
 N_GRID_SAMPLES = 64
 CHART_FILES = (

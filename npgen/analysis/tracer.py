@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from npgen.analysis.composition import DEFAULT_MAX_CANDIDATES, DEFAULT_MIN_PART_SIZE, Composition, compose
 from npgen.analysis.parts import Parts, find_parts
 from npgen.errors import NpgenError
-from npgen.runs.store import PROVENANCE_SCHEMA, Run
+from npgen.runs.run import PROVENANCE_SCHEMA, Run
 
 
 @dataclass

@@ -33,8 +33,15 @@ from npgen.data.dataset_cards import (
 )
 from npgen.data.files import array_sha256
 from npgen.data.folders import ARRAY_FOLDER_MANIFEST, read_array_folder, read_image_folder
-from npgen.data.readers import image_suffixes  # noqa: F401 (npgen.control.exclusion imports it from here)
-from npgen.data.readers import one_line, raw_files, raw_hint, read_image, read_npz, read_raw
+from npgen.data.readers import (
+    image_suffixes,  # noqa: F401 (npgen.control.exclusion imports it from here)
+    one_line,
+    raw_files,
+    raw_hint,
+    read_image,
+    read_npz,
+    read_raw,
+)
 from npgen.errors import NpgenError
 
 DATA_ENV = "NPGEN_DATA"

@@ -16,15 +16,20 @@ the same way on the same machine:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
 from npgen.data.datasets import Dataset
+from npgen.data.files import write_json
 from npgen.data.index import build_flat_index, build_image_index, search
 from npgen.errors import NpgenError
+from npgen.evaluation.features import classifier_path, load_classifier
 from npgen.evaluation.metrics import distribution_summary, frechet_distance, near_copy_threshold, precision_recall
+from npgen.runs.run import Run, load_test_split
 
 
 @dataclass
@@ -145,3 +150,52 @@ def _nearest_other(distances: np.ndarray, ids: np.ndarray, exclude: np.ndarray |
         return distances[:, 0]
     own = ids[:, 0] == np.asarray(exclude)
     return np.where(own, distances[:, 1], distances[:, 0])
+
+
+# ---- `npgen eval`: score a run and write RUN/eval.json ----
+
+
+def _classifier_for(train: Dataset, path: str | os.PathLike | None) -> tuple[object | None, Path, str | None]:
+    """(classifier, its path, None) to score in, or (None, path, why not): a named one must load, the default may be absent."""
+    if path is not None:
+        return load_classifier(path, train), Path(path), None
+    default = classifier_path(train.name)
+    if not default.is_file():
+        return (
+            None,
+            default,
+            f"feature-space scores: no classifier at {default} (python benchmarks/classifier.py {train.name})",
+        )
+    try:
+        return load_classifier(default, train), default, None
+    except NpgenError as err:
+        return None, default, f"feature-space scores: {err}"
+
+
+def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | os.PathLike | None = None) -> dict:
+    """Score a run (`npgen.evaluation.scores`) and write the scores to RUN/eval.json.
+
+    Feature-space scores need torch and a classifier: `classifier` names its file; by default the one
+    benchmarks/classifier.py trains for the run's dataset is used when it exists, and without it
+    only pixel-space scores are computed (the reason is recorded under "skipped").
+    """
+    run = Run(run_path)
+    target = run.output_path("eval.json")  # refuses a link there before any work
+    train = run.dataset(data_root)
+    test = load_test_split(train, run.data_root(data_root), "evaluating")
+    loaded, path, skipped = _classifier_for(train, classifier)
+    images = np.asarray(run.samples)
+    class_label = run.manifest["class_label"]
+    labels = np.full(len(images), -1 if class_label is None else class_label)
+    reference = Reference(train, test, loaded, class_label)
+    scores = {
+        "run": str(run.path),
+        "samples": evaluate_images(images, labels, reference),
+        "floor": reference.floor(len(images)),
+    }
+    if loaded is not None:
+        scores["classifier"] = {"path": str(path), "test_accuracy": loaded.test_accuracy}
+    if skipped:
+        scores["skipped"] = skipped
+    write_json(target, scores)
+    return scores

@@ -1,1 +1,2 @@
-"""Runs on disk: generating a run, its store (manifest, Parquet provenance, PNGs), shards and Ray, verification."""
+"""Runs on disk: the generation request, sampling and completing a run, its store (manifest, Parquet provenance, PNGs),
+reading it back, shards and Ray, verification."""

@@ -1,6 +1,6 @@
 """The Ray backend of `npgen sample --ray [ADDRESS]`: a run's batches as Ray tasks, written by the driver.
 
-Ray is imported here only, and this module only when --ray is used. Each batch is one task; a worker opens
+Ray is imported here only, when --ray is used (`import_ray`). Each batch is one task; a worker opens
 the database from the path the driver uses (a shared folder), or, where that path holds none, the one in its
 own cache, built once per node under the same lock as `npgen build`. Either way its content id must equal
 the driver's, so every worker samples from the same database. A sample depends only on (seed, index,
@@ -11,18 +11,23 @@ bit-identical to a local one; an interrupted run resumes from the batches alread
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 import pyarrow as pa
 
-from npgen.data.datasets import KNOWN
+from npgen.data.database import Database, WindowParams, is_database
+from npgen.data.datasets import KNOWN, load_dataset
 from npgen.errors import NpgenError
 from npgen.rule.provenance import Samples
+from npgen.rule.sampler import Sampler
+from npgen.runs.summary import sample_summary
 
 RAY_LOCAL = "local"  # `--ray` without an address: a Ray cluster on this machine, started for the run
 INSTALL_HINT = "pip install 'npgen[ray]'"
@@ -76,14 +81,8 @@ _OPENED: dict[str, tuple] = {}  # per worker process: the sampler of the last sp
 
 def open_sampler(spec: WorkerSpec):
     """(sampler, database) for `spec` in this worker process, opened once and kept for the following tasks."""
-    from npgen.data.database import Database, WindowParams, is_database
-    from npgen.data.datasets import load_dataset
-    from npgen.rule.sampler import Sampler
-
     key = spec.token
     if key not in _OPENED:
-        import numba
-
         # each task holds one CPU (num_cpus=1) and Ray runs one task per CPU: the sampler's parallel kernels
         # then take one thread each, not one per core each (which would oversubscribe every core)
         numba.set_num_threads(1)
@@ -114,8 +113,6 @@ def sample_batch_task(
     spec: WorkerSpec, index: int, first: int, size: int
 ) -> tuple[int, Samples | None, pa.Table | None, str | None]:
     """One batch, run in a worker: (index, samples, summary rows, None), or (index, None, None, error message)."""
-    from npgen.evaluation.metrics import sample_summary
-
     try:
         sampler, db = open_sampler(spec)
         samples = sampler.sample_batch(np.arange(first, first + size), spec.class_label)
@@ -127,8 +124,6 @@ def sample_batch_task(
 def check_address(address: str, timeout: float = 5.0) -> None:
     """Refuse, in one line and at once, a HOST:PORT (or ray://HOST:PORT) where nothing listens: Ray itself would
     retry for minutes. RAY_LOCAL and Ray's other forms ("auto") are left to Ray."""
-    import re
-
     found = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address)
     if address == RAY_LOCAL or found is None:
         return

@@ -1,0 +1,319 @@
+"""Generate a run: sample new images (`npgen sample`) or complete given ones (`npgen complete`) into a run folder.
+
+Both take a `GenerationRequest`; `sample_run` and `complete_run` are the same with keyword arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from npgen.control.classes import resolve_class
+from npgen.control.completion import Completion
+from npgen.control.exclusion import resolve_exclusion
+from npgen.control.regions import parse_class_map, parse_mask
+from npgen.data.database import Database
+from npgen.data.datasets import Dataset, data_location, load_dataset, read_image_like
+from npgen.errors import NpgenError
+from npgen.params import PARAMS
+from npgen.rule.cuda import CudaSampler, resolve_device  # numba.cuda itself is imported only for device cuda
+from npgen.rule.provenance import Samples
+from npgen.rule.sampler import Sampler
+from npgen.runs import ray as cluster
+from npgen.runs import summary
+from npgen.runs.build import resolve_params
+from npgen.runs.request import CompletionInputs, GenerationRequest
+from npgen.runs.run import load_test_split
+from npgen.runs.shards import parse_shard, shard_batches
+from npgen.runs.store import RunWriter, check_out, run_state, sources_table
+
+ProgressCallback = Callable[[int], None] | None
+NoteCallback = Callable[[str], None] | None
+
+
+@dataclass
+class LoadedRequest:
+    """What a request loaded before its run folder is written: the data, database, resolved sampler options,
+    class, number of samples, and the controls (arrays for the sampler, records for the manifest)."""
+
+    data: Dataset
+    db: Database
+    options: dict
+    class_label: int | None
+    n_samples: int
+    controls: dict
+    records: dict
+    device: str
+    started: float
+    completion: Completion | None = None
+    shard: tuple[int, int] | None = None
+
+
+def sample(
+    request: GenerationRequest,
+    progress: ProgressCallback = None,
+    note: NoteCallback = None,
+    planned: ProgressCallback = None,
+) -> Path:
+    """Generate `request.n` samples into the run directory `request.out`, batch by batch, and return its path.
+
+    `request.shard` ("I/K" or (I, K)) writes only the batches of shard I of K (`shard_batches`) into `out`, a
+    shard folder that `merge_runs` joins with the others. `request.ray` runs the batches as Ray tasks on the
+    cluster at that address, or on a local cluster started for the run when it is `cluster.RAY_LOCAL` ("local",
+    see `npgen.runs.ray`; the workers use the CPU sampler); the output is the same either way. `planned(k)` is
+    told how many samples this call produces (n, or a shard's share) before the work starts.
+
+    The explicit parameters of the request override the dataset's preset (`npgen.params.resolve`), and the
+    manifest records the resolved values. The run folder is created only once the data, database and options
+    have loaded. With `request.resume`, a complete run is left untouched (a no-op); a folder without a manifest
+    holding nothing but npgen's leftovers is started afresh (`note` is told). A failure before the first batch
+    removes the folder again if this call created it. `progress(0)` is called once loading is done, then
+    `progress(k)` after each batch of k samples.
+    """
+    if request.n < 1:
+        raise NpgenError(f"-n must be >= 1, got {request.n}")
+    if request.class_map is not None and request.class_value is not None:
+        raise NpgenError("--class and --class-map exclude each other: put the class in the map (e.g. all=cat)")
+    shard = parse_shard(request.shard) if request.shard is not None else None
+    if (
+        request.ray is not None
+    ):  # before loading anything: Ray missing, or no cluster at the address, is one line at once
+        cluster.import_ray()
+        cluster.check_address(request.ray)
+    if check_out(request.out, request.resume) == "complete":
+        return Path(request.out)  # nothing to do: the manifest, samples and timings stay as they are
+    started = time.perf_counter()
+    device = _device(request.sampler_options)
+    data = load_dataset(request.dataset, data_root=request.data_root)
+    window_params, options = resolve_params(data, request.window, request.sampler_options)
+    db = Database.open_or_build(data, request.db_path, window_params)
+    class_label = resolve_class(db.class_names, request.class_value)
+    controls, records = _exclusion(request.exclude, data, db)
+    if request.class_map is not None:
+        controls["class_map"] = parse_class_map(request.class_map, db.class_names, db.height, db.width)
+        shares = np.bincount(controls["class_map"].ravel() + 1, minlength=len(db.class_names) + 1)
+        records["class_map"] = {
+            "spec": request.class_map,
+            "pixels": {
+                ("any" if c < 0 else db.class_names[c]): int(shares[c + 1])
+                for c in range(-1, len(db.class_names))
+                if shares[c + 1]
+            },
+        }
+    loaded = LoadedRequest(data, db, options, class_label, request.n, controls, records, device, started, shard=shard)
+    return _write_run(request, loaded, progress, note, planned)
+
+
+def complete(request: GenerationRequest, progress: ProgressCallback = None, note: NoteCallback = None) -> Path:
+    """Complete the inputs of `request.completion` (test-split images, or an image file): keep the pixels its mask
+    gives and generate the rest, `request.n` completions each, into the run `request.out`.
+
+    Sample i completes input i // n; only generated pixels get provenance (`npgen.control.completion`). With
+    no class given the whole split is searched (the completion is conditioned on its given pixels, not on a
+    drawn class): class_mixture defaults to 0.
+    """
+    inputs_given, per_input = request.completion or CompletionInputs(mask=""), request.n
+    if (inputs_given.test_indices is None) == (inputs_given.image is None):
+        raise NpgenError("give the input to complete: --test-index I (repeatable) or --image FILE, not both")
+    if per_input < 1:
+        raise NpgenError(f"-n (completions per input) must be >= 1, got {per_input}")
+    if request.shard is not None or request.ray is not None:
+        raise NpgenError("a completion runs whole on this machine: --shard and --ray apply to `npgen sample` only")
+    if check_out(request.out, request.resume) == "complete":
+        return Path(request.out)
+    started = time.perf_counter()
+    device = _device(request.sampler_options)
+    data = load_dataset(request.dataset, data_root=request.data_root)
+    if inputs_given.image is not None:
+        inputs = read_image_like(inputs_given.image, data)[None]
+        source = {"image": str(Path(inputs_given.image).resolve())}
+    else:
+        test = load_test_split(data, request.data_root, "completing test images")
+        indices = np.asarray(inputs_given.test_indices, dtype=np.int64)
+        if len(indices) == 0 or indices.min() < 0 or indices.max() >= test.n_images:
+            raise NpgenError(f"--test-index must lie in 0..{test.n_images - 1}, the test split's images")
+        inputs = test.images[indices]
+        source = {"test_indices": indices.tolist()}
+    known = np.broadcast_to(parse_mask(inputs_given.mask, data.height, data.width), inputs.shape[:3]).copy()
+    completion = Completion(np.ascontiguousarray(inputs), known, per_input)
+    explicit = {name: value for name, value in (request.sampler_options or {}).items() if value is not None}
+    window_params, options = resolve_params(data, request.window, {"class_mixture": 0, **explicit})
+    db = Database.open_or_build(data, request.db_path, window_params)
+    class_label = resolve_class(db.class_names, request.class_value)
+    controls, records = _exclusion(request.exclude, data, db)
+    controls.update(inputs=completion.inputs, known=completion.known)
+    records["completion"] = {**source, "mask": inputs_given.mask, "per_input": per_input, "n_inputs": len(inputs)}
+    loaded = LoadedRequest(
+        data, db, options, class_label, completion.n_samples, controls, records, device, started, completion
+    )
+    return _write_run(request, loaded, progress, note)
+
+
+def sample_run(
+    out: str | os.PathLike,
+    dataset: str,
+    n: int,
+    class_value: str | int | None = None,
+    data_root=None,
+    db_path=None,
+    window: dict | None = None,
+    sampler_options: dict | None = None,
+    resume: bool = False,
+    command: str | None = None,
+    progress: ProgressCallback = None,
+    note: NoteCallback = None,
+    exclude: list[str] | tuple[str, ...] = (),
+    class_map: str | None = None,
+    shard: str | tuple[int, int] | None = None,
+    ray: str | None = None,
+    planned: ProgressCallback = None,
+) -> Path:
+    """`sample` of the request these arguments make (`GenerationRequest` says what each is)."""
+    request = _keyword_request(locals())
+    return sample(request, progress, note, planned)
+
+
+def complete_run(
+    out: str | os.PathLike,
+    dataset: str,
+    mask: str,
+    per_input: int = 1,
+    test_indices: list[int] | None = None,
+    image: str | os.PathLike | None = None,
+    class_value: str | int | None = None,
+    data_root=None,
+    db_path=None,
+    window: dict | None = None,
+    sampler_options: dict | None = None,
+    resume: bool = False,
+    command: str | None = None,
+    progress: ProgressCallback = None,
+    note: NoteCallback = None,
+    exclude: list[str] | tuple[str, ...] = (),
+) -> Path:
+    """`complete` of the request these arguments make: `per_input` completions of each input."""
+    request = _keyword_request(locals(), n=per_input, completion=CompletionInputs(mask, test_indices, image))
+    return complete(request, progress, note)
+
+
+def _keyword_request(arguments: dict, **others) -> GenerationRequest:
+    """The request of `sample_run` or `complete_run`: each of its `arguments` that names a field, and `others`."""
+    names = {field.name for field in fields(GenerationRequest)}
+    return GenerationRequest(**{name: value for name, value in arguments.items() if name in names}, **others)
+
+
+def _exclusion(exclude, data: Dataset, db: Database) -> tuple[dict, dict]:
+    """(control arrays, manifest records) for an exclusion: {"excluded": indices}, {"exclusion": record}."""
+    if not exclude:
+        return {}, {"exclusion": None}
+    resolved = resolve_exclusion(list(exclude), data, db)
+    return {"excluded": resolved.images}, {"exclusion": resolved.record()}
+
+
+def _device(sampler_options: dict | None) -> str:
+    """'cpu' or 'cuda' for the `device` option (GPU hook, npgen.rule.cuda): checked before any data is loaded."""
+    options = sampler_options or {}
+    device = options.get("device") or PARAMS["device"].default
+    if device == "auto" and options.get("semantic_eps") is not None:
+        return "cpu"  # the semantic filter runs on the CPU only
+    return resolve_device(device)
+
+
+def _write_run(
+    request: GenerationRequest,
+    loaded: LoadedRequest,
+    progress: ProgressCallback,
+    note: NoteCallback,
+    planned: ProgressCallback = None,
+) -> Path:
+    """Sample the run's batches into `request.out` (see `sample`), with the controls that restrict its sources."""
+    out, db, n, shard = request.out, loaded.db, loaded.n_samples, loaded.shard
+    if request.resume and run_state(out) == "empty" and note is not None:
+        note(f"{out} has no manifest (a run stopped before it began); starting it afresh there")
+    controls, completion = loaded.controls, loaded.completion
+    sampler = (CudaSampler if loaded.device == "cuda" else Sampler)(  # the same output on either
+        db,
+        **loaded.options,
+        excluded=controls.get("excluded"),
+        class_map=controls.get("class_map"),
+        completion=completion,
+    )
+    records = loaded.records
+    for name in ("exclusion", "class_map", "completion"):
+        records.setdefault(name, None)
+    ready = time.perf_counter()
+    n_batches = -(-n // sampler.batch_size)
+    batches = list(range(n_batches)) if shard is None else shard_batches(n_batches, *shard)
+    location = data_location(request.dataset, request.data_root)
+    manifest = {
+        "dataset": db.dataset,
+        "data_root": location,
+        "database": {"id": db.id, "path": str(db.path.resolve()), "params": asdict(db.params)},
+        "params": sampler.params(),
+        "class_label": loaded.class_label,
+        "class_name": None if loaded.class_label is None else db.class_names[loaded.class_label],
+        "n_samples": n,
+        **records,
+        "command": request.command or " ".join(sys.argv),
+    }
+    if shard is not None:
+        manifest["shard"] = {"index": shard[0], "count": shard[1], "n_batches": n_batches, "batches": batches}
+    writer = RunWriter(out, manifest, resume=request.resume, controls=controls)
+    sizes = {index: min(sampler.batch_size, n - index * sampler.batch_size) for index in batches}
+    if planned is not None:
+        planned(sum(sizes.values()))
+    if progress is not None:
+        progress(0)  # loading is done: the work starts now
+    try:
+        pending = []
+        for index in batches:
+            if writer.has_batch(index):
+                if progress is not None:
+                    progress(sizes[index])
+            else:
+                pending.append((index, index * sampler.batch_size, sizes[index]))
+        if request.ray is None:
+            produced = local_batches(sampler, db, loaded.class_label, pending)
+        else:
+            spec = cluster.WorkerSpec.of(
+                db, request.dataset, location, loaded.options, loaded.class_label, controls, completion
+            )
+            produced = cluster.ray_batches(spec, pending, address=request.ray, note=note)
+        with closing(produced):  # an error or Ctrl-C here stops the batches still running (Ray tasks)
+            for index, samples, rows in produced:
+                writer.write_batch(index, samples, rows)
+                if progress is not None:
+                    progress(sizes[index])
+    except BaseException:
+        writer.abandon()  # only a folder this call created, holding nothing but what it wrote
+        raise
+    sampled = time.perf_counter()
+    produced_samples = sum(sizes.values())
+    timings = {
+        "load_seconds": round(ready - loaded.started, 3),
+        "sample_seconds": round(sampled - ready, 3),
+        "images_per_second": round(produced_samples / max(sampled - ready, 1e-9), 3),
+    }
+    if shard is not None:
+        writer.finish_shard(batches, timings, sources=sources_table(loaded.data))
+    else:
+        writer.finish(n_batches, timings, sources=sources_table(loaded.data))
+    return writer.path
+
+
+def local_batches(
+    sampler: Sampler, db: Database, class_label: int | None, pending: list[tuple[int, int, int]]
+) -> Iterator[tuple[int, Samples, pa.Table]]:
+    """Sample each pending (batch index, first sample, size) in this process; yields (index, samples, summary)."""
+    for index, first, size in pending:
+        samples = sampler.sample_batch(np.arange(first, first + size), class_label)
+        # through the module: benchmarks/run_share.py times sample_summary by replacing it there
+        yield index, samples, summary.sample_summary(samples, db)

@@ -1,0 +1,169 @@
+"""Verify a run (`npgen verify`): re-derive every generated pixel from its recorded source and check the run's
+guarantees (locality radius, class, source budget, exclusion, a completion's given pixels)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from npgen.data.datasets import Dataset, cluster_labels
+from npgen.errors import NpgenError
+from npgen.rule.sampler import draw_classes
+from npgen.runs.run import Run, load_test_split
+
+
+@dataclass
+class VerifyReport:
+    """What `verify_run` found: every count but n_pixels must be 0 for a faithful run.
+
+    over_budget counts samples that took more than the run's source budget from one training image;
+    wrong_class counts pixels from an image outside the sample's class (requested, drawn by the
+    mixture: verify re-draws it from the seed, or its region's class under a class map); unproducible
+    counts pixels no admissible rule gives (no admissible candidate recorded, or a distance that is not
+    a finite number >= 0); excluded_pixels counts pixels copied from an excluded training image;
+    given_changed counts a completion's given pixels that differ from its input (or the input from the
+    test image it names). missing_or_duplicate counts pixels without exactly one provenance row (a
+    completion's given pixels: without any).
+    """
+
+    n_pixels: int
+    mismatches: int
+    missing_or_duplicate: int
+    outside_radius: int
+    wrong_class: int
+    over_budget: int
+    unproducible: int
+    excluded_pixels: int
+    given_changed: int
+    max_source_pixels: int
+    source_budget: int
+    n_excluded_images: int
+
+    @property
+    def ok(self) -> bool:
+        counts = (
+            self.mismatches,
+            self.missing_or_duplicate,
+            self.outside_radius,
+            self.wrong_class,
+            self.over_budget,
+            self.unproducible,
+            self.excluded_pixels,
+            self.given_changed,
+        )
+        return not any(counts)
+
+
+def expected_classes(manifest: dict, class_counts: np.ndarray, n: int) -> np.ndarray:
+    """The class each of a run's n samples must draw from (-1: any), re-derived from its manifest."""
+    params = manifest["params"]
+    if manifest["class_label"] is not None:
+        return np.full(n, manifest["class_label"], np.int64)
+    if not params.get("class_mixture", 0) or len(class_counts) < 2 or manifest.get("class_map"):
+        return np.full(n, -1, np.int64)
+    return draw_classes(params["seed"], np.arange(n), class_counts)
+
+
+def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
+    """Re-derive every generated pixel from its recorded source in the dataset itself (not the database),
+    and check the run's guarantees: locality radius, class, source budget."""
+    run = Run(run_path)
+    data = run.dataset(data_root)
+    table = run.provenance()
+    column = {name: table.column(name).to_numpy() for name in table.column_names}
+    samples = np.asarray(run.samples)
+    n, height, width = samples.shape[:3]
+    run.check_provenance(column, data.n_images)
+    if data.images.shape[1:] != samples.shape[1:]:
+        raise NpgenError(
+            f"run {run.path} holds {samples.shape[1:]} samples but its dataset has {data.images.shape[1:]} images; the run is damaged, sample it again"
+        )
+    copied = data.images[column["src_image"], column["src_y"], column["src_x"]]
+    generated = samples[column["sample"], column["y"], column["x"]]
+    mismatches = int(np.any(copied != generated, axis=-1).sum())
+    seen = np.bincount(
+        (column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width
+    )
+    params = run.manifest["params"]
+    try:
+        radius = int(params["radius"])
+        budget = int(params.get("source_budget", height * width))
+    except (KeyError, TypeError, ValueError):
+        raise NpgenError(
+            f"the manifest of run {run.path} is damaged: its params lack a numeric radius or source_budget; sample the run again"
+        ) from None
+    far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
+    labels = data.labels
+    if data.unlabelled:  # a flat folder's classes are clusters: derive them again rather than trust the cache
+        labels = cluster_labels(data.images)
+    excluded = run.control("excluded")
+    excluded = np.zeros(0, np.int64) if excluded is None else excluded
+    included = np.ones(data.n_images, dtype=bool)
+    if len(excluded) and (excluded.min() < 0 or excluded.max() >= data.n_images):
+        raise NpgenError(f"{run.path}/controls/excluded.npy names images outside the split; the run was altered")
+    included[excluded] = False
+    try:
+        class_counts = np.bincount(labels[included], minlength=len(data.class_names))
+        classes = expected_classes(run.manifest, class_counts, n)
+    except (KeyError, TypeError, ValueError):
+        raise NpgenError(
+            f"the manifest of run {run.path} is damaged: its class_mixture or seed is missing or not a number; sample the run again"
+        ) from None
+    if run.manifest["class_label"] is not None and run.manifest["class_label"] >= len(data.class_names):
+        raise NpgenError(
+            f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again"
+        )
+    pixel_class = classes[column["sample"]]
+    class_map = run.control("class_map")
+    if class_map is not None:
+        pixel_class = class_map[column["y"], column["x"]]
+    wrong_class = int(((pixel_class >= 0) & (labels[column["src_image"]] != pixel_class)).sum())
+    pairs, per_pair = np.unique(
+        column["sample"].astype(np.int64) * data.n_images + column["src_image"], return_counts=True
+    )
+    per_sample_max = np.zeros(n, np.int64)
+    np.maximum.at(per_sample_max, pairs // data.n_images, per_pair)
+    distance = column["distance"]
+    unproducible = int(((column["n_candidates"] < 1) | ~np.isfinite(distance) | (distance < 0)).sum())
+    known, given_changed = _check_given(run, samples, data, data_root)
+    return VerifyReport(
+        n_pixels=n * height * width,
+        mismatches=mismatches,
+        missing_or_duplicate=int((seen != (~known).ravel()).sum()),
+        outside_radius=int(far.sum()),
+        wrong_class=wrong_class,
+        over_budget=int((per_sample_max > budget).sum()),
+        unproducible=unproducible,
+        excluded_pixels=int((~included[column["src_image"]]).sum()),
+        given_changed=given_changed,
+        max_source_pixels=int(per_sample_max.max(initial=0)),
+        source_budget=budget,
+        n_excluded_images=int(len(excluded)),
+    )
+
+
+def _check_given(run: Run, samples: np.ndarray, train: Dataset, data_root) -> tuple[np.ndarray, int]:
+    """((n, H, W) bool given pixels, how many differ from the input): for a completion run; none otherwise.
+
+    A completion of test-split images is checked against the test split itself, not only the stored input.
+    """
+    n = len(samples)
+    record = run.manifest.get("completion")
+    if not record:
+        return np.zeros(samples.shape[:3], dtype=bool), 0
+    inputs, known = run.control("inputs"), run.control("known")
+    try:
+        per_input = int(record["per_input"])
+    except (KeyError, TypeError, ValueError):
+        raise NpgenError(f"the manifest of run {run.path} is damaged: its completion record lacks per_input") from None
+    if inputs is None or known is None or len(inputs) * per_input != n or known.shape != inputs.shape[:3]:
+        raise NpgenError(f"run {run.path} is a completion without matching controls/inputs.npy and known.npy")
+    which = np.arange(n) // per_input
+    changed = (samples != inputs[which]).any(axis=-1) & known[which]
+    if record.get("test_indices") is not None:
+        test = load_test_split(train, run.data_root(data_root), "verifying a completion of test images")
+        original = test.images[np.asarray(record["test_indices"], dtype=np.int64)]
+        changed |= (original[which] != inputs[which]).any(axis=-1) & known[which]
+    return known[which], int(changed.sum())
