@@ -371,7 +371,7 @@ def _pixel(value: str | None) -> tuple[int, int] | None:
     "--classifier",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Classifier weights for feature-space scores (default: the one benchmarks/classifier.py trains).",
+    help="Classifier weights for feature-space scores (default: the one benchmarks/quality/classifier.py trains).",
 )
 @data_root_option
 def evaluate(run, classifier, data_root) -> None:

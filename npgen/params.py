@@ -225,7 +225,7 @@ PARAMS.update(
                 0.01,
                 128.0,
                 INFOMAP,
-                "Kernel width (grey levels) smoothing p(pixel | context) (default: 0.5 grey, 16 colour, as tuned by benchmarks/likelihood.py).",
+                "Kernel width (grey levels) smoothing p(pixel | context) (default: 0.5 grey, 16 colour, as tuned by benchmarks/quality/likelihood.py).",
                 optional=True,
             ),
             Param(

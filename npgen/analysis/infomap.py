@@ -59,11 +59,14 @@ from npgen.runs.png import save_png
 from npgen.runs.run import Run
 from npgen.runs.verify import expected_classes
 
-GREY_TAU, COLOUR_TAU = 0.5, 16.0  # tuned on held-out MNIST / CIFAR-10 training images (benchmarks/likelihood.py)
+GREY_TAU, COLOUR_TAU = (
+    0.5,
+    16.0,
+)  # tuned on held-out MNIST / CIFAR-10 training images (benchmarks/quality/likelihood.py)
 
 
 def default_tau(channels: int) -> float:
-    """The kernel width benchmarks/likelihood.py tuned for grey (MNIST) or colour (CIFAR-10) images."""
+    """The kernel width benchmarks/quality/likelihood.py tuned for grey (MNIST) or colour (CIFAR-10) images."""
     return GREY_TAU if channels == 1 else COLOUR_TAU
 
 

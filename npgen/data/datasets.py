@@ -332,7 +332,7 @@ def load_array_folder(path: str | os.PathLike) -> Dataset:
     and `labels.npy` (integers, N).
 
     The arrays are memory-mapped, not read: this is the source format for splits too large to hold in memory
-    (e.g. the synthetic CIFAR-10 splits of `benchmarks/scale.py`), which `Database.build` reads chunk by chunk.
+    (e.g. the synthetic CIFAR-10 splits of `benchmarks/speed/scale.py`), which `Database.build` reads chunk by chunk.
     """
     root = Path(path).expanduser().resolve()
     name, class_names, images, labels = read_array_folder(root)

@@ -224,7 +224,7 @@ class PatchCodes:
 
         patch defaults to min(3, block); dims None keeps all n_codes activations (no projection);
         reach is how many neighbouring blocks on each side of a block pool into its code. The
-        defaults won a short sweep on CIFAR-10 (benchmarks/representation.py).
+        defaults won a short sweep on CIFAR-10 (benchmarks/studies/representation.py).
         """
         images = np.asarray(images)
         if images.ndim != 4 or images.dtype != np.uint8:

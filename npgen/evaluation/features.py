@@ -1,7 +1,7 @@
 """Feature space for evaluation: a small CNN classifier trained here on the dataset's training split.
 
 There is no internet, so Inception features (and hence published FIDs) are out of reach. Instead
-each dataset gets a small classifier trained by `python benchmarks/classifier.py`; its penultimate
+each dataset gets a small classifier trained by `python benchmarks/quality/classifier.py`; its penultimate
 layer is the feature space of `npgen eval`'s Frechet distance and precision/recall, and its softmax
 gives class fidelity. Numbers in this space are comparable between methods scored with the same
 weights, not with published Inception FIDs.
@@ -38,7 +38,7 @@ def require_torch() -> None:
 
 
 def classifier_path(dataset_name: str) -> Path:
-    """Where benchmarks/classifier.py keeps a dataset's classifier: $NPGEN_CACHE/classifiers/<name>.pt."""
+    """Where benchmarks/quality/classifier.py keeps a dataset's classifier: $NPGEN_CACHE/classifiers/<name>.pt."""
     return cache_root() / "classifiers" / f"{dataset_name}.pt"
 
 
@@ -137,7 +137,7 @@ def load_classifier(path: str | os.PathLike, dataset=None) -> Classifier:
     require_torch()
     path = Path(path)
     if not path.is_file():
-        raise NpgenError(f"no classifier at {path}: train one with `python benchmarks/classifier.py <dataset>`")
+        raise NpgenError(f"no classifier at {path}: train one with `python benchmarks/quality/classifier.py <dataset>`")
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         record = torch.load(path, map_location="cpu", weights_only=True)
@@ -146,11 +146,11 @@ def load_classifier(path: str | os.PathLike, dataset=None) -> Classifier:
         network.load_state_dict(record["state_dict"])
     except Exception as err:  # torch raises many types for damaged files
         raise NpgenError(
-            f"cannot read classifier {path} ({type(err).__name__}); retrain it with benchmarks/classifier.py"
+            f"cannot read classifier {path} ({type(err).__name__}); retrain it with benchmarks/quality/classifier.py"
         ) from err
     if dataset is not None and record["images_sha256"] != dataset.images_sha256:
         raise NpgenError(
-            f"classifier {path} was trained on other data than {dataset.name}/{dataset.split}; retrain it with benchmarks/classifier.py"
+            f"classifier {path} was trained on other data than {dataset.name}/{dataset.split}; retrain it with benchmarks/quality/classifier.py"
         )
     return Classifier(
         network,

@@ -164,7 +164,7 @@ def _classifier_for(train: Dataset, path: str | os.PathLike | None) -> tuple[obj
         return (
             None,
             default,
-            f"feature-space scores: no classifier at {default} (python benchmarks/classifier.py {train.name})",
+            f"feature-space scores: no classifier at {default} (python benchmarks/quality/classifier.py {train.name})",
         )
     try:
         return load_classifier(default, train), default, None
@@ -176,7 +176,7 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     """Score a run (`npgen.evaluation.scores`) and write the scores to RUN/eval.json.
 
     Feature-space scores need torch and a classifier: `classifier` names its file; by default the one
-    benchmarks/classifier.py trains for the run's dataset is used when it exists, and without it
+    benchmarks/quality/classifier.py trains for the run's dataset is used when it exists, and without it
     only pixel-space scores are computed (the reason is recorded under "skipped").
     """
     run = Run(run_path)

@@ -315,5 +315,5 @@ def local_batches(
     """Sample each pending (batch index, first sample, size) in this process; yields (index, samples, summary)."""
     for index, first, size in pending:
         samples = sampler.sample_batch(np.arange(first, first + size), class_label)
-        # through the module: benchmarks/run_share.py times sample_summary by replacing it there
+        # through the module: benchmarks/speed/run_share.py times sample_summary by replacing it there
         yield index, samples, summary.sample_summary(samples, db)
