@@ -251,6 +251,7 @@ def test_folder_run_names_the_file_of_every_source(mnist_folder, tmp_path, cache
     assert ", file" not in run_cli("trace", mnist, "--sample", "0", "--pixel", "3,3").output
 
 
+@pytest.mark.slow  # scores a run against the training split
 def test_eval_scores_a_run_and_refuses_bad_input(cache, tmp_path):
     out = tmp_path / "run"
     assert run_cli("sample", "--dataset", "mnist", "--class", "4", "-n", "20", "--out", out).exit_code == 0

@@ -40,6 +40,7 @@ def mnist_run(tmp_path_factory, data_root):
     return tmp / "run"
 
 
+@pytest.mark.slow  # runs eval and every read-side command
 def test_commands_after_sampling_find_the_recorded_data_root(mnist_run, data_root, monkeypatch, tmp_path):
     manifest = json.loads((mnist_run / "manifest.json").read_text())
     assert manifest["data_root"] == str(data_root.resolve())

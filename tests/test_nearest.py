@@ -91,6 +91,7 @@ def test_search_equals_numpy_and_faiss_on_real_samples(which, class_label, mnist
         assert np.array_equal(squared_to_distance(squared), faiss_distance)  # bit for bit, float32
 
 
+@pytest.mark.slow  # searches all 60,000 MNIST images by brute force
 def test_ties_go_to_the_lowest_id_as_in_faiss(mnist_db, data_root):
     """Each sample's nearest image is copied to a lower and a higher id: FAISS and the search pick the lowest,
     even when the hint names a higher copy; training images queried as themselves tie at distance 0."""

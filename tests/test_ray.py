@@ -21,6 +21,8 @@ from runs import assert_same_run
 from npgen import api
 from npgen.runs.run import run_state
 
+pytestmark = pytest.mark.slow  # starts Ray clusters
+
 REPO = Path(__file__).resolve().parent.parent
 N, BATCH = 24, 8
 

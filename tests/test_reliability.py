@@ -85,6 +85,7 @@ def snapshot(folder: Path) -> dict:
 # ---- 1. a crafted run directory must not make npgen write outside itself ----
 
 
+@pytest.mark.slow  # scores a run against the training split
 def test_eval_does_not_write_through_planted_links(run, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
@@ -154,6 +155,7 @@ BUILD_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # builds a database in four processes at once
 def test_concurrent_first_builds_all_succeed(tmp_path, data_root):
     import time
 

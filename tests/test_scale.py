@@ -20,6 +20,8 @@ from npgen.rule.pool import approximate_pool_recall, nearest_pool, rerank_pool, 
 from npgen.rule.rng import TIE_BREAK_STREAM, mix, sample_keys
 from npgen.rule.sampler import Sampler
 
+pytestmark = pytest.mark.slow  # large-database builds and the approximate pool
+
 FILES = ("sources.npy", "representations.npy", "labels.npy", "images.faiss")
 
 
