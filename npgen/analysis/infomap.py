@@ -47,7 +47,8 @@ import numpy as np
 
 from npgen.analysis.likelihood import LEVELS, kernel_table, row_mixture
 from npgen.errors import NpgenError
-from npgen.rule.sampler import RowBatch, Sampler
+from npgen.rule.batch import RowBatch
+from npgen.rule.sampler import Sampler
 
 GREY_TAU, COLOUR_TAU = 0.5, 16.0  # tuned on held-out MNIST / CIFAR-10 training images (benchmarks/likelihood.py)
 
