@@ -37,22 +37,8 @@ import numpy as np
 from npgen.errors import NpgenError
 from npgen.params import check
 from npgen.rule.batch import RowBatch
-from npgen.rule.kernels import (
-    Geometry,
-    Rule,
-    admissible_bound,
-    admissible_rank,
-    can_supply,
-    centre_index,
-    count_admissible,
-    gather_context_part,
-    nth_admissible,
-    positions_per_image,
-    search_box,
-    take_pixel,
-    weighted_distance,
-    widened_rank,
-)
+from npgen.rule import kernels
+from npgen.rule.kernels import Geometry, Rule
 from npgen.rule.provenance import Samples
 from npgen.rule.rng import counter_uniform
 from npgen.rule.sampler import Sampler
@@ -117,7 +103,7 @@ def row_kernel(threads: int = THREADS):
     def count_at_most(distances, n_all, value, low, count, t):
         """Block-wide: how many of the n_all candidate distances are <= value."""
         low[t] = math.inf
-        count[t] = count_admissible(distances, value, t, n_all, threads)
+        count[t] = kernels.count_admissible(distances, value, t, n_all, threads)
         reduce_min_sum(low, count, t)
         total = count[0]
         cuda.syncthreads()
@@ -165,17 +151,17 @@ def row_kernel(threads: int = THREADS):
         low = cuda.shared.array(0, float64)[:threads]
         count = cuda.shared.array(0, int32)[2 * threads : 3 * threads]
         context = cuda.shared.array(0, float32)[3 * threads :]
-        geometry = Geometry(height, width, half_window, channels)
+        geometry = kernels.Geometry(height, width, half_window, channels)
         my_canvas, my_used, distances = canvas[b], used[b], cand_dist[b]
         record = (src_image[b], src_y[b], src_x[b], n_candidates[b], distance[b])
         for x in range(width):
             if known[b, y * width + x]:  # a given pixel (completion): kept and left unrecorded
                 continue
             pool = pools[b, region[y * width + x]]
-            centre = centre_index(geometry, y, x)
-            gather_context_part(my_canvas, centre, offsets, channels, context, t, threads)
+            centre = kernels.centre_index(geometry, y, x)
+            kernels.gather_context_part(my_canvas, centre, offsets, channels, context, t, threads)
             cuda.syncthreads()
-            first_y, first_x, rows, columns = search_box(geometry, radius, y, x)
+            first_y, first_x, rows, columns = kernels.search_box(geometry, radius, y, x)
             per_image = rows * columns
             n_all = pool.shape[0] * per_image
             # 2. every candidate's full distance, +inf where the pool slot cannot supply the pixel
@@ -184,9 +170,9 @@ def row_kernel(threads: int = THREADS):
             for i in range(t, n_all, threads):
                 k, sy, sx = candidate_window(i, per_image, columns, first_y, first_x)
                 d = math.inf
-                if can_supply(pool[k], my_used, budget):
-                    at = centre_index(geometry, sy, sx)
-                    d = weighted_distance(context, sources[pool[k]], at, offsets, weights, channels, math.inf)
+                if kernels.can_supply(pool[k], my_used, budget):
+                    at = kernels.centre_index(geometry, sy, sx)
+                    d = kernels.weighted_distance(context, sources[pool[k]], at, offsets, weights, channels, math.inf)
                     my_count += 1
                     if d < my_low:  # noqa: PLR1730  (no min builtin: see npgen.rule.kernels)
                         my_low = d
@@ -202,8 +188,8 @@ def row_kernel(threads: int = THREADS):
                     n_candidates[b, y, x] = 0
                 continue
             # 3. the admissible threshold, widened to the k_min-th smallest distance
-            threshold = admissible_bound(d_min, eps, abs_tol)
-            k_need = widened_rank(k_min, n_valid)
+            threshold = kernels.admissible_bound(d_min, eps, abs_tol)
+            k_need = kernels.widened_rank(k_min, n_valid)
             if k_need > 0 and count_at_most(distances, n_all, threshold, low, count, t) < k_need:
                 below = -math.inf
                 while True:  # the next distinct distance above `below`, until k_need lie at or under it
@@ -224,7 +210,7 @@ def row_kernel(threads: int = THREADS):
             # 4. the floor(u*n)-th admissible candidate in candidate order: counts per contiguous chunk
             chunk = (n_all + threads - 1) // threads
             first = t * chunk
-            count[t] = count_admissible(
+            count[t] = kernels.count_admissible(
                 distances, threshold, first, first + chunk if first + chunk < n_all else n_all, 1
             )
             cuda.syncthreads()
@@ -235,15 +221,17 @@ def row_kernel(threads: int = THREADS):
                 if n_admissible == 0:
                     n_candidates[b, y, x] = 0
                 else:
-                    target = admissible_rank(counter_uniform(keys[b], y * width + x), n_admissible)
+                    target = kernels.admissible_rank(counter_uniform(keys[b], y * width + x), n_admissible)
                     owner = 0
                     while target >= count[owner]:
                         target -= count[owner]
                         owner += 1
-                    chosen = nth_admissible(distances, threshold, owner * chunk, target)
+                    chosen = kernels.nth_admissible(distances, threshold, owner * chunk, target)
                     k, sy, sx = candidate_window(chosen, per_image, columns, first_y, first_x)
                     d = distances[chosen]
-                    take_pixel(my_canvas, sources, my_used, record, geometry, y, x, pool[k], sy, sx, n_admissible, d)
+                    kernels.take_pixel(
+                        my_canvas, sources, my_used, record, geometry, y, x, pool[k], sy, sx, n_admissible, d
+                    )
             cuda.syncthreads()
 
     return kernel
@@ -256,7 +244,7 @@ def shared_bytes(threads: int, context_values: int) -> int:
 
 def max_candidates(pool_size: int, geometry: Geometry, radius: int) -> int:
     """Candidate slots of one pixel: every pool image's source positions within `radius`."""
-    return pool_size * positions_per_image(geometry, radius)
+    return pool_size * kernels.positions_per_image(geometry, radius)
 
 
 def _check_geometry(geometry: Geometry, offsets: np.ndarray) -> None:
