@@ -132,47 +132,47 @@ def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geomet
     (1+eps)*d + abs_tol from the start, so the other windows can stop early sooner. It changes no result.
     An image's windows are scored together (`block_distances`) against the bound as it stood before them.
     """
-    offsets, weights, channels = rule.offsets, rule.weights, geometry.channels
+    offsets, weights, radius, eps, abs_tol = rule.offsets, rule.weights, rule.radius, rule.eps, rule.abs_tol
+    context, cand_dist, cand_image, cand_pos, smallest, distances = scratch  # once: a field read is a new reference
+    width, channels = geometry.width, geometry.channels
     centre = centre_index(geometry, y, x)
-    gather_context(canvas, centre, offsets, channels, scratch.context)
+    gather_context(canvas, centre, offsets, channels, context)
     column = min(x // rule.semantic_block, semantic.shape[1] - 1)
     limit = semantic_limit(semantic, column, pool, used, budget, rule.semantic_eps)
-    smallest, distances = scratch.smallest, scratch.block
     smallest[:] = np.inf
     bound = np.inf
-    first_y, first_x, rows, columns = search_box(geometry, rule.radius, y, x)
-    block = (rows, columns, (geometry.width + 2 * geometry.half_window) * channels)
+    first_y, first_x, rows, columns = search_box(geometry, radius, y, x)
+    block = (rows, columns, (width + 2 * geometry.half_window) * channels)
     corner = centre_index(geometry, first_y, first_x)
     if smallest.shape[0] == 1 and is_candidate(
-        hint, pool, semantic, column, limit, used, budget, y, x, geometry, rule.radius
+        hint, pool, semantic, column, limit, used, budget, y, x, geometry, radius
     ):
         image, position = hint
-        at = centre_index(geometry, position // geometry.width, position % geometry.width)
-        d = weighted_distance(scratch.context, sources[image], at, offsets, weights, channels, np.inf)
-        bound = admissible_bound(d, rule.eps, rule.abs_tol)
+        at = centre_index(geometry, position // width, position % width)
+        bound = admissible_bound(
+            weighted_distance(context, sources[image], at, offsets, weights, channels, np.inf), eps, abs_tol
+        )
     n = 0
     for k in range(pool.shape[0]):
         image = pool[k]
         if not can_supply(image, used, budget) or not within_semantic_limit(semantic, k, column, limit):
             continue
         if rows * columns == 1:  # radius 0: a call per window would cost more than the window
-            distances[0] = weighted_distance(scratch.context, sources[image], corner, offsets, weights, channels, bound)
+            distances[0] = weighted_distance(context, sources[image], corner, offsets, weights, channels, bound)
         else:
-            block_distances(
-                scratch.context, sources[image], corner, block, offsets, weights, channels, bound, distances
-            )
+            block_distances(context, sources[image], corner, block, offsets, weights, channels, bound, distances)
         for r in range(rows):
             for j in range(columns):
                 d = distances[r * columns + j]
-                scratch.distance[n] = d
+                cand_dist[n] = d
                 if d < smallest[-1]:
-                    bound = min(bound, _insert_sorted(smallest, d, rule.eps, rule.abs_tol))
-                scratch.image[n] = image
-                scratch.position[n] = (first_y + r) * geometry.width + first_x + j
+                    bound = min(bound, _insert_sorted(smallest, d, eps, abs_tol))
+                cand_image[n] = image
+                cand_pos[n] = (first_y + r) * width + first_x + j
                 n += 1
     if n == 0:
         return 0, -np.inf, centre
-    return n, admissible_threshold(scratch.distance[:n], rule.eps, rule.abs_tol, smallest.shape[0]), centre
+    return n, admissible_threshold(cand_dist[:n], eps, abs_tol, smallest.shape[0]), centre
 
 
 @numba.njit(cache=True, nogil=True)
@@ -222,6 +222,7 @@ def sample_row(canvas, sources, pools, semantic, region, known, used, budget, y,
     n_samples, _, pool_size = pools.shape
     for b in numba.prange(n_samples):
         scratch = candidate_buffers(pool_size, geometry, rule)
+        cand_dist, cand_image, cand_pos = scratch.distance, scratch.image, scratch.position
         mine = (src_image[b], src_y[b], src_x[b], n_candidates[b], distance[b])
         for x in range(width):
             if known[b, y * width + x]:
@@ -232,10 +233,10 @@ def sample_row(canvas, sources, pools, semantic, region, known, used, budget, y,
                 canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, rule, scratch, hint
             )
             u = counter_uniform(keys[b], y * width + x)
-            chosen, n_admissible = choose_admissible(scratch.distance[:n], threshold, u)
+            chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, u)
             if chosen < 0:
                 n_candidates[b, y, x] = 0
                 continue
-            sy, sx = scratch.position[chosen] // width, scratch.position[chosen] % width
-            image, d = scratch.image[chosen], scratch.distance[chosen]
+            sy, sx = cand_pos[chosen] // width, cand_pos[chosen] % width
+            image, d = cand_image[chosen], cand_dist[chosen]
             take_pixel(canvas[b], sources, used[b], mine, geometry, y, x, image, sy, sx, n_admissible, d)

@@ -12,7 +12,11 @@ that is plain * and + (numba never fuses them); on the GPU, libdevice's `dmul_rn
 NVVM would otherwise contract a product and a sum into a fused multiply-add that rounds once, and the
 weighted distances and thresholds would differ in the last bit. Casts are explicit (np.float64(...)) so
 that Python running the same source under the simulator computes in the same types; integer minima and maxima
-are conditional expressions, as numba.cuda cannot type the min and max builtins on integers.
+are conditional expressions, as numba.cuda cannot type the min and max builtins on integers. The functions on a
+kernel's innermost loops are inlined into the caller's numba IR (inline="always"; one return each, as numba's
+inliner wants), so that each call site is
+compiled as if written there: the CPU kernel vectorises a count whose step is the constant 1, and keeps the window
+term inside its loop over a block of windows, as fast as before the rule was shared.
 """
 
 from __future__ import annotations
@@ -80,14 +84,14 @@ def _add_rn_cuda(a, b):
     return lambda a, b: libdevice.dadd_rn(np.float64(a), np.float64(b))
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def centre_index(geometry, y, x):
     """Flat index of pixel (y, x)'s first channel in a flattened padded image (h rows on top, h columns each side)."""
     padded_width = geometry.width + 2 * geometry.half_window
     return ((y + geometry.half_window) * padded_width + x + geometry.half_window) * geometry.channels
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def search_box(geometry, radius, y, x):
     """(first row, first column, rows, columns) of the source positions within Chebyshev distance `radius` of
     (y, x): where pixel (y, x)'s candidate windows are centred."""
@@ -98,30 +102,31 @@ def search_box(geometry, radius, y, x):
     return first_y, first_x, rows, columns
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def positions_per_image(geometry, radius):
     """Most candidate windows one training image can give a pixel: its positions within `radius`."""
     side = 2 * radius + 1
     return (side if side < geometry.height else geometry.height) * (side if side < geometry.width else geometry.width)
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def can_supply(image, used, budget):
     """Whether pool entry `image` may supply the pixel: a training image (-1 pads a region's pool that is smaller
     than another's) that has supplied fewer than `budget` pixels of this canvas (`used[image]`)."""
     return image >= 0 and used[image] < budget
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def gather_context_part(image, centre, offsets, channels, out, first, step):
-    """Copy values first, first + step, ... of the causal context of the pixel at flat index `centre` of a flattened
-    padded image into `out` (value j is channel j % channels of offset j // channels)."""
-    for j in range(first, offsets.shape[0] * channels, step):
-        l = j // channels
-        out[j] = image[centre + offsets[l] + j - l * channels]
+    """Copy the causal context's offsets first, first + step, ... (all channels) of the pixel at flat index `centre`
+    of a flattened padded image into `out` (value l * channels + c is channel c of offset l)."""
+    for l in range(first, offsets.shape[0], step):
+        base = centre + offsets[l]
+        for c in range(channels):
+            out[l * channels + c] = image[base + c]
 
 
-@register_jitable
+@register_jitable(inline="always", _nrt=False)
 def add_window_term(total, context, image, base, l, weights, channels):
     """total + weights[l] * (squared difference between the context's offset l and the image at `base`, summed over
     channels). The squared uint8 differences and their sum are exact integers, so only the product and the sum
@@ -133,7 +138,7 @@ def add_window_term(total, context, image, base, l, weights, channels):
     return add_rn(total, mul_rn(np.float64(weights[l]), ssd))
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def weighted_distance(context, image, centre, offsets, weights, channels, limit):
     """Gaussian-weighted SSD between `context` and the window at `centre` of `image`, terms added in offset order.
 
@@ -144,17 +149,17 @@ def weighted_distance(context, image, centre, offsets, weights, channels, limit)
     for l in range(offsets.shape[0]):
         total = add_window_term(total, context, image, centre + offsets[l], l, weights, channels)
         if total > limit:
-            return total
+            break
     return total
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def admissible_bound(d_min, eps, abs_tol):
     """(1+eps)*d_min + abs_tol: the admissible threshold before any k_min widening."""
     return add_rn(mul_rn(1.0 + eps, d_min), abs_tol)
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def widened_rank(k_min, n_candidates):
     """k of the k_min widening: when fewer than k candidates are within `admissible_bound`, the threshold becomes
     the k-th smallest distance; 0 when no widening applies (k_min 1, or a single candidate)."""
@@ -162,7 +167,7 @@ def widened_rank(k_min, n_candidates):
     return k if k > 1 else 0
 
 
-@register_jitable
+@register_jitable(inline="always", _nrt=False)
 def count_admissible(distances, threshold, first, end, step):
     """How many of distances[first:end:step] are <= threshold."""
     n = 0
@@ -172,25 +177,27 @@ def count_admissible(distances, threshold, first, end, step):
     return n
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def admissible_rank(u, n_admissible):
     """Which admissible candidate, in candidate order, a uniform draw u in [0, 1) chooses: the floor(u*n)-th."""
     rank = int(u * n_admissible)
     return rank if rank < n_admissible else n_admissible - 1
 
 
-@register_jitable
+@register_jitable(inline="always", _nrt=False)
 def nth_admissible(distances, threshold, first, target):
     """Index of the target-th (from 0) distance <= threshold at or after index `first`; -1 if there is none."""
+    chosen = -1
     for i in range(first, distances.shape[0]):
         if distances[i] <= threshold:
             if target == 0:
-                return i
+                chosen = i
+                break
             target -= 1
-    return -1
+    return chosen
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def take_pixel(canvas, sources, used, record, geometry, y, x, image, sy, sx, n_admissible, distance):
     """Copy source pixel (sy, sx) of training image `image` (all channels) into pixel (y, x) of one flattened padded
     canvas, count it against the image's budget (`used`) and record its provenance into `record`, one canvas's
