@@ -9,8 +9,9 @@ from npgen.api import sample_run, verify_run
 from npgen.data.database import Database, WindowParams
 from npgen.data.datasets import Dataset
 from npgen.params import source_budget
+from npgen.rule.cpu import sample_row
 from npgen.rule.rng import sample_keys
-from npgen.rule.sampler import Sampler, draw_classes, sample_row
+from npgen.rule.sampler import Sampler, draw_classes
 
 
 def test_budget_is_the_floor_of_the_share_of_pixels():

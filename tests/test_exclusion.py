@@ -13,7 +13,8 @@ from npgen.cli import main
 from npgen.control.exclusion import resolve_exclusion
 from npgen.data.datasets import load_dataset
 from npgen.data.files import array_sha256
-from npgen.rule.sampler import RowBatch, Sampler
+from npgen.rule.batch import RowBatch
+from npgen.rule.sampler import Sampler
 
 
 def cli(*args):

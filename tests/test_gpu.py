@@ -18,13 +18,16 @@ if "numba.cuda" not in sys.modules and "NUMBA_ENABLE_CUDASIM" not in os.environ:
 import numpy as np
 import pytest
 from conftest import REPO
+from cuda_harness import RECORD_TYPES, compare_rows_with_cpu
 
 from npgen.control.completion import Completion
 from npgen.data.database import Database, WindowParams
 from npgen.data.datasets import Dataset, load_dataset
 from npgen.errors import NpgenError
-from npgen.rule.cuda import RECORD, CudaSampler, compare_rows_with_cpu, cuda_sample_row, resolve_device
-from npgen.rule.sampler import RowBatch, Sampler, sample_row
+from npgen.rule.batch import RowBatch
+from npgen.rule.cpu import sample_row
+from npgen.rule.cuda import RECORD, CudaSampler, cuda_sample_row, resolve_device
+from npgen.rule.sampler import Sampler
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
 THREADS = 4 if SIMULATED else 128  # the simulator runs a Python thread per CUDA thread
@@ -121,7 +124,7 @@ def test_a_pixel_without_candidates_is_left_unwritten_by_both_kernels(mnist_db, 
         state = (
             batch.flat_canvas.copy(),
             used.copy(),
-            tuple(np.zeros(shape, t) for t in (np.int32, np.int16, np.int16, np.int32, np.float32)),
+            tuple(np.zeros(shape, t) for t in RECORD_TYPES),
         )
         args = (
             state[0],

@@ -4,14 +4,9 @@ import numpy as np
 import pytest
 
 from npgen.errors import NpgenError
-from npgen.rule.sampler import (
-    RowBatch,
-    Sampler,
-    admissible_threshold,
-    candidate_buffers,
-    choose_admissible,
-    score_candidates,
-)
+from npgen.rule.batch import RowBatch
+from npgen.rule.cpu import admissible_threshold, candidate_buffers, choose_admissible, score_candidates
+from npgen.rule.sampler import Sampler
 
 
 @pytest.mark.parametrize(
@@ -116,7 +111,7 @@ def admissible_set(db, sampler, canvas, pool, y, x, hint):
     used = np.zeros(db.n_images, np.int32)
     semantic = np.zeros((len(pool), 0))
     n, threshold, _ = score_candidates(canvas, db.sources, pool, semantic, used, 5, y, x, geometry, rule, scratch, hint)
-    dist, image, pos = scratch[1][:n], scratch[2][:n], scratch[3][:n]
+    dist, image, pos = scratch.distance[:n], scratch.image[:n], scratch.position[:n]
     keep = dist <= threshold
     return threshold, sorted(zip(image[keep].tolist(), pos[keep].tolist(), dist[keep].tolist()))
 

@@ -29,7 +29,9 @@ from record import save_result
 from npgen import api
 from npgen.data.database import Database, default_path
 from npgen.data.datasets import load_dataset
-from npgen.rule.sampler import RowBatch, Sampler, admissible_threshold
+from npgen.rule.batch import RowBatch
+from npgen.rule.cpu import admissible_threshold
+from npgen.rule.sampler import Sampler
 
 
 def terms_needed(sampler: Sampler, class_label: int, n: int, pixel_stride: int) -> tuple[int, int, int]:

@@ -12,7 +12,7 @@ The check builds each dataset's database with its preset, then for one class-con
 (256 samples, class 3 by default) runs `Sampler` (numba, CPU threads) and `CudaSampler` (one thread
 block per sample) and asserts that the images and every provenance array are identical; on two rows
 of 64 samples with sigma 0.5 (where float64 sums round) it also compares every candidate window's
-float64 distance at each row's last pixel (`npgen.rule.cuda.compare_rows_with_cpu`), and on 64 samples
+float64 distance at each row's last pixel (`compare_rows_with_cpu` of tests/cuda_harness.py), and on 64 samples
 with every control (class map, excluded images, completion: `control_options`). It then times both
 (`sample` of the whole batch, after a warm-up that compiles the kernels; medians of --repeats runs)
 and the retrieval pools alone, which both samplers compute on the CPU. It prints one JSON line and
@@ -36,6 +36,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the CPU/GPU comparison harness: tests/cuda_harness.py
 DATASETS = ("mnist", "cifar10")
 FIELDS = ("images", "sample_index", "class_label", "src_image", "src_y", "src_x", "n_candidates", "distance")
 
@@ -78,7 +79,7 @@ def median_seconds(run, repeats: int) -> tuple[float, list[float]]:
 
 def retrieval_only(sampler, n: int, class_label: int) -> None:
     """The part both samplers do on the CPU: each row's retrieval pools (here over a canvas left blank)."""
-    from npgen.rule.sampler import RowBatch
+    from npgen.rule.batch import RowBatch
 
     db = sampler.database
     batch = RowBatch.start(db, sampler.seed, np.arange(n), db.class_members(class_label), sampler.pool_size)
@@ -107,10 +108,12 @@ def check_dataset(
     name: str, folder: Path, scratch: Path, n: int, class_label: int, repeats: int, threads: int | None
 ) -> dict:
     """Build the database, compare the CPU and CUDA samplers on one batch, time both."""
+    from cuda_harness import compare_rows_with_cpu
+
     from npgen import api
     from npgen.data.database import Database
     from npgen.data.datasets import load_dataset
-    from npgen.rule.cuda import CudaSampler, compare_rows_with_cpu
+    from npgen.rule.cuda import CudaSampler
     from npgen.rule.sampler import Sampler
 
     data = load_dataset(name, data_root=folder, verify=False)  # a subset: it cannot match the card

@@ -54,15 +54,14 @@ from npgen.data.database import Database, WindowParams, is_database
 from npgen.data.files import atomic_write, make_dir, write_array, write_json
 from npgen.errors import NpgenError
 from npgen.params import INFOMAP_PARAMS, SAMPLER_PARAMS, resolve
-from npgen.rule.sampler import RowBatch, Sampler
+from npgen.rule.batch import RowBatch
+from npgen.rule.sampler import Sampler
 from npgen.runs.png import save_png
 from npgen.runs.run import Run
 from npgen.runs.verify import expected_classes
 
-GREY_TAU, COLOUR_TAU = (
-    0.5,
-    16.0,
-)  # tuned on held-out MNIST / CIFAR-10 training images (benchmarks/quality/likelihood.py)
+# tuned on held-out MNIST / CIFAR-10 training images (benchmarks/quality/likelihood.py)
+GREY_TAU, COLOUR_TAU = 0.5, 16.0
 
 
 def default_tau(channels: int) -> float:

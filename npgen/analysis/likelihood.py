@@ -29,7 +29,10 @@ import numba
 import numpy as np
 
 from npgen.errors import NpgenError
-from npgen.rule.sampler import RowBatch, Sampler, candidate_buffers, score_candidates
+from npgen.rule.batch import RowBatch
+from npgen.rule.cpu import candidate_buffers, score_candidates
+from npgen.rule.kernels import centre_index
+from npgen.rule.sampler import Sampler
 
 TAUS = (0.05, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 FLOORS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3)
@@ -53,14 +56,12 @@ def row_mixture(canvas, sources, pool, semantic, y, geometry, rule, kernel, mixt
     canvas holds the true images (padded); only each pixel's causal context is read to score candidates.
     `semantic` is (B, K, block columns) as in `sample_row` (0 columns: the semantic filter off).
     """
-    height, width, half_window, channels = geometry
+    width, channels = geometry.width, geometry.channels
     unused = np.zeros(sources.shape[0], dtype=np.int32)  # no source budget: see the module docstring
     n_samples, pool_size = pool.shape
-    padded_width = width + 2 * half_window
     n_kernels = kernel.shape[0]
     for b in numba.prange(n_samples):
         scratch = candidate_buffers(pool_size, geometry, rule)
-        cand_dist, cand_image, cand_pos = scratch[1], scratch[2], scratch[3]
         total = np.empty(n_kernels, dtype=np.float64)
         for x in range(width):
             n, threshold, centre = score_candidates(
@@ -69,14 +70,14 @@ def row_mixture(canvas, sources, pool, semantic, y, geometry, rule, kernel, mixt
             total[:] = 0.0
             n_admissible = 0
             for i in range(n):
-                if cand_dist[i] <= threshold:
+                if scratch.distance[i] <= threshold:
                     n_admissible += 1
-                    sy, sx = cand_pos[i] // width, cand_pos[i] % width
-                    at = ((sy + half_window) * padded_width + sx + half_window) * channels
+                    image, position = scratch.image[i], scratch.position[i]
+                    at = centre_index(geometry, position // width, position % width)
                     for t in range(n_kernels):
                         p = 1.0
                         for c in range(channels):
-                            p *= kernel[t, sources[cand_image[i], at + c], canvas[b, centre + c]]
+                            p *= kernel[t, sources[image, at + c], canvas[b, centre + c]]
                         total[t] += p
             for t in range(n_kernels):
                 mixture[b, x, t] = total[t] / n_admissible

@@ -1,4 +1,4 @@
-"""The sampler's row kernel on a CUDA GPU (numba.cuda), bit-identical to the CPU kernel `sampler.sample_row`.
+"""The sampler's row kernel on a CUDA GPU (numba.cuda), bit-identical to the CPU kernel `cpu.sample_row`.
 
 Layout: one thread block per sample, its threads over the candidate windows. A row is generated
 pixel by pixel, as on the CPU (each pixel's context holds the pixels to its left, and the source
@@ -12,15 +12,15 @@ budget counts what the previous pixels took); for each pixel the block
 4. counts the admissible candidates per contiguous chunk, and one thread picks the floor(u*n)-th
    admissible one in candidate order, copies its pixel and records its provenance.
 
-Why bit-identical. A window's SSD is a sum of squared uint8 differences: exact in integers, as it
-is exact (float32 products, float64 sums) on the CPU. The weighted sum is accumulated in float64
-in the same offset order with libdevice's non-fusing `dmul_rn`/`dadd_rn`, so the compiler cannot
-contract it into FMAs that round differently; the threshold (1+eps)*d_min + abs_tol likewise. The
-CPU's early exit only shortens windows whose distance exceeds the final threshold, so computing
-full distances leaves d_min, the k_min-th smallest, the admissible set, the chosen candidate and
-its recorded distance unchanged. Exhausted images keep their candidate slots with distance +inf
-(never admissible) instead of being compacted out, which keeps the admissible candidates in the
-same order. The random draw is the same counter-based hash as `npgen.rule.rng.uniform`.
+Each step's per-window and per-pixel logic is `npgen.rule.kernels`' (the candidate test, the window
+distance, the threshold, the choice, the copy and its record; the hash is `npgen.rule.rng`'s), compiled
+here as device code: the same source as the CPU kernel's. What is this kernel's own is the parallel
+structure above. Why bit-identical: a window's terms are summed in the CPU's order with the same
+rounding (`kernels.add_rn`/`mul_rn`: never fused); the CPU's early exit only shortens windows whose
+distance exceeds the final threshold, so full distances leave d_min, the k_min-th smallest, the
+admissible set, the chosen candidate and its recorded distance unchanged; exhausted images keep their
+candidate slots with distance +inf (never admissible) instead of being compacted out, which keeps the
+admissible candidates in the same order.
 
 numba.cuda is imported only when a kernel is built or the device is resolved, so npgen installs,
 imports and tests without CUDA; `NUMBA_ENABLE_CUDASIM=1` runs the kernel in numba's simulator.
@@ -36,9 +36,12 @@ import numpy as np
 
 from npgen.errors import NpgenError
 from npgen.params import check
+from npgen.rule.batch import RowBatch
+from npgen.rule import kernels
+from npgen.rule.kernels import Geometry, Rule
 from npgen.rule.provenance import Samples
-from npgen.rule.rng import _GOLDEN, _MUL1, _MUL2
-from npgen.rule.sampler import RowBatch, Sampler
+from npgen.rule.rng import counter_uniform
+from npgen.rule.sampler import Sampler
 
 cuda = None  # numba.cuda, imported by `row_kernel`: a module global, as numba's CUDA simulator requires of kernels
 THREADS = 128  # threads per block (a power of two): candidates are strided over them
@@ -74,37 +77,14 @@ def resolve_device(device: str) -> str:
 
 @lru_cache(maxsize=4)
 def row_kernel(threads: int = THREADS):
-    """The CUDA row kernel with `threads` threads per block, compiled on first launch."""
+    """The CUDA row kernel with `threads` threads per block, compiled on first launch; launch it with
+    `shared_bytes(threads, context values)` of dynamic shared memory."""
     if threads < 1 or threads & (threads - 1):
         raise NpgenError(f"threads per block must be a power of two, got {threads}")
     global cuda
     if not hasattr(np, "row_stack"):  # numba-cuda <= 0.30.4 refers to np.row_stack, which numpy 2.5 removed
         np.row_stack = np.vstack
-    from numba import config, cuda, float64, int32
-    from numba.cuda import libdevice
-
-    if config.ENABLE_CUDASIM:  # the simulator lacks libdevice; Python floats are IEEE doubles that never fuse
-
-        def add_rn(a, b):
-            return a + b
-
-        def mul_rn(a, b):
-            return a * b
-
-    else:
-        add_rn, mul_rn = libdevice.dadd_rn, libdevice.dmul_rn
-
-    golden, mul1, mul2 = _GOLDEN, _MUL1, _MUL2
-    s30, s27, s31, s11, one = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11), np.uint64(1)
-
-    @cuda.jit(device=True)
-    def uniform(key, counter):
-        """npgen.rule.rng.uniform: SplitMix64 of key + (counter+1)*golden, its top 53 bits as a float in [0, 1)."""
-        z = key + (np.uint64(counter) + one) * golden
-        z = (z ^ (z >> s30)) * mul1
-        z = (z ^ (z >> s27)) * mul2
-        z = z ^ (z >> s31)
-        return (z >> s11) * (1.0 / 9007199254740992.0)
+    from numba import cuda, float32, float64, int32
 
     @cuda.jit(device=True)
     def reduce_min_sum(low, count, t):
@@ -120,18 +100,21 @@ def row_kernel(threads: int = THREADS):
             step //= 2
 
     @cuda.jit(device=True)
-    def count_at_most(cand_dist, b, n_all, value, low, count, t):
-        """Block-wide: how many of sample b's n_all candidate distances are <= value."""
-        my_count = 0
-        for i in range(t, n_all, threads):
-            if cand_dist[b, i] <= value:
-                my_count += 1
+    def count_at_most(distances, n_all, value, low, count, t):
+        """Block-wide: how many of the n_all candidate distances are <= value."""
         low[t] = math.inf
-        count[t] = my_count
+        count[t] = kernels.count_admissible(distances, value, t, n_all, threads)
         reduce_min_sum(low, count, t)
         total = count[0]
         cuda.syncthreads()
         return total
+
+    @cuda.jit(device=True)
+    def candidate_window(i, per_image, columns, first_y, first_x):
+        """(pool slot, source row, source column) of candidate i: pool slot by pool slot, positions row by row."""
+        k = i // per_image
+        position = i - k * per_image
+        return k, first_y + position // columns, first_x + position % columns
 
     @cuda.jit
     def kernel(
@@ -163,53 +146,37 @@ def row_kernel(threads: int = THREADS):
     ):
         b = cuda.blockIdx.x
         t = cuda.threadIdx.x
-        context = cuda.shared.array(MAX_CONTEXT, int32)
-        low = cuda.shared.array(threads, float64)
-        count = cuda.shared.array(threads, int32)
-        n_offsets = offsets.shape[0]
-        pool_size = pools.shape[2]
-        padded_width = width + 2 * half_window
-        # no min/max builtins in the kernel: some numba.cuda versions cannot type them on integers
-        y0 = y - radius if y > radius else 0
-        ny = (y + radius + 1 if y + radius + 1 < height else height) - y0  # noqa: FURB136
+        # One dynamic buffer (`shared_bytes`), not three static shared arrays: numba's simulator allocates a static
+        # one per (file, line) without a lock, so two threads declaring it at once could each get their own.
+        low = cuda.shared.array(0, float64)[:threads]
+        count = cuda.shared.array(0, int32)[2 * threads : 3 * threads]
+        context = cuda.shared.array(0, float32)[3 * threads :]
+        geometry = kernels.Geometry(height, width, half_window, channels)
+        my_canvas, my_used, distances = canvas[b], used[b], cand_dist[b]
+        record = (src_image[b], src_y[b], src_x[b], n_candidates[b], distance[b])
         for x in range(width):
             if known[b, y * width + x]:  # a given pixel (completion): kept and left unrecorded
                 continue
-            r = region[y * width + x]
-            centre = ((y + half_window) * padded_width + x + half_window) * channels
-            for j in range(t, n_offsets * channels, threads):
-                l = j // channels
-                context[j] = canvas[b, centre + offsets[l] + j - l * channels]
+            pool = pools[b, region[y * width + x]]
+            centre = kernels.centre_index(geometry, y, x)
+            kernels.gather_context_part(my_canvas, centre, offsets, channels, context, t, threads)
             cuda.syncthreads()
-            x0 = x - radius if x > radius else 0
-            nx = (x + radius + 1 if x + radius + 1 < width else width) - x0  # noqa: FURB136
-            per_image = ny * nx
-            n_all = pool_size * per_image
-            # 2. every candidate's full distance, in the CPU's order of offsets and channels
+            first_y, first_x, rows, columns = kernels.search_box(geometry, radius, y, x)
+            per_image = rows * columns
+            n_all = pool.shape[0] * per_image
+            # 2. every candidate's full distance, +inf where the pool slot cannot supply the pixel
             my_low = math.inf
             my_count = 0
             for i in range(t, n_all, threads):
-                k = i // per_image
-                image = pools[b, r, k]
+                k, sy, sx = candidate_window(i, per_image, columns, first_y, first_x)
                 d = math.inf
-                if image >= 0 and used[b, image] < budget:  # -1 pads a region's pool smaller than another's
-                    rem = i - k * per_image
-                    sy = y0 + rem // nx
-                    sx = x0 + rem - (rem // nx) * nx
-                    at = ((sy + half_window) * padded_width + sx + half_window) * channels
-                    total = 0.0
-                    for l in range(n_offsets):
-                        base = at + offsets[l]
-                        ssd = 0
-                        for c in range(channels):
-                            diff = context[l * channels + c] - int32(sources[image, base + c])
-                            ssd += diff * diff
-                        total = add_rn(total, mul_rn(float64(weights[l]), float64(ssd)))
-                    d = total
+                if kernels.can_supply(pool[k], my_used, budget):
+                    at = kernels.centre_index(geometry, sy, sx)
+                    d = kernels.weighted_distance(context, sources[pool[k]], at, offsets, weights, channels, math.inf)
                     my_count += 1
-                    if d < my_low:  # noqa: PLR1730
+                    if d < my_low:  # noqa: PLR1730  (no min builtin: see npgen.rule.kernels)
                         my_low = d
-                cand_dist[b, i] = d
+                distances[i] = d
             low[t] = my_low
             count[t] = my_count
             reduce_min_sum(low, count, t)
@@ -221,14 +188,14 @@ def row_kernel(threads: int = THREADS):
                     n_candidates[b, y, x] = 0
                 continue
             # 3. the admissible threshold, widened to the k_min-th smallest distance
-            threshold = add_rn(mul_rn(1.0 + eps, d_min), abs_tol)
-            k_need = k_min if k_min < n_valid else n_valid  # noqa: FURB136
-            if k_need > 1 and count_at_most(cand_dist, b, n_all, threshold, low, count, t) < k_need:
+            threshold = kernels.admissible_bound(d_min, eps, abs_tol)
+            k_need = kernels.widened_rank(k_min, n_valid)
+            if k_need > 0 and count_at_most(distances, n_all, threshold, low, count, t) < k_need:
                 below = -math.inf
                 while True:  # the next distinct distance above `below`, until k_need lie at or under it
                     my_low = math.inf
                     for i in range(t, n_all, threads):
-                        d = cand_dist[b, i]
+                        d = distances[i]
                         if d > below and d < my_low:
                             my_low = d
                     low[t] = my_low
@@ -236,18 +203,16 @@ def row_kernel(threads: int = THREADS):
                     reduce_min_sum(low, count, t)
                     value = low[0]
                     cuda.syncthreads()
-                    if count_at_most(cand_dist, b, n_all, value, low, count, t) >= k_need:
+                    if count_at_most(distances, n_all, value, low, count, t) >= k_need:
                         threshold = value
                         break
                     below = value
             # 4. the floor(u*n)-th admissible candidate in candidate order: counts per contiguous chunk
             chunk = (n_all + threads - 1) // threads
             first = t * chunk
-            my_count = 0
-            for i in range(first, first + chunk if first + chunk < n_all else n_all):  # noqa: FURB136
-                if cand_dist[b, i] <= threshold:
-                    my_count += 1
-            count[t] = my_count
+            count[t] = kernels.count_admissible(
+                distances, threshold, first, first + chunk if first + chunk < n_all else n_all, 1
+            )
             cuda.syncthreads()
             if t == 0:
                 n_admissible = 0
@@ -256,66 +221,52 @@ def row_kernel(threads: int = THREADS):
                 if n_admissible == 0:
                     n_candidates[b, y, x] = 0
                 else:
-                    u = uniform(keys[b], y * width + x)
-                    target = int(u * n_admissible)
-                    if target > n_admissible - 1:  # noqa: PLR1730
-                        target = n_admissible - 1
+                    target = kernels.admissible_rank(counter_uniform(keys[b], y * width + x), n_admissible)
                     owner = 0
                     while target >= count[owner]:
                         target -= count[owner]
                         owner += 1
-                    chosen = owner * chunk
-                    while True:
-                        if cand_dist[b, chosen] <= threshold:
-                            if target == 0:
-                                break
-                            target -= 1
-                        chosen += 1
-                    k = chosen // per_image
-                    image = pools[b, r, k]
-                    rem = chosen - k * per_image
-                    sy = y0 + rem // nx
-                    sx = x0 + rem - (rem // nx) * nx
-                    used[b, image] += 1
-                    at = ((sy + half_window) * padded_width + sx + half_window) * channels
-                    for c in range(channels):
-                        canvas[b, centre + c] = sources[image, at + c]
-                    src_image[b, y, x] = image
-                    src_y[b, y, x] = sy
-                    src_x[b, y, x] = sx
-                    n_candidates[b, y, x] = n_admissible
-                    distance[b, y, x] = cand_dist[b, chosen]
+                    chosen = kernels.nth_admissible(distances, threshold, owner * chunk, target)
+                    k, sy, sx = candidate_window(chosen, per_image, columns, first_y, first_x)
+                    d = distances[chosen]
+                    kernels.take_pixel(
+                        my_canvas, sources, my_used, record, geometry, y, x, pool[k], sy, sx, n_admissible, d
+                    )
             cuda.syncthreads()
 
     return kernel
 
 
-def max_candidates(pool_size: int, geometry: tuple, radius: int) -> int:
+def shared_bytes(threads: int, context_values: int) -> int:
+    """Dynamic shared memory of one block: float64 minima and int32 counts per thread, the float32 context."""
+    return 12 * threads + 4 * context_values
+
+
+def max_candidates(pool_size: int, geometry: Geometry, radius: int) -> int:
     """Candidate slots of one pixel: every pool image's source positions within `radius`."""
-    height, width = geometry[0], geometry[1]
-    return pool_size * min(2 * radius + 1, height) * min(2 * radius + 1, width)
+    return pool_size * kernels.positions_per_image(geometry, radius)
 
 
-def _check_geometry(geometry: tuple, offsets: np.ndarray) -> None:
-    if offsets.shape[0] * geometry[3] > MAX_CONTEXT:
+def _check_geometry(geometry: Geometry, offsets: np.ndarray) -> None:
+    if offsets.shape[0] * geometry.channels > MAX_CONTEXT:
         raise NpgenError(
-            f"a context of {offsets.shape[0]} pixels x {geometry[3]} channels exceeds the CUDA kernel's {MAX_CONTEXT}"
+            f"a context of {offsets.shape[0]} pixels x {geometry.channels} channels exceeds the CUDA kernel's "
+            f"{MAX_CONTEXT}"
         )
 
 
-def launch_row(arrays: dict, budget: int, y: int, geometry: tuple, rule: tuple, threads: int = THREADS) -> None:
+def launch_row(arrays: dict, budget: int, y: int, geometry: Geometry, rule: Rule, threads: int = THREADS) -> None:
     """Launch the row kernel on device (or host, under the simulator) arrays: one block per sample.
 
     `arrays` holds canvas, sources, pools, region, known, used, offsets, weights, keys, the five record
     arrays and cand_dist (B, max_candidates) float64 scratch; names as in `sample_row`.
     """
-    height, width, half_window, channels = geometry
-    radius, eps, abs_tol, k_min = rule[2:6]
     a = arrays
+    memory = shared_bytes(threads, rule.offsets.shape[0] * geometry.channels)
     with warnings.catch_warnings():  # the simulator's uint64 hash wraps around as intended; numpy warns of it
         warnings.filterwarnings("ignore", "overflow encountered in scalar", RuntimeWarning)
         warnings.filterwarnings("ignore", ".*Grid size", Warning)  # a small batch leaves most of the GPU idle: fine
-        kernel = row_kernel(threads)[a["canvas"].shape[0], threads]
+        kernel = row_kernel(threads)[a["canvas"].shape[0], threads, 0, memory]
         kernel(
             a["canvas"],
             a["sources"],
@@ -325,16 +276,16 @@ def launch_row(arrays: dict, budget: int, y: int, geometry: tuple, rule: tuple, 
             a["used"],
             int(budget),
             int(y),
-            int(height),
-            int(width),
-            int(half_window),
-            int(channels),
+            int(geometry.height),
+            int(geometry.width),
+            int(geometry.half_window),
+            int(geometry.channels),
             a["offsets"],
             a["weights"],
-            int(radius),
-            float(eps),
-            float(abs_tol),
-            int(k_min),
+            int(rule.radius),
+            float(rule.eps),
+            float(rule.abs_tol),
+            int(rule.k_min),
             a["keys"],
             a["src_image"],
             a["src_y"],
@@ -361,7 +312,7 @@ def cuda_sample_row(
     record,
     threads: int = THREADS,
 ) -> np.ndarray:
-    """`sampler.sample_row` on the GPU, with the same arguments and the same in-place results on host arrays
+    """`cpu.sample_row` on the GPU, with the same arguments and the same in-place results on host arrays
     (without the semantic filter: `semantic` must have no columns).
 
     Returns (B, slots) float64: each sample's candidate distances at the last pixel of the row it
@@ -371,16 +322,15 @@ def cuda_sample_row(
     """
     from numba import cuda
 
-    offsets, weights = rule[0], rule[1]
-    _check_geometry(geometry, offsets)
+    _check_geometry(geometry, rule.offsets)
     if semantic.shape[-1]:
         raise NpgenError(SEMANTIC_ON_CPU)
     host = {"canvas": canvas, "used": used, **dict(zip(RECORD, record))}
     device = {name: cuda.to_device(array) for name, array in host.items()}
     inputs = {"sources": sources, "pools": pools, "region": region, "known": known, "keys": keys}
-    for name, array in {**inputs, "offsets": offsets, "weights": weights}.items():
+    for name, array in {**inputs, "offsets": rule.offsets, "weights": rule.weights}.items():
         device[name] = cuda.to_device(np.ascontiguousarray(array))
-    slots = max(1, max_candidates(pools.shape[2], geometry, rule[2]))
+    slots = max(1, max_candidates(pools.shape[2], geometry, rule.radius))
     device["cand_dist"] = cuda.device_array((pools.shape[0], slots), np.float64)
     launch_row(device, budget, y, geometry, rule, threads)
     for name, array in host.items():
@@ -390,101 +340,6 @@ def cuda_sample_row(
 
 SEMANTIC_ON_CPU = "the CUDA sampler has no semantic filter (--semantic-eps); use --device cpu"
 RECORD = ("src_image", "src_y", "src_x", "n_candidates", "distance")
-RECORD_TYPES = (np.int32, np.int16, np.int16, np.int32, np.float32)
-
-
-def _empty_record(shape: tuple) -> tuple:
-    """The record arrays as `Sampler` starts them: -1 (and NaN) where a pixel is given, not generated."""
-    return tuple(np.full(shape, np.nan if t is np.float32 else -1, t) for t in RECORD_TYPES)
-
-
-def compare_rows_with_cpu(
-    db, options: dict, class_label: int, rows: range, n_samples: int = 2, threads: int = THREADS
-) -> dict:
-    """Run `rows` of a batch with the CUDA kernel and `sample_row` from the same state; return what differs.
-
-    `options` are `Sampler`'s (a class map and a completion included); class_label -1 means any class.
-    Rows before `rows` are generated by `sample_row`, so the compared rows start from real canvases. At
-    each compared row the canvas, source counts and provenance must come out identical, and at the
-    row's last generated pixel every candidate window's float64 distance must equal the CPU's
-    `window_distance` (without early exit) bit for bit, +inf for images over budget. Returns
-    {"mismatches": [one line each], "pixels" (generated), "windows" (distances compared), "exhausted"
-    (pool images over budget), "padding" (-1 pool slots), "n_candidates" (admissible-set sizes of the
-    generated pixels)}.
-    """
-    from npgen.rule.sampler import sample_row
-
-    sampler = Sampler(db, **options)
-    indices = np.arange(n_samples)
-    allowed, region = sampler._regions(class_label)
-    given, known = sampler.given(indices)
-    batch = RowBatch.start(
-        db, sampler.seed, indices, allowed, sampler.pool_size, images=given, approximate=sampler.approximate_pool
-    )
-    canvas, record = batch.flat_canvas, _empty_record((n_samples, db.height, db.width))
-    used = np.zeros((n_samples, db.n_images), np.int32)
-    geometry, rule, budget = sampler.geometry(), sampler.rule(), sampler.budget
-    seen = {"mismatches": [], "pixels": 0, "windows": 0, "exhausted": 0, "padding": 0, "n_candidates": []}
-    for y, pools in batch.region_rows():
-        args = (db.sources, pools, batch.semantic(y, pools, None), region, known)
-        if y in rows:
-            gpu_canvas, gpu_used, gpu_record = canvas.copy(), used.copy(), tuple(r.copy() for r in record)
-            last = cuda_sample_row(
-                gpu_canvas, *args, gpu_used, budget, y, geometry, rule, batch.keys, gpu_record, threads
-            )
-            over = np.take_along_axis(used, np.maximum(pools.reshape(n_samples, -1), 0), axis=1) >= budget
-            seen["exhausted"] += int((over & (pools.reshape(n_samples, -1) >= 0)).sum())
-            seen["padding"] += int((pools < 0).sum())
-        sample_row(canvas, *args, used, budget, y, geometry, rule, batch.keys, record)
-        if y in rows:
-            pairs = [("canvas", gpu_canvas, canvas), ("source counts", gpu_used, used)]
-            pairs += [(name, gpu[:, y], cpu[:, y]) for name, gpu, cpu in zip(RECORD, gpu_record, record)]
-            for name, gpu, cpu in pairs:
-                if not np.array_equal(gpu, cpu, equal_nan=gpu.dtype.kind == "f"):
-                    seen["mismatches"].append(f"row {y}: {name} differs at {int((gpu != cpu).sum())} values")
-            windows, wrong = _compare_last_distances(db, sampler, canvas, used, record, pools, region, known, y, last)
-            seen["windows"] += windows
-            seen["mismatches"] += wrong
-            generated = ~known[:, y * db.width : (y + 1) * db.width]
-            seen["pixels"] += int(generated.sum())
-            seen["n_candidates"] += record[3][:, y][generated].tolist()
-        if y == rows[-1]:
-            break
-    return seen
-
-
-def _compare_last_distances(db, sampler, canvas, used, record, pools, region, known, y, last) -> tuple[int, list]:
-    """(windows compared, mismatches) between the kernel's distances at the row's last generated pixel and the
-    CPU's, from the CPU's canvas and source counts after the row (the pixel's causal context is complete then)."""
-    from npgen.rule.windows import gather_context, window_distance
-
-    height, width, h, channels = sampler.geometry()
-    offsets, weights = sampler.window_order()
-    padded_width, compared, wrong = width + 2 * h, 0, []
-    context = np.empty(len(offsets) * channels, np.float32)
-    for b in range(len(canvas)):
-        generated = np.flatnonzero(~known[b, y * width : (y + 1) * width])
-        if len(generated) == 0:
-            continue
-        x = int(generated[-1])
-        before = used[b].copy()  # the counts when pixel x was chosen: without its own
-        if record[3][b, y, x] > 0:
-            before[record[0][b, y, x]] -= 1
-        gather_context(canvas[b], ((y + h) * padded_width + x + h) * channels, offsets, channels, context)
-        y0, x0 = max(0, y - sampler.radius), max(0, x - sampler.radius)
-        ny, nx = min(height, y + sampler.radius + 1) - y0, min(width, x + sampler.radius + 1) - x0
-        pool = pools[b, region[y * width + x]]
-        for i in range(len(pool) * ny * nx):
-            image, sy, sx = pool[i // (ny * nx)], y0 + i % (ny * nx) // nx, x0 + i % nx
-            if image < 0 or before[image] >= sampler.budget:
-                expected = np.inf
-            else:
-                at = ((sy + h) * padded_width + sx + h) * channels
-                expected = window_distance(context, db.sources[image], at, offsets, weights, channels)
-                compared += 1
-            if last[b, i] != expected:
-                wrong.append(f"row {y} sample {b} candidate {i}: distance {last[b, i]!r}, CPU {expected!r}")
-    return compared, wrong
 
 
 class CudaSampler(Sampler):
@@ -527,7 +382,13 @@ class CudaSampler(Sampler):
         device["canvas"] = cuda.to_device(flat_canvas)
         device["used"] = cuda.to_device(np.zeros((n, db.n_images), dtype=np.int32))
         device["sources"] = self._sources_on_device()
-        inputs = {"region": region, "known": known, "keys": batch.keys, "offsets": rule[0], "weights": rule[1]}
+        inputs = {
+            "region": region,
+            "known": known,
+            "keys": batch.keys,
+            "offsets": rule.offsets,
+            "weights": rule.weights,
+        }
         for name, array in inputs.items():
             device[name] = cuda.to_device(np.ascontiguousarray(array))
         for y, pools in batch.region_rows():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.extending import register_jitable
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -17,19 +18,24 @@ TIE_BREAK_STREAM = np.uint64(0x5DEECE66D)
 CLASS_STREAM = np.uint64(0x2545F4914F6CDD1D)
 
 
-@numba.njit(cache=True, nogil=True)
-def mix(key: np.uint64, counter: np.int64) -> np.uint64:
-    """SplitMix64 finaliser of key + (counter+1)*golden: a well-mixed 64-bit hash."""
+@register_jitable
+def counter_hash(key: np.uint64, counter: np.int64) -> np.uint64:
+    """SplitMix64 finaliser of key + (counter+1)*golden: a well-mixed 64-bit hash. Compiled into the CPU and the
+    CUDA kernels alike (`npgen.rule.kernels`); `mix` is it compiled for calls from Python."""
     z = key + (np.uint64(counter) + np.uint64(1)) * _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _MUL1
     z = (z ^ (z >> np.uint64(27))) * _MUL2
     return z ^ (z >> np.uint64(31))
 
 
-@numba.njit(cache=True, nogil=True)
-def uniform(key: np.uint64, counter: np.int64) -> float:
-    """A float in [0, 1) drawn from (key, counter), with 53 random bits."""
-    return (mix(key, counter) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+@register_jitable
+def counter_uniform(key: np.uint64, counter: np.int64) -> float:
+    """A float in [0, 1) drawn from (key, counter), with 53 random bits; `uniform` is it compiled for Python."""
+    return (counter_hash(key, counter) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+mix = numba.njit(cache=True, nogil=True)(counter_hash)
+uniform = numba.njit(cache=True, nogil=True)(counter_uniform)
 
 
 def sample_keys(seed: int, sample_indices: np.ndarray) -> np.ndarray:

@@ -32,340 +32,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from npgen.data.database import Database
 from npgen.errors import NpgenError
 from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
-from npgen.rule.pool import CanvasPools
+from npgen.rule.batch import RowBatch
+from npgen.rule.cpu import admissible_threshold, sample_row  # noqa: F401  (admissible_threshold: for benchmarks)
+from npgen.rule.kernels import Geometry, Rule
 from npgen.rule.provenance import Samples
 from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
-from npgen.rule.windows import block_distances, flat_offsets, gather_context, window_distance, window_weights
-
-
-@numba.njit(cache=True, nogil=True)
-def admissible_threshold(distances: np.ndarray, eps: float, abs_tol: float, k_min: int) -> float:
-    """Largest admissible distance: (1+eps)*d_min + abs_tol, raised to the k_min-th smallest distance."""
-    threshold = (1.0 + eps) * distances.min() + abs_tol
-    k = min(k_min, distances.shape[0])
-    if k > 1 and (distances <= threshold).sum() < k:
-        threshold = np.partition(distances.copy(), k - 1)[k - 1]
-    return threshold
-
-
-@numba.njit(cache=True, nogil=True)
-def choose_admissible(distances: np.ndarray, threshold: float, u: float) -> tuple[int, int]:
-    """(index of the chosen candidate, number admissible): the floor(u*n)-th admissible one, in order.
-
-    (-1, 0) when nothing is admissible, which the caller must treat as a failure.
-    """
-    n_admissible = 0
-    for i in range(distances.shape[0]):
-        if distances[i] <= threshold:
-            n_admissible += 1
-    if n_admissible == 0:
-        return -1, 0
-    target = min(int(u * n_admissible), n_admissible - 1)
-    seen = 0
-    for i in range(distances.shape[0]):
-        if distances[i] <= threshold:
-            if seen == target:
-                return i, n_admissible
-            seen += 1
-    return -1, 0
-
-
-@numba.njit(cache=True, nogil=True)
-def _insert_sorted(smallest: np.ndarray, d: float, eps: float, abs_tol: float) -> float:
-    """Insert d into the ascending array of the k_min smallest distances seen; return the new search bound.
-
-    The bound, max((1+eps)*d_min + abs_tol, k_min-th smallest), only shrinks as candidates are seen and
-    never falls below the final admissible threshold, so a window whose partial distance exceeds it
-    can be abandoned without changing the admissible set.
-    """
-    i = smallest.shape[0] - 1
-    while i > 0 and smallest[i - 1] > d:
-        smallest[i] = smallest[i - 1]
-        i -= 1
-    smallest[i] = d
-    return max((1.0 + eps) * smallest[0] + abs_tol, smallest[-1])
-
-
-@numba.njit(cache=True, nogil=True)
-def semantic_limit(semantic, column, pool, used, budget, semantic_eps) -> float:
-    """(1+semantic_eps) times the smallest semantic distance at this block column among the pool's images with
-    budget left: the largest a candidate image may have (inf with the filter off, column -1)."""
-    if column < 0:
-        return np.inf
-    best = np.inf
-    for k in range(pool.shape[0]):
-        image = pool[k]
-        if image >= 0 and used[image] < budget and semantic[k, column] < best:
-            best = semantic[k, column]
-    return (1.0 + semantic_eps) * best
-
-
-@numba.njit(cache=True, nogil=True)
-def is_candidate(hint, pool, semantic, column, limit, used, budget, y, x, geometry, radius) -> bool:
-    """Whether the window `hint` (image, flat source position) is among score_candidates' candidates."""
-    height, width = geometry[0], geometry[1]
-    image, position = hint
-    sy, sx = position // width, position % width
-    if image < 0 or position < 0 or sy >= height or abs(sy - y) > radius or abs(sx - x) > radius:
-        return False
-    if used[image] >= budget:
-        return False
-    for k in range(pool.shape[0]):
-        if pool[k] == image:
-            return column < 0 or semantic[k, column] <= limit
-    return False
-
-
-@numba.njit(cache=True, nogil=True)
-def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geometry, rule, scratch, hint=(-1, -1)):
-    """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
-
-    `geometry` is (height, width, half_window, channels), `rule` is (offsets, weights, radius, eps,
-    abs_tol, k_min, semantic_eps, semantic_block) and `scratch` is `candidate_buffers`' tuple. Candidates
-    are the windows of the pool's images that have supplied fewer than `budget` pixels of this canvas
-    (`used[image]`) and pass the semantic filter (`semantic_limit`; `semantic` is (K, block columns), or
-    (K, 0) with the filter off), at source positions within `radius` of (y, x); their distances,
-    images and flat positions fill the first n entries of cand_*; returns (n, admissible threshold,
-    flat index of the pixel in the canvas). With n == 0 the threshold is -inf.
-
-    `hint` (image, flat source position), usually the continuation of the neighbouring pixel's source, is
-    scored first when it is a candidate: with k_min 1 its distance d bounds the admissible threshold by
-    (1+eps)*d + abs_tol from the start, so the other windows can stop early sooner. It changes no result.
-    An image's windows are scored together (`block_distances`) against the bound as it stood before them.
-    """
-    height, width, half_window, channels = geometry
-    offsets, weights, radius, eps, abs_tol, _, semantic_eps, semantic_block = rule
-    context, cand_dist, cand_image, cand_pos, smallest, distances = scratch
-    padded_width = width + 2 * half_window
-    centre = ((y + half_window) * padded_width + x + half_window) * channels
-    gather_context(canvas, centre, offsets, channels, context)
-    column = min(x // semantic_block, semantic.shape[1] - 1)
-    limit = semantic_limit(semantic, column, pool, used, budget, semantic_eps)
-    smallest[:] = np.inf
-    bound = np.inf
-    first_y, first_x = max(0, y - radius), max(0, x - radius)
-    rows, columns = min(height, y + radius + 1) - first_y, min(width, x + radius + 1) - first_x
-    block = (rows, columns, padded_width * channels)
-    corner = ((first_y + half_window) * padded_width + first_x + half_window) * channels
-    if smallest.shape[0] == 1 and is_candidate(
-        hint, pool, semantic, column, limit, used, budget, y, x, geometry, radius
-    ):
-        image, position = hint
-        at = ((position // width + half_window) * padded_width + position % width + half_window) * channels
-        bound = (1.0 + eps) * window_distance(context, sources[image], at, offsets, weights, channels) + abs_tol
-    n = 0
-    for k in range(pool.shape[0]):
-        image = pool[k]
-        if image < 0 or used[image] >= budget:  # -1 pads a region's pool that is smaller than another's
-            continue
-        if column >= 0 and semantic[k, column] > limit:
-            continue
-        if rows * columns == 1:  # radius 0: a call per window would cost more than the window
-            distances[0] = window_distance(context, sources[image], corner, offsets, weights, channels, bound)
-        else:
-            block_distances(context, sources[image], corner, block, offsets, weights, channels, bound, distances)
-        for r in range(rows):
-            for j in range(columns):
-                d = distances[r * columns + j]
-                cand_dist[n] = d
-                if d < smallest[-1]:
-                    bound = min(bound, _insert_sorted(smallest, d, eps, abs_tol))
-                cand_image[n] = image
-                cand_pos[n] = (first_y + r) * width + first_x + j
-                n += 1
-    if n == 0:
-        return 0, -np.inf, centre
-    return n, admissible_threshold(cand_dist[:n], eps, abs_tol, smallest.shape[0]), centre
-
-
-@numba.njit(cache=True, nogil=True)
-def candidate_buffers(pool_size, geometry, rule):
-    """One canvas's scratch arrays for score_candidates: context, candidate distances, images, positions, k_min
-    smallest, and one image's distances (`block_distances`).
-
-    Distances stay float64 until recorded: an abandoned window's partial distance exceeds the search
-    bound, and rounding it to float32 could make it equal the bound and wrongly admissible.
-    """
-    height, width, _, channels = geometry
-    offsets, radius, k_min = rule[0], rule[2], rule[5]
-    per_image = min(2 * radius + 1, height) * min(2 * radius + 1, width)
-    max_candidates = pool_size * per_image
-    return (
-        np.empty(offsets.shape[0] * channels, dtype=np.float32),
-        np.empty(max_candidates, dtype=np.float64),
-        np.empty(max_candidates, dtype=np.int64),
-        np.empty(max_candidates, dtype=np.int64),
-        np.empty(k_min, dtype=np.float64),
-        np.empty(per_image, dtype=np.float64),
-    )
-
-
-@numba.njit(cache=True, nogil=True)
-def continuation(src_image, src_y, src_x, y, x) -> tuple[int, int]:
-    """(image, flat source position) of the window that continues the left neighbour's source, else the one
-    above's; (-1, -1) when neither was generated. `score_candidates` scores it first."""
-    width = src_image.shape[1]
-    if x > 0 and src_image[y, x - 1] >= 0 and src_x[y, x - 1] + 1 < width:
-        return np.int64(src_image[y, x - 1]), np.int64(src_y[y, x - 1] * width + src_x[y, x - 1] + 1)
-    if y > 0 and src_image[y - 1, x] >= 0:
-        return np.int64(src_image[y - 1, x]), np.int64((src_y[y - 1, x] + 1) * width + src_x[y - 1, x])
-    return np.int64(-1), np.int64(-1)
-
-
-@numba.njit(parallel=True, cache=True)
-def sample_row(canvas, sources, pools, semantic, region, known, used, budget, y, geometry, rule, keys, record):
-    """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
-
-    `pools` is (B, R, K): each canvas's candidate images for each of R regions, and `region` (H*W,) gives each
-    pixel's region (one region of zeros when the whole canvas draws from one set). `semantic` is (B, R, K,
-    block columns) (`RowBatch.semantic`; 0 columns with the semantic filter off). A pixel with known[b, y*W + x]
-    (completion: a given pixel) is kept as it is and left unrecorded. `record` is (src_image, src_y, src_x,
-    n_candidates, distance), each (B, H, W). A pixel with no admissible candidate is left unwritten with
-    n_candidates 0; the caller fails on it.
-    """
-    _, width, half_window, channels = geometry
-    src_image, src_y, src_x, n_candidates, distance = record
-    n_samples, _, pool_size = pools.shape
-    padded_width = width + 2 * half_window
-    for b in numba.prange(n_samples):
-        scratch = candidate_buffers(pool_size, geometry, rule)
-        cand_dist, cand_image, cand_pos = scratch[1], scratch[2], scratch[3]
-        for x in range(width):
-            if known[b, y * width + x]:
-                continue
-            r = region[y * width + x]
-            hint = continuation(src_image[b], src_y[b], src_x[b], y, x)
-            n, threshold, centre = score_candidates(
-                canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, rule, scratch, hint
-            )
-            chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, uniform(keys[b], y * width + x))
-            if chosen < 0:
-                n_candidates[b, y, x] = 0
-                continue
-            image = cand_image[chosen]
-            used[b, image] += 1
-            sy, sx = cand_pos[chosen] // width, cand_pos[chosen] % width
-            at = ((sy + half_window) * padded_width + sx + half_window) * channels
-            for c in range(channels):
-                canvas[b, centre + c] = sources[image, at + c]
-            src_image[b, y, x] = image
-            src_y[b, y, x] = sy
-            src_x[b, y, x] = sx
-            n_candidates[b, y, x] = n_admissible
-            distance[b, y, x] = cand_dist[chosen]
-
-
-@dataclass
-class RowBatch:
-    """What the sampler and the likelihood share for a batch: the padded canvas, the samples' keys and the
-    retrieval pools (one per region of the canvas), visited row by row (`rows`, `region_rows`)."""
-
-    database: Database
-    canvas: np.ndarray  # uint8 (n, H + h, W + 2h, C): the pad value around the images
-    keys: np.ndarray  # uint64 (n,): each sample's random key
-    pools: list[CanvasPools]  # one per region
-    codes: np.ndarray  # (n, block rows, row width): the canvases' completed block rows, encoded (`encode_rows`)
-    _semantic: np.ndarray | None = field(default=None, repr=False)
-
-    @classmethod
-    def start(
-        cls,
-        db: Database,
-        seed: int,
-        indices: np.ndarray,
-        allowed: np.ndarray | list[np.ndarray],
-        pool_size: int,
-        images: np.ndarray | None = None,
-        approximate: bool = False,
-    ) -> "RowBatch":
-        """A batch of the samples with these global indices; its canvas blank (pad value), or holding `images`.
-
-        `allowed` holds the training images candidates may come from, or a list of them, one per region. With
-        `approximate`, each region's pools come from its `Database.prefix_indexes` instead of the exact scan.
-        """
-        n, h, width = len(indices), db.half_window, db.width
-        keys = sample_keys(seed, indices)
-        canvas = np.full((n, db.height + h, width + 2 * h, db.channels), db.pad_value, dtype=np.uint8)
-        if images is not None:
-            canvas[:, h:, h : h + width] = images
-        regions = allowed if isinstance(allowed, list) else [allowed]
-        block = db.encoder.block
-        pools = [
-            CanvasPools(db.representations, block, a, keys, pool_size, db.prefix_indexes(a) if approximate else None)
-            for a in regions
-        ]
-        codes = np.zeros((n, *db.representations.shape[1:]), dtype=db.representations.dtype)
-        return cls(db, canvas, keys, pools, codes)
-
-    def encode_rows(self, y: int) -> None:
-        """At the start of row y: encode the block row the canvases have just completed (if any) into `codes`,
-        once for the pools of every region and the semantic filter."""
-        db, block = self.database, self.database.encoder.block
-        if y > 0 and y % block == 0:
-            h = db.half_window
-            self.codes[:, y // block - 1] = db.encoder.encode_row(
-                self.canvas[:, h + y - block : h + y, h : h + db.width]
-            )
-
-    @property
-    def flat_canvas(self) -> np.ndarray:
-        """The canvas as (n, (H + h) * (W + 2h) * C), a view: what the row kernels read and write."""
-        return self.canvas.reshape(len(self.canvas), -1)
-
-    def rows(self):
-        """(y, pool) for every row in order, each (B, K) pool retrieved from the canvas as it is when its row
-        begins; for a batch of one region."""
-        (pools,) = self.pools
-        for y in range(self.database.height):
-            self.encode_rows(y)
-            yield y, pools.pool(self.codes, y)
-
-    def region_rows(self):
-        """(y, pools) for every row in order: pools is (B, R, K), each region's pool padded with -1 (no image)."""
-        for y in range(self.database.height):
-            self.encode_rows(y)
-            each = [pools.pool(self.codes, y) for pools in self.pools]
-            stacked = np.full((len(self.canvas), len(each), max(p.shape[1] for p in each)), -1, dtype=np.int64)
-            for r, pool in enumerate(each):
-                stacked[:, r, : pool.shape[1]] = pool
-            yield y, stacked
-
-    def semantic(self, y: int, pools: np.ndarray, context: int | None) -> np.ndarray:
-        """(B, R, K, block columns) float64 semantic distances for row y's `pools` (B, R, K), or (B, R, K, 0) when
-        `context` is None (the filter off): [b, r, k, j] sums, over the completed block rows above y (at most
-        `context` of them) and the block columns j - context .. j + context, the squared differences between
-        canvas b's representation and pool image k's. Recomputed at each block row, like the pools (call it after
-        `rows` or `region_rows` has yielded y: they encode the canvases' completed block rows)."""
-        db, block = self.database, self.database.encoder.block
-        if context is None:
-            return np.zeros((*pools.shape, 0))
-        if y % block and self._semantic is not None:
-            return self._semantic
-        columns, n_rows = db.encoder.columns(db.width), y // block
-        first = max(0, n_rows - context)
-        if first == n_rows:
-            self._semantic = np.zeros((*pools.shape, columns))
-            return self._semantic
-        theirs = np.asarray(db.representations[np.maximum(pools, 0).reshape(-1), first:n_rows], dtype=np.int64)
-        theirs = theirs.reshape(*pools.shape, n_rows - first, columns, -1)
-        mine = self.codes[:, first:n_rows].astype(np.int64).reshape(len(pools), 1, 1, n_rows - first, columns, -1)
-        per_block = ((theirs - mine) ** 2).sum(axis=(3, 5))
-        running = np.concatenate([np.zeros((*pools.shape, 1), np.int64), np.cumsum(per_block, axis=3)], axis=3)
-        upper = np.minimum(np.arange(columns) + context + 1, columns)
-        lower = np.maximum(np.arange(columns) - context, 0)
-        self._semantic = (running[..., upper] - running[..., lower]).astype(np.float64)
-        return self._semantic
-
-    def images(self) -> np.ndarray:
-        """The (n, H, W, C) images inside the padding."""
-        h = self.database.half_window
-        return self.canvas[:, h:, h : h + self.database.width]
+from npgen.rule.windows import flat_offsets, window_weights
 
 
 def draw_classes(seed: int, sample_indices: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
@@ -452,26 +129,19 @@ class Sampler:
         recorded["pool_search"] = "approximate" if self.approximate_pool else "exact"
         return {**recorded, "source_budget": self.budget}
 
-    def geometry(self) -> tuple[int, int, int, int]:
-        """(height, width, half_window, channels): the `geometry` tuple of the row kernels."""
+    def geometry(self) -> Geometry:
+        """The row kernels' `Geometry` of this sampler's database."""
         db = self.database
-        return db.height, db.width, db.half_window, db.channels
+        return Geometry(db.height, db.width, db.half_window, db.channels)
 
-    def rule(self) -> tuple:
-        """(offsets, weights, radius, eps, abs_tol, k_min, semantic_eps, semantic_block): the `rule` tuple of the row
-        kernels (semantic_eps inf with the filter off)."""
+    def rule(self) -> Rule:
+        """The row kernels' `Rule` of these parameters (semantic_eps inf with the filter off)."""
         offsets, weights = self.window_order()
         semantic_eps = np.inf if self.semantic_eps is None else float(self.semantic_eps)
-        return (
-            offsets,
-            weights,
-            self.radius,
-            float(self.eps),
-            float(self.abs_tol),
-            self.k_min,
-            semantic_eps,
+        return Rule(
+            offsets, weights, self.radius, float(self.eps), float(self.abs_tol), self.k_min, semantic_eps,
             self.database.encoder.block,
-        )
+        )  # fmt: skip
 
     @property
     def semantic_reach(self) -> int | None:

@@ -11,6 +11,7 @@ import numba
 import numpy as np
 
 from npgen.errors import NpgenError
+from npgen.rule.kernels import add_window_term, gather_context_part, weighted_distance
 
 
 def causal_offsets(half_window: int) -> np.ndarray:
@@ -47,10 +48,7 @@ def flat_offsets(half_window: int, padded_width: int, channels: int) -> np.ndarr
 @numba.njit(cache=True, nogil=True)
 def gather_context(image: np.ndarray, centre: int, offsets: np.ndarray, channels: int, out: np.ndarray) -> None:
     """Copy the causal context of the pixel at flat index `centre` of a flattened padded image into `out`."""
-    for l in range(offsets.shape[0]):
-        base = centre + offsets[l]
-        for c in range(channels):
-            out[l * channels + c] = image[base + c]
+    gather_context_part(image, centre, offsets, channels, out, 0, 1)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -63,22 +61,12 @@ def window_distance(
     channels: int,
     limit: float = np.inf,
 ) -> float:
-    """Gaussian-weighted SSD between `context` and the window at `centre` of `image`.
+    """Gaussian-weighted SSD between `context` and the window at `centre` of `image` (`kernels.weighted_distance`).
 
     Stops early once the partial sum exceeds `limit` and returns that partial sum, which is then
     known to be > limit (every term is >= 0). Put the heaviest offsets first to stop soonest.
     """
-    total = 0.0
-    for l in range(offsets.shape[0]):
-        base = centre + offsets[l]
-        ssd = 0.0
-        for c in range(channels):
-            diff = context[l * channels + c] - np.float32(image[base + c])
-            ssd += diff * diff
-        total += weights[l] * ssd
-        if total > limit:
-            return total
-    return total
+    return weighted_distance(context, image, centre, offsets, weights, channels, limit)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -100,12 +88,8 @@ def block_distances(context, image, corner, block, offsets, weights, channels, l
         for r in range(rows):
             base = corner + r * row_stride + offsets[l]
             for j in range(columns):
-                ssd = 0.0
-                for c in range(channels):
-                    diff = context[l * channels + c] - np.float32(image[base + j * channels + c])
-                    ssd += diff * diff
                 q = r * columns + j
-                out[q] += weights[l] * ssd
+                out[q] = add_window_term(out[q], context, image, base + j * channels, l, weights, channels)
                 below_limit += out[q] <= limit
         if below_limit == 0:
             return
