@@ -36,8 +36,8 @@ import numpy as np
 
 from npgen.errors import NpgenError
 from npgen.params import check
-from npgen.rule.batch import RowBatch
 from npgen.rule import kernels
+from npgen.rule.batch import RowBatch
 from npgen.rule.kernels import Geometry, Rule
 from npgen.rule.provenance import Samples
 from npgen.rule.rng import counter_uniform

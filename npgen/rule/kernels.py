@@ -1,22 +1,25 @@
 """The sampling rule's per-pixel and per-window steps, written once for the CPU and the CUDA row kernels.
 
 Every function here is a plain Python function registered with `numba.extending.register_jitable`: numba
-compiles it into whichever kernel calls it, the CPU's (`npgen.rule.sampler.sample_row`, numba.njit) or
-the GPU's (`npgen.rule.cuda`, numba.cuda device code), so the two kernels apply one rule and cannot drift
-apart; numba's CUDA simulator runs it as Python. The kernels keep only their own parallel structure: the
-CPU scores one canvas's candidates in a loop with early exit, a CUDA block scores them over its threads
-and reduces.
+compiles it into whichever kernel calls it, the CPU's (`npgen.rule.cpu`, numba.njit) or the GPU's
+(`npgen.rule.cuda`, numba.cuda device code), so the two kernels apply one rule and cannot drift apart;
+numba's CUDA simulator runs it as Python. The kernels keep only their own parallel structure: the CPU
+scores one canvas's candidates in a loop with early exit, a CUDA block scores them over its threads and
+reduces.
 
 One primitive must differ: a float64 product or sum rounded on its own (`mul_rn`, `add_rn`). On the CPU
 that is plain * and + (numba never fuses them); on the GPU, libdevice's `dmul_rn`/`dadd_rn`, because
 NVVM would otherwise contract a product and a sum into a fused multiply-add that rounds once, and the
-weighted distances and thresholds would differ in the last bit. Casts are explicit (np.float64(...)) so
-that Python running the same source under the simulator computes in the same types; integer minima and maxima
-are conditional expressions, as numba.cuda cannot type the min and max builtins on integers. The functions on a
-kernel's innermost loops are inlined into the caller's numba IR (inline="always"; one return each, as numba's
-inliner wants), so that each call site is
-compiled as if written there: the CPU kernel vectorises a count whose step is the constant 1, and keeps the window
-term inside its loop over a block of windows, as fast as before the rule was shared.
+weighted distances and thresholds would differ in the last bit.
+
+How the source is written follows from running it three ways. Casts are explicit (np.float64(...)) so that
+Python under the simulator computes in the types the compiled kernels use. Integer minima and maxima are
+conditional expressions: numba.cuda cannot type the min and max builtins on integers. The functions allocate
+nothing and are compiled without reference counting (_nrt=False), which would otherwise keep the CPU compiler
+from inlining them; those on the innermost loops are inlined into the caller's numba IR (inline="always", with
+one return each, as numba's inliner wants), so that a count whose step is the constant 1 vectorises and the
+window term stays inside the CPU's loop over a block of windows: the CPU kernel is as fast as before it shared
+the rule.
 """
 
 from __future__ import annotations
