@@ -25,6 +25,7 @@ from npgen.console import (
 from npgen.control.exclusion import SPEC_HELP
 from npgen.control.regions import CLASS_MAP_HELP, MASK_HELP
 from npgen.data import datasets
+from npgen.data.dataset_cards import known_datasets
 from npgen.errors import NpgenError
 from npgen.params import BUILD, BUILD_PARAMS, PARAMS, RUN, SAMPLE
 
@@ -69,7 +70,7 @@ def data() -> None:
 @data_root_option
 def data_list(data_root) -> None:
     """Known datasets and whether each is present in the data root."""
-    for name in datasets.known_datasets():
+    for name in known_datasets():
         try:
             datasets.load_dataset(name, data_root=data_root, verify=False)
             state = "present"

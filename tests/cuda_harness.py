@@ -38,7 +38,7 @@ def compare_rows_with_cpu(
     """
     sampler = Sampler(db, **options)
     indices = np.arange(n_samples)
-    allowed, region = sampler._regions(class_label)
+    allowed, region = sampler.regions(class_label)
     given, known = sampler.given(indices)
     batch = RowBatch.start(
         db, sampler.seed, indices, allowed, sampler.pool_size, images=given, approximate=sampler.approximate_pool

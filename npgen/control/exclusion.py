@@ -80,7 +80,7 @@ def _index_file(path: Path, n_images: int) -> list[int]:
 
 
 def _image_files(path: Path) -> list[Path]:
-    from npgen.data.datasets import image_suffixes
+    from npgen.data.readers import image_suffixes
 
     if path.is_file():
         return [path]

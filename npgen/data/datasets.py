@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from npgen.data.clusters import cluster_labels  # noqa: F401 (npgen.api imports it from here)
 from npgen.data.dataset_cards import (
     KNOWN,
     SPLITS,
@@ -29,12 +28,10 @@ from npgen.data.dataset_cards import (
     check_known,
     check_split,
     dataset_card,
-    known_datasets,  # noqa: F401 (npgen.api and npgen.cli import it from here)
 )
 from npgen.data.files import array_sha256
 from npgen.data.folders import ARRAY_FOLDER_MANIFEST, read_array_folder, read_image_folder
 from npgen.data.readers import (
-    image_suffixes,  # noqa: F401 (npgen.control.exclusion imports it from here)
     one_line,
     raw_files,
     raw_hint,

@@ -38,7 +38,7 @@ from npgen.data.database import Database
 from npgen.errors import NpgenError
 from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
 from npgen.rule.batch import RowBatch
-from npgen.rule.cpu import admissible_threshold, sample_row  # noqa: F401  (admissible_threshold: for benchmarks)
+from npgen.rule.cpu import sample_row
 from npgen.rule.kernels import Geometry, Rule
 from npgen.rule.provenance import Samples
 from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
@@ -207,7 +207,7 @@ class Sampler:
         order = np.argsort(merged.sample_index, kind="stable")
         return Samples(**{name: getattr(merged, name)[order] for name in Samples.__dataclass_fields__})
 
-    def _regions(self, class_label: int) -> tuple[list[np.ndarray], np.ndarray]:
+    def regions(self, class_label: int) -> tuple[list[np.ndarray], np.ndarray]:
         """(allowed images of each region, (H*W,) region of each pixel): one region unless there is a class map."""
         db = self.database
         if self.class_map is None:
@@ -226,7 +226,7 @@ class Sampler:
         """Samples of one class (-1: every training image, or the class map's) in lockstep, row by row."""
         db = self.database
         n, height, width, channels = len(indices), db.height, db.width, db.channels
-        allowed, region = self._regions(class_label)
+        allowed, region = self.regions(class_label)
         given, known = self.given(indices)
         for r, images in enumerate(allowed):
             self.check_budget(len(images), int((~known[:, region == r]).sum(axis=1).max(initial=0)))

@@ -26,7 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, known_datasets, load_dataset
+from npgen.data.dataset_cards import known_datasets
+from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.data.files import TMP_MARK, array_sha256, refuse_link
 from npgen.errors import NpgenError
 from npgen.params import describe_differences

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npgen.data.datasets import Dataset, cluster_labels
+from npgen.data.clusters import cluster_labels
+from npgen.data.datasets import Dataset
 from npgen.errors import NpgenError
 from npgen.rule.sampler import draw_classes
 from npgen.runs.run import Run, load_test_split
