@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -15,15 +16,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _numba_cache_keyed_by_sources() -> None:
-    """Point numba's on-disk cache (unless $NUMBA_CACHE_DIR is set) at a folder named by a hash of all of npgen's
-    sources, before numba is imported. numba checks only the file of each cached function, so an edit to
-    windows.py would leave the sampler's cached kernels, which inline it, running the old code: a broken rule
-    could pass the tests. Older folders are removed."""
+    """Point numba's on-disk cache (unless $NUMBA_CACHE_DIR is set) at a folder named by a hash of npgen's compiled
+    sources (every module that imports numba), before numba is imported. numba checks only the file of each cached
+    function, so an edit to rule/kernels.py would leave the row kernels, which inline it, running the old code: a
+    broken rule could pass the tests. A kernel can only call compiled code, which lives in those modules, so an edit
+    elsewhere (the CLI, the store) keeps the cache. Older folders are removed."""
     if "NUMBA_CACHE_DIR" in os.environ:
         return
     sources = hashlib.sha256()
     for path in sorted((REPO / "npgen").rglob("*.py")):
-        sources.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+        source = path.read_bytes()
+        if re.search(rb"^\s*(import numba|from numba)", source, re.M):
+            sources.update(path.relative_to(REPO).as_posix().encode() + b"\0" + source)
     root = REPO / ".pytest_cache" / "numba"
     current = root / sources.hexdigest()[:16]
     if root.is_dir():

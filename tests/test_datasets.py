@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from npgen.data.dataset_cards import known_datasets
 from npgen.data.datasets import (
     DATA_ENV,
     KNOWN,
@@ -21,7 +22,6 @@ from npgen.data.datasets import (
     dataset_card,
     download_dataset,
     import_dataset,
-    known_datasets,
     load_dataset,
     load_image_folder,
     resolve_data_root,

@@ -78,6 +78,7 @@ def test_every_source_is_among_the_pool_nearest_to_the_canvas_prefix(mnist_db):
             assert np.isin(out.src_image[row, y], nearest).all(), f"sample {row} row {y} copies from outside its pool"
 
 
+@pytest.mark.slow  # the fast lane keeps the semantic filter's reference test on CIFAR-10 and patch codes
 @pytest.mark.parametrize(
     "options, class_label",
     [
