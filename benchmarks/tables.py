@@ -355,6 +355,25 @@ def speed_table() -> str:
     return "\n".join(rows) + "\n\n" + recorded(r, f"{r['repeats']} runs each", f"{r['cpu_count']} cores")
 
 
+def checkouts_table(name: str = "refactor") -> str:
+    """The sampler in two checkouts, before and after a change, in alternating processes (checkouts.py)."""
+    r = load(f"checkouts-{name}")
+    if r is None:
+        return ""
+    rows = [
+        "| dataset | before, median s | after, median s | after / before (quartiles) | same samples |",
+        "|---|---|---|---|---|",
+    ]
+    for dataset, m in r["results"].items():
+        low, high = m["ratio_quartiles"]
+        rows.append(
+            f"| {dataset} | {m['median_seconds']['before']:.3f} | {m['median_seconds']['after']:.3f} "
+            f"| {m['ratio_median']:.3f} ({low:.3f}–{high:.3f}) | {'yes' if m['same_samples'] else 'no'} |"
+        )
+    notes = f"{r['rounds']} rounds, 200 class-conditional samples at the preset per process"
+    return "\n".join(rows) + "\n\n" + recorded(r, notes)
+
+
 def budget_cost_table() -> str:
     """The budget's cost in alternating rounds (budget_cost.py) beside the window terms it adds (budget_work.py)."""
     r = load("budget_cost")
@@ -770,6 +789,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "seeds-cifar10": lambda: seeds_table("cifar10"),
     "likelihood": likelihood_table,
     "speed": speed_table,
+    "checkouts-refactor": checkouts_table,
     "budget-cost": budget_cost_table,
     "budget-shares": budget_share_table,
     "run-share": run_share_table,
