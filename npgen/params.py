@@ -94,6 +94,28 @@ PARAMS: dict[str, Param] = {
         ),
         Param("k_min", 1, int, 1, 1024, SAMPLE, "Admissible set widened to at least this many nearest candidates."),
         Param(
+            "levels",
+            1,
+            int,
+            1,
+            8,
+            SAMPLE,
+            "Pyramid levels: 1 samples at the images' size; L > 1 first samples images 2^(L-1) times smaller (from the "
+            "training images' exact box means), then each finer level with its pool chosen from the complete coarser "
+            "sample. Every level's pixels are copied and recorded.",
+        ),
+        Param(
+            "coarse_weight",
+            0.0,
+            float,
+            0.0,
+            1e6,
+            SAMPLE,
+            "With --levels > 1: weight of the complete coarser level in a finer level's window distance (the 3x3 "
+            "neighbourhood of the pixel's parent against that of the candidate's parent; 1 = as much as the whole "
+            "causal window, 0 = the coarser level only chooses the pool).",
+        ),
+        Param(
             "max_source_share",
             0.1,
             float,
@@ -150,6 +172,12 @@ PARAMS: dict[str, Param] = {
 }
 BUILD_PARAMS = tuple(name for name, p in PARAMS.items() if p.stage == BUILD)
 SAMPLER_PARAMS = tuple(name for name, p in PARAMS.items() if p.stage == SAMPLE)
+ADDED_LATER = {"levels": 1, "coarse_weight": 0.0}  # sampler parameters runs recorded before them did not name
+
+
+def recorded_params(params: dict) -> dict:
+    """A run manifest's sampler parameters with those added since it was recorded, at the value they then had."""
+    return {**ADDED_LATER, **params}
 
 
 def check(name: str, value):

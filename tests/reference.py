@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npgen.rule.rng import CLASS_STREAM, TIE_BREAK_STREAM, mix, sample_keys, uniform
+from npgen.rule.rng import CLASS_STREAM, TIE_BREAK_STREAM, level_keys, mix, sample_keys, uniform
 from npgen.rule.windows import causal_offsets, window_weights
 
 TIE_BITS = 20
@@ -67,18 +67,22 @@ def reference_semantic(
     return out
 
 
-def reference_sample(db, params: dict, index: int, class_label: int | None) -> dict:
-    """One sample (global index `index`) under the rule with these sampler params; its image and provenance."""
+def reference_sample(db, params: dict, index: int, class_label: int | None, key=None, pool=None, coarse=None) -> dict:
+    """One sample (global index `index`) under the rule with these sampler params; its image and provenance.
+
+    A pyramid level (`reference_pyramid_sample`) gives its own `key`, its `pool` (fixed for every row) and, for
+    a finer level with a coarse weight, `coarse` = (the complete coarser sample, the training images at that
+    level padded by one pixel of the pad value on every side, coarse_weight / 9)."""
     h, height, width, channels = db.half_window, db.height, db.width, db.channels
     images = np.asarray(db.images())
     labels = np.asarray(db.labels)
     train_rep = np.asarray(db.representations)
     padded = np.asarray(db.sources).reshape(len(images), height + h, width + 2 * h, channels)
-    key = sample_keys(params["seed"], np.array([index]))[0]
+    key = sample_keys(params["seed"], np.array([index]))[0] if key is None else key
     if class_label is None and params["class_mixture"] and len(db.class_names) > 1:
         class_label = reference_class(params["seed"], index, labels, len(db.class_names))
     allowed = np.arange(len(images)) if class_label is None else np.flatnonzero(labels == class_label)
-    pooled = 0 < params["pool_size"] < len(allowed)
+    pooled = 0 < params["pool_size"] < len(allowed) and pool is None
     budget = max(1, int(np.floor(params["max_source_share"] * height * width + 1e-9)))
     weights = window_weights(h, params["sigma"])
     order = np.argsort(-weights, kind="stable")
@@ -89,7 +93,7 @@ def reference_sample(db, params: dict, index: int, class_label: int | None) -> d
     used = np.zeros(len(images), np.int64)
     record = {name: np.zeros((height, width), np.int64) for name in ("src_image", "src_y", "src_x", "n_candidates")}
     record["distance"] = np.zeros((height, width), np.float32)
-    pool = allowed
+    pool = allowed if pool is None else pool
     block, columns = db.retrieval_block, db.encoder.columns(width)
     semantic_eps = params["semantic_eps"]
     for y in range(height):
@@ -119,6 +123,13 @@ def reference_sample(db, params: dict, index: int, class_label: int | None) -> d
             for c in range(channels):  # channels in order, accumulated in float64
                 ssd += diff[..., c] * diff[..., c]
             total = np.zeros(len(candidates))
+            if coarse is not None:  # the 3x3 neighbourhoods of the parents, padded with the pad value
+                coarse_canvas, coarse_train, scale = coarse
+                framed = np.pad(coarse_canvas, ((1, 1), (1, 1), (0, 0)), constant_values=db.pad_value).astype(np.int64)
+                mine = framed[y // 2 : y // 2 + 3, x // 2 : x // 2 + 3]
+                for i, (image, sy, sx) in enumerate(candidates):
+                    theirs = coarse_train[image, sy // 2 : sy // 2 + 3, sx // 2 : sx // 2 + 3].astype(np.int64)
+                    total[i] = np.float64(scale) * np.float64(((mine - theirs) ** 2).sum())
             for l in range(len(weights)):  # offsets in order: the kernel's summation order
                 total += np.float64(weights[l]) * ssd[:, l]
             threshold = (1.0 + eps) * total.min() + abs_tol
@@ -138,3 +149,50 @@ def reference_sample(db, params: dict, index: int, class_label: int | None) -> d
         "class_label": -1 if class_label is None else class_label,
         **record,
     }
+
+
+def reference_level(images: np.ndarray, level: int) -> np.ndarray:
+    """Level `level` of (N, H, W, C) uint8 images: the mean of each 2^level x 2^level block, rounded half up."""
+    f = 2**level
+    n, height, width, channels = images.shape
+    blocks = images.astype(np.float64).reshape(n, height // f, f, width // f, f, channels)
+    return np.floor(blocks.mean(axis=(2, 4)) + 0.5).astype(np.uint8)  # exact: f*f is a power of two
+
+
+def reference_pyramid_sample(db, params: dict, index: int, class_label: int | None) -> dict:
+    """One sample through `params["levels"]` pyramid levels: the coarsest sampled as a one-level sample of the level
+    images, each finer one with its pool the pool_size images nearest the complete coarser sample (over all its
+    pixels) and, with a coarse weight, the coarse term; the class drawn once. Returns level 0's result with
+    "coarser": the results of levels 1, 2, ..."""
+    labels = np.asarray(db.labels)
+    if class_label is None and params["class_mixture"] and len(db.class_names) > 1:
+        class_label = reference_class(params["seed"], index, labels, len(db.class_names))
+    allowed = np.arange(len(labels)) if class_label is None else np.flatnonzero(labels == class_label)
+    originals = np.asarray(db.images())
+    levels = params["levels"]
+    for k in range(1, levels):
+        np.testing.assert_array_equal(np.asarray(db.level(k).images()), reference_level(originals, k))
+    results = []
+    for k in range(levels - 1, -1, -1):
+        key = level_keys(params["seed"], np.array([index]), k)[0]
+        if k == levels - 1:
+            results.append(reference_sample(db.level(k), params, index, class_label, key=key))
+            continue
+        coarser = reference_level(originals, k + 1)
+        pool = reference_complete_pool(results[-1]["image"], coarser, allowed, key, params["pool_size"])
+        scale = params["coarse_weight"] / 9
+        framed = np.pad(coarser, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=db.pad_value)
+        coarse = (results[-1]["image"], framed, scale) if params["coarse_weight"] > 0 else None
+        results.append(reference_sample(db.level(k), params, index, class_label, key=key, pool=pool, coarse=coarse))
+    finest = results[-1]
+    finest["coarser"] = results[-2::-1]
+    return finest
+
+
+def reference_complete_pool(canvas: np.ndarray, images: np.ndarray, allowed: np.ndarray, key, size: int) -> np.ndarray:
+    """The `size` allowed images nearest to a complete canvas over all its pixels, ties broken as `reference_pool`."""
+    if not 0 < size < len(allowed):
+        return allowed
+    distances = ((images[allowed].astype(np.int64) - canvas[None].astype(np.int64)) ** 2).sum(axis=(1, 2, 3))
+    ties = np.array([int(mix(key ^ TIE_BREAK_STREAM, int(m))) & ((1 << TIE_BITS) - 1) for m in allowed], np.int64)
+    return allowed[np.argsort((distances << TIE_BITS) | ties, kind="stable")[:size]]

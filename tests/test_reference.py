@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from reference import reference_pool, reference_sample
+from reference import reference_pool, reference_pyramid_sample, reference_sample
 
 from npgen.data.database import Database, WindowParams
 from npgen.data.datasets import load_dataset
@@ -97,3 +97,40 @@ def test_the_semantic_filter_matches_the_reference_and_changes_the_samples(mnist
 def test_the_semantic_filter_matches_the_reference_on_cifar10_and_patch_codes(cifar_db, cifar_codes_db):
     assert_matches_reference(cifar_db, {"semantic_eps": 1.0, "radius": 1, "max_source_share": 0.3}, 2, indices=(4,))
     assert_matches_reference(cifar_codes_db, {"semantic_eps": 1.0, "semantic_context": 3}, 6, indices=(2,))
+
+
+@pytest.mark.parametrize(
+    "options, class_label",
+    [
+        ({"levels": 2}, 3),  # the coarse sample chooses the pool
+        ({"levels": 2, "coarse_weight": 1.0, "radius": 1}, None),  # the coarse term, the class mixture
+        ({"levels": 3, "coarse_weight": 0.5, "max_source_share": 0.05, "pool_size": 30, "k_min": 2}, 7),
+    ],
+)
+def test_pyramid_matches_the_reference_on_mnist(mnist_db, options, class_label):
+    """Every level of a pyramid sample, bit for bit: images, provenance and the coarser levels' own records."""
+    sampler = Sampler(mnist_db, batch_size=2, **options)
+    out = sampler.sample(2, class_label, start=4)
+    params = {name: getattr(sampler, name) for name in SAMPLER_PARAMS}
+    for row, index in enumerate((4, 5)):
+        expected = reference_pyramid_sample(mnist_db, params, index, class_label)
+        levels = [(out, expected), *zip(out.coarser, expected["coarser"])]
+        assert len(levels) == options["levels"]
+        for level, (got, want) in enumerate(levels):
+            np.testing.assert_array_equal(got.images[row], want["image"], err_msg=f"sample {index} level {level}")
+            for name in FIELDS:
+                np.testing.assert_array_equal(
+                    getattr(got, name)[row], want[name], err_msg=f"sample {index} level {level}: {name}"
+                )
+
+
+def test_pyramid_matches_the_reference_on_cifar10(cifar_db):
+    sampler = Sampler(cifar_db, batch_size=3, levels=2, coarse_weight=1.0, radius=1, pool_size=20)
+    out = sampler.sample(3, 2)
+    params = {name: getattr(sampler, name) for name in SAMPLER_PARAMS}
+    for index in range(3):
+        expected = reference_pyramid_sample(cifar_db, params, index, 2)
+        for got, want in [(out, expected), (out.coarser[0], expected["coarser"][0])]:
+            np.testing.assert_array_equal(got.images[index], want["image"])
+            for name in FIELDS:
+                np.testing.assert_array_equal(getattr(got, name)[index], want[name], err_msg=name)

@@ -53,7 +53,7 @@ from npgen.analysis.likelihood import LEVELS, kernel_table, row_mixture
 from npgen.data.database import Database, WindowParams, is_database
 from npgen.data.files import atomic_write, make_dir, write_array, write_json
 from npgen.errors import NpgenError
-from npgen.params import INFOMAP_PARAMS, SAMPLER_PARAMS, resolve
+from npgen.params import INFOMAP_PARAMS, SAMPLER_PARAMS, recorded_params, resolve
 from npgen.rule.batch import RowBatch
 from npgen.rule.sampler import Sampler
 from npgen.runs.png import save_png
@@ -315,11 +315,16 @@ def infomap_run(
     try:
         classes = expected_classes(manifest, class_counts, n)
         window = WindowParams(**manifest["database"]["params"])
-        options = {name: manifest["params"][name] for name in SAMPLER_PARAMS}
+        options = {name: recorded_params(manifest["params"])[name] for name in SAMPLER_PARAMS}
     except (KeyError, TypeError, ValueError):
         raise NpgenError(
             f"the manifest of run {run.path} is damaged: its database or sampler parameters are incomplete; sample the run again"
         ) from None
+    if options["levels"] > 1:
+        raise NpgenError(
+            f"run {run.path} was sampled through {options['levels']} pyramid levels; information maps score the "
+            "one-level rule, so they need a run sampled with --levels 1"
+        )
     if (classes < 0).any():
         raise NpgenError(
             f"run {run.path} was sampled from every training image (--class-mixture 0), so its samples have no class; "

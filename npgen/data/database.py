@@ -37,6 +37,7 @@ from npgen import __version__
 from npgen.data.dataset_cards import KNOWN
 from npgen.data.files import CACHE_ENV, cache_root
 from npgen.data.index import ImageIndexWriter, PrefixIndexes, load_index
+from npgen.data.levels import level_images, level_shape
 from npgen.data.representation import BlockSums, PatchCodes
 from npgen.errors import NpgenError
 from npgen.params import BUILD_PARAMS, PARAMS, check, describe_differences, resolve
@@ -128,6 +129,7 @@ class Database:
         self._index = None
         self._members: dict = {}
         self._prefix_indexes: dict = {}
+        self._levels: dict = {}
 
     dataset = property(lambda self: self.manifest["dataset"])
     id = property(lambda self: database_id(self.dataset, asdict(self.params)))
@@ -170,6 +172,35 @@ class Database:
         h = self.half_window
         padded = self.sources.reshape(self.n_images, self.height + h, self.width + 2 * h, self.channels)
         return padded[:, h:, h : h + self.width]
+
+    def level(self, level: int) -> "Database":
+        """This database at pyramid level `level` (`npgen.data.levels`): the same training images, labels and window
+        parameters, each image replaced by its level image, with block-sum retrieval over blocks of
+        max(1, retrieval_block / 2^level) pixels. Held in memory, made on first use; level 0 is the database itself."""
+        if level == 0:
+            return self
+        if level not in self._levels:
+            height, width = level_shape(self.height, self.width, level)
+            images = level_images(self.images(), level)
+            params = WindowParams(self.half_window, self.pad_value, max(1, self.retrieval_block >> level), "blocks")
+            encoder = BlockSums(params.retrieval_block)
+            sources = pad_images(images, self.half_window, self.pad_value).reshape(self.n_images, -1)
+            manifest = {
+                **self.manifest,
+                "dataset": {**self.dataset, "shape": [height, width, self.channels]},
+                "params": asdict(params),
+                "level": level,
+            }
+            self._levels[level] = Database(self.path, manifest, sources, encoder.encode(images), self.labels)
+        return self._levels[level]
+
+    def neighbourhoods(self) -> np.ndarray:
+        """(N, (H + 2) * (W + 2) * C) uint8: the images padded by one pixel of the pad value on every side and
+        flattened, where a finer pyramid level reads each coarse pixel's 3x3 neighbourhood (made on first use)."""
+        if "neighbourhoods" not in self._levels:
+            framed = np.pad(self.images(), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=self.pad_value)
+            self._levels["neighbourhoods"] = framed.reshape(self.n_images, -1)
+        return self._levels["neighbourhoods"]
 
     def nearest_index(self):
         """The exact FAISS index over the raw training images (loaded on first use)."""

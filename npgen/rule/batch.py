@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from npgen.data.database import Database
-from npgen.rule.pool import CanvasPools
-from npgen.rule.rng import sample_keys
+from npgen.rule.pool import CanvasPools, FixedPools
+from npgen.rule.rng import level_keys
 
 
 @dataclass
@@ -23,7 +23,7 @@ class RowBatch:
     database: Database
     canvas: np.ndarray  # uint8 (n, H + h, W + 2h, C): the pad value around the images
     keys: np.ndarray  # uint64 (n,): each sample's random key
-    pools: list[CanvasPools]  # one per region
+    pools: list[CanvasPools | FixedPools]  # one per region
     codes: np.ndarray  # (n, block rows, row width): the canvases' completed block rows, encoded (`encode_rows`)
     _semantic: np.ndarray | None = field(default=None, repr=False)
 
@@ -37,23 +37,33 @@ class RowBatch:
         pool_size: int,
         images: np.ndarray | None = None,
         approximate: bool = False,
+        level: int = 0,
+        fixed_pools: list[np.ndarray] | None = None,
     ) -> "RowBatch":
         """A batch of the samples with these global indices; its canvas blank (pad value), or holding `images`.
 
         `allowed` holds the training images candidates may come from, or a list of them, one per region. With
-        `approximate`, each region's pools come from its `Database.prefix_indexes` instead of the exact scan.
+        `approximate`, each region's pools come from its `Database.prefix_indexes` instead of the exact scan;
+        with `fixed_pools` (one (B, K) array per region) they are those for every row. `level` is the pyramid
+        level the batch is sampled at (its samples' keys are `level_keys`).
         """
         n, h, width = len(indices), db.half_window, db.width
-        keys = sample_keys(seed, indices)
+        keys = level_keys(seed, indices, level)
         canvas = np.full((n, db.height + h, width + 2 * h, db.channels), db.pad_value, dtype=np.uint8)
         if images is not None:
             canvas[:, h:, h : h + width] = images
         regions = allowed if isinstance(allowed, list) else [allowed]
         block = db.encoder.block
-        pools = [
-            CanvasPools(db.representations, block, a, keys, pool_size, db.prefix_indexes(a) if approximate else None)
-            for a in regions
-        ]
+        pools = (
+            [FixedPools(p) for p in fixed_pools]
+            if fixed_pools is not None
+            else [
+                CanvasPools(
+                    db.representations, block, a, keys, pool_size, db.prefix_indexes(a) if approximate else None
+                )
+                for a in regions
+            ]
+        )
         codes = np.zeros((n, *db.representations.shape[1:]), dtype=db.representations.dtype)
         return cls(db, canvas, keys, pools, codes)
 

@@ -20,12 +20,14 @@ from npgen.rule.kernels import (
     admissible_rank,
     can_supply,
     centre_index,
+    coarse_index,
+    coarse_term,
     count_admissible,
     nth_admissible,
     positions_per_image,
     search_box,
     take_pixel,
-    weighted_distance,
+    weighted_distance_from,
     widened_rank,
 )
 from npgen.rule.rng import counter_uniform
@@ -117,7 +119,18 @@ def is_candidate(hint, pool, semantic, column, limit, used, budget, y, x, geomet
 
 
 @numba.njit(cache=True, nogil=True)
-def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geometry, rule, scratch, hint=(-1, -1)):
+def coarse_start(coarse, b, image, sy, sx, y, x, channels) -> float:
+    """The coarse term a finer pyramid level's window distance starts from (`kernels.CoarseLevel`): between the
+    neighbourhood of canvas b's pixel (y, x)'s parent and that of source (sy, sx)'s parent in training image `image`."""
+    centre = coarse_index(coarse.width, channels, y >> 1, x >> 1)
+    at = coarse_index(coarse.width, channels, sy >> 1, sx >> 1)
+    return coarse_term(coarse.canvas[b], centre, coarse.sources[image], at, coarse.offsets, channels, coarse.scale)
+
+
+@numba.njit(cache=True, nogil=True)
+def score_candidates(
+    canvas, sources, pool, semantic, used, budget, y, x, geometry, rule, scratch, hint=(-1, -1), coarse=None, b=0
+):
     """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
 
     `geometry` and `rule` are the kernels' `Geometry` and `Rule`, `scratch` is `candidate_buffers`'. Candidates
@@ -131,6 +144,8 @@ def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geomet
     scored first when it is a candidate: with k_min 1 its distance d bounds the admissible threshold by
     (1+eps)*d + abs_tol from the start, so the other windows can stop early sooner. It changes no result.
     An image's windows are scored together (`block_distances`) against the bound as it stood before them.
+    At a finer pyramid level, `coarse` (`kernels.CoarseLevel`, with this canvas's index `b` in it) gives every
+    window's distance its coarse term first.
     """
     offsets, weights, radius, eps, abs_tol = rule.offsets, rule.weights, rule.radius, rule.eps, rule.abs_tol
     context, cand_dist, cand_image, cand_pos, smallest, distances = scratch  # once: a field read is a new reference
@@ -149,18 +164,34 @@ def score_candidates(canvas, sources, pool, semantic, used, budget, y, x, geomet
     ):
         image, position = hint
         at = centre_index(geometry, position // width, position % width)
+        start = 0.0
+        if coarse is not None:
+            start = coarse_start(coarse, b, image, position // width, position % width, y, x, channels)
         bound = admissible_bound(
-            weighted_distance(context, sources[image], at, offsets, weights, channels, np.inf), eps, abs_tol
+            weighted_distance_from(start, context, sources[image], at, offsets, weights, channels, np.inf), eps, abs_tol
         )
     n = 0
     for k in range(pool.shape[0]):
         image = pool[k]
         if not can_supply(image, used, budget) or not within_semantic_limit(semantic, k, column, limit):
             continue
+        start = 0.0
+        if coarse is not None:
+            for r in range(rows):
+                for j in range(columns):
+                    distances[r * columns + j] = coarse_start(
+                        coarse, b, image, first_y + r, first_x + j, y, x, channels
+                    )
+            start = distances[0]
         if rows * columns == 1:  # radius 0: a call per window would cost more than the window
-            distances[0] = weighted_distance(context, sources[image], corner, offsets, weights, channels, bound)
+            distances[0] = weighted_distance_from(
+                start, context, sources[image], corner, offsets, weights, channels, bound
+            )
         else:
-            block_distances(context, sources[image], corner, block, offsets, weights, channels, bound, distances)
+            seeded = coarse is not None
+            block_distances(
+                context, sources[image], corner, block, offsets, weights, channels, bound, distances, seeded
+            )
         for r in range(rows):
             for j in range(columns):
                 d = distances[r * columns + j]
@@ -207,7 +238,9 @@ def continuation(src_image, src_y, src_x, y, x) -> tuple[int, int]:
 
 
 @numba.njit(parallel=True, cache=True)
-def sample_row(canvas, sources, pools, semantic, region, known, used, budget, y, geometry, rule, keys, record):
+def sample_row(
+    canvas, sources, pools, semantic, region, known, used, budget, y, geometry, rule, keys, record, coarse=None
+):
     """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
 
     `pools` is (B, R, K): each canvas's candidate images for each of R regions, and `region` (H*W,) gives each
@@ -215,7 +248,8 @@ def sample_row(canvas, sources, pools, semantic, region, known, used, budget, y,
     block columns) (`RowBatch.semantic`; 0 columns with the semantic filter off). A pixel with known[b, y*W + x]
     (completion: a given pixel) is kept as it is and left unrecorded. `record` is (src_image, src_y, src_x,
     n_candidates, distance), each (B, H, W). A pixel with no admissible candidate is left unwritten with
-    n_candidates 0; the caller fails on it.
+    n_candidates 0; the caller fails on it. At a finer pyramid level `coarse` is the complete coarser level
+    (`kernels.CoarseLevel`), whose term every window distance starts from.
     """
     width = geometry.width
     src_image, src_y, src_x, n_candidates, distance = record
@@ -230,8 +264,9 @@ def sample_row(canvas, sources, pools, semantic, region, known, used, budget, y,
             r = region[y * width + x]
             hint = continuation(src_image[b], src_y[b], src_x[b], y, x)
             n, threshold, _ = score_candidates(
-                canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, rule, scratch, hint
-            )
+                canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, rule, scratch, hint,
+                coarse, b,
+            )  # fmt: skip
             u = counter_uniform(keys[b], y * width + x)
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, u)
             if chosen < 0:

@@ -360,6 +360,8 @@ class CudaSampler(Sampler):
         _check_geometry(self.geometry(), self.window_order()[0])
         if self.semantic_eps is not None:
             raise NpgenError(SEMANTIC_ON_CPU)
+        if self.levels > 1:
+            raise NpgenError("the CUDA sampler samples one level only; sample --levels > 1 on the CPU (--device cpu)")
         self._device_sources = None
 
     def _sources_on_device(self):
@@ -369,8 +371,11 @@ class CudaSampler(Sampler):
             self._device_sources = cuda.to_device(np.ascontiguousarray(self.database.sources))
         return self._device_sources
 
-    def _generate_rows(self, batch: RowBatch, region: np.ndarray, known: np.ndarray, out: Samples) -> None:
-        """As `Sampler._generate_rows`, each row on the GPU; only the pools go up and the canvas comes back."""
+    def _generate_rows(
+        self, batch: RowBatch, region: np.ndarray, known: np.ndarray, out: Samples, coarse: None = None
+    ) -> None:
+        """As `Sampler._generate_rows`, each row on the GPU; only the pools go up and the canvas comes back (one
+        level only: no `coarse`)."""
         from numba import cuda
 
         db = self.database

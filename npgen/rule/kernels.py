@@ -39,6 +39,19 @@ class Geometry(NamedTuple):
     channels: int
 
 
+class CoarseLevel(NamedTuple):
+    """The complete coarser pyramid level a finer level's pixels are matched against (`npgen.rule.pyramid`): each
+    pixel's window distance starts with `scale` times the squared difference between the 3x3 neighbourhood of its
+    parent (y // 2, x // 2) in its coarser sample and that of the candidate window's parent in the candidate image
+    at the coarser level. Both are padded by one pixel of the pad value on every side and flattened."""
+
+    canvas: np.ndarray  # uint8 (B, (h + 2) * (w + 2) * C): the batch's coarser samples
+    sources: np.ndarray  # uint8 (N, (h + 2) * (w + 2) * C): the training images at the coarser level
+    width: int  # w, the coarser level's width
+    offsets: np.ndarray  # int64 (9,): flat offsets of the 3x3 neighbourhood
+    scale: float  # coarse_weight / 9
+
+
 class Rule(NamedTuple):
     """The rule's parameters as the row kernels take them (`Sampler.rule`); semantic_eps is inf with the filter
     off. Offsets and weights are the causal window's, heaviest first (`Sampler.window_order`)."""
@@ -148,7 +161,33 @@ def weighted_distance(context, image, centre, offsets, weights, channels, limit)
     Stops once the partial sum exceeds `limit` and returns that partial sum, which is then known to be > limit
     (every term is >= 0); with limit inf, the full distance.
     """
-    total = np.float64(0.0)
+    return weighted_distance_from(np.float64(0.0), context, image, centre, offsets, weights, channels, limit)
+
+
+@register_jitable(_nrt=False)
+def coarse_index(coarse_width, channels, y, x):
+    """Flat index of pixel (y, x)'s first channel in a flattened coarse level image padded by one pixel on every
+    side (`CoarseLevel`)."""
+    return ((y + 1) * (coarse_width + 2) + x + 1) * channels
+
+
+@register_jitable(inline="always", _nrt=False)
+def coarse_term(canvas, centre, image, at, offsets, channels, scale):
+    """scale * (squared difference between the 3x3 neighbourhoods at flat index `centre` of a padded coarse canvas
+    and `at` of a padded coarse training image, summed over offsets and channels). The sum is an exact integer,
+    so only the product rounds."""
+    total = np.int64(0)
+    for l in range(offsets.shape[0]):
+        for c in range(channels):
+            diff = np.int64(canvas[centre + offsets[l] + c]) - np.int64(image[at + offsets[l] + c])
+            total += diff * diff
+    return mul_rn(np.float64(scale), np.float64(total))
+
+
+@register_jitable(_nrt=False)
+def weighted_distance_from(start, context, image, centre, offsets, weights, channels, limit):
+    """`weighted_distance` with its terms added to `start` (a pyramid level's coarse term, else 0)."""
+    total = start
     for l in range(offsets.shape[0]):
         total = add_window_term(total, context, image, centre + offsets[l], l, weights, channels)
         if total > limit:

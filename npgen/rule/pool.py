@@ -160,6 +160,46 @@ def tie_pool(sample_keys: np.ndarray, allowed: np.ndarray, pool_size: int) -> np
     return pool
 
 
+@numba.njit(parallel=True, cache=True)
+def image_distances(queries: np.ndarray, images: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """(B, M) int64 squared distance between each query (B, D) uint8 and each allowed image allowed[m] of
+    `images` (N, D) uint8."""
+    distances = np.empty((queries.shape[0], allowed.shape[0]), dtype=np.int64)
+    for b in numba.prange(queries.shape[0]):
+        for m in range(allowed.shape[0]):
+            row = images[allowed[m]]
+            total = np.int64(0)
+            for j in range(queries.shape[1]):
+                diff = np.int64(queries[b, j]) - np.int64(row[j])
+                total += diff * diff
+            distances[b, m] = total
+    return distances
+
+
+def complete_pool(
+    canvases: np.ndarray, images: np.ndarray, allowed: np.ndarray, keys: np.ndarray, pool_size: int
+) -> np.ndarray:
+    """(B, K) allowed images nearest to each complete canvas (B, H, W, C) uint8 over all its pixels, `images` being
+    the training images at the same size (N, H, W, C); exact integer distances, ties broken per sample as in
+    `nearest_pool`. Every allowed image when pool_size is 0 or not below their number."""
+    if not 0 < pool_size < len(allowed):
+        return np.ascontiguousarray(np.broadcast_to(allowed, (len(canvases), len(allowed))))
+    queries = np.ascontiguousarray(canvases).reshape(len(canvases), -1)
+    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    return nearest_pool(image_distances(queries, flat, allowed), keys, allowed, pool_size)
+
+
+class FixedPools:
+    """Pools that stay as given for every row: a finer pyramid level's, chosen once from the complete coarser
+    sample (`complete_pool`); `pool(codes, y)` as `CanvasPools`'."""
+
+    def __init__(self, pools: np.ndarray) -> None:
+        self.current = np.ascontiguousarray(pools, dtype=np.int64)
+
+    def pool(self, codes: np.ndarray, y: int) -> np.ndarray:
+        return self.current
+
+
 class CanvasPools:
     """Each canvas's pool of candidate images, refreshed as its rows are filled in raster order.
 

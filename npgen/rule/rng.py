@@ -16,6 +16,7 @@ _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
 _MUL2 = np.uint64(0x94D049BB133111EB)
 TIE_BREAK_STREAM = np.uint64(0x5DEECE66D)
 CLASS_STREAM = np.uint64(0x2545F4914F6CDD1D)
+LEVEL_STREAM = np.uint64(0xD1B54A32D192ED03)
 
 
 @register_jitable
@@ -43,6 +44,13 @@ def sample_keys(seed: int, sample_indices: np.ndarray) -> np.ndarray:
     seed_key = np.uint64(int(seed) % (1 << 64))
     base = _mix_array(seed_key, np.zeros(1, dtype=np.int64))[0]
     return _mix_array(base, np.asarray(sample_indices, dtype=np.int64))
+
+
+def level_keys(seed: int, sample_indices: np.ndarray, level: int) -> np.ndarray:
+    """(B,) uint64 keys of the samples at pyramid level `level`: `sample_keys` at level 0 (a one-level sampler's),
+    mixed with the level at coarser ones, so each level draws its own numbers."""
+    keys = sample_keys(seed, sample_indices)
+    return keys if level == 0 else _mix_array(LEVEL_STREAM ^ np.uint64(level), keys.view(np.int64))
 
 
 @numba.njit(cache=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -39,8 +40,9 @@ from npgen.errors import NpgenError
 from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
 from npgen.rule.batch import RowBatch
 from npgen.rule.cpu import sample_row
-from npgen.rule.kernels import Geometry, Rule
+from npgen.rule.kernels import CoarseLevel, Geometry, Rule
 from npgen.rule.provenance import Samples
+from npgen.rule.pyramid import check_levels, sample_pyramid
 from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
 from npgen.rule.windows import flat_offsets, window_weights
 
@@ -75,6 +77,8 @@ class Sampler:
     pool_search: str = PARAMS["pool_search"].default
     exact_pool_limit: int = PARAMS["exact_pool_limit"].default
     k_min: int = PARAMS["k_min"].default
+    levels: int = PARAMS["levels"].default
+    coarse_weight: float = PARAMS["coarse_weight"].default
     max_source_share: float = PARAMS["max_source_share"].default
     sigma: float | None = PARAMS["sigma"].default
     semantic_eps: float | None = PARAMS["semantic_eps"].default
@@ -85,6 +89,7 @@ class Sampler:
     excluded: np.ndarray | None = None
     class_map: np.ndarray | None = None
     completion: object | None = None
+    level: int = 0  # the pyramid level this sampler copies at (`npgen.rule.pyramid` sets it)
     _weights: np.ndarray = field(init=False, repr=False)
     _included: np.ndarray = field(init=False, repr=False)
 
@@ -107,6 +112,8 @@ class Sampler:
                 )
             if self.class_map.min() < -1 or self.class_map.max() >= len(db.class_names):
                 raise NpgenError(f"a class map holds class indices 0..{len(db.class_names) - 1} (or -1 for any class)")
+        if self.levels > 1:
+            check_levels(self)
 
     @property
     def budget(self) -> int:
@@ -202,10 +209,9 @@ class Sampler:
         """Generate the samples with these global indices; each depends only on (seed, index, class)."""
         indices = np.asarray(sample_indices, dtype=np.int64)
         classes = self.sample_classes(indices, class_label)
-        groups = [self._sample_group(indices[classes == c], int(c)) for c in np.unique(classes)]
-        merged = Samples.concatenate(groups)
-        order = np.argsort(merged.sample_index, kind="stable")
-        return Samples(**{name: getattr(merged, name)[order] for name in Samples.__dataclass_fields__})
+        group = self.sample_group if self.levels == 1 else partial(sample_pyramid, self)
+        merged = Samples.concatenate([group(indices[classes == c], int(c)) for c in np.unique(classes)])
+        return merged.take(np.argsort(merged.sample_index, kind="stable"))
 
     def regions(self, class_label: int) -> tuple[list[np.ndarray], np.ndarray]:
         """(allowed images of each region, (H*W,) region of each pixel): one region unless there is a class map."""
@@ -222,8 +228,16 @@ class Sampler:
             return None, np.zeros((n, db.height * db.width), dtype=np.bool_)
         return self.completion.given(indices), self.completion.known_pixels(indices).reshape(n, -1)
 
-    def _sample_group(self, indices: np.ndarray, class_label: int) -> Samples:
-        """Samples of one class (-1: every training image, or the class map's) in lockstep, row by row."""
+    def sample_group(
+        self,
+        indices: np.ndarray,
+        class_label: int,
+        fixed_pools: list[np.ndarray] | None = None,
+        coarse: CoarseLevel | None = None,
+    ) -> Samples:
+        """Samples of one class (-1: every training image, or the class map's) in lockstep, row by row, at this
+        sampler's level; with `fixed_pools` (one (B, K) array per region) the pools of every row, with `coarse` the
+        complete coarser level every window distance starts from (`npgen.rule.pyramid`)."""
         db = self.database
         n, height, width, channels = len(indices), db.height, db.width, db.channels
         allowed, region = self.regions(class_label)
@@ -231,7 +245,15 @@ class Sampler:
         for r, images in enumerate(allowed):
             self.check_budget(len(images), int((~known[:, region == r]).sum(axis=1).max(initial=0)))
         batch = RowBatch.start(
-            db, self.seed, indices, allowed, self.pool_size, images=given, approximate=self.approximate_pool
+            db,
+            self.seed,
+            indices,
+            allowed,
+            self.pool_size,
+            images=given,
+            approximate=self.approximate_pool,
+            level=self.level,
+            fixed_pools=fixed_pools,
         )
         shape = (n, height, width)
         out = Samples(
@@ -244,7 +266,7 @@ class Sampler:
             n_candidates=np.full(shape, -1, np.int32),
             distance=np.full(shape, np.nan, np.float32),
         )
-        self._generate_rows(batch, region, known, out)
+        self._generate_rows(batch, region, known, out, coarse)
         failed = np.flatnonzero((out.n_candidates == 0).any(axis=(0, 2)))
         if len(failed):
             raise NpgenError(
@@ -253,7 +275,9 @@ class Sampler:
         out.images[:] = batch.images()
         return out
 
-    def _generate_rows(self, batch: RowBatch, region: np.ndarray, known: np.ndarray, out: Samples) -> None:
+    def _generate_rows(
+        self, batch: RowBatch, region: np.ndarray, known: np.ndarray, out: Samples, coarse: CoarseLevel | None = None
+    ) -> None:
         """Generate every row of the batch's canvases in raster order, recording provenance into `out`
         (`npgen.rule.cuda.CudaSampler` runs the same rows on a GPU)."""
         db = self.database
@@ -275,6 +299,7 @@ class Sampler:
                 rule,
                 batch.keys,
                 record,
+                coarse,
             )
             if (out.n_candidates[:, y] == 0).any():
                 return  # the caller reports the row that failed

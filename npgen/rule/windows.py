@@ -70,7 +70,7 @@ def window_distance(
 
 
 @numba.njit(cache=True, nogil=True)
-def block_distances(context, image, corner, block, offsets, weights, channels, limit, out) -> None:
+def block_distances(context, image, corner, block, offsets, weights, channels, limit, out, seeded=False) -> None:
     """`window_distance` from `context` to every window of a rows x columns block of source positions, into
     out[r * columns + j] (the window r rows below and j columns right of the top-left one).
 
@@ -78,11 +78,13 @@ def block_distances(context, image, corner, block, offsets, weights, channels, l
     windows of a row are `channels` apart and the rows `row_stride` apart. Each window's terms are summed in
     window_distance's order, so a complete distance is the same float. The terms are taken for the whole
     block at once, which is faster than one window at a time, until every window's partial sum exceeds `limit`;
-    a window over it may be left with a partial sum, which is then > limit.
+    a window over it may be left with a partial sum, which is then > limit. With `seeded` the terms are added to
+    what `out` holds (a pyramid level's coarse terms), else to 0.
     """
     rows, columns, row_stride = block
-    for q in range(rows * columns):
-        out[q] = 0.0
+    if not seeded:
+        for q in range(rows * columns):
+            out[q] = 0.0
     for l in range(offsets.shape[0]):
         below_limit = 0
         for r in range(rows):

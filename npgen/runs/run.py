@@ -7,6 +7,8 @@ Layout of a run::
     summary/part-00000.parquet    the batch's rows of samples.parquet
     chunks/part-00000.npy         the batch's samples, uint8 (B, H, W, C); written last, it marks a finished batch
     samples.npy                   all samples in order (written when the run completes)
+    levels/1/...                  with --levels L > 1: pyramid level k = 1 .. L-1 (2^k times smaller) of every sample,
+                                  laid out as the run's own provenance/, chunks/ and samples.npy (no pictures but grid.png)
     samples.parquet               one row per sample: class, nearest training image and distance, top-source share
     sources.parquet               image-folder datasets only: src_image -> its file (relative to the folder), class
     grid.png, png/sample-00000.png
@@ -30,7 +32,7 @@ from npgen.data.dataset_cards import known_datasets
 from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.data.files import TMP_MARK, array_sha256, refuse_link
 from npgen.errors import NpgenError
-from npgen.params import describe_differences
+from npgen.params import describe_differences, recorded_params
 
 PROVENANCE_SCHEMA = pa.schema(
     [
@@ -90,6 +92,19 @@ def batch_part(run: Path, kind: str, index: int, suffix: str) -> Path:
     return Path(run) / kind / f"part-{index:05d}.{suffix}"
 
 
+def level_folder(run: Path, level: int) -> Path:
+    """Where pyramid level `level` (>= 1) of a run's samples is kept: a folder laid out like the run's own parts."""
+    return Path(run) / "levels" / str(level)
+
+
+def run_levels(manifest: dict) -> int:
+    """How many pyramid levels a run's samples have (1 for a run sampled before levels, or with --levels 1)."""
+    levels = manifest.get("params", {}).get("levels", 1)
+    if not isinstance(levels, int) or isinstance(levels, bool) or not 1 <= levels <= 16:
+        raise NpgenError(f"the manifest of a run is damaged: its levels {levels!r} is not a small positive integer")
+    return levels
+
+
 BATCH_PARTS = (("provenance", "parquet"), ("summary", "parquet"), ("chunks", "npy"))
 
 
@@ -131,6 +146,8 @@ def _comparable(key: str, manifest: dict, other: dict):
     value = manifest.get(key)
     if key == "dataset" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k != "source"}
+    if key == "params" and isinstance(value, dict):
+        return recorded_params(value)
     if key == "database" and isinstance(value, dict):
         other_value = other.get(key)
         if "id" in value and isinstance(other_value, dict) and "id" in other_value:
@@ -240,10 +257,36 @@ class Run:
                 f"uint8 {expected}; the run is damaged, sample it again"
             )
 
-    def provenance(self, columns: list[str] | None = None) -> pa.Table:
-        """The per-pixel provenance table (optionally only some columns), sorted by sample, y, x."""
+    @property
+    def levels(self) -> int:
+        """The number of pyramid levels of the run's samples (1: the samples only)."""
+        return run_levels(self.manifest)
+
+    def level_samples(self, level: int) -> np.ndarray:
+        """The samples at pyramid level `level` (0: `samples`), (n, H / 2^level, W / 2^level, C) uint8."""
+        if level == 0:
+            return self.samples
+        if not 0 < level < self.levels:
+            raise NpgenError(f"run {self.path} has levels 0..{self.levels - 1}, not {level}")
+        path = level_folder(self.path, level) / "samples.npy"
         try:
-            table = pq.read_table(self.path / "provenance", columns=columns, schema=PROVENANCE_SCHEMA)
+            samples = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise NpgenError(f"{path} is missing or damaged; sample the run again") from err
+        height, width, channels = self.samples.shape[1:]
+        expected = (len(self.samples), height >> level, width >> level, channels)
+        if samples.dtype != np.uint8 or samples.shape != expected:
+            raise NpgenError(
+                f"{path} holds {samples.dtype} {samples.shape}, not uint8 {expected}; sample the run again"
+            )
+        return samples
+
+    def provenance(self, columns: list[str] | None = None, level: int = 0) -> pa.Table:
+        """The per-pixel provenance table of pyramid level `level` (optionally only some columns), sorted by sample,
+        y, x."""
+        folder = self.path if level == 0 else level_folder(self.path, level)
+        try:
+            table = pq.read_table(folder / "provenance", columns=columns, schema=PROVENANCE_SCHEMA)
         except (OSError, pa.ArrowException) as err:
             raise NpgenError(
                 f"the provenance of run {self.path} is unreadable ({(str(err).splitlines() or [''])[0][:100]}); sample the run again"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from npgen.data.files import array_sha256
+from npgen.data.files import array_sha256, make_dir
 from npgen.errors import NpgenError
 from npgen.runs.run import (
     BATCH_PARTS,
@@ -20,7 +20,9 @@ from npgen.runs.run import (
     batch_part,
     command_difference,
     has_batch,
+    level_folder,
     read_manifest,
+    run_levels,
     run_state,
 )
 from npgen.runs.store import RunWriter
@@ -119,9 +121,17 @@ def merge_runs(out: str | os.PathLike, shards: list[str | os.PathLike], command:
             for i, p in sorted(seen.items())
         ]
         writer = RunWriter(work / "run", record, controls=_shard_controls(first_path, first))
+        levels = run_levels(first)
+        for level in range(1, levels):
+            for kind in ("provenance", "chunks"):
+                make_dir(level_folder(writer.path, level) / kind)
         for batch, path in owner.items():
             for kind, suffix in BATCH_PARTS:
                 shutil.copyfile(batch_part(path, kind, batch, suffix), batch_part(writer.path, kind, batch, suffix))
+            for level in range(1, levels):
+                mine, theirs = level_folder(path, level), level_folder(writer.path, level)
+                for kind, suffix in (("provenance", "parquet"), ("chunks", "npy")):
+                    shutil.copyfile(batch_part(mine, kind, batch, suffix), batch_part(theirs, kind, batch, suffix))
         shard_timings = [dict(manifests)[p].get("timings") or {} for p in seen.values()]
         sample_seconds = sum(t.get("sample_seconds", 0.0) for t in shard_timings)
         if (first_path / SOURCES_FILE).exists():

@@ -40,7 +40,9 @@ from npgen.runs.run import (
     command_difference,
     damaged_part,
     has_batch,
+    level_folder,
     read_manifest,
+    run_levels,
     run_state,
 )
 
@@ -179,7 +181,16 @@ class RunWriter:
         return has_batch(self.path, index)
 
     def write_batch(self, index: int, samples: Samples, summary: pa.Table) -> None:
-        """Persist one batch: its provenance and summary rows first, then its images."""
+        """Persist one batch: its coarser pyramid levels, its provenance and summary rows, then its images."""
+        for level, coarser in enumerate(samples.coarser, 1):
+            folder = level_folder(self.path, level)
+            coarse_table = provenance_table(coarser)
+            for sub in ("provenance", "chunks"):
+                make_dir(folder / sub)
+            atomic_write(
+                batch_part(folder, "provenance", index, "parquet"), lambda tmp: write_provenance(coarse_table, tmp)
+            )
+            write_array(batch_part(folder, "chunks", index, "npy"), coarser.images)
         table = provenance_table(samples)
         atomic_write(self._chunk("provenance", index, "parquet"), lambda tmp: write_provenance(table, tmp))
         atomic_write(self._chunk("summary", index, "parquet"), lambda tmp: pq.write_table(summary, tmp))
@@ -211,7 +222,10 @@ class RunWriter:
         return True
 
     def _read_part(self, kind: str, index: int, suffix: str, read):
-        part = self._chunk(kind, index, suffix)
+        return self._read_part_at(self.path, kind, index, suffix, read)
+
+    def _read_part_at(self, folder: Path, kind: str, index: int, suffix: str, read):
+        part = batch_part(folder, kind, index, suffix)
         try:
             return read(part)
         except (OSError, ValueError, pa.ArrowException):
@@ -233,6 +247,11 @@ class RunWriter:
         images = np.concatenate([batch_images for batch_images, _ in batches])
         summary = pa.concat_tables([batch_summary for _, batch_summary in batches])
         write_array(self.path / "samples.npy", images)
+        for level in range(1, run_levels(self.manifest)):
+            folder = level_folder(self.path, level)
+            parts = [self._read_part_at(folder, "chunks", i, "npy", np.load) for i in range(n_batches)]
+            write_array(folder / "samples.npy", np.concatenate(parts))
+            write_png(grid_pixels(np.concatenate(parts)[:256]), folder / "grid.png")
         atomic_write(self.path / "samples.parquet", lambda tmp: pq.write_table(summary, tmp))
         if sources is not None:
             atomic_write(self.path / SOURCES_FILE, lambda tmp: pq.write_table(sources, tmp, compression="zstd"))

@@ -10,9 +10,11 @@ import numpy as np
 
 from npgen.data.clusters import cluster_labels
 from npgen.data.datasets import Dataset
+from npgen.data.levels import level_images
 from npgen.errors import NpgenError
+from npgen.params import source_budget
 from npgen.rule.sampler import draw_classes
-from npgen.runs.run import Run, load_test_split
+from npgen.runs.run import Run, check_provenance, load_test_split
 
 
 @dataclass
@@ -26,7 +28,9 @@ class VerifyReport:
     a finite number >= 0); excluded_pixels counts pixels copied from an excluded training image;
     given_changed counts a completion's given pixels that differ from its input (or the input from the
     test image it names). missing_or_duplicate counts pixels without exactly one provenance row (a
-    completion's given pixels: without any).
+    completion's given pixels: without any). With pyramid levels every count (and n_pixels) covers every level,
+    each coarser level checked against the training images' level images derived again from the dataset, under
+    its own budget (max_source_share of its pixels); max_source_pixels and source_budget are level 0's.
     """
 
     n_pixels: int
@@ -41,6 +45,7 @@ class VerifyReport:
     max_source_pixels: int
     source_budget: int
     n_excluded_images: int
+    levels: int = 1
 
     @property
     def ok(self) -> bool:
@@ -68,34 +73,25 @@ def expected_classes(manifest: dict, class_counts: np.ndarray, n: int) -> np.nda
 
 
 def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
-    """Re-derive every generated pixel from its recorded source in the dataset itself (not the database),
-    and check the run's guarantees: locality radius, class, source budget."""
+    """Re-derive every generated pixel, at every pyramid level, from its recorded source in the dataset itself (not
+    the database), and check the run's guarantees at each: locality radius, class, source budget, exclusion."""
     run = Run(run_path)
     data = run.dataset(data_root)
-    table = run.provenance()
-    column = {name: table.column(name).to_numpy() for name in table.column_names}
     samples = np.asarray(run.samples)
-    n, height, width = samples.shape[:3]
-    run.check_provenance(column, data.n_images)
+    n = len(samples)
     if data.images.shape[1:] != samples.shape[1:]:
         raise NpgenError(
             f"run {run.path} holds {samples.shape[1:]} samples but its dataset has {data.images.shape[1:]} images; the run is damaged, sample it again"
         )
-    copied = data.images[column["src_image"], column["src_y"], column["src_x"]]
-    generated = samples[column["sample"], column["y"], column["x"]]
-    mismatches = int(np.any(copied != generated, axis=-1).sum())
-    seen = np.bincount(
-        (column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width
-    )
     params = run.manifest["params"]
     try:
         radius = int(params["radius"])
-        budget = int(params.get("source_budget", height * width))
+        budget = int(params.get("source_budget", samples.shape[1] * samples.shape[2]))
+        share = float(params.get("max_source_share", 1.0))
     except (KeyError, TypeError, ValueError):
         raise NpgenError(
             f"the manifest of run {run.path} is damaged: its params lack a numeric radius or source_budget; sample the run again"
         ) from None
-    far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
     labels = data.labels
     if data.unlabelled:  # a flat folder's classes are clusters: derive them again rather than trust the cache
         labels = cluster_labels(data.images)
@@ -116,32 +112,103 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         raise NpgenError(
             f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again"
         )
-    pixel_class = classes[column["sample"]]
-    class_map = run.control("class_map")
-    if class_map is not None:
-        pixel_class = class_map[column["y"], column["x"]]
-    wrong_class = int(((pixel_class >= 0) & (labels[column["src_image"]] != pixel_class)).sum())
-    pairs, per_pair = np.unique(
-        column["sample"].astype(np.int64) * data.n_images + column["src_image"], return_counts=True
-    )
-    per_sample_max = np.zeros(n, np.int64)
-    np.maximum.at(per_sample_max, pairs // data.n_images, per_pair)
-    distance = column["distance"]
-    unproducible = int(((column["n_candidates"] < 1) | ~np.isfinite(distance) | (distance < 0)).sum())
+    guarantees = Guarantees(radius, labels, classes, run.control("class_map"), included)
     known, given_changed = _check_given(run, samples, data, data_root)
+    found = check_level(run, data.images, samples, known, guarantees, budget)
+    for level in range(1, run.levels):
+        coarse = np.asarray(run.level_samples(level))
+        level_budget = source_budget(share, coarse.shape[1] * coarse.shape[2])
+        no_given = np.zeros(coarse.shape[:3], dtype=bool)
+        found += check_level(run, level_images(data.images, level), coarse, no_given, guarantees, level_budget, level)
     return VerifyReport(
+        n_pixels=found.n_pixels,
+        mismatches=found.mismatches,
+        missing_or_duplicate=found.missing_or_duplicate,
+        outside_radius=found.outside_radius,
+        wrong_class=found.wrong_class,
+        over_budget=found.over_budget,
+        unproducible=found.unproducible,
+        excluded_pixels=found.excluded_pixels,
+        given_changed=given_changed,
+        max_source_pixels=found.max_source_pixels,
+        source_budget=budget,
+        n_excluded_images=int(len(excluded)),
+        levels=run.levels,
+    )
+
+
+@dataclass
+class Guarantees:
+    """What every level of a run must keep: the locality radius, each sample's class (or the class map's), the
+    training images' classes and which images are allowed (not excluded)."""
+
+    radius: int
+    labels: np.ndarray
+    classes: np.ndarray  # (n,) each sample's class, -1 for any
+    class_map: np.ndarray | None  # (H, W) at level 0
+    included: np.ndarray  # (N,) bool
+
+
+@dataclass
+class LevelCounts:
+    """What `check_level` counts at one pyramid level (`VerifyReport` sums them over the levels)."""
+
+    n_pixels: int
+    mismatches: int
+    missing_or_duplicate: int
+    outside_radius: int
+    wrong_class: int
+    over_budget: int
+    unproducible: int
+    excluded_pixels: int
+    max_source_pixels: int  # the most pixels one training image gave one sample, at level 0 only
+
+    def __add__(self, other: "LevelCounts") -> "LevelCounts":
+        summed = {name: getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__}
+        return LevelCounts(**{**summed, "max_source_pixels": self.max_source_pixels})
+
+
+def check_level(
+    run: Run,
+    images: np.ndarray,
+    samples: np.ndarray,
+    known: np.ndarray,
+    guarantees: Guarantees,
+    budget: int,
+    level: int = 0,
+) -> LevelCounts:
+    """Check one pyramid level of a run: its samples (n, h, w, C) against the training images at that level
+    (`images`, derived from the dataset), the provenance recorded for it and the run's guarantees."""
+    table = run.provenance(level=level)
+    column = {name: table.column(name).to_numpy() for name in table.column_names}
+    n, height, width = samples.shape[:3]
+    n_images = len(images)
+    check_provenance(run.path, column, n, height, width, n_images)
+    copied = images[column["src_image"], column["src_y"], column["src_x"]]
+    generated = samples[column["sample"], column["y"], column["x"]]
+    seen = np.bincount(
+        (column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width
+    )
+    radius = guarantees.radius
+    far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
+    pixel_class = guarantees.classes[column["sample"]]
+    if guarantees.class_map is not None:
+        pixel_class = guarantees.class_map[column["y"] << level, column["x"] << level]
+    wrong_class = int(((pixel_class >= 0) & (guarantees.labels[column["src_image"]] != pixel_class)).sum())
+    pairs, per_pair = np.unique(column["sample"].astype(np.int64) * n_images + column["src_image"], return_counts=True)
+    per_sample_max = np.zeros(n, np.int64)
+    np.maximum.at(per_sample_max, pairs // n_images, per_pair)
+    distance = column["distance"]
+    return LevelCounts(
         n_pixels=n * height * width,
-        mismatches=mismatches,
+        mismatches=int(np.any(copied != generated, axis=-1).sum()),
         missing_or_duplicate=int((seen != (~known).ravel()).sum()),
         outside_radius=int(far.sum()),
         wrong_class=wrong_class,
         over_budget=int((per_sample_max > budget).sum()),
-        unproducible=unproducible,
-        excluded_pixels=int((~included[column["src_image"]]).sum()),
-        given_changed=given_changed,
+        unproducible=int(((column["n_candidates"] < 1) | ~np.isfinite(distance) | (distance < 0)).sum()),
+        excluded_pixels=int((~guarantees.included[column["src_image"]]).sum()),
         max_source_pixels=int(per_sample_max.max(initial=0)),
-        source_budget=budget,
-        n_excluded_images=int(len(excluded)),
     )
 
 

@@ -1,0 +1,80 @@
+"""Coarse-to-fine sampling: a small image first, then each finer level guided by the complete coarser one.
+
+With `levels` L > 1 a sample is made L times, from the coarsest level L - 1 to level 0 (the images' own
+size), each level by the one-level rule over the database at that level (`Database.level`: every training
+image's exact integer box means, `npgen.data.levels`):
+
+1. the coarsest level is sampled exactly as a one-level sampler samples images of that size;
+2. at each finer level k the pool is chosen once, from the complete sample of level k + 1: the
+   `pool_size` allowed training images nearest to it at level k + 1 (exact integer distances over all its
+   pixels, `complete_pool`), instead of from the rows completed so far. The coarse sample so decides which
+   images shape the whole canvas from the first row on, where a one-level pool is chosen from nothing;
+3. with `coarse_weight` w > 0, every window distance at level k also starts with w/9 times the squared
+   difference between the 3x3 neighbourhood of the pixel's parent (y // 2, x // 2) in the complete coarser
+   sample and that of the candidate window's parent in the candidate image at level k + 1
+   (`kernels.CoarseLevel`): the finer level follows the coarser layout, not only its choice of images.
+
+Every level copies its pixels from training images at that level and records their provenance, under its
+own source budget (max_source_share of the level's pixels), the same class and the same exclusion; the
+levels draw independent random numbers (`rng.level_keys`), level 0 those of a one-level sampler. The
+class of an unconditional sample is drawn once, for all its levels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from npgen.data.levels import level_shape
+from npgen.errors import NpgenError
+from npgen.rule.kernels import CoarseLevel
+from npgen.rule.pool import complete_pool
+from npgen.rule.provenance import Samples
+from npgen.rule.rng import level_keys
+
+if TYPE_CHECKING:
+    from npgen.rule.sampler import Sampler
+
+
+def check_levels(sampler: "Sampler") -> None:
+    """Refuse, in one line, a pyramid the sampler's images or controls do not allow (yet)."""
+    db = sampler.database
+    level_shape(db.height, db.width, sampler.levels - 1)
+    if sampler.class_map is not None:
+        raise NpgenError("--levels > 1 does not take a class map yet; sample with --levels 1")
+    if sampler.completion is not None:
+        raise NpgenError("--levels > 1 does not complete images yet; complete with --levels 1")
+
+
+def coarse_level(coarser_db, samples: np.ndarray, coarse_weight: float) -> CoarseLevel | None:
+    """The finer level's `CoarseLevel` from the complete coarser `samples` (B, h, w, C) and the database at their
+    level; None with coarse_weight 0 (the coarser level then only chooses the pool)."""
+    if coarse_weight == 0:
+        return None
+    n, height, width, channels = samples.shape
+    framed = np.pad(samples, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=coarser_db.pad_value)
+    offsets = np.array([(dy * (width + 2) + dx) * channels for dy in (-1, 0, 1) for dx in (-1, 0, 1)], np.int64)
+    return CoarseLevel(
+        framed.reshape(n, -1), coarser_db.neighbourhoods(), width, offsets, float(coarse_weight) / len(offsets)
+    )
+
+
+def sample_pyramid(sampler: "Sampler", indices: np.ndarray, class_label: int) -> Samples:
+    """Samples of one class (-1: every training image) through every level (module docstring): level 0's samples,
+    with `coarser` holding levels 1 .. L - 1."""
+    db = sampler.database
+    at_level = [replace(sampler, database=db.level(k), levels=1, level=k) for k in range(sampler.levels)]
+    made = [at_level[-1].sample_group(indices, class_label)]
+    for k in range(sampler.levels - 2, -1, -1):
+        finer, coarser = at_level[k], at_level[k + 1]
+        keys = level_keys(sampler.seed, indices, k)
+        pools = complete_pool(
+            made[-1].images, coarser.database.images(), finer.allowed(class_label), keys, sampler.pool_size
+        )
+        coarse = coarse_level(coarser.database, made[-1].images, sampler.coarse_weight)
+        made.append(finer.sample_group(indices, class_label, fixed_pools=[pools], coarse=coarse))
+    finest = made[-1]
+    finest.coarser = made[-2::-1]
+    return finest

@@ -1,0 +1,99 @@
+"""Coarse-to-fine sampling (--levels) on real MNIST: level images are exact box means, every level is stored and
+verified, output does not depend on batch size, and what a pyramid cannot take is refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from reference import reference_level
+
+from npgen import api
+from npgen.cli import main
+from npgen.data.levels import level_images
+from npgen.errors import NpgenError
+from npgen.rule.sampler import Sampler
+from npgen.runs.run import Run
+
+LEVELS = {"levels": 2, "coarse_weight": 1.0, "batch_size": 6}
+
+
+def test_level_images_are_rounded_box_means_of_the_originals(mnist_subset):
+    images = mnist_subset.images[:500]
+    for level in (1, 2):
+        made = level_images(images, level)
+        assert made.shape == (500, 28 >> level, 28 >> level, 1)
+        np.testing.assert_array_equal(made, reference_level(images, level))
+    with pytest.raises(NpgenError, match="multiples of 8"):
+        level_images(images, 3)
+
+
+def test_pyramid_output_does_not_depend_on_batch_size(mnist_db):
+    made = [Sampler(mnist_db, **{**LEVELS, "batch_size": size}).sample(5, 4) for size in (2, 5)]
+    for got, other in [(made[0], made[1]), (made[0].coarser[0], made[1].coarser[0])]:
+        for name in ("images", "src_image", "src_y", "src_x", "n_candidates", "distance"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(other, name), err_msg=name)
+
+
+def test_the_coarse_weight_makes_the_finer_level_follow_the_coarser_one(mnist_db):
+    """With the coarse term, level 0 box-averaged is close to level 1; without it, only the pool is shared."""
+    gaps = {}
+    for weight in (0.0, 4.0):
+        out = Sampler(mnist_db, levels=2, coarse_weight=weight, batch_size=8).sample(8, 2)
+        fine = level_images(out.images, 1).astype(np.int64)
+        gaps[weight] = np.abs(fine - out.coarser[0].images).mean()
+    assert gaps[4.0] < 0.6 * gaps[0.0], gaps
+
+
+@pytest.fixture(scope="module")
+def pyramid_run(module_cache, data_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pyramid") / "run"
+    return api.sample_run(out, "mnist", 12, "5", data_root, sampler_options=LEVELS, command="test")
+
+
+def test_a_pyramid_run_keeps_and_verifies_every_level(pyramid_run, data_root):
+    run = Run(pyramid_run)
+    assert run.levels == 2 and run.manifest["params"]["coarse_weight"] == 1.0
+    coarse = np.asarray(run.level_samples(1))
+    assert coarse.shape == (12, 14, 14, 1)
+    assert run.provenance(level=1).num_rows == 12 * 14 * 14
+    assert (pyramid_run / "levels" / "1" / "grid.png").is_file()
+    result = CliRunner().invoke(main, ["verify", str(pyramid_run), "--data-root", str(data_root)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["levels"] == 2 and report["n_pixels"] == 12 * (28 * 28 + 14 * 14)
+    assert report["mismatches"] == 0 and report["over_budget"] == 0
+
+
+def test_verify_catches_a_changed_pixel_at_a_coarser_level(pyramid_run, data_root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(pyramid_run, copy)
+    samples = np.load(copy / "levels" / "1" / "samples.npy")
+    samples[3, 7, 7, 0] ^= 0xFF
+    np.save(copy / "levels" / "1" / "samples.npy", samples)
+    result = CliRunner().invoke(main, ["verify", str(copy), "--data-root", str(data_root)])
+    assert result.exit_code == 1
+    assert json.loads(result.output.splitlines()[0])["mismatches"] == 1
+
+
+def test_levels_the_images_do_not_have_are_refused_in_one_line(module_cache, data_root, tmp_path):
+    result = CliRunner().invoke(
+        main, ["sample", "--dataset", "mnist", "-n", "2", "--levels", "4", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith("error: 28x28 images have no pyramid level 3")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_pyramid_refuses_controls_it_does_not_take(mnist_db):
+    with pytest.raises(NpgenError, match="class map"):
+        Sampler(mnist_db, levels=2, class_map=np.full((28, 28), 3))
+
+
+def test_information_maps_refuse_a_pyramid_run(pyramid_run, data_root):
+    with pytest.raises(NpgenError, match="pyramid levels"):
+        api.infomap_run(pyramid_run, data_root=data_root)
