@@ -97,3 +97,17 @@ def test_a_pyramid_refuses_controls_it_does_not_take(mnist_db):
 def test_information_maps_refuse_a_pyramid_run(pyramid_run, data_root):
     with pytest.raises(NpgenError, match="pyramid levels"):
         api.infomap_run(pyramid_run, data_root=data_root)
+
+
+def test_shards_of_a_pyramid_run_merge_into_the_same_levels(pyramid_run, data_root, tmp_path):
+    shards = [
+        api.sample_run(
+            tmp_path / f"shard{i}", "mnist", 12, "5", data_root, sampler_options=LEVELS, command="test", shard=f"{i}/2"
+        )
+        for i in range(2)
+    ]
+    merged = api.merge_runs(tmp_path / "merged", shards, command="test")
+    for level in (0, 1):
+        np.testing.assert_array_equal(Run(merged).level_samples(level), Run(pyramid_run).level_samples(level))
+        assert Run(merged).provenance(level=level).equals(Run(pyramid_run).provenance(level=level))
+    assert api.verify_run(merged, data_root).ok

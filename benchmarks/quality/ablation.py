@@ -129,14 +129,17 @@ SETTINGS = {  # name: the parameters under study (absolute, so a row means the s
 }
 
 
-def run_setting(dataset: str, name: str, per_class: int, data_root) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(images, requested classes, run facts) of one setting: one run per class, verified."""
-    window = {k: v for k, v in SETTINGS[name].items() if k in WINDOW}
-    options = {k: v for k, v in SETTINGS[name].items() if k not in window}
+def run_setting(
+    dataset: str, name: str, per_class: int, data_root, settings: dict = SETTINGS, study: str = "ablation"
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(images, requested classes, run facts) of one setting of `settings`: one run per class (kept under
+    benchmarks/runs/<study>-<dataset>/), verified."""
+    window = {k: v for k, v in settings[name].items() if k in WINDOW}
+    options = {k: v for k, v in settings[name].items() if k not in window}
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     images, labels, seconds, failing, top_share = [], [], 0.0, 0, []
     for class_label in range(10):
-        out = RUNS / f"ablation-{dataset}" / slug / f"class-{class_label}" / f"n{per_class}"
+        out = RUNS / f"{study}-{dataset}" / slug / f"class-{class_label}" / f"n{per_class}"
         try:
             run = Run(out)
         except NpgenError:
@@ -161,7 +164,7 @@ def run_setting(dataset: str, name: str, per_class: int, data_root) -> tuple[np.
         params = run.manifest["params"]
     shares = np.concatenate(top_share)
     facts = {
-        "setting": SETTINGS[name],
+        "setting": settings[name],
         "params": params,
         "window": run.manifest["database"]["params"],
         "runs_failing_verify": failing,
