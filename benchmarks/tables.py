@@ -255,6 +255,41 @@ def ablation_table(dataset: str, n: int) -> str:
     )
 
 
+def pyramid_table(dataset: str, n: int) -> str:
+    """benchmarks/quality/pyramid.py: pyramid variants against one level, at each source budget, in classifier
+    features; then the frontier: the best recognised share at each budget."""
+    r = load(f"pyramid-{dataset}-{n}")
+    if r is None:
+        return ""
+    rows = [
+        "| variant | budget | requested class | FID | precision / recall | near-copies | max top-source share | images/s (run) | verify (every level) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    floor = r["floor"]
+    rows.append(
+        f"| training images (floor) | | {pct(floor['class_accuracy'])} | {floor['fid']:.2f} | "
+        f"{floor['precision']:.2f} / {floor['recall']:.2f} | {pct(floor['near_copy_rate'])} | | | |"
+    )
+    best: dict[float, tuple[float, str]] = {}
+    for name, row in r["rows"].items():
+        s, p = row["scores"], row["params"]
+        variant, budget = name.rsplit(", budget ", 1)
+        share = p["max_source_share"]
+        if s["class_accuracy"] > best.get(share, (-1.0, ""))[0]:
+            best[share] = (s["class_accuracy"], variant)
+        rows.append(
+            f"| {variant} | {budget} | {pct(s['class_accuracy'])} | {s['fid']:.2f} ± {s['fid_bootstrap_sd']:.2f} | "
+            f"{s['precision']:.2f} / {s['recall']:.2f} | {pct(s['near_copy_rate'])} | {row['max_top_source_share']:.3f} | "
+            f"{1 / row['sample_seconds_per_image']:.0f} | {'ok' if row['runs_failing_verify'] == 0 else 'FAILED'} |"
+        )
+    frontier = ", ".join(f"{pct(share)}: {pct(acc)} ({variant})" for share, (acc, variant) in sorted(best.items()))
+    return (
+        "\n".join(rows)
+        + f"\n\nBest recognised share at each budget: {frontier}. {r['per_class']} samples per class per row."
+        + f" Command: `{r['command']}`; {r['machine']}; {r['date']}."
+    )
+
+
 def seeds_table(dataset: str) -> str:
     """benchmarks/quality/seeds.py: the class-conditional scores of one setting at several seeds."""
     r = load(f"seeds-{dataset}")
@@ -787,6 +822,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "ablation-mnist-1000": lambda: ablation_table("mnist", 1000),
     "ablation-mnist-500": lambda: ablation_table("mnist", 500),
     "seeds-cifar10": lambda: seeds_table("cifar10"),
+    "pyramid-cifar10-1000": lambda: pyramid_table("cifar10", 1000),
+    "pyramid-mnist-1000": lambda: pyramid_table("mnist", 1000),
     "likelihood": likelihood_table,
     "speed": speed_table,
     "checkouts-refactor": checkouts_table,

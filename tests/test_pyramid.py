@@ -37,6 +37,21 @@ def test_pyramid_output_does_not_depend_on_batch_size(mnist_db):
             np.testing.assert_array_equal(getattr(got, name), getattr(other, name), err_msg=name)
 
 
+def test_pyramid_output_does_not_depend_on_the_number_of_threads(mnist_db):
+    import numba
+
+    made = []
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        try:
+            made.append(Sampler(mnist_db, **LEVELS).sample(4, 7))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for got, other in [(made[0], made[1]), (made[0].coarser[0], made[1].coarser[0])]:
+        np.testing.assert_array_equal(got.images, other.images)
+        np.testing.assert_array_equal(got.src_image, other.src_image)
+
+
 def test_the_coarse_weight_makes_the_finer_level_follow_the_coarser_one(mnist_db):
     """With the coarse term, level 0 box-averaged is close to level 1; without it, only the pool is shared."""
     gaps = {}

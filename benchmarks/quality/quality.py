@@ -51,6 +51,10 @@ ABLATIONS = {  # one change each from the settings above, to show why the preset
     "cifar10-conditional-nobudget": ("cifar10-conditional", {"max_source_share": 1.0}),
     "mnist-unconditional-kmin3": ("mnist-unconditional", {"k_min": 3}),
     "mnist-unconditional-nomixture": ("mnist-unconditional", {"class_mixture": 0}),
+    "mnist-unconditional-levels2": ("mnist-unconditional", {"levels": 2}),
+    "mnist-unconditional-levels2-coarse1": ("mnist-unconditional", {"levels": 2, "coarse_weight": 1.0}),
+    "mnist-conditional-levels2": ("mnist-conditional", {"levels": 2}),
+    "mnist-conditional-levels2-coarse1": ("mnist-conditional", {"levels": 2, "coarse_weight": 1.0}),
 }
 for name, (base, change) in ABLATIONS.items():
     EXPERIMENTS[name] = {**EXPERIMENTS[base], "options": {**EXPERIMENTS[base]["options"], **change}}
