@@ -134,6 +134,7 @@ def test_report_html_is_one_self_contained_page(report):
     assert "the 6,131 training images of class 3" in page
     assert "informative pixels" in page and "Per-sample numbers (first 6)" in page
     assert page.count("<figcaption>") == len(figure_files())
+    assert "Pyramid levels" not in page and not list(report.glob("levels-*.png"))  # a one-level run has no levels
 
 
 def test_a_report_is_rewritten_in_place_and_drops_stale_examples(report, mnist_run, data_root, tmp_path):

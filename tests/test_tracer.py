@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from npgen.analysis.composition import compose, gini
@@ -12,6 +13,7 @@ from npgen.analysis.parts import find_parts
 from npgen.analysis.trace_figures import parts_figure, pixel_figure
 from npgen.analysis.tracer import PixelTrace, Tracer
 from npgen.api import sample_run
+from npgen.cli import main
 from npgen.errors import NpgenError
 
 # A 4x5 sample; each letter is (training image, dy, dx):
@@ -209,6 +211,16 @@ def test_pixel_traces_back_to_the_copied_source_pixel(tracer):
         np.testing.assert_array_equal(source, tracer.run.samples[sample, y, x])
         assert trace.src_class == 3 and trace.src_class_name == "3"
         assert trace.informative == (trace.n_candidates <= 8)
+        assert trace.level == 0 and trace.ancestors == ()  # a one-level run: no coarser levels to trace
+
+
+def test_a_one_level_pixel_trace_prints_one_line(mnist_run, data_root, tmp_path):
+    args = ["trace", str(mnist_run), "--sample", "1", "--pixel", "5,20", "--out", str(tmp_path / "p.png")]
+    result = CliRunner().invoke(main, [*args, "--data-root", str(data_root)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("sample 1 pixel (y=5, x=20) <- training image ")
+    assert lines[1] == f"figure: {tmp_path / 'p.png'}"
 
 
 def test_out_of_range_queries_say_what_exists(tracer):

@@ -91,6 +91,16 @@ def compose_panels(panels: list[tuple[Image.Image, list[str]]], caption: list[st
     return figure
 
 
+def stack_rows(rows: list[Image.Image]) -> Image.Image:
+    """Figures one under another, left-aligned, on the background colour."""
+    figure = Image.new("RGB", (max(row.width for row in rows), sum(row.height for row in rows)), BACKGROUND)
+    top = 0
+    for row in rows:
+        figure.paste(row, (0, top))
+        top += row.height
+    return figure
+
+
 def outline_outside(mask: np.ndarray) -> np.ndarray:
     """Pixels just outside a boolean mask (4-neighbours of it): an outline that leaves the region's tint visible."""
     near = np.zeros(mask.shape, dtype=bool)

@@ -12,6 +12,7 @@ otherwise::
     sources_per_sample.png distinct source images per sample (all vs informative pixels)
     samples.png            the first samples
     parts-<i>.png, pixel-<i>.png   for the first n_example_samples samples (Tracer.parts_figure / pixel_figure)
+    levels-<i>.png         a run with pyramid levels only: those samples' levels side by side (Tracer.levels_figure)
     report.html            one page, every image embedded as a data URI: opens from disk with no server
 
 The charts are made by `npgen.analysis.report_charts` and the page by `npgen.analysis.report_page`.
@@ -149,10 +150,15 @@ def write_report(
                 f"Sample {i}: one pixel, (y={y}, x={x}), traced to its source.",
             )
         )
-    written = {name for name, _, _ in figures}
-    for name, png, _ in figures:
+    levels: list[tuple[str, bytes, str]] = []
+    if tracer.levels > 1:
+        for i in range(min(n_example_samples, tracer.n_samples)):
+            caption = f"Sample {i} at its {tracer.levels} levels, each coarser level enlarged to the sample's size."
+            levels.append((f"levels-{i}.png", _png_bytes(tracer.levels_figure(i)), caption))
+    written = {name for name, _, _ in [*figures, *levels]}
+    for name, png, _ in [*figures, *levels]:
         _write_bytes(out / name, png)
-    for stale in [*out.glob("parts-*.png"), *out.glob("pixel-*.png")]:
+    for stale in [*out.glob("parts-*.png"), *out.glob("pixel-*.png"), *out.glob("levels-*.png")]:
         if stale.name not in written:
             stale.unlink()
 
@@ -161,6 +167,8 @@ def write_report(
         int(i): _png_bytes(image_grid(tracer.dataset.images[int(i)][None], columns=1, scale=1, gap=0))
         for i in top.column("src_image").to_numpy()[:N_TOP_SOURCES]
     }
-    page = report_page(run_path, tracer.run.manifest, tracer.dataset.class_names, c, figures, thumbs, summary)
+    page = report_page(
+        run_path, tracer.run.manifest, tracer.dataset.class_names, c, figures, thumbs, summary, levels=levels
+    )
     atomic_write(out / "report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return out

@@ -215,6 +215,29 @@ def _figure(png: bytes, caption: str, alt: str, css: str = "") -> str:
     return f"<figure>{_img(png, alt, css)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
+def _levels_section(manifest: dict, levels: Sequence[tuple[str, bytes, str]]) -> list[str]:
+    """The "Pyramid levels" section: what a level is and how it is checked, then the samples' levels."""
+    params = manifest.get("params") or {}
+    count = params.get("levels")
+    section = [
+        "<h2>Pyramid levels</h2>",
+        f"<p>This run was sampled coarse to fine over {html.escape(str(count))} pyramid levels "
+        f"(coarse_weight {html.escape(str(params.get('coarse_weight')))}). Level k is the image 2<sup>k</sup> times "
+        "smaller; level 0 is the samples themselves. At level k every training image is replaced by its box means "
+        "(each pixel the rounded mean of a 2<sup>k</sup>x2<sup>k</sup> block of the original, computed exactly in "
+        "integers), and every pixel of a sample's level-k image is copied from one of these box-mean images, its "
+        "source kept like level 0's in <code>levels/K/provenance</code>. The coarsest level is sampled first; each "
+        "finer level then takes its training images from those nearest the complete coarser level and, with a "
+        "coarse_weight above 0, follows its layout: pixel (y, x) of level k has its parent (y // 2, x // 2) at level "
+        "k + 1. A finer level is a new copy, not the coarser one refined in place. <code>npgen verify</code> derives "
+        "every level's box-mean images again from the dataset and checks every copied pixel of every level against "
+        "its recorded source; <code>npgen trace --pixel</code> names a pixel's source at each level. Below, each "
+        "sample's levels side by side, every coarser level enlarged by pixel repetition to the sample's size so "
+        "they line up.</p>",
+    ]
+    return section + [_figure(png, caption, name) for name, png, caption in levels]
+
+
 def report_page(
     run_path: Path,
     manifest: dict,
@@ -223,8 +246,10 @@ def report_page(
     figures: list[tuple[str, bytes, str]],
     thumbs: dict[int, bytes],
     summary: pa.Table | None,
+    levels: Sequence[tuple[str, bytes, str]] = (),
 ) -> str:
-    """The report's HTML: the run's details, run-level numbers, figures (name, PNG, caption), per-sample numbers
+    """The report's HTML: the run's details, run-level numbers, figures (name, PNG, caption), for a run with
+    pyramid levels its samples' levels (`levels`: name, PNG, caption; no section when empty), per-sample numbers
     (with the nearest training image from `summary`, the run's samples.parquet) and the most-used training images
     (`thumbs`: their PNGs by index)."""
     run = c.run
@@ -263,6 +288,8 @@ def report_page(
     parts.append("<h2>Figures</h2>")
     for name, png, caption in figures:
         parts.append(_figure(png, caption, name, "pixels" if name == "samples.png" else ""))
+    if levels:
+        parts += _levels_section(manifest, levels)
 
     n_rows = min(N_TABLE_SAMPLES, run["n_samples"])
     parts.append(f"<h2>Per-sample numbers (first {n_rows})</h2>")

@@ -1,4 +1,5 @@
-"""Provenance figures: one pixel traced to its source, one sample's parts (drawn with `npgen.analysis.drawing`).
+"""Provenance figures: one pixel traced to its source, one sample's parts, one sample's pyramid levels (drawn with
+`npgen.analysis.drawing`).
 
 Images are upscaled by nearest neighbour so single pixels stay visible; grayscale (H, W, 1) and RGB
 (H, W, 3) images are both accepted and drawn in RGB so outlines and part colours can be coloured.
@@ -6,6 +7,7 @@ Images are upscaled by nearest neighbour so single pixels stay visible; grayscal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +21,7 @@ from npgen.analysis.drawing import (
     compose_panels,
     outline_outside,
     part_colour,
+    stack_rows,
     upscale,
 )
 
@@ -56,32 +59,53 @@ def _outline_context(
     draw.rectangle([left, top, left + scale - 1, top + scale - 1], outline=PIXEL_COLOUR, width=2)
 
 
+def _traced_panel(
+    image: np.ndarray, y: int, x: int, half_window: int, scale: int, labels: list[str]
+) -> tuple[Image.Image, list[str]]:
+    """An image enlarged `scale` times with pixel (y, x) and its causal context outlined, and its label lines."""
+    rgb = as_rgb(image)
+    panel = Image.fromarray(upscale(rgb, scale))
+    _outline_context(ImageDraw.Draw(panel), y, x, half_window, scale, rgb.shape[:2])
+    return panel, labels
+
+
 def pixel_figure(
-    trace: PixelTrace, sample_image: np.ndarray, source_image: np.ndarray, half_window: int, scale: int = 8
+    trace: PixelTrace,
+    sample_image: np.ndarray,
+    source_image: np.ndarray,
+    half_window: int,
+    scale: int = 8,
+    ancestor_images: Sequence[tuple[np.ndarray, np.ndarray]] = (),
 ) -> Image.Image:
     """The generated sample and the training image its pixel was copied from, side by side.
 
     On both the copied pixel is outlined in red and its causal context (the window the sampler matched:
     h rows above and h pixels to the left, inside a (2h+1) x (h+1) box) in yellow; a caption gives the
     source image, its class, location, displacement, window distance and admissible-set size.
+    With pyramid levels, `ancestor_images` holds (the sample at level k, the ancestor's source at level k) for
+    each of `trace.ancestors`, drawn in a second row, each level 2^k times larger so it lines up with the first.
     """
-    panels = []
-    for image, y, x, labels in (
-        (sample_image, trace.y, trace.x, [f"generated sample {trace.sample}", f"pixel (y={trace.y}, x={trace.x})"]),
-        (
+    panels = [
+        _traced_panel(
+            sample_image,
+            trace.y,
+            trace.x,
+            half_window,
+            scale,
+            [f"generated sample {trace.sample}", f"pixel (y={trace.y}, x={trace.x})"],
+        ),
+        _traced_panel(
             source_image,
             trace.src_y,
             trace.src_x,
+            half_window,
+            scale,
             [
                 f"training image {trace.src_image}, class {trace.src_class_name}",
                 f"pixel (y={trace.src_y}, x={trace.src_x})",
             ],
         ),
-    ):
-        rgb = as_rgb(image)
-        panel = Image.fromarray(upscale(rgb, scale))
-        _outline_context(ImageDraw.Draw(panel), y, x, half_window, scale, rgb.shape[:2])
-        panels.append((panel, labels))
+    ]
     dy, dx = trace.displacement
     kind = "informative" if trace.informative else "a large tie: its source carries little information"
     caption = [
@@ -90,7 +114,72 @@ def pixel_figure(
         f"Window distance {trace.distance:.2f} (Gaussian-weighted SSD); {trace.n_candidates} admissible candidates ({kind}).",
         f"Red: the pixel. Yellow: its causal context (h={half_window} rows above, h pixels to the left).",
     ]
+    figure = compose_panels(panels, caption)
+    if not trace.ancestors:
+        return figure
+    return stack_rows([figure, _ancestors_row(trace.ancestors, ancestor_images, half_window, scale)])
+
+
+def _ancestors_row(
+    ancestors: Sequence[PixelTrace],
+    ancestor_images: Sequence[tuple[np.ndarray, np.ndarray]],
+    half_window: int,
+    scale: int,
+) -> Image.Image:
+    """The row of a pixel's ancestors: at each coarser level k, the level-k sample and the ancestor's source."""
+    if len(ancestor_images) != len(ancestors):
+        raise ValueError(f"{len(ancestors)} ancestors but {len(ancestor_images)} pairs of their images")
+    panels, caption = [], []
+    for ancestor, (level_sample, level_source) in zip(ancestors, ancestor_images):
+        k, (height, width) = ancestor.level, np.shape(level_sample)[:2]
+        panels.append(
+            _traced_panel(
+                level_sample,
+                ancestor.y,
+                ancestor.x,
+                half_window,
+                scale << k,
+                [f"sample {ancestor.sample}, level {k} ({height}x{width})", f"pixel (y={ancestor.y}, x={ancestor.x})"],
+            )
+        )
+        panels.append(
+            _traced_panel(
+                level_source,
+                ancestor.src_y,
+                ancestor.src_x,
+                half_window,
+                scale << k,
+                [
+                    f"training image {ancestor.src_image} at level {k}, class {ancestor.src_class_name}",
+                    f"pixel (y={ancestor.src_y}, x={ancestor.src_x})",
+                ],
+            )
+        )
+        caption.append(
+            f"Level {k}: pixel (y={ancestor.y}, x={ancestor.x}) was copied from training image {ancestor.src_image} "
+            f"at (y={ancestor.src_y}, x={ancestor.src_x}) of its {height}x{width} box-mean image; window distance "
+            f"{ancestor.distance:.2f}; {ancestor.n_candidates} admissible candidates."
+        )
+    caption.append(
+        "This row: the pixel's ancestors, pixel (y >> k, x >> k) of the sample at each coarser pyramid level k, "
+        "copied from the training images' level-k images (means of 2^k x 2^k blocks) and drawn 2^k times larger "
+        "so they line up with the row above."
+    )
     return compose_panels(panels, caption)
+
+
+def levels_figure(level_samples: Sequence[np.ndarray], sample: int | None = None, scale: int = 6) -> Image.Image:
+    """A sample's pyramid levels side by side, finest (level 0, the sample) first, each coarser level k enlarged
+    by pixel repetition 2^k times more so every level is drawn at the sample's size."""
+    panels = []
+    for k, image in enumerate(level_samples):
+        height, width = np.shape(image)[:2]
+        title = (
+            f"level {k} ({height}x{width})" if sample is None or k else f"sample {sample}, level 0 ({height}x{width})"
+        )
+        detail = "the sample" if k == 0 else f"each pixel a {1 << k}x{1 << k} block"
+        panels.append((Image.fromarray(upscale(as_rgb(image), scale << k)), [title, detail]))
+    return compose_panels(panels)
 
 
 def _part_map(part_ids: np.ndarray, informative_size: np.ndarray | None, scale: int) -> np.ndarray:

@@ -4,6 +4,9 @@ Every generated pixel records the training image, position and admissible-set si
 from (`npgen.runs.store`). `Tracer` opens a run, checks its dataset against the manifest's SHA-256, and
 answers per-pixel (`PixelTrace`), per-sample (`npgen.analysis.parts`) and whole-run
 (`npgen.analysis.composition`) queries, and draws their figures (`npgen.analysis.trace_figures`).
+For a run sampled over pyramid levels (--levels L > 1) a pixel's trace also holds its ancestors: at level k the
+pixel (y >> k, x >> k) of the sample's level-k image, copied from a training image's level-k box-mean image
+(`npgen.data.levels`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import pyarrow.parquet as pq
 
 from npgen.analysis.composition import DEFAULT_MAX_CANDIDATES, DEFAULT_MIN_PART_SIZE, Composition, compose
 from npgen.analysis.parts import Parts, find_parts
+from npgen.data.levels import level_images
 from npgen.errors import NpgenError
-from npgen.runs.run import PROVENANCE_SCHEMA, Run
+from npgen.runs.run import PROVENANCE_SCHEMA, Run, check_provenance, level_folder
 
 
 @dataclass
 class PixelTrace:
-    """Where one generated pixel came from."""
+    """Where one generated pixel came from: at pyramid level `level`, coordinates are in that level's images."""
 
     sample: int
     y: int
@@ -37,6 +41,8 @@ class PixelTrace:
     distance: float
     informative: bool = True  # n_candidates <= the tracer's max_candidates
     src_file: str | None = None  # for an image-folder dataset: the source's file, relative to the folder
+    level: int = 0
+    ancestors: tuple[PixelTrace, ...] = ()  # levels 1 .. L - 1: the traces of pixel (y >> k, x >> k) at level k
 
     @property
     def displacement(self) -> tuple[int, int]:
@@ -59,6 +65,7 @@ class Tracer:
         self.dataset = self.run.dataset(data_root)
         self.max_candidates, self.min_part_size = int(max_candidates), int(min_part_size)
         self.n_samples, self.height, self.width, self.channels = self.run.samples.shape
+        self.levels = self.run.levels
         self.half_window = int(self.run.manifest.get("database", {}).get("params", {}).get("half_window", 3))
         self.class_label: int | None = self.run.manifest.get("class_label")
         self._composition: Composition | None = None
@@ -74,28 +81,37 @@ class Tracer:
 
     # -- reading --
 
-    def provenance_arrays(self, columns: list[str], sample: int | None = None) -> dict[str, np.ndarray]:
-        """Provenance columns as dense (B, H, W) arrays in (sample, y, x) order; one sample's only when given."""
+    def provenance_arrays(self, columns: list[str], sample: int | None = None, level: int = 0) -> dict[str, np.ndarray]:
+        """Provenance columns as dense (B, H, W) arrays in (sample, y, x) order; one sample's only when given; of
+        pyramid level `level` (H and W 2^level times smaller) when given."""
         needed = list(dict.fromkeys(["sample", "y", "x", *columns]))
         filters = None if sample is None else [("sample", "==", int(sample))]
+        folder = self.run.path if level == 0 else level_folder(self.run.path, level)
         try:
-            table = pq.read_table(
-                self.run.path / "provenance", columns=needed, filters=filters, schema=PROVENANCE_SCHEMA
-            )
+            table = pq.read_table(folder / "provenance", columns=needed, filters=filters, schema=PROVENANCE_SCHEMA)
         except (OSError, pa.ArrowException) as err:
             raise NpgenError(
                 f"the provenance of run {self.run.path} is unreadable ({str(err).splitlines()[0][:100]}); sample the run again"
             ) from err
-        self.run.check_provenance(
-            {name: table.column(name).to_numpy() for name in table.column_names}, self.dataset.n_images
+        height, width = self.height >> level, self.width >> level
+        check_provenance(
+            self.run.path,
+            {name: table.column(name).to_numpy() for name in table.column_names},
+            self.n_samples,
+            height,
+            width,
+            self.dataset.n_images,
         )
         n_samples = self.n_samples if sample is None else 1
         first_sample = 0 if sample is None else int(sample)
-        shape = (n_samples, self.height, self.width)
-        flat = (table.column("sample").to_numpy().astype(np.int64) - first_sample) * self.height
-        flat = (flat + table.column("y").to_numpy()) * self.width + table.column("x").to_numpy()
-        size = n_samples * self.height * self.width
-        generated = ~self.given_pixels(first_sample, n_samples).ravel()
+        shape = (n_samples, height, width)
+        flat = (table.column("sample").to_numpy().astype(np.int64) - first_sample) * height
+        flat = (flat + table.column("y").to_numpy()) * width + table.column("x").to_numpy()
+        size = n_samples * height * width
+        if level == 0:
+            generated = ~self.given_pixels(first_sample, n_samples).ravel()
+        else:  # a pyramid run completes no images: every coarser pixel was generated
+            generated = np.ones(size, dtype=bool)
         if (
             len(flat) != generated.sum()
             or flat.min(initial=0) < 0
@@ -138,13 +154,18 @@ class Tracer:
     # -- queries --
 
     def pixel(self, sample: int, y: int, x: int) -> PixelTrace:
-        """Where pixel (y, x) of a sample was copied from."""
+        """Where pixel (y, x) of a sample was copied from; for a run with pyramid levels, with its ancestors."""
         sample = self._check_sample(sample)
         if not (0 <= y < self.height and 0 <= x < self.width):
             raise NpgenError(
                 f"pixel (y={y}, x={x}) out of range: samples are {self.height}x{self.width} (y 0..{self.height - 1}, x 0..{self.width - 1})"
             )
-        rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates", "distance"], sample)
+        found = self._pixel_at(sample, int(y), int(x), 0)
+        found.ancestors = tuple(self._pixel_at(sample, int(y) >> k, int(x) >> k, k) for k in range(1, self.levels))
+        return found
+
+    def _pixel_at(self, sample: int, y: int, x: int, level: int) -> PixelTrace:
+        rows = self.provenance_arrays(["src_image", "src_y", "src_x", "n_candidates", "distance"], sample, level)
         value = {name: column[0, y, x].item() for name, column in rows.items()}
         if value["src_image"] < 0:
             raise NpgenError(
@@ -153,8 +174,8 @@ class Tracer:
         src_class = int(self.dataset.labels[value["src_image"]])
         return PixelTrace(
             sample=sample,
-            y=int(y),
-            x=int(x),
+            y=y,
+            x=x,
             src_image=value["src_image"],
             src_class=src_class,
             src_class_name=self.dataset.class_names[src_class],
@@ -164,7 +185,13 @@ class Tracer:
             distance=float(value["distance"]),
             informative=value["n_candidates"] <= self.max_candidates,
             src_file=self.source_file(value["src_image"]),
+            level=level,
         )
+
+    def level_image(self, src_image: int, level: int) -> np.ndarray:
+        """(H / 2^level, W / 2^level, C) uint8: training image `src_image` at pyramid level `level`, the image the
+        run's level-`level` pixels were copied from (its exact box means, `npgen.data.levels.level_images`)."""
+        return level_images(self.dataset.images[int(src_image) : int(src_image) + 1], level)[0]
 
     def _sample_parts(self, sample: int) -> Parts:
         self._refuse_completion("npgen trace --sample")
@@ -202,17 +229,31 @@ class Tracer:
     # -- figures --
 
     def pixel_figure(self, sample: int, y: int, x: int, scale: int = 8):
-        """A PIL image: the sample and the pixel's source side by side, pixel and causal context outlined."""
+        """A PIL image: the sample and the pixel's source side by side, pixel and causal context outlined (for a run
+        with pyramid levels, a second row with the pixel's ancestor and its source at each coarser level)."""
         from npgen.analysis.trace_figures import pixel_figure
 
         trace = self.pixel(sample, y, x)
+        ancestor_images = [
+            (np.asarray(self.run.level_samples(a.level)[a.sample]), self.level_image(a.src_image, a.level))
+            for a in trace.ancestors
+        ]
         return pixel_figure(
             trace,
             np.asarray(self.run.samples[trace.sample]),
             self.dataset.images[trace.src_image],
             self.half_window,
             scale=scale,
+            ancestor_images=ancestor_images,
         )
+
+    def levels_figure(self, sample: int, scale: int = 6):
+        """A PIL image: a sample's pyramid levels side by side, each enlarged to the samples' size."""
+        from npgen.analysis.trace_figures import levels_figure
+
+        sample = self._check_sample(sample)
+        images = [np.asarray(self.run.level_samples(k)[sample]) for k in range(self.levels)]
+        return levels_figure(images, sample, scale=scale)
 
     def parts_figure(self, sample: int, top: int = 6, scale: int = 6):
         """A PIL image: the sample, its parts map and its top source images with the regions they gave."""

@@ -22,8 +22,9 @@ def trace_pixel(
     data_root=None,
     max_candidates: int | None = None,
 ) -> tuple[PixelTrace, Path]:
-    """Where pixel (y, x) of a sample was copied from (`Tracer.pixel`), and the path of its figure, written to
-    `figure` (default RUN/trace/sample-NNNNN-pixel-Y-X.png)."""
+    """Where pixel (y, x) of a sample was copied from (`Tracer.pixel`; with pyramid levels, also its ancestor's
+    source at each coarser level), and the path of its figure, written to `figure` (default
+    RUN/trace/sample-NNNNN-pixel-Y-X.png)."""
     tracer = open_tracer(run_path, data_root, max_candidates)
     found = tracer.pixel(sample, y, x)
     default = f"sample-{int(sample):05d}-pixel-{int(y)}-{int(x)}.png"
