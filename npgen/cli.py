@@ -411,13 +411,6 @@ def trace(run, sample_index, pixel, figure, max_candidates, data_root) -> None:
             run, sample_index, *where, figure, data_root=data_root, max_candidates=max_candidates
         )
         show_pixel_trace(found)
-        for level in found.ancestors:  # a run with pyramid levels: the pixel's ancestor at each coarser level
-            file = "" if level.src_file is None else ", file " + printable(level.src_file)
-            click.echo(
-                f"  level {level.level} pixel (y={level.y}, x={level.x}) <- training image {level.src_image} "
-                f"(class {printable(level.src_class_name)}{file}) at (y={level.src_y}, x={level.src_x}) of its "
-                f"level-{level.level} image; distance {level.distance:.2f}; {level.n_candidates} admissible candidates"
-            )
     else:
         tracer, path = api.trace_sample(run, sample_index, figure, data_root=data_root, max_candidates=max_candidates)
         show_sample_parts(tracer, sample_index)

@@ -189,7 +189,7 @@ def show_scores(scores: dict) -> None:
 
 
 def show_pixel_trace(found: PixelTrace) -> None:
-    """Where one traced pixel came from, in one line."""
+    """Where one traced pixel came from, in one line, and one more for each coarser pyramid level."""
     click.echo(
         f"sample {found.sample} pixel (y={found.y}, x={found.x}) <- training image {found.src_image} "
         f"(class {printable(found.src_class_name)}{'' if found.src_file is None else ', file ' + printable(found.src_file)}) at "
@@ -197,6 +197,13 @@ def show_pixel_trace(found: PixelTrace) -> None:
         f"distance {found.distance:.2f}; {found.n_candidates} admissible candidates"
         f"{'' if found.informative else ' (uninformative: a large tie)'}"
     )
+    for level in found.ancestors:  # a run with pyramid levels: the pixel's ancestor at each coarser level
+        file = "" if level.src_file is None else ", file " + printable(level.src_file)
+        click.echo(
+            f"  level {level.level} pixel (y={level.y}, x={level.x}) <- training image {level.src_image} "
+            f"(class {printable(level.src_class_name)}{file}) at (y={level.src_y}, x={level.src_x}) of its "
+            f"level-{level.level} image; distance {level.distance:.2f}; {level.n_candidates} admissible candidates"
+        )
 
 
 def show_sample_parts(tracer: Tracer, sample_index: int) -> None:
