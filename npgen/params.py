@@ -116,6 +116,19 @@ PARAMS: dict[str, Param] = {
             "causal window, 0 = the coarser level only chooses the pool).",
         ),
         Param(
+            "anchor",
+            "position",
+            str,
+            None,
+            None,
+            SAMPLE,
+            "With --levels > 1: where a finer level's candidate windows are centred: at the pixel's own position "
+            "(position, the spatial principle of a collection), or where its coarser parent was copied from, doubled "
+            "(parent: finer levels follow the coarser layout wherever it came from; the coarsest level then takes "
+            "windows from every position, the radius applying to finer levels only: for single images).",
+            choices=("position", "parent"),
+        ),
+        Param(
             "max_source_share",
             0.1,
             float,
@@ -172,7 +185,11 @@ PARAMS: dict[str, Param] = {
 }
 BUILD_PARAMS = tuple(name for name, p in PARAMS.items() if p.stage == BUILD)
 SAMPLER_PARAMS = tuple(name for name, p in PARAMS.items() if p.stage == SAMPLE)
-ADDED_LATER = {"levels": 1, "coarse_weight": 0.0}  # sampler parameters runs recorded before them did not name
+ADDED_LATER = {
+    "levels": 1,
+    "coarse_weight": 0.0,
+    "anchor": "position",
+}  # sampler parameters runs recorded before them did not name
 
 
 def recorded_params(params: dict) -> dict:

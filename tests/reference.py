@@ -67,12 +67,16 @@ def reference_semantic(
     return out
 
 
-def reference_sample(db, params: dict, index: int, class_label: int | None, key=None, pool=None, coarse=None) -> dict:
+def reference_sample(
+    db, params: dict, index: int, class_label: int | None, key=None, pool=None, coarse=None, anchors=None
+) -> dict:
     """One sample (global index `index`) under the rule with these sampler params; its image and provenance.
 
     A pyramid level (`reference_pyramid_sample`) gives its own `key`, its `pool` (fixed for every row) and, for
     a finer level with a coarse weight, `coarse` = (the complete coarser sample, the training images at that
-    level padded by one pixel of the pad value on every side, coarse_weight / 9)."""
+    level padded by one pixel of the pad value on every side, coarse_weight / 9), and with anchor "parent" the
+    (H, W) rows and columns its candidate windows are centred at (`anchors`), or the radius None (the coarsest
+    level: every position)."""
     h, height, width, channels = db.half_window, db.height, db.width, db.channels
     images = np.asarray(db.images())
     labels = np.asarray(db.labels)
@@ -88,6 +92,7 @@ def reference_sample(db, params: dict, index: int, class_label: int | None, key=
     order = np.argsort(-weights, kind="stable")
     offsets, weights = causal_offsets(h)[order], weights[order]
     radius, eps, abs_tol, k_min = params["radius"], params["eps"], params["abs_tol"], params["k_min"]
+    radius = max(height, width) if radius is None else radius
 
     canvas = np.full((height + h, width + 2 * h, channels), db.pad_value, np.uint8)
     used = np.zeros(len(images), np.int64)
@@ -111,11 +116,12 @@ def reference_sample(db, params: dict, index: int, class_label: int | None, key=
             if semantic_eps is not None:  # images within (1+eps) of the closest with budget left, at x's block
                 at_block = semantic[:, min(x // block, columns - 1)]
                 passes &= at_block <= (1.0 + semantic_eps) * at_block[passes].min()
+            at_y, at_x = (y, x) if anchors is None else (anchors[0][y, x], anchors[1][y, x])
             candidates = [
                 (image, sy, sx)
                 for image in pool[passes]
-                for sy in range(max(0, y - radius), min(height, y + radius + 1))
-                for sx in range(max(0, x - radius), min(width, x + radius + 1))
+                for sy in range(max(0, at_y - radius), min(height, at_y + radius + 1))
+                for sx in range(max(0, at_x - radius), min(width, at_x + radius + 1))
             ]
             windows = np.stack([padded[i, h + sy + offsets[:, 0], h + sx + offsets[:, 1]] for i, sy, sx in candidates])
             diff = context[None] - windows.astype(np.float32)  # float32, as the kernel
@@ -175,15 +181,25 @@ def reference_pyramid_sample(db, params: dict, index: int, class_label: int | No
     results = []
     for k in range(levels - 1, -1, -1):
         key = level_keys(params["seed"], np.array([index]), k)[0]
+        parented = params["anchor"] == "parent"
         if k == levels - 1:
-            results.append(reference_sample(db.level(k), params, index, class_label, key=key))
+            coarsest = {**params, "radius": None} if parented else params
+            results.append(reference_sample(db.level(k), coarsest, index, class_label, key=key))
             continue
         coarser = reference_level(originals, k + 1)
         pool = reference_complete_pool(results[-1]["image"], coarser, allowed, key, params["pool_size"])
         scale = params["coarse_weight"] / 9
         framed = np.pad(coarser, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=db.pad_value)
         coarse = (results[-1]["image"], framed, scale) if params["coarse_weight"] > 0 else None
-        results.append(reference_sample(db.level(k), params, index, class_label, key=key, pool=pool, coarse=coarse))
+        anchors = None
+        if parented:  # twice the parent's source, plus the pixel's place in its parent
+            rows, columns = np.indices((originals.shape[1] >> k, originals.shape[2] >> k))
+            parent = (rows // 2, columns // 2)
+            anchors = (2 * results[-1]["src_y"][parent] + rows % 2, 2 * results[-1]["src_x"][parent] + columns % 2)
+        level_db = db.level(k)
+        results.append(
+            reference_sample(level_db, params, index, class_label, key=key, pool=pool, coarse=coarse, anchors=anchors)
+        )
     finest = results[-1]
     finest["coarser"] = results[-2::-1]
     return finest

@@ -35,6 +35,7 @@ from npgen.data.readers import (
     one_line,
     raw_files,
     raw_hint,
+    image_suffixes,
     read_image,
     read_npz,
     read_raw,
@@ -165,7 +166,32 @@ def preset(dataset: "Dataset") -> dict:
     preset of the known dataset it resembles most (grey images like MNIST, colour like CIFAR-10)."""
     if dataset.name in KNOWN:
         return dict(dataset_card(dataset.name).get("preset", {}))
+    if dataset.n_images == 1 and Path(dataset.source).is_file():
+        return single_image_preset(dataset.height, dataset.width)
     return dict(dataset_card("mnist" if dataset.channels == 1 else "cifar10").get("preset", {}))
+
+
+SINGLE_IMAGE_COARSEST = 32  # the single-image preset's coarsest level is about this many pixels on its shorter side
+
+
+def single_image_preset(height: int, width: int) -> dict:
+    """Settings for one image: as many pyramid levels as keep the coarsest level about SINGLE_IMAGE_COARSEST pixels
+    on its shorter side (and both sides whole); the coarsest level draws from every position and each finer one
+    refines it around where its parent was copied from (anchor "parent", radius 1, coarse weight 1); no pool and
+    no budget (the one image gives every pixel)."""
+    levels = 1
+    while levels < 8 and min(height, width) >> levels >= SINGLE_IMAGE_COARSEST and not (height | width) % (1 << levels):
+        levels += 1
+    return {
+        "levels": levels,
+        "coarse_weight": 1.0,
+        "pool_size": 0,
+        "max_source_share": 1.0,
+        "anchor": "parent",
+        "radius": 1,
+        "k_min": 1,
+        "class_mixture": 0,
+    }
 
 
 def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
@@ -238,9 +264,13 @@ def load_dataset(
         if split != "train":
             raise NpgenError(f"image folder {path} has only a 'train' split; drop --split {split}")
         return load_image_folder(path)
+    if path.is_file() and path.suffix.lower() in image_suffixes():
+        if split != "train":
+            raise NpgenError(f"image {path} is a 'train' split of one image; drop --split {split}")
+        return load_image_file(path)
     if path.exists():
         raise NpgenError(
-            f"{path} is not a folder: pass one of {', '.join(KNOWN)}, a folder of images or one with a subfolder of images per class"
+            f"{path} is not a folder or an image file: pass one of {', '.join(KNOWN)}, an image, a folder of images or one with a subfolder of images per class"
         )
     raise NpgenError(
         f"unknown dataset {str(name)!r}: use one of {', '.join(KNOWN)} or a path to an image folder with one subfolder per class"
@@ -321,6 +351,14 @@ def load_image_folder(path: str | os.PathLike) -> Dataset:
     root = Path(path).expanduser().resolve()
     images, labels, class_names, relative, flat = read_image_folder(root)
     return Dataset(root.name, "train", images, labels, class_names, str(root), files=relative, unlabelled=flat)
+
+
+def load_image_file(path: str | os.PathLike) -> Dataset:
+    """A dataset of one image (single-image synthesis): one class named after the file, the file as its source."""
+    path = Path(path).expanduser().resolve()
+    pixels = read_image(path)
+    images = (pixels[..., None] if pixels.ndim == 2 else pixels)[None]
+    return Dataset(path.stem, "train", images, np.zeros(1, np.int64), (path.stem,), str(path), files=(path.name,))
 
 
 def load_array_folder(path: str | os.PathLike) -> Dataset:

@@ -17,6 +17,7 @@ import numpy as np
 
 from npgen.rule.kernels import (
     admissible_bound,
+    anchor_position,
     admissible_rank,
     can_supply,
     centre_index,
@@ -105,7 +106,8 @@ def semantic_limit(semantic, column, pool, used, budget, semantic_eps) -> float:
 
 @numba.njit(cache=True, nogil=True)
 def is_candidate(hint, pool, semantic, column, limit, used, budget, y, x, geometry, radius) -> bool:
-    """Whether the window `hint` (image, flat source position) is among score_candidates' candidates."""
+    """Whether the window `hint` (image, flat source position) is among score_candidates' candidates, whose
+    windows are centred within `radius` of (y, x)."""
     image, position = hint
     sy, sx = position // geometry.width, position % geometry.width
     if position < 0 or sy >= geometry.height or abs(sy - y) > radius or abs(sx - x) > radius:
@@ -156,11 +158,15 @@ def score_candidates(
     limit = semantic_limit(semantic, column, pool, used, budget, rule.semantic_eps)
     smallest[:] = np.inf
     bound = np.inf
-    first_y, first_x, rows, columns = search_box(geometry, radius, y, x)
+    at_y, at_x = y, x  # where the candidate windows are centred
+    if coarse is not None:
+        if coarse.anchored:
+            at_y, at_x = anchor_position(coarse.src_y[b], coarse.src_x[b], y, x)
+    first_y, first_x, rows, columns = search_box(geometry, radius, at_y, at_x)
     block = (rows, columns, (width + 2 * geometry.half_window) * channels)
     corner = centre_index(geometry, first_y, first_x)
     if smallest.shape[0] == 1 and is_candidate(
-        hint, pool, semantic, column, limit, used, budget, y, x, geometry, radius
+        hint, pool, semantic, column, limit, used, budget, at_y, at_x, geometry, radius
     ):
         image, position = hint
         at = centre_index(geometry, position // width, position % width)

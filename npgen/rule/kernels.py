@@ -43,13 +43,17 @@ class CoarseLevel(NamedTuple):
     """The complete coarser pyramid level a finer level's pixels are matched against (`npgen.rule.pyramid`): each
     pixel's window distance starts with `scale` times the squared difference between the 3x3 neighbourhood of its
     parent (y // 2, x // 2) in its coarser sample and that of the candidate window's parent in the candidate image
-    at the coarser level. Both are padded by one pixel of the pad value on every side and flattened."""
+    at the coarser level. Both are padded by one pixel of the pad value on every side and flattened. With
+    `anchored`, candidate windows are centred at `anchor_position` instead of the pixel's own position."""
 
     canvas: np.ndarray  # uint8 (B, (h + 2) * (w + 2) * C): the batch's coarser samples
     sources: np.ndarray  # uint8 (N, (h + 2) * (w + 2) * C): the training images at the coarser level
     width: int  # w, the coarser level's width
     offsets: np.ndarray  # int64 (9,): flat offsets of the 3x3 neighbourhood
     scale: float  # coarse_weight / 9
+    src_y: np.ndarray  # int64 (B, h, w): where each coarser pixel was copied from (its row), for anchoring
+    src_x: np.ndarray  # int64 (B, h, w)
+    anchored: bool  # search around 2 * the parent's source position (anchor "parent"), not the pixel's own
 
 
 class Rule(NamedTuple):
@@ -162,6 +166,14 @@ def weighted_distance(context, image, centre, offsets, weights, channels, limit)
     (every term is >= 0); with limit inf, the full distance.
     """
     return weighted_distance_from(np.float64(0.0), context, image, centre, offsets, weights, channels, limit)
+
+
+@register_jitable(_nrt=False)
+def anchor_position(src_y, src_x, y, x):
+    """Where pixel (y, x) of a finer level searches with anchor "parent": twice the source position its parent
+    (y // 2, x // 2) was copied from, plus the pixel's own offset within its parent (src_y, src_x: one canvas's
+    coarser provenance)."""
+    return 2 * src_y[y >> 1, x >> 1] + (y & 1), 2 * src_x[y >> 1, x >> 1] + (x & 1)
 
 
 @register_jitable(_nrt=False)

@@ -12,7 +12,10 @@ image's exact integer box means, `npgen.data.levels`):
 3. with `coarse_weight` w > 0, every window distance at level k also starts with w/9 times the squared
    difference between the 3x3 neighbourhood of the pixel's parent (y // 2, x // 2) in the complete coarser
    sample and that of the candidate window's parent in the candidate image at level k + 1
-   (`kernels.CoarseLevel`): the finer level follows the coarser layout, not only its choice of images.
+   (`kernels.CoarseLevel`): the finer level follows the coarser layout, not only its choice of images;
+4. with `anchor` "parent" (single images) the coarsest level takes windows from every position, and each finer
+   pixel's candidate windows are centred where its parent was copied from, doubled (`kernels.anchor_position`),
+   within `radius`: the finer levels refine the coarser layout wherever its parts came from.
 
 Every level copies its pixels from training images at that level and records their provenance, under its
 own source budget (max_source_share of the level's pixels), the same class and the same exclusion; the
@@ -48,16 +51,23 @@ def check_levels(sampler: "Sampler") -> None:
         raise NpgenError("--levels > 1 does not complete images yet; complete with --levels 1")
 
 
-def coarse_level(coarser_db, samples: np.ndarray, coarse_weight: float) -> CoarseLevel | None:
-    """The finer level's `CoarseLevel` from the complete coarser `samples` (B, h, w, C) and the database at their
-    level; None with coarse_weight 0 (the coarser level then only chooses the pool)."""
-    if coarse_weight == 0:
+def coarse_level(coarser_db, samples: Samples, coarse_weight: float, anchor: str) -> CoarseLevel | None:
+    """The finer level's `CoarseLevel` from the complete coarser `samples` and the database at their level; None
+    with coarse_weight 0 and anchor "position" (the coarser level then only chooses the pool)."""
+    if coarse_weight == 0 and anchor == "position":
         return None
-    n, height, width, channels = samples.shape
-    framed = np.pad(samples, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=coarser_db.pad_value)
+    n, height, width, channels = samples.images.shape
+    framed = np.pad(samples.images, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=coarser_db.pad_value)
     offsets = np.array([(dy * (width + 2) + dx) * channels for dy in (-1, 0, 1) for dx in (-1, 0, 1)], np.int64)
     return CoarseLevel(
-        framed.reshape(n, -1), coarser_db.neighbourhoods(), width, offsets, float(coarse_weight) / len(offsets)
+        framed.reshape(n, -1),
+        coarser_db.neighbourhoods(),
+        width,
+        offsets,
+        float(coarse_weight) / len(offsets),
+        samples.src_y.astype(np.int64),
+        samples.src_x.astype(np.int64),
+        anchor == "parent",
     )
 
 
@@ -65,15 +75,20 @@ def sample_pyramid(sampler: "Sampler", indices: np.ndarray, class_label: int) ->
     """Samples of one class (-1: every training image) through every level (module docstring): level 0's samples,
     with `coarser` holding levels 1 .. L - 1."""
     db = sampler.database
-    at_level = [replace(sampler, database=db.level(k), levels=1, level=k) for k in range(sampler.levels)]
-    made = [at_level[-1].sample_group(indices, class_label)]
+    at_level = [
+        replace(sampler, database=db.level(k), levels=1, level=k, anchor="position") for k in range(sampler.levels)
+    ]
+    coarsest = at_level[-1]
+    if sampler.anchor == "parent":  # every position: only the finer levels are anchored
+        coarsest.radius = max(coarsest.database.height, coarsest.database.width)
+    made = [coarsest.sample_group(indices, class_label)]
     for k in range(sampler.levels - 2, -1, -1):
         finer, coarser = at_level[k], at_level[k + 1]
         keys = level_keys(sampler.seed, indices, k)
         pools = complete_pool(
             made[-1].images, coarser.database.images(), finer.allowed(class_label), keys, sampler.pool_size
         )
-        coarse = coarse_level(coarser.database, made[-1].images, sampler.coarse_weight)
+        coarse = coarse_level(coarser.database, made[-1], sampler.coarse_weight, sampler.anchor)
         made.append(finer.sample_group(indices, class_label, fixed_pools=[pools], coarse=coarse))
     finest = made[-1]
     finest.coarser = made[-2::-1]

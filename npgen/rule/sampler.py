@@ -79,6 +79,7 @@ class Sampler:
     k_min: int = PARAMS["k_min"].default
     levels: int = PARAMS["levels"].default
     coarse_weight: float = PARAMS["coarse_weight"].default
+    anchor: str = PARAMS["anchor"].default
     max_source_share: float = PARAMS["max_source_share"].default
     sigma: float | None = PARAMS["sigma"].default
     semantic_eps: float | None = PARAMS["semantic_eps"].default
@@ -114,6 +115,10 @@ class Sampler:
                 raise NpgenError(f"a class map holds class indices 0..{len(db.class_names) - 1} (or -1 for any class)")
         if self.levels > 1:
             check_levels(self)
+        elif self.anchor != "position":
+            raise NpgenError(
+                f"anchor={self.anchor!r} (--anchor) anchors finer pyramid levels; use it with --levels > 1"
+            )
 
     @property
     def budget(self) -> int:

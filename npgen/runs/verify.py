@@ -12,7 +12,7 @@ from npgen.data.clusters import cluster_labels
 from npgen.data.datasets import Dataset
 from npgen.data.levels import level_images
 from npgen.errors import NpgenError
-from npgen.params import source_budget
+from npgen.params import recorded_params, source_budget
 from npgen.rule.sampler import draw_classes
 from npgen.runs.run import Run, check_provenance, load_test_split
 
@@ -30,7 +30,9 @@ class VerifyReport:
     test image it names). missing_or_duplicate counts pixels without exactly one provenance row (a
     completion's given pixels: without any). With pyramid levels every count (and n_pixels) covers every level,
     each coarser level checked against the training images' level images derived again from the dataset, under
-    its own budget (max_source_share of its pixels); max_source_pixels and source_budget are level 0's.
+    its own budget (max_source_share of its pixels); max_source_pixels and source_budget are level 0's. With
+    anchor "parent", a finer level's radius is measured from twice its parent's recorded source, and the
+    coarsest level has none.
     """
 
     n_pixels: int
@@ -112,7 +114,8 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         raise NpgenError(
             f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again"
         )
-    guarantees = Guarantees(radius, labels, classes, run.control("class_map"), included)
+    anchor = recorded_params(params).get("anchor")
+    guarantees = Guarantees(radius, labels, classes, run.control("class_map"), included, anchor == "parent")
     known, given_changed = _check_given(run, samples, data, data_root)
     found = check_level(run, data.images, samples, known, guarantees, budget)
     for level in range(1, run.levels):
@@ -147,6 +150,7 @@ class Guarantees:
     classes: np.ndarray  # (n,) each sample's class, -1 for any
     class_map: np.ndarray | None  # (H, W) at level 0
     included: np.ndarray  # (N,) bool
+    anchored: bool = False  # anchor "parent": finer levels within the radius of 2 * their parent's source
 
 
 @dataclass
@@ -189,8 +193,18 @@ def check_level(
     seen = np.bincount(
         (column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width
     )
-    radius = guarantees.radius
-    far = (np.abs(column["src_y"] - column["y"]) > radius) | (np.abs(column["src_x"] - column["x"]) > radius)
+    at_y, at_x = column["y"].astype(np.int64), column["x"].astype(np.int64)
+    coarsest = level == run.levels - 1
+    if guarantees.anchored and not coarsest:  # centred where the parent was copied from, doubled
+        parent = run.provenance(["sample", "y", "x", "src_y", "src_x"], level=level + 1)
+        parents = {name: parent.column(name).to_numpy() for name in parent.column_names}
+        check_provenance(run.path, parents, n, height >> 1, width >> 1, n_images)
+        sources = np.full((2, n, height >> 1, width >> 1), -(1 << 30), np.int64)
+        sources[:, parents["sample"], parents["y"], parents["x"]] = parents["src_y"], parents["src_x"]
+        which = (column["sample"], column["y"] >> 1, column["x"] >> 1)
+        at_y, at_x = 2 * sources[0][which] + (at_y & 1), 2 * sources[1][which] + (at_x & 1)
+    radius = guarantees.radius if not (guarantees.anchored and coarsest) else max(height, width)
+    far = (np.abs(column["src_y"] - at_y) > radius) | (np.abs(column["src_x"] - at_x) > radius)
     pixel_class = guarantees.classes[column["sample"]]
     if guarantees.class_map is not None:
         pixel_class = guarantees.class_map[column["y"] << level, column["x"] << level]
