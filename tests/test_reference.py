@@ -105,7 +105,17 @@ def test_the_semantic_filter_matches_the_reference_on_cifar10_and_patch_codes(ci
         ({"levels": 2}, 3),  # the coarse sample chooses the pool
         ({"levels": 2, "coarse_weight": 1.0, "radius": 1}, None),  # the coarse term, the class mixture
         ({"levels": 3, "coarse_weight": 0.5, "max_source_share": 0.05, "pool_size": 30, "k_min": 2}, 7),
-        ({"levels": 2, "coarse_weight": 1.0, "anchor": "parent", "radius": 1, "pool_size": 5}, 1),  # anchored
+        (
+            {
+                "levels": 2,
+                "coarse_weight": 1.0,
+                "anchor": "parent",
+                "radius": 1,
+                "pool_size": 5,
+                "max_source_share": 0.3,
+            },
+            1,
+        ),
     ],
 )
 def test_pyramid_matches_the_reference_on_mnist(mnist_db, options, class_label):
