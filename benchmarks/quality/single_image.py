@@ -13,20 +13,28 @@ Sources (`--prepare`): the centre square crop of each scikit-image picture (bric
 chelsea, coffee, rocket, hubble_deep_field), box-downsampled by the largest integer factor that keeps it at
 least 256 pixels wide (PIL `Image.reduce`, an exact block mean), then resized to 256x256 with Lanczos when it is
 not 256 already; grey pictures become RGB. ROOT/sources/sources.json records each file's SHA-256.
+`--size 128` (with --prepare, --gpnn, --score-tiles) works at 128x128 instead: ROOT/sources-128/ holds the exact
+2x2 block means of the 256 sources, and the outputs go to ROOT/<tool>-128/. GPNN's exact nearest-neighbour search
+costs about 16 times more at 256 than at 128, which on a shared 2-core CPU is hours per 256x256 image;
+`--device cuda` runs it on a GPU. `--score` scores outputs against the sources of their own size.
 
 Outputs of a tool (the format `--score` reads, and the one npgen's runner must write):
 
     ROOT/<tool>/<name>/<i>.png     # 256x256 RGB (or grey) PNG, i = 0, 1, ...; one folder per source name
+                                   # (ROOT/<tool>-128/ for 128x128 outputs, scored against sources-128/)
     ROOT/<tool>/timings.json       # {"tool": str, "seconds": {"<name>/<i>.png": wall-clock seconds, ...}, ...}
 
 Only "seconds" is read (its median is the seconds per image); any other keys (settings, device, threads,
-commit) are copied into the result as "run". `--score` writes benchmarks/results/single-image-<tool>.json.
+commit) are copied into the result as "run". `--score` writes benchmarks/results/single-image-<tool>.json
+(name the tool gpnn-128, npgen-128 for 128x128 outputs). The figure shows up to two outputs of each of gpnn,
+gpnn-128, npgen and npgen-128 found under ROOT.
 
 GPNN (`--gpnn CHECKOUT`): Efficient-GPNN (github.com/ariel415el/Efficient-GPNN), imported from its own checkout
-(it needs torch, torchvision, tqdm, opencv and faiss importable), on the CPU, with the defaults of its
-`main.py` for reshuffling: patch 7, stride 1, exact nearest neighbours with alpha 0.005
-(PytorchNNLowMemory, batch 256), pyramid from 256 down to coarse 14 by factor 0.75 (11 levels), keys blurred by
-0.75, initial guess zeros plus Gaussian noise of sigma 0.75, 10 iterations per level and 1 at the coarsest.
+(it needs torch, torchvision, tqdm, opencv and faiss importable), on the CPU unless `--device cuda`, with the
+defaults of its `main.py` for reshuffling: patch 7, stride 1, exact nearest neighbours with alpha 0.005
+(PytorchNNLowMemory, batch 256), a pyramid from the output size (fine_dim) down to coarse_dim 14 by factor 0.75
+(11 levels from 256 to 13; 9 from 128: 12, 16, 22, 30, 40, 54, 72, 96, 128), keys blurred by 0.75, initial
+guess zeros plus Gaussian noise of sigma 0.75, 10 iterations per level and 1 at the coarsest.
 Sample i is seeded with torch.manual_seed(seed + i). Its output in [-1, 1] is written as round((x+1)/2*255)
 clipped; main.py's dump_images would also min-max stretch each image, which we do not (it changes contrast).
 Samples are made in rounds (sample 0 of every source, then 1, ...) and existing outputs are kept, so an
@@ -58,16 +66,15 @@ from npgen.errors import NpgenError
 from npgen.evaluation.patches import diversity, patch_distance
 
 SOURCES = ["brick", "grass", "gravel", "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field"]
-SIZE = 256
-TILE = 64
-FIGURE_TOOLS = {"gpnn": "GPNN", "npgen": "npgen"}
+SIZE = 256  # the sources' size; --size 128 (or 64) works on their exact 2x2 (4x4) block means
+FIGURE_TOOLS = {"gpnn": "GPNN", "gpnn-128": "GPNN 128", "npgen": "npgen", "npgen-128": "npgen 128"}
 GPNN_SETTINGS = {
     "patch_size": 7,
     "stride": 1,
     "nn": "PytorchNNLowMemory (exact)",
     "alpha": 0.005,
     "nn_batch_size": 256,
-    "fine_dim": SIZE,
+    "fine_dim": SIZE,  # --size
     "coarse_dim": 14,
     "pyr_factor": 0.75,
     "keys_blur_factor": 0.75,
@@ -113,27 +120,46 @@ def source_picture(name: str) -> Image.Image:
     return picture
 
 
-def prepare(root: Path) -> None:
-    """Write ROOT/sources/<name>.png and sources.json (origin, SHA-256)."""
+def sources_folder(root: Path, size: int) -> Path:
+    """ROOT/sources for the 256x256 sources, ROOT/sources-<size> for their block means at a smaller size."""
+    return root / "sources" if size == SIZE else root / f"sources-{size}"
+
+
+def check_size(size: int) -> int:
+    """`size`, if it is 256 or divides it; else a NpgenError."""
+    if size < 16 or SIZE % size:
+        raise NpgenError(f"size {size} must divide {SIZE} (256, 128, 64, ...)")
+    return size
+
+
+def prepare(root: Path, size: int) -> None:
+    """Write ROOT/sources/<name>.png with sources.json (origin, SHA-256), and ROOT/sources-<size>/ below 256."""
     import skimage
 
-    folder = root / "sources"
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {}
-    for name in SOURCES:
-        path = folder / f"{name}.png"
-        source_picture(name).save(path)
-        record[name] = {"origin": f"skimage.data.{name}", "sha256": sha256(path)}
-        print(name, record[name]["sha256"], flush=True)
-    meta = {"scikit_image": skimage.__version__, "size": SIZE, "sources": record}
-    (folder / "sources.json").write_text(json.dumps(meta, indent=2) + "\n")
+    for at in sorted({SIZE, size}, reverse=True):
+        folder = sources_folder(root, at)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {}
+        for name in SOURCES:
+            path, written = folder / f"{name}.png", folder / f".{name}.png"
+            if at == SIZE:
+                source_picture(name).save(written, format="PNG")
+                origin = f"skimage.data.{name}"
+            else:
+                Image.open(sources_folder(root, SIZE) / f"{name}.png").reduce(SIZE // at).save(written, format="PNG")
+                origin = f"sources/{name}.png block-averaged by {SIZE // at} (PIL Image.reduce)"
+            os.replace(written, path)  # a run reading the sources never sees a partial file
+            record[name] = {"origin": origin, "sha256": sha256(path)}
+            print(path, record[name]["sha256"], flush=True)
+        meta = {"scikit_image": skimage.__version__, "size": at, "sources": record}
+        (folder / "sources.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def load_sources(root: Path) -> dict[str, np.ndarray]:
-    """name -> (256, 256, 3) uint8 source, checked against the SHA-256 that --prepare recorded."""
-    folder = root / "sources"
+def load_sources(root: Path, size: int = SIZE) -> dict[str, np.ndarray]:
+    """name -> (size, size, 3) uint8 source, checked against the SHA-256 that --prepare recorded."""
+    folder = sources_folder(root, size)
     if not (folder / "sources.json").is_file():
-        raise NpgenError(f"no sources in {folder}: run with --prepare first")
+        raise NpgenError(f"no sources in {folder}: run with --prepare --size {size} first")
     recorded = json.loads((folder / "sources.json").read_text())["sources"]
     for name in SOURCES:
         if sha256(folder / f"{name}.png") != recorded[name]["sha256"]:
@@ -151,17 +177,22 @@ def peer_commit(checkout: Path, given: str | None) -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
-def run_gpnn(root: Path, checkout: Path, samples: int, seed: int, commit: str | None) -> None:
-    """Make `samples` GPNN outputs per source into ROOT/gpnn/<name>/<i>.png and time each (timings.json)."""
-    load_sources(root)  # checks the hashes
+def tool_folder(root: Path, tool: str, size: int) -> Path:
+    """ROOT/<tool> for 256x256 outputs, ROOT/<tool>-<size> for smaller ones."""
+    return root / tool if size == SIZE else root / f"{tool}-{size}"
+
+
+def run_gpnn(root: Path, checkout: Path, size: int, samples: int, seed: int, device: str, commit: str | None) -> None:
+    """Make `samples` GPNN outputs per source into ROOT/gpnn[-<size>]/<name>/<i>.png, timing each (timings.json)."""
+    load_sources(root, size)  # checks the hashes
     sys.path.insert(0, str(checkout.resolve()))
     import GPNN  # the peer's modules, from its checkout
     import torch
     from utils.image import get_pyramid_scales, load_image
     from utils.NN_modules import PytorchNNLowMemory
 
-    s = GPNN_SETTINGS
-    out = root / "gpnn"
+    s = GPNN_SETTINGS | {"fine_dim": size, "device": device}
+    out = tool_folder(root, "gpnn", size)
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {"seconds": {}, "load_1min": {}}
     timings.update(
@@ -178,8 +209,8 @@ def run_gpnn(root: Path, checkout: Path, samples: int, seed: int, commit: str | 
             key = f"{name}/{i}.png"
             if key in timings["seconds"] and (out / key).is_file():
                 continue
-            reference = load_image(str(root / "sources" / f"{name}.png"))
-            nn_module = PytorchNNLowMemory(batch_size=s["nn_batch_size"], alpha=s["alpha"], use_gpu=False)
+            reference = load_image(str(sources_folder(root, size) / f"{name}.png"))
+            nn_module = PytorchNNLowMemory(batch_size=s["nn_batch_size"], alpha=s["alpha"], use_gpu=device != "cpu")
             torch.manual_seed(seed + i)
             load = os.getloadavg()[0]
             start = time.perf_counter()
@@ -195,10 +226,12 @@ def run_gpnn(root: Path, checkout: Path, samples: int, seed: int, commit: str | 
                 num_iters=s["num_iters"],
                 initial_level_num_iters=s["initial_level_num_iters"],
                 keys_blur_factor=s["keys_blur_factor"],
-                device=torch.device("cpu"),
+                device=torch.device("cuda:0" if device != "cpu" else "cpu"),
             )
+            if device != "cpu":
+                torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-            pixels = ((image[0].permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1) * 255
+            pixels = ((image[0].permute(1, 2, 0).cpu().numpy() + 1) / 2).clip(0, 1) * 255
             (out / name).mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.floor(pixels + 0.5).astype(np.uint8)).save(out / key)
             timings["seconds"][key] = round(seconds, 2)
@@ -232,9 +265,13 @@ def metric_settings() -> dict:
 
 
 def score_sets(root: Path, tool: str, sets: dict[str, np.ndarray], seconds: dict[str, list[float]], run: dict) -> dict:
-    """Score each source's set of outputs, print one line per source, and save the result JSON."""
-    sources = load_sources(root)
-    meta = json.loads((root / "sources" / "sources.json").read_text())["sources"]
+    """Score each source's set of outputs (all of one square size), print a line per source, save the result."""
+    sizes = {images.shape[1:3] for images in sets.values()}
+    if len(sizes) > 1 or any(height != width for height, width in sizes):
+        raise NpgenError(f"{tool}: outputs must be square and of one size, got {', '.join(map(str, sorted(sizes)))}")
+    size = check_size(sizes.pop()[0])
+    sources = load_sources(root, size)
+    meta = json.loads((sources_folder(root, size) / "sources.json").read_text())["sources"]
     rows = {}
     for name, images in sets.items():
         images = as_rgb(images)
@@ -255,7 +292,7 @@ def score_sets(root: Path, tool: str, sets: dict[str, np.ndarray], seconds: dict
         mean["seconds_per_image"] = round(float(np.median(every)), 1)  # the median over every image, not a mean
     record = {
         "tool": tool,
-        "size": SIZE,
+        "size": size,
         "metric": {"module": "npgen.evaluation.patches"} | metric_settings(),
         "sources": {name: meta[name] for name in sets},
         "rows": rows,
@@ -280,26 +317,26 @@ def score_folder(root: Path, folder: Path, tool: str) -> None:
     score_sets(root, tool, sets, seconds, run)
 
 
-def tile_shuffles(source: np.ndarray, samples: int, seed: int) -> np.ndarray:
-    """`samples` copies of the source cut into TILE x TILE tiles and put back in a seeded random order."""
+def tile_shuffles(source: np.ndarray, tile: int, samples: int, seed: int) -> np.ndarray:
+    """`samples` copies of the source cut into tile x tile squares and put back in a seeded random order."""
     rng = np.random.default_rng(seed)
     height, width, channels = source.shape
-    rows, columns = height // TILE, width // TILE
-    tiles = source[: rows * TILE, : columns * TILE].reshape(rows, TILE, columns, TILE, channels).swapaxes(1, 2)
-    tiles = tiles.reshape(rows * columns, TILE, TILE, channels)
+    rows, columns = height // tile, width // tile
+    tiles = source[: rows * tile, : columns * tile].reshape(rows, tile, columns, tile, channels).swapaxes(1, 2)
+    tiles = tiles.reshape(rows * columns, tile, tile, channels)
     out = []
     for _ in range(samples):
-        shuffled = tiles[rng.permutation(len(tiles))].reshape(rows, columns, TILE, TILE, channels)
-        out.append(shuffled.swapaxes(1, 2).reshape(rows * TILE, columns * TILE, channels))
+        shuffled = tiles[rng.permutation(len(tiles))].reshape(rows, columns, tile, tile, channels)
+        out.append(shuffled.swapaxes(1, 2).reshape(rows * tile, columns * tile, channels))
     return np.stack(out)
 
 
-def score_tiles(root: Path, samples: int, seed: int) -> None:
-    """The sanity row: each source's own 64x64 tiles shuffled, `samples` times, scored like a tool's outputs."""
-    sources = load_sources(root)
-    sets = {name: tile_shuffles(source, samples, seed) for name, source in sources.items()}
-    run = {"what": f"the source cut into {TILE}x{TILE} tiles, shuffled with numpy seed {seed}", "samples": samples}
-    score_sets(root, "tiles", sets, {}, run)
+def score_tiles(root: Path, size: int, samples: int, seed: int) -> None:
+    """The sanity row: each source cut into 4 x 4 tiles (64x64 at 256) shuffled, `samples` times, scored."""
+    tile = size // 4
+    sets = {name: tile_shuffles(source, tile, samples, seed) for name, source in load_sources(root, size).items()}
+    run = {"what": f"the source cut into {tile}x{tile} tiles, shuffled with numpy seed {seed}", "samples": samples}
+    score_sets(root, "tiles" if size == SIZE else f"tiles-{size}", sets, {}, run)
 
 
 def figure(root: Path, per_tool: int = 2, tile: int = 128, gap: int = 4) -> Path:
@@ -338,6 +375,8 @@ def main() -> None:
     parser.add_argument("--prepare", action="store_true", help="write the sources to ROOT/sources/")
     parser.add_argument("--gpnn", type=Path, metavar="CHECKOUT", help="run Efficient-GPNN from its checkout")
     parser.add_argument("--peer-commit", help="the GPNN checkout's commit, when it is not a git work tree")
+    parser.add_argument("--size", type=int, default=SIZE, help="output size, 256 or a divisor (--prepare, --gpnn)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for GPNN on a GPU")
     parser.add_argument("--samples", type=int, default=4, help="outputs per source (--gpnn, --score-tiles)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--score", type=Path, metavar="DIR", help="score DIR/<name>/*.png against the sources")
@@ -348,14 +387,15 @@ def main() -> None:
     if args.score and not args.tool:
         parser.error("--score needs --tool NAME")
     try:
+        size = check_size(args.size)
         if args.prepare:
-            prepare(args.root)
+            prepare(args.root, size)
         if args.gpnn:
-            run_gpnn(args.root, args.gpnn, args.samples, args.seed, args.peer_commit)
+            run_gpnn(args.root, args.gpnn, size, args.samples, args.seed, args.device, args.peer_commit)
         if args.score:
             score_folder(args.root, args.score, args.tool)
         if args.score_tiles:
-            score_tiles(args.root, args.samples, args.seed)
+            score_tiles(args.root, size, args.samples, args.seed)
         if args.figure:
             figure(args.root)
     except NpgenError as error:
