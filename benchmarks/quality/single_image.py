@@ -24,8 +24,9 @@ Outputs of a tool (the format `--score` reads, and the one npgen's runner must w
                                    # (ROOT/<tool>-128/ for 128x128 outputs, scored against sources-128/)
     ROOT/<tool>/timings.json       # {"tool": str, "seconds": {"<name>/<i>.png": wall-clock seconds, ...}, ...}
 
-Only "seconds" is read (its median is the seconds per image); any other keys (settings, device, threads,
-commit) are copied into the result as "run". `--score` writes benchmarks/results/single-image-<tool>.json
+Only "seconds" is read (its median is the seconds per image), and "cpu_seconds" in the same layout when given
+(the process's CPU time over all threads: a wall clock on a shared machine also counts the others' work, and
+pauses); any other keys (settings, device, threads, commit) are copied into the result as "run". `--score` writes benchmarks/results/single-image-<tool>.json
 (name the tool gpnn-128, npgen-128 for 128x128 outputs). The figure shows up to two outputs of each of gpnn,
 gpnn-128, npgen and npgen-128 found under ROOT.
 
@@ -194,7 +195,9 @@ def run_gpnn(root: Path, checkout: Path, size: int, samples: int, seed: int, dev
     s = GPNN_SETTINGS | {"fine_dim": size, "device": device}
     out = tool_folder(root, "gpnn", size)
     timings_path = out / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {"seconds": {}, "load_1min": {}}
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    for part in ("seconds", "cpu_seconds", "load_1min"):
+        timings.setdefault(part, {})
     timings.update(
         tool="gpnn",
         peer="github.com/ariel415el/Efficient-GPNN",
@@ -213,7 +216,7 @@ def run_gpnn(root: Path, checkout: Path, size: int, samples: int, seed: int, dev
             nn_module = PytorchNNLowMemory(batch_size=s["nn_batch_size"], alpha=s["alpha"], use_gpu=device != "cpu")
             torch.manual_seed(seed + i)
             load = os.getloadavg()[0]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             image = GPNN.generate(
                 reference,
                 nn_module,
@@ -230,14 +233,15 @@ def run_gpnn(root: Path, checkout: Path, size: int, samples: int, seed: int, dev
             )
             if device != "cpu":
                 torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             pixels = ((image[0].permute(1, 2, 0).cpu().numpy() + 1) / 2).clip(0, 1) * 255
             (out / name).mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.floor(pixels + 0.5).astype(np.uint8)).save(out / key)
             timings["seconds"][key] = round(seconds, 2)
+            timings["cpu_seconds"][key] = round(cpu_seconds, 2)
             timings["load_1min"][key] = round(load, 2)
             timings_path.write_text(json.dumps(timings, indent=2) + "\n")
-            print(f"{key} {seconds:.1f} s (load {load:.2f})", flush=True)
+            print(f"{key} {seconds:.1f} s, CPU {cpu_seconds:.1f} s (load {load:.2f})", flush=True)
 
 
 def read_outputs(folder: Path) -> np.ndarray:
@@ -264,8 +268,16 @@ def metric_settings() -> dict:
     return {name: parameters[name].default for name in ("patch", "scales", "projections", "max_patches", "seed")}
 
 
-def score_sets(root: Path, tool: str, sets: dict[str, np.ndarray], seconds: dict[str, list[float]], run: dict) -> dict:
-    """Score each source's set of outputs (all of one square size), print a line per source, save the result."""
+TIMES = ("seconds", "cpu_seconds")  # wall clock, and the process's CPU time (all threads) when the runner gives it
+
+
+def score_sets(
+    root: Path, tool: str, sets: dict[str, np.ndarray], times: dict[str, dict[str, float]], run: dict
+) -> dict:
+    """Score each source's set of outputs (all of one square size), print a line per source, save the result.
+
+    `times` maps each of TIMES to {"<name>/<i>.png": seconds}; each row gets the median per image of the source's,
+    "mean" the median over every image."""
     sizes = {images.shape[1:3] for images in sets.values()}
     if len(sizes) > 1 or any(height != width for height, width in sizes):
         raise NpgenError(f"{tool}: outputs must be square and of one size, got {', '.join(map(str, sorted(sizes)))}")
@@ -278,18 +290,22 @@ def score_sets(root: Path, tool: str, sets: dict[str, np.ndarray], seconds: dict
         row = {
             "samples": len(images),
             "patch_distance": round(patch_distance(images, sources[name]), 6),
-            "diversity": round(diversity(images, sources[name]), 4),
+            "diversity": round(diversity(images, sources[name]), 4) if len(images) > 1 else None,
         }
-        if seconds.get(name):
-            row["seconds_per_image"] = round(float(np.median(seconds[name])), 1)
+        for kind in TIMES:
+            mine = [value for key, value in times.get(kind, {}).items() if key.split("/")[0] == name]
+            if mine:
+                row[f"{kind}_per_image"] = round(float(np.median(mine)), 1)
         rows[name] = row
         print(tool, name, json.dumps(row), flush=True)
-    mean = {
-        key: round(float(np.mean([row[key] for row in rows.values()])), 6) for key in ("patch_distance", "diversity")
-    }
-    every = [value for values in seconds.values() for value in values]
-    if every:
-        mean["seconds_per_image"] = round(float(np.median(every)), 1)  # the median over every image, not a mean
+    mean = {}
+    for key in ("patch_distance", "diversity"):
+        values = [row[key] for row in rows.values() if row[key] is not None]
+        mean[key] = round(float(np.mean(values)), 6) if values else None
+    for kind in TIMES:
+        every = [value for key, value in times.get(kind, {}).items() if key.split("/")[0] in sets]
+        if every:
+            mean[f"{kind}_per_image"] = round(float(np.median(every)), 1)  # the median over every image, not a mean
     record = {
         "tool": tool,
         "size": size,
@@ -306,15 +322,11 @@ def score_folder(root: Path, folder: Path, tool: str) -> None:
     """Score <folder>/<name>/*.png for every source found, with the timings of <folder>/timings.json."""
     timings_path = folder / "timings.json"
     run = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    per_image = run.pop("seconds", {})
-    sets, seconds = {}, {}
-    for name in SOURCES:
-        if (folder / name).is_dir():
-            sets[name] = read_outputs(folder / name)
-            seconds[name] = [value for key, value in per_image.items() if key.split("/")[0] == name]
+    times = {kind: run.pop(kind) for kind in TIMES if kind in run}
+    sets = {name: read_outputs(folder / name) for name in SOURCES if (folder / name).is_dir()}
     if not sets:
         raise NpgenError(f"no outputs in {folder}: expected <name>/<i>.png for names {', '.join(SOURCES)}")
-    score_sets(root, tool, sets, seconds, run)
+    score_sets(root, tool, sets, times, run)
 
 
 def tile_shuffles(source: np.ndarray, tile: int, samples: int, seed: int) -> np.ndarray:
