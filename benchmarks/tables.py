@@ -290,6 +290,47 @@ def pyramid_table(dataset: str, n: int) -> str:
     )
 
 
+def single_image_table(size: int) -> str:
+    """benchmarks/quality/single_image.py --score: per source, each tool's patch distance to the source, diversity
+    between its samples and seconds per image, at one output size; the shuffled-tiles row gives the metric's scale."""
+    suffix = "" if size == 256 else f"-{size}"
+    tools = {tool: load(f"single-image-{tool}{suffix}") for tool in ("npgen", "gpnn", "tiles")}
+    tools = {tool: r for tool, r in tools.items() if r is not None and r.get("rows")}
+    if not tools:
+        return ""
+    names = list(next(iter(tools.values()))["rows"])
+    parts = tools.get("npgen", {}).get("run", {}).get("largest_part", {})
+    rows = [
+        "| source | "
+        + " | ".join(f"{tool}: patch distance / diversity / CPU s per image (samples)" for tool in tools)
+        + " | npgen: largest copied part (pixels) |",
+        "|---|" + "---|" * (len(tools) + 1),
+    ]
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "–"
+        seconds = row.get("cpu_seconds_per_image", row.get("seconds_per_image"))
+        diversity = "–" if row["diversity"] is None else f"{row['diversity']:.3f}"
+        return f"{row['patch_distance']:.4f} / {diversity} / {'–' if seconds is None else f'{seconds:.1f}'} ({row['samples']})"
+
+    for name in names + ["mean"]:
+        if name == "mean":
+            cells = []
+            for r in tools.values():
+                m = r["mean"]
+                d = "–" if m.get("diversity") is None else f"{m['diversity']:.3f}"
+                t = m.get("cpu_seconds_per_image", m.get("seconds_per_image"))
+                cells.append(f"{m['patch_distance']:.4f} / {d} / {'–' if t is None else f'{t:.1f}'}")
+            rows.append(f"| mean (median time) | {' | '.join(cells)} | |")
+        else:
+            rows.append(
+                f"| {name} | {' | '.join(cell(r['rows'].get(name)) for r in tools.values())} | {parts.get(name, '–')} of {size * size} |"
+            )
+    dated = "; ".join(f"{tool}: `{r['command']}`, {r['date']}" for tool, r in tools.items())
+    return "\n".join(rows) + f"\n\nSamples per source in brackets. {dated}; {next(iter(tools.values()))['machine']}."
+
+
 def seeds_table(dataset: str) -> str:
     """benchmarks/quality/seeds.py: the class-conditional scores of one setting at several seeds."""
     r = load(f"seeds-{dataset}")
@@ -824,6 +865,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "seeds-cifar10": lambda: seeds_table("cifar10"),
     "pyramid-cifar10-1000": lambda: pyramid_table("cifar10", 1000),
     "pyramid-mnist-1000": lambda: pyramid_table("mnist", 1000),
+    "single-image-128": lambda: single_image_table(128),
     "likelihood": likelihood_table,
     "speed": speed_table,
     "checkouts-refactor": checkouts_table,

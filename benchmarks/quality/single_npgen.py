@@ -10,7 +10,9 @@ ROOT as in single_image.py (`--root`, default `$NPGEN_PEERS/single` or `../peers
 SOURCE.png` run with the single-image preset (no option given: `npgen.data.datasets.single_image_preset`),
 kept under ROOT/npgen-runs/, and checked with `npgen verify` (every pyramid level); a run that fails stops the
 benchmark. The seconds per image are the run's sampling seconds over its samples, in a fresh process per
-source (numba's compiled kernels come from its cache, as for a user's second run). The largest copied part
+source (numba's compiled kernels come from its cache, as for a user's second run), and the process's CPU time
+(all threads; the whole command, database build included) over its samples, when this call sampled the run.
+The largest copied part
 (a connected region of output pixels taken from the source at one offset, `npgen trace`'s parts) is recorded
 per source: the single-image preset has no bound on it yet.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -58,14 +61,22 @@ def main() -> None:
     names = sorted(p.stem for p in sources.glob("*.png"))
     if not names:
         raise SystemExit(f"no sources in {sources}: run `python benchmarks/quality/single_image.py --prepare` first")
-    timings = {"tool": "npgen" + suffix, "seconds": {}, "largest_part": {}, "machine": machine(), "settings": {}}
+    timings = {"tool": "npgen" + suffix, "seconds": {}, "cpu_seconds": {}, "largest_part": {}, "machine": machine()}
     for name in names:
         run = runs / name
-        if not (run / "manifest.json").is_file() or json.loads((run / "manifest.json").read_text())["status"] != "complete":
+        if (
+            not (run / "manifest.json").is_file()
+            or json.loads((run / "manifest.json").read_text())["status"] != "complete"
+        ):
             command = [sys.executable, "-m", "npgen", "sample", "--dataset", str(sources / f"{name}.png")]
             command += ["-n", str(args.samples), "--seed", str(args.seed), "--out", str(run)]
             command += ["--resume"] if run.exists() else []
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run(command, check=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / args.samples
+            for i in range(args.samples):
+                timings["cpu_seconds"][f"{name}/{i}.png"] = round(cpu, 2)
         subprocess.run([sys.executable, "-m", "npgen", "verify", str(run)], check=True, stdout=subprocess.DEVNULL)
         manifest = json.loads((run / "manifest.json").read_text())
         samples = np.load(run / "samples.npy")
@@ -74,9 +85,14 @@ def main() -> None:
             Image.fromarray(image.squeeze()).save(outputs / name / f"{i}.png")
             timings["seconds"][f"{name}/{i}.png"] = manifest["timings"]["sample_seconds"] / len(samples)
         timings["largest_part"][name] = largest_part(run)
-        timings["settings"] = {k: manifest["params"][k] for k in ("levels", "anchor", "radius", "coarse_weight", "k_min")}
-        print(f"{name}: {manifest['timings']['sample_seconds'] / len(samples):.1f} s per image, verified, "
-              f"largest part {timings['largest_part'][name]} pixels", flush=True)
+        timings["settings"] = {
+            k: manifest["params"][k] for k in ("levels", "anchor", "radius", "coarse_weight", "k_min")
+        }
+        print(
+            f"{name}: {manifest['timings']['sample_seconds'] / len(samples):.1f} s per image, verified, "
+            f"largest part {timings['largest_part'][name]} pixels",
+            flush=True,
+        )
     (outputs / "timings.json").write_text(json.dumps(timings, indent=2))
 
 

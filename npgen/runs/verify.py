@@ -4,7 +4,7 @@ guarantees (locality radius, class, source budget, exclusion, a completion's giv
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -18,7 +18,26 @@ from npgen.runs.run import Run, check_provenance, load_test_split
 
 
 @dataclass
-class VerifyReport:
+class LevelCounts:
+    """What `check_level` counts at one pyramid level (`VerifyReport` sums them over the levels)."""
+
+    n_pixels: int
+    mismatches: int
+    missing_or_duplicate: int
+    outside_radius: int
+    wrong_class: int
+    over_budget: int
+    unproducible: int
+    excluded_pixels: int
+    max_source_pixels: int  # the most pixels one training image gave one sample, at level 0 only
+
+    def __add__(self, other: "LevelCounts") -> "LevelCounts":
+        summed = {name: getattr(self, name) + getattr(other, name) for name in LevelCounts.__dataclass_fields__}
+        return LevelCounts(**{**summed, "max_source_pixels": self.max_source_pixels})
+
+
+@dataclass
+class VerifyReport(LevelCounts):
     """What `verify_run` found: every count but n_pixels must be 0 for a faithful run.
 
     over_budget counts samples that took more than the run's source budget from one training image;
@@ -35,16 +54,7 @@ class VerifyReport:
     coarsest level has none.
     """
 
-    n_pixels: int
-    mismatches: int
-    missing_or_duplicate: int
-    outside_radius: int
-    wrong_class: int
-    over_budget: int
-    unproducible: int
-    excluded_pixels: int
     given_changed: int
-    max_source_pixels: int
     source_budget: int
     n_excluded_images: int
     levels: int = 1
@@ -124,16 +134,8 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         no_given = np.zeros(coarse.shape[:3], dtype=bool)
         found += check_level(run, level_images(data.images, level), coarse, no_given, guarantees, level_budget, level)
     return VerifyReport(
-        n_pixels=found.n_pixels,
-        mismatches=found.mismatches,
-        missing_or_duplicate=found.missing_or_duplicate,
-        outside_radius=found.outside_radius,
-        wrong_class=found.wrong_class,
-        over_budget=found.over_budget,
-        unproducible=found.unproducible,
-        excluded_pixels=found.excluded_pixels,
+        **asdict(found),
         given_changed=given_changed,
-        max_source_pixels=found.max_source_pixels,
         source_budget=budget,
         n_excluded_images=int(len(excluded)),
         levels=run.levels,
@@ -151,25 +153,6 @@ class Guarantees:
     class_map: np.ndarray | None  # (H, W) at level 0
     included: np.ndarray  # (N,) bool
     anchored: bool = False  # anchor "parent": finer levels within the radius of 2 * their parent's source
-
-
-@dataclass
-class LevelCounts:
-    """What `check_level` counts at one pyramid level (`VerifyReport` sums them over the levels)."""
-
-    n_pixels: int
-    mismatches: int
-    missing_or_duplicate: int
-    outside_radius: int
-    wrong_class: int
-    over_budget: int
-    unproducible: int
-    excluded_pixels: int
-    max_source_pixels: int  # the most pixels one training image gave one sample, at level 0 only
-
-    def __add__(self, other: "LevelCounts") -> "LevelCounts":
-        summed = {name: getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__}
-        return LevelCounts(**{**summed, "max_source_pixels": self.max_source_pixels})
 
 
 def check_level(
