@@ -22,6 +22,8 @@ For every pixel in raster order, and for every sample of a batch at once:
 5. One admissible candidate is drawn uniformly; its centre pixel (all channels) is copied, and its
    image, position, the number of admissible candidates and its distance are recorded.
 
+With `levels` L > 1 the loop runs once per pyramid level, coarsest first (`npgen.rule.pyramid`).
+
 Unconditional samples are a mixture (`class_mixture`): each first draws its class from the
 training split's class shares (a pure function of seed and sample index), then is sampled
 conditioned on it.
