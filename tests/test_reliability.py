@@ -411,6 +411,7 @@ def test_ctrl_c_outside_sample_does_not_advise_resume(tmp_path, data_root):
     run.mkdir()
     os.mkfifo(run / "manifest.json")  # reading it blocks until interrupted
     env = {**os.environ, DATA_ENV: str(data_root), "PYTHONPATH": str(REPO)}
+
     def as_from_a_shell() -> None:  # Ctrl-C reaches it, whatever earlier tests did to this process's SIGINT
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         signal.signal(signal.SIGINT, signal.SIG_DFL)
