@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from npgen import __version__, api
+from npgen.cli_data import data_root_command, show_datasets
 from npgen.console import (
     NpgenGroup,
     Progress,
@@ -25,7 +26,6 @@ from npgen.console import (
 from npgen.control.exclusion import SPEC_HELP
 from npgen.control.regions import CLASS_MAP_HELP, MASK_HELP
 from npgen.data import datasets
-from npgen.data.dataset_cards import known_datasets
 from npgen.errors import NpgenError
 from npgen.params import BUILD, BUILD_PARAMS, PARAMS, RUN, SAMPLE
 
@@ -33,7 +33,8 @@ data_root_option = click.option(
     "--data-root",
     type=click.Path(file_okay=False),
     default=None,
-    help=f"Folder holding mnist.npz / cifar10.npz or their raw files (default: ${datasets.DATA_ENV}).",
+    help=f"Folder holding mnist.npz / cifar10.npz or their raw files (default: ${datasets.DATA_ENV}, else the "
+    "remembered one, see `npgen data root`).",
 )
 
 
@@ -69,14 +70,11 @@ def data() -> None:
 @data.command("list")
 @data_root_option
 def data_list(data_root) -> None:
-    """Known datasets and whether each is present in the data root."""
-    for name in known_datasets():
-        try:
-            datasets.load_dataset(name, data_root=data_root, verify=False)
-            state = "present"
-        except NpgenError as err:
-            state = f"absent ({err})"
-        click.echo(f"{name:10s} {datasets.dataset_card(name).get('description', '')[:60]:60s} {state}")
+    """Known datasets: present or absent (and how to get them), where, size; the data root in effect."""
+    show_datasets(data_root)
+
+
+data.add_command(data_root_command)
 
 
 @data.command("info")
@@ -105,7 +103,8 @@ def data_info(name, data_root, split) -> None:
 @click.argument("source", type=click.Path(exists=True))
 @data_root_option
 def data_import(name, source, data_root) -> None:
-    """Convert raw files (IDX, CIFAR python batches, a torchvision folder) into <data-root>/NAME.npz."""
+    """Copy NAME from SOURCE (raw IDX files, CIFAR python batches, an .npz or a folder holding NAME.npz) into
+    npgen's own data folder (or --data-root), where every later command finds it."""
     click.echo(f"wrote {datasets.import_dataset(name, source, data_root)}")
 
 
@@ -328,7 +327,7 @@ def complete(
     done = resume and api.run_state(out) == "complete"
     n_inputs = len(test_indices) if test_indices else 1
     with Progress(n_inputs * per_input, "completing") as bar:
-        path = api.complete(request, bar.update, note=echo_note)
+        path = api.complete(request, bar.update, note=echo_note, planned=lambda k: setattr(bar, "length", k))
     show_written(path, done)
 
 
@@ -378,7 +377,7 @@ def _pixel(value: str | None) -> tuple[int, int] | None:
 def evaluate(run, classifier, data_root) -> None:
     """Score a run: novelty, near-copies and, with a classifier, FID, precision, recall and class fidelity."""
     click.echo(f"scoring {run} ...", err=True)
-    scores = api.evaluate_run(run, data_root, classifier)
+    scores = api.evaluate_run(run, data_root, classifier, note=echo_note)
     show_scores(scores)
     if "skipped" in scores:
         click.echo(f"skipped {scores['skipped']}", err=True)

@@ -146,26 +146,6 @@ def show_written(path, complete: bool) -> None:
         )
         return
     summary, timings = manifest["summary"], manifest["timings"]
-    params = manifest["params"]
-    if manifest.get("completion"):
-        record = manifest["completion"]
-        conditioned = f"{record['per_input']} completions of each of {record['n_inputs']} inputs, --mask {printable(record['mask'])} given"
-        if manifest["class_label"] is not None:
-            conditioned += f", as class {manifest['class_name']!r}"
-    elif manifest.get("class_map"):
-        conditioned = "regions steered by --class-map " + printable(manifest["class_map"]["spec"])
-    elif manifest["class_label"] is not None:
-        conditioned = f"class {manifest['class_name']!r}"
-    elif params.get("class_mixture"):
-        conditioned = "classes drawn from the training class shares"
-    else:
-        conditioned = "every training image"
-    if manifest.get("exclusion"):
-        conditioned += f"; {manifest['exclusion']['n_images']} training images excluded"
-    click.echo(
-        f"{conditioned}; h={manifest['database']['params']['half_window']}, k_min={params['k_min']}, "
-        f"source budget {params['source_budget']} pixels per training image (max_source_share={params['max_source_share']})"
-    )
     click.echo(
         f"wrote {n_samples} samples to {printable(path)} ({timings['images_per_second']:.1f} images/s); "
         f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from npgen.data.data_root import DATA_ENV, data_root_for, own_data_folder, remember_if_given
 from npgen.data.dataset_cards import (
     KNOWN,
     SPLITS,
@@ -41,8 +42,6 @@ from npgen.data.readers import (
     read_raw,
 )
 from npgen.errors import NpgenError
-
-DATA_ENV = "NPGEN_DATA"
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -194,26 +193,28 @@ def single_image_preset(height: int, width: int) -> dict:
     }
 
 
-def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
-    """The data root: the explicit argument, else $NPGEN_DATA, else an NpgenError saying how to set one."""
-    root = data_root if data_root not in (None, "") else os.environ.get(DATA_ENV)
-    if not root:
+def resolve_data_root(data_root: str | os.PathLike | None, name: str | None = None) -> Path:
+    """The data root to read known dataset `name` from: the explicit argument, else $NPGEN_DATA, else the remembered
+    root or npgen's own data folder (`npgen.data.data_root`), else an NpgenError saying how to give one."""
+    root = data_root_for(data_root, name)
+    if root is None:
         raise NpgenError(
-            f"no data root given: pass --data-root DIR or set {DATA_ENV}=DIR (a folder holding mnist.npz / cifar10.npz)"
+            f"no data root given: pass --data-root DIR or set {DATA_ENV}=DIR once (a folder holding mnist.npz / "
+            f"cifar10.npz; npgen remembers it), or copy a dataset into npgen's own data folder with `npgen data import`"
         )
-    return Path(root).expanduser()
+    return root.path
 
 
 def data_location(name: str | os.PathLike, data_root: str | os.PathLike | None = None) -> str:
     """Where `load_dataset(name, data_root=data_root)` reads from, as an absolute path a run can record:
     the data root of a known dataset, the folder itself for an image folder."""
     if isinstance(name, str) and name in KNOWN:
-        return str(resolve_data_root(data_root).resolve())
+        return str(resolve_data_root(data_root, name).resolve())
     return str(Path(name).expanduser().resolve())
 
 
-def _existing_root(data_root) -> Path:
-    root = resolve_data_root(data_root)
+def _existing_root(data_root, name: str | None = None) -> Path:
+    root = resolve_data_root(data_root, name)
     if not root.is_dir():
         raise NpgenError(
             f"data root {root} is not a directory: pass --data-root DIR or set {DATA_ENV}=DIR to the folder holding your datasets"
@@ -278,7 +279,7 @@ def load_dataset(
 
 
 def _load_known_dataset(name: str, split: str, data_root, verify: bool) -> Dataset:
-    root = _existing_root(data_root)
+    root = _existing_root(data_root, name)
     npz = root / f"{name}.npz"
     if npz.is_file():
         kind, files = "npz", (npz,)
@@ -303,6 +304,7 @@ def _load_known_dataset(name: str, split: str, data_root, verify: bool) -> Datas
             dataset.source,
             f"re-import it with `npgen data import {name} SOURCE` or `npgen data download {name}`, or point --data-root at the original data",
         )
+    remember_if_given(data_root)  # a root given once is found by later commands without it
     return dataset
 
 
@@ -378,6 +380,8 @@ def load_array_folder(path: str | os.PathLike) -> Dataset:
 
 
 def _read_source(name: str, source: Path) -> dict[str, np.ndarray]:
+    if source.is_dir() and (source / f"{name}.npz").is_file():  # a data root holding the dataset
+        source = source / f"{name}.npz"
     if source.is_file():
         arrays = {}
         for split in SPLITS:
@@ -397,14 +401,15 @@ def _read_source(name: str, source: Path) -> dict[str, np.ndarray]:
 
 
 def import_dataset(name: str, source: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Path:
-    """Convert the raw files under `source` into `<data_root>/<name>.npz` and return its path.
+    """Copy a known dataset into `<data_root>/<name>.npz` (default: npgen's own data folder, where every command
+    finds it with no data root given) and return its path.
 
     `source` is a folder holding MNIST IDX files or CIFAR-10 python batches (as laid out by the original
-    archives or a torchvision download), or an .npz in the shared format. Every array must match the card.
-    The file is written atomically and an existing one is never overwritten.
+    archives or a torchvision download), an .npz in the shared format, or a data root holding `<name>.npz`.
+    Every array must match the card. The file is written atomically and an existing one is never overwritten.
     """
     check_known(name)
-    root = resolve_data_root(data_root)
+    root = Path(data_root).expanduser() if data_root not in (None, "") else own_data_folder()
     dest = root / f"{name}.npz"
     if dest.exists():
         raise NpgenError(f"{dest} already exists; delete it first if you want to import {name} again")
@@ -440,9 +445,10 @@ def import_dataset(name: str, source: str | os.PathLike, data_root: str | os.Pat
 
 
 def download_dataset(name: str, data_root: str | os.PathLike | None = None) -> Path:
-    """Download a known dataset with torchvision (the optional `download` extra) and import it into the data root."""
+    """Download a known dataset with torchvision (the optional `download` extra) and import it into `data_root`
+    (default: npgen's own data folder)."""
     check_known(name)
-    root = resolve_data_root(data_root)
+    root = Path(data_root).expanduser() if data_root not in (None, "") else own_data_folder()
     dest = root / f"{name}.npz"
     if dest.exists():
         raise NpgenError(f"{dest} already exists; delete it first if you want to download {name} again")

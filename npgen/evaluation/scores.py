@@ -16,15 +16,18 @@ the same way on the same machine:
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from npgen import __version__
 from npgen.data.datasets import Dataset
-from npgen.data.files import write_json
+from npgen.data.files import array_sha256, write_json
 from npgen.data.index import build_flat_index, build_image_index, search
 from npgen.errors import NpgenError
 from npgen.evaluation.features import classifier_path, load_classifier
@@ -172,15 +175,58 @@ def _classifier_for(train: Dataset, path: str | os.PathLike | None) -> tuple[obj
         return None, default, f"feature-space scores: {err}"
 
 
-def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | os.PathLike | None = None) -> dict:
+def _score_key(run: Run, classifier: Path | None) -> dict:
+    """What a run's scores depend on: npgen's version, the samples' bytes, the training data (its SHA-256 in the
+    manifest) and the classifier file (path, size, modification time; absent is a state too)."""
+    record = run.manifest["dataset"]
+    try:
+        stat = classifier.stat() if classifier is not None else None
+    except OSError:
+        stat = None
+    return {
+        "npgen_version": __version__,
+        "samples_sha256": array_sha256(np.asarray(run.samples)),
+        "dataset": [record.get("name"), record.get("images_sha256"), record.get("labels_sha256")],
+        "classifier": None if stat is None else [str(classifier), stat.st_size, stat.st_mtime_ns],
+    }
+
+
+def cached_scores(run: Run, key: dict) -> dict | None:
+    """The scores in RUN/eval.json if they were computed for `key`, else None."""
+    try:
+        scores = json.loads((run.path / "eval.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return scores if isinstance(scores, dict) and scores.get("key") == key else None
+
+
+def evaluate_run(
+    run_path: str | os.PathLike,
+    data_root=None,
+    classifier: str | os.PathLike | None = None,
+    note: Callable[[str], None] | None = None,
+) -> dict:
     """Score a run (`npgen.evaluation.scores`) and write the scores to RUN/eval.json.
 
     Feature-space scores need torch and a classifier: `classifier` names its file; by default the one
     benchmarks/quality/classifier.py trains for the run's dataset is used when it exists, and without it
-    only pixel-space scores are computed (the reason is recorded under "skipped").
+    only pixel-space scores are computed (the reason is recorded under "skipped"). The scores are kept with
+    what they depend on (`_score_key`): a second call on the same run, data and classifier reads them back.
+    `note` is told each step (`eval [i/n] ...`) as it starts.
     """
     run = Run(run_path)
     target = run.output_path("eval.json")  # refuses a link there before any work
+    say = note or (lambda text: None)
+    key = _score_key(
+        run, Path(classifier) if classifier is not None else classifier_path(run.manifest["dataset"]["name"])
+    )
+    cached = cached_scores(run, key)
+    if cached is not None:
+        say(f"scores of {run.path} are up to date in {target}; nothing to recompute")
+        return cached
+    steps = iter(range(1, 7))
+    step = lambda what: say(f"eval [{next(steps)}/6] {what} ...")  # noqa: E731
+    step("loading the training and test splits")
     train = run.dataset(data_root)
     test = load_test_split(train, run.data_root(data_root), "evaluating")
     loaded, path, skipped = _classifier_for(train, classifier)
@@ -188,14 +234,21 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     class_label = run.manifest["class_label"]
     labels = np.full(len(images), -1 if class_label is None else class_label)
     reference = Reference(train, test, loaded, class_label)
-    scores = {
-        "run": str(run.path),
-        "samples": evaluate_images(images, labels, reference),
-        "floor": reference.floor(len(images)),
-    }
+    step(f"indexing {train.n_images} training images")
+    reference.train_index
+    step(f"near-copy threshold: the nearest training image of {test.n_images} test images")
+    reference.near_copy_threshold
+    step("classifier features of the training and test splits" if loaded is not None else "no classifier: skipped")
+    if loaded is not None:
+        reference.feature_index, reference.test_features
+    step(f"scoring {len(images)} samples")
+    scores = {"run": str(run.path), "samples": evaluate_images(images, labels, reference)}
+    step(f"scoring {len(images)} training images (the floor)")
+    scores["floor"] = reference.floor(len(images))
     if loaded is not None:
         scores["classifier"] = {"path": str(path), "test_accuracy": loaded.test_accuracy}
     if skipped:
         scores["skipped"] = skipped
+    scores["key"] = key
     write_json(target, scores)
     return scores

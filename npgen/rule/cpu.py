@@ -281,3 +281,12 @@ def sample_row(
             sy, sx = cand_pos[chosen] // width, cand_pos[chosen] % width
             image, d = cand_image[chosen], cand_dist[chosen]
             take_pixel(canvas[b], sources, used[b], mine, geometry, y, x, image, sy, sx, n_admissible, d)
+
+
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds a compiled row kernel for this source (a cheap look at its index file):
+    False before the first run after installing or editing the rule, when sampling first compiles the kernels."""
+    try:
+        return bool(sample_row._cache._cache_file._load_index())  # numba's own staleness check of the index
+    except Exception:  # noqa: BLE001 - another numba version: say nothing rather than guess
+        return True

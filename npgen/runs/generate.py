@@ -20,20 +20,22 @@ from npgen.control.classes import resolve_class
 from npgen.control.completion import Completion
 from npgen.control.exclusion import resolve_exclusion
 from npgen.control.regions import parse_class_map, parse_mask
-from npgen.data.database import Database
+from npgen.data.database import Database, WindowParams, default_path
 from npgen.data.datasets import Dataset, data_location, load_dataset, read_image_like
 from npgen.errors import NpgenError
 from npgen.params import PARAMS
 from npgen.rule.cuda import CudaSampler, resolve_device  # numba.cuda itself is imported only for device cuda
 from npgen.rule.provenance import Samples
+from npgen.rule.cpu import kernels_cached
 from npgen.rule.sampler import Sampler
 from npgen.runs import ray as cluster
 from npgen.runs import summary
 from npgen.runs.build import resolve_params
+from npgen.runs.describe import describe_settings
 from npgen.runs.request import CompletionInputs, GenerationRequest
 from npgen.runs.run import load_test_split
 from npgen.runs.shards import parse_shard, shard_batches
-from npgen.runs.store import RunWriter, check_out, run_state, sources_table
+from npgen.runs.store import RunWriter, check_out, check_same_command, control_hashes, run_state, sources_table
 
 ProgressCallback = Callable[[int], None] | None
 NoteCallback = Callable[[str], None] | None
@@ -69,12 +71,14 @@ def sample(
     shard folder that `merge_runs` joins with the others. `request.ray` runs the batches as Ray tasks on the
     cluster at that address, or on a local cluster started for the run when it is `cluster.RAY_LOCAL` ("local",
     see `npgen.runs.ray`; the workers use the CPU sampler); the output is the same either way. `planned(k)` is
-    told how many samples this call produces (n, or a shard's share) before the work starts.
+    told how many samples this call produces (n, a shard's share, or on resume what is left) before the work starts.
 
     The explicit parameters of the request override the dataset's preset (`npgen.params.resolve`), and the
     manifest records the resolved values. The run folder is created only once the data, database and options
-    have loaded. With `request.resume`, a complete run is left untouched (a no-op); a folder without a manifest
-    holding nothing but npgen's leftovers is started afresh (`note` is told). A failure before the first batch
+    have loaded. With `request.resume`, a run, finished or not, continues only with the options it was started
+    with (else NpgenError); a finished one is then left untouched (a no-op); a folder without a manifest
+    holding nothing but npgen's leftovers is started afresh. `note` is told the run's settings before sampling,
+    and when the sampler's kernels are compiled (the first run after installing). A failure before the first batch
     removes the folder again if this call created it. `progress(0)` is called once loading is done, then
     `progress(k)` after each batch of k samples.
     """
@@ -88,13 +92,14 @@ def sample(
     ):  # before loading anything: Ray missing, or no cluster at the address, is one line at once
         cluster.import_ray()
         cluster.check_address(request.ray)
-    if check_out(request.out, request.resume) == "complete":
-        return Path(request.out)  # nothing to do: the manifest, samples and timings stay as they are
+    check_out(request.out, request.resume)
     started = time.perf_counter()
     device = _device(request.sampler_options)
+    if note is not None:
+        note(f"loading {request.dataset} ...")
     data = load_dataset(request.dataset, data_root=request.data_root)
     window_params, options = resolve_params(data, request.window, request.sampler_options)
-    db = Database.open_or_build(data, request.db_path, window_params)
+    db = open_database(data, request.db_path, window_params, note)
     class_label = resolve_class(db.class_names, request.class_value)
     controls, records = _exclusion(request.exclude, data, db)
     if request.class_map is not None:
@@ -112,13 +117,18 @@ def sample(
     return _write_run(request, loaded, progress, note, planned)
 
 
-def complete(request: GenerationRequest, progress: ProgressCallback = None, note: NoteCallback = None) -> Path:
+def complete(
+    request: GenerationRequest,
+    progress: ProgressCallback = None,
+    note: NoteCallback = None,
+    planned: ProgressCallback = None,
+) -> Path:
     """Complete the inputs of `request.completion` (test-split images, or an image file): keep the pixels its mask
     gives and generate the rest, `request.n` completions each, into the run `request.out`.
 
     Sample i completes input i // n; only generated pixels get provenance (`npgen.control.completion`). With
     no class given the whole split is searched (the completion is conditioned on its given pixels, not on a
-    drawn class): class_mixture defaults to 0.
+    drawn class): class_mixture defaults to 0. `progress`, `note` and `planned` are as in `sample`.
     """
     inputs_given, per_input = request.completion or CompletionInputs(mask=""), request.n
     if (inputs_given.test_indices is None) == (inputs_given.image is None):
@@ -127,10 +137,11 @@ def complete(request: GenerationRequest, progress: ProgressCallback = None, note
         raise NpgenError(f"-n (completions per input) must be >= 1, got {per_input}")
     if request.shard is not None or request.ray is not None:
         raise NpgenError("a completion runs whole on this machine: --shard and --ray apply to `npgen sample` only")
-    if check_out(request.out, request.resume) == "complete":
-        return Path(request.out)
+    check_out(request.out, request.resume)
     started = time.perf_counter()
     device = _device(request.sampler_options)
+    if note is not None:
+        note(f"loading {request.dataset} ...")
     data = load_dataset(request.dataset, data_root=request.data_root)
     if inputs_given.image is not None:
         inputs = read_image_like(inputs_given.image, data)[None]
@@ -146,7 +157,7 @@ def complete(request: GenerationRequest, progress: ProgressCallback = None, note
     completion = Completion(np.ascontiguousarray(inputs), known, per_input)
     explicit = {name: value for name, value in (request.sampler_options or {}).items() if value is not None}
     window_params, options = resolve_params(data, request.window, {"class_mixture": 0, **explicit})
-    db = Database.open_or_build(data, request.db_path, window_params)
+    db = open_database(data, request.db_path, window_params, note)
     class_label = resolve_class(db.class_names, request.class_value)
     controls, records = _exclusion(request.exclude, data, db)
     controls.update(inputs=completion.inputs, known=completion.known)
@@ -154,7 +165,7 @@ def complete(request: GenerationRequest, progress: ProgressCallback = None, note
     loaded = LoadedRequest(
         data, db, options, class_label, completion.n_samples, controls, records, device, started, completion
     )
-    return _write_run(request, loaded, progress, note)
+    return _write_run(request, loaded, progress, note, planned)
 
 
 def sample_run(
@@ -208,6 +219,14 @@ def _keyword_request(arguments: dict, **others) -> GenerationRequest:
     """The request of `sample_run` or `complete_run`: each of its `arguments` that names a field, and `others`."""
     names = {field.name for field in fields(GenerationRequest)}
     return GenerationRequest(**{name: value for name, value in arguments.items() if name in names}, **others)
+
+
+def open_database(data: Dataset, db_path, params: WindowParams, note: NoteCallback = None) -> Database:
+    """`Database.open_or_build`, telling `note` first when the database is to be built (the first run on a dataset)."""
+    path = Path(db_path) if db_path is not None else default_path(data, params)
+    if note is not None and not (path / "manifest.json").exists():
+        note(f"building the {data.name} window database in {path} (once; it is reused by later runs) ...")
+    return Database.open_or_build(data, path, params)
 
 
 def _exclusion(exclude, data: Dataset, db: Database) -> tuple[dict, dict]:
@@ -266,20 +285,24 @@ def _write_run(
     }
     if shard is not None:
         manifest["shard"] = {"index": shard[0], "count": shard[1], "n_batches": n_batches, "batches": batches}
+    if request.resume and run_state(out) == "complete":
+        check_same_command(Path(out), {**manifest, "controls": control_hashes(controls)})
+        return Path(out)  # the same command, finished: its manifest, samples and timings stay as they are
     writer = RunWriter(out, manifest, resume=request.resume, controls=controls)
     sizes = {index: min(sampler.batch_size, n - index * sampler.batch_size) for index in batches}
+    pending = [(index, index * sampler.batch_size, sizes[index]) for index in batches if not writer.has_batch(index)]
+    left = sum(size for _, _, size in pending)  # what this call samples: rates and the bar count only that
+    if note is not None:
+        note(describe_settings(writer.manifest, out))
+        if left < sum(sizes.values()):
+            note(f"resuming {out}: {sum(sizes.values()) - left} samples already written, {left} to sample")
+        if pending and loaded.device == "cpu" and request.ray is None and not kernels_cached():
+            note("compiling the sampler kernels once (about 30 s; numba keeps them for later runs)")
     if planned is not None:
-        planned(sum(sizes.values()))
+        planned(left)
     if progress is not None:
         progress(0)  # loading is done: the work starts now
     try:
-        pending = []
-        for index in batches:
-            if writer.has_batch(index):
-                if progress is not None:
-                    progress(sizes[index])
-            else:
-                pending.append((index, index * sampler.batch_size, sizes[index]))
         if request.ray is None:
             produced = local_batches(sampler, db, loaded.class_label, pending)
         else:
@@ -296,7 +319,7 @@ def _write_run(
         writer.abandon()  # only a folder this call created, holding nothing but what it wrote
         raise
     sampled = time.perf_counter()
-    produced_samples = sum(sizes.values())
+    produced_samples = left
     timings = {
         "load_seconds": round(ready - loaded.started, 3),
         "sample_seconds": round(sampled - ready, 3),

@@ -115,6 +115,25 @@ def check_out(path: str | os.PathLike, resume: bool) -> str:
     return state
 
 
+def check_same_command(path: Path, manifest: dict) -> dict:
+    """The manifest of the run at `path`, or an NpgenError if `manifest` (a new command's, with its "controls"
+    hashes) differs from it as a command (`command_difference`): a run, finished or not, resumes only as itself."""
+    previous = read_manifest(path)
+    difference = command_difference(previous, manifest, "the run", "this command")
+    if difference is not None:
+        key, differ = difference
+        raise NpgenError(
+            f"cannot resume {path}: its {key} differs from this command's ({differ}); "
+            "rerun it with the same options or choose a new --out"
+        )
+    return previous
+
+
+def control_hashes(controls: dict | None) -> dict:
+    """The manifest's record of a run's control arrays: {name: SHA-256}."""
+    return {name: array_sha256(array) for name, array in (controls or {}).items()}
+
+
 class RunWriter:
     """Writes a run directory batch by batch; see the module docstring for its layout.
 
@@ -135,21 +154,13 @@ class RunWriter:
             "format": RUN_FORMAT,
             "npgen_version": __version__,
             **manifest,
-            "controls": {name: array_sha256(array) for name, array in controls.items()},
+            "controls": control_hashes(controls),
             "status": "running",
         }
         self.created = False
         state = check_out(self.path, resume)
         if state in ("running", "complete", "bad"):
-            previous = read_manifest(self.path)
-            difference = command_difference(previous, self.manifest, "the run", "this command")
-            if difference is not None:
-                key, differ = difference
-                raise NpgenError(
-                    f"cannot resume {self.path}: its {key} differs from this command's ({differ}); "
-                    "rerun it with the same options or choose a new --out"
-                )
-            self.manifest["started"] = previous.get("started")
+            self.manifest["started"] = check_same_command(self.path, self.manifest).get("started")
         elif state != "empty":  # "empty": a run killed before its manifest was written, started afresh in place
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:

@@ -1,0 +1,40 @@
+"""A run's settings in one line (plain text: the command line makes it printable), from its manifest: what it is conditioned on and the rule's main parameters."""
+
+from __future__ import annotations
+
+import os
+
+
+def conditioning(manifest: dict) -> str:
+    """What the samples of a run are conditioned on, in words (class, class map, completion, mixture, exclusion)."""
+    params = manifest["params"]
+    if manifest.get("completion"):
+        record = manifest["completion"]
+        text = (
+            f"{record['per_input']} completions of each of {record['n_inputs']} inputs, --mask {record['mask']} given"
+        )
+        if manifest["class_label"] is not None:
+            text += f", as class {manifest['class_name']!r}"
+    elif manifest.get("class_map"):
+        text = "regions steered by --class-map " + manifest["class_map"]["spec"]
+    elif manifest["class_label"] is not None:
+        text = f"class {manifest['class_name']!r}"
+    elif params.get("class_mixture"):
+        text = "classes drawn from the training class shares"
+    else:
+        text = "every training image"
+    if manifest.get("exclusion"):
+        n_images = manifest["exclusion"]["n_images"]
+        text += f"; {n_images} training image{'' if n_images == 1 else 's'} excluded"
+    return text
+
+
+def describe_settings(manifest: dict, out: str | os.PathLike) -> str:
+    """One line said before sampling: how many samples of which dataset go where, and the settings."""
+    params = manifest["params"]
+    return (
+        f"sampling {manifest['n_samples']} of {manifest['dataset']['name']} into {out}: "
+        f"{conditioning(manifest)}; h={manifest['database']['params']['half_window']}, k_min={params['k_min']}, "
+        f"source budget {params['source_budget']} pixels per training image "
+        f"(max_source_share={params['max_source_share']}), seed {params.get('seed')}"
+    )
