@@ -73,7 +73,7 @@ def remembered_root() -> Path | None:
 def remember_root(path: str | os.PathLike) -> bool:
     """Remember `path` (made absolute) as the data root; True if that changed the config. A cache folder that
     cannot be written leaves the config as it was (False): remembering is a convenience, never an error."""
-    absolute = Path(path).expanduser().resolve()
+    absolute = Path(os.path.abspath(Path(path).expanduser()))  # links kept: a retargeted link is followed later
     record = _read_config()
     if record.get("data_root") == str(absolute):
         return False

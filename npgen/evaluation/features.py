@@ -80,8 +80,10 @@ class Classifier:
     digest: str = ""  # SHA-256 of the weights file, when loaded from one
     cache_dir: Path | None = None  # where features of whole splits are cached: beside the weights file
 
-    def predict(self, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
-        """(features, probabilities) of uint8 (N, H, W, C) images, in batches."""
+    def predict(
+        self, images: np.ndarray, batch_size: int = 500, progress: Callable[[int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(features, probabilities) of uint8 (N, H, W, C) images, in batches (`progress(k)` after each)."""
         if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape or images.dtype != np.uint8:
             raise NpgenError(
                 f"the {self.dataset_name} classifier takes uint8 images of shape (N, {', '.join(map(str, self.image_shape))}), got {images.dtype} {images.shape}"
@@ -93,6 +95,8 @@ class Classifier:
                 f = self.network["body"](_to_tensor(images[first : first + batch_size]))
                 features.append(f.numpy())
                 probabilities.append(torch.softmax(self.network["head"](f), dim=1).numpy())
+                if progress is not None:
+                    progress(len(f))
         return np.concatenate(features), np.concatenate(probabilities)
 
     def features(self, images: np.ndarray) -> np.ndarray:
@@ -103,15 +107,16 @@ class Classifier:
         """(N, n_classes) softmax class probabilities."""
         return self.predict(images)[1]
 
-    def dataset_features(self, dataset) -> np.ndarray:
-        """Features of a whole dataset split, cached beside the weights (keyed by weights and data SHA-256)."""
+    def dataset_features(self, dataset, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Features of a whole dataset split, cached beside the weights (keyed by weights and data SHA-256);
+        `progress(k)` is told after each batch of k images computed."""
         if self.cache_dir is None or not self.digest:
-            return self.features(dataset.images)
+            return self.predict(dataset.images, progress=progress)[0]
         path = self.cache_dir / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{self.digest[:12]}.npy"
         try:
             return np.load(path)
         except (OSError, ValueError):
-            features = self.features(dataset.images)
+            features = self.predict(dataset.images, progress=progress)[0]
             write_array(path, features)
             return features
 

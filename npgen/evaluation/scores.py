@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,6 +45,7 @@ class Reference:
     classifier: object | None = None  # npgen.evaluation.features.Classifier
     class_label: int | None = None  # score against this class's test images only
     seed: int = 0
+    counter: Callable[[int, str], Callable[[int], None] | None] = lambda total, unit: None  # progress of long steps
 
     def __post_init__(self) -> None:
         if self.train.images.shape[1:] != self.test.images.shape[1:]:
@@ -58,18 +60,20 @@ class Reference:
     @cached_property
     def near_copy_threshold(self) -> float:
         """1st percentile of the test images' distances to their nearest training image (pixels)."""
-        return near_copy_threshold(self.train_index, self.test.images)
+        return near_copy_threshold(
+            self.train_index, self.test.images, progress=self.counter(self.test.n_images, "test images searched")
+        )
 
     @cached_property
     def train_features(self) -> np.ndarray:
         """Classifier features of the whole training split (cached on disk beside the classifier's weights)."""
-        return self.classifier.dataset_features(self.train)
+        return self.classifier.dataset_features(self.train, self.counter(self.train.n_images, "training images"))
 
     @cached_property
     def test_features(self) -> np.ndarray:
         """Classifier features of the test images generated images are compared with: all, or those of `class_label`."""
         members = slice(None) if self.class_label is None else self.test.labels == self.class_label
-        return self.classifier.dataset_features(self.test)[members]
+        return self.classifier.dataset_features(self.test, self.counter(self.test.n_images, "test images"))[members]
 
     @cached_property
     def feature_index(self):
@@ -175,6 +179,35 @@ def _classifier_for(train: Dataset, path: str | os.PathLike | None) -> tuple[obj
         return None, default, f"feature-space scores: {err}"
 
 
+class StepNotes:
+    """Tells `say` each of `n_steps` steps as it starts, and within a long step how far it is every `every` seconds."""
+
+    def __init__(self, say: Callable[[str], None], n_steps: int, every: float = 5.0) -> None:
+        self.say, self.n_steps, self.every, self.done = say, n_steps, every, 0
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        self.say(f"eval [{self.done}/{self.n_steps}] {what} ...")
+
+    def counter(self, total: int, unit: str) -> Callable[[int], None]:
+        """A progress(k) callback for `total` items of this step: a line every `every` seconds while it lasts."""
+        started = last = time.monotonic()
+        count = 0
+
+        def advance(k: int) -> None:
+            nonlocal count, last
+            count += k
+            now = time.monotonic()
+            if now - last >= self.every and count < total:
+                last = now
+                rate = count / max(now - started, 1e-9)
+                self.say(
+                    f"  {count}/{total} {unit} ({100 * count // max(total, 1)}%), ETA {(total - count) / rate:.0f} s"
+                )
+
+        return advance
+
+
 def _score_key(run: Run, classifier: Path | None) -> dict:
     """What a run's scores depend on: npgen's version, the samples' bytes, the training data (its SHA-256 in the
     manifest) and the classifier file (path, size, modification time; absent is a state too)."""
@@ -224,8 +257,8 @@ def evaluate_run(
     if cached is not None:
         say(f"scores of {run.path} are up to date in {target}; nothing to recompute")
         return cached
-    steps = iter(range(1, 7))
-    step = lambda what: say(f"eval [{next(steps)}/6] {what} ...")  # noqa: E731
+    notes = StepNotes(say, 6)
+    step = notes.step
     step("loading the training and test splits")
     train = run.dataset(data_root)
     test = load_test_split(train, run.data_root(data_root), "evaluating")
@@ -233,7 +266,7 @@ def evaluate_run(
     images = np.asarray(run.samples)
     class_label = run.manifest["class_label"]
     labels = np.full(len(images), -1 if class_label is None else class_label)
-    reference = Reference(train, test, loaded, class_label)
+    reference = Reference(train, test, loaded, class_label, counter=notes.counter)
     step(f"indexing {train.n_images} training images")
     reference.train_index
     step(f"near-copy threshold: the nearest training image of {test.n_images} test images")
