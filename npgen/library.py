@@ -33,22 +33,28 @@ from npgen.params import BUILD_PARAMS, PARAMS, RUN, SAMPLER_PARAMS
 
 SAMPLE_OPTIONS = (*BUILD_PARAMS, *SAMPLER_PARAMS, *(name for name, p in PARAMS.items() if p.stage == RUN))
 
-SPECIAL_FLAGS = {
-    "-n": "n=",
-    "--class": "class_label=",
-    "--db": "db=",
-    "--resume": "resume=True",
-    "--force": "force=True",
-}
-FLAG = re.compile(r"(?<![\w-])(-n|--[a-z][a-z0-9-]*)\b")
+FLAG_NAMES = {"-n": "n", "--class": "class_label", "--db": "db"}  # the rest: --k-min is k_min
+SWITCHES = {"--resume": "resume=True", "--force": "force=True"}
+FLAG = re.compile(r"(?<![\w-])(-n|--[a-z][a-z0-9-]*)\b( (?=[0-9A-Z])| (?=[a-z]))?")
+
+
+def _argument(match: re.Match) -> str:
+    flag, space = match[1], match[2]
+    if flag in SWITCHES:
+        return SWITCHES[flag] + (space or "")
+    name = FLAG_NAMES.get(flag) or flag[2:].replace("-", "_")
+    if space is None:
+        return name + "="  # "a new out=, or ..."
+    following = match.string[match.end() : match.end() + 1]
+    return name + "=" if following.isdigit() or following.isupper() else name + " "  # "k_min=3", "n must be"
 
 
 def library_words(text: str) -> str:
     """An error message of the command line with each flag outside `backticks` named as this API's argument:
-    `--out` as `out=`, `--force` as `force=True`, `-n` as `n=`, `--k-min` as `k_min=`."""
+    `--out` as `out=`, `--force` as `force=True`, `-n 2` as `n=2`, `--k-min 3` as `k_min=3`."""
     pieces = text.split("`")
     for i in range(0, len(pieces), 2):  # even pieces lie outside backticks
-        pieces[i] = FLAG.sub(lambda m: SPECIAL_FLAGS.get(m[1]) or m[1][2:].replace("-", "_") + "=", pieces[i])
+        pieces[i] = FLAG.sub(_argument, pieces[i])
     return "`".join(pieces)
 
 

@@ -80,6 +80,7 @@ def test_a_recorded_root_that_lost_the_data_is_a_clear_error(mnist_run, tmp_path
             assert f"pass --data-root DIR or set {DATA_ENV}=DIR" in error
     del manifest["data_root"]  # a run sampled before the data root was recorded
     (moved / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("NPGEN_CACHE", str(tmp_path / "empty-cache"))  # nor a remembered root
     assert "no data root given" in one_error(run_cli("verify", moved))
 
 

@@ -244,18 +244,24 @@ def _load_known(name: str, split: str, kind: str, key: tuple) -> Dataset:
 
 
 def load_dataset(
-    name: str | os.PathLike, split: str = "train", data_root: str | os.PathLike | None = None, verify: bool = True
+    name: str | os.PathLike,
+    split: str = "train",
+    data_root: str | os.PathLike | None = None,
+    verify: bool = True,
+    remember: bool = True,
 ) -> Dataset:
     """Load a known dataset ('mnist', 'cifar10') from the data root, or an image folder given by path.
 
     In the data root, `<name>.npz` (x_train, y_train, x_test, y_test) is used first, else the standard raw
     files: MNIST IDX files (optionally .gz) directly in the root, in root/MNIST/raw or in root/mnist;
     CIFAR-10 python batches in root/cifar-10-batches-py. With `verify`, both arrays must match the SHA-256
-    on the dataset card. Loaded known datasets are cached per process and returned as the same object.
+    on the dataset card. Loaded known datasets are cached per process and returned as the same object. With
+    `remember`, a data root given here or in $NPGEN_DATA that holds datasets is remembered for later calls
+    (`npgen.data.data_root`).
     """
     check_split(split)
     if isinstance(name, str) and name in KNOWN:
-        return _load_known_dataset(name, split, data_root, verify)
+        return _load_known_dataset(name, split, data_root, verify, remember)
     path = Path(name).expanduser()
     if path.is_dir() and (path / ARRAY_FOLDER_MANIFEST).is_file():
         if split != "train":
@@ -278,7 +284,7 @@ def load_dataset(
     )
 
 
-def _load_known_dataset(name: str, split: str, data_root, verify: bool) -> Dataset:
+def _load_known_dataset(name: str, split: str, data_root, verify: bool, remember: bool) -> Dataset:
     root = _existing_root(data_root, name)
     npz = root / f"{name}.npz"
     if npz.is_file():
@@ -304,7 +310,8 @@ def _load_known_dataset(name: str, split: str, data_root, verify: bool) -> Datas
             dataset.source,
             f"re-import it with `npgen data import {name} SOURCE` or `npgen data download {name}`, or point --data-root at the original data",
         )
-    remember_if_given(data_root)  # a root given once is found by later commands without it
+    if remember:
+        remember_if_given(data_root)  # a root given once is found by later commands without it
     return dataset
 
 

@@ -327,7 +327,7 @@ class Run:
         root = self.data_root(data_root)
         recorded = name in KNOWN and root is not None and root != data_root
         try:
-            data = load_dataset(name, split=record["split"], data_root=root)
+            data = load_dataset(name, split=record["split"], data_root=root, remember=not recorded)
         except NpgenError as err:
             if not recorded:
                 raise
@@ -385,7 +385,10 @@ def load_test_split(train: Dataset, data_root, what: str = "this") -> Dataset:
     """The test split of a training split's dataset (a known one, or the same image folder); `what` needs it."""
     try:
         return load_dataset(
-            train.name if train.name in known_datasets() else str(train.source), split="test", data_root=data_root
+            train.name if train.name in known_datasets() else str(train.source),
+            split="test",
+            data_root=data_root,
+            remember=False,  # the training split's loading remembers a root the user gave
         )
     except NpgenError as err:
         raise NpgenError(f"{what} needs the dataset's test split, which could not be loaded: {err}") from err
