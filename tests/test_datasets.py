@@ -144,6 +144,7 @@ def test_data_root_from_environment(monkeypatch):
 
 def test_missing_data_root(monkeypatch, tmp_path):
     monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.setenv("NPGEN_CACHE", str(tmp_path / "cache"))  # no remembered root, no own data folder
     with raises(DATA_ENV) as excinfo:
         load_dataset("mnist")
     assert "--data-root" in one_line(excinfo)

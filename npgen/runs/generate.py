@@ -95,15 +95,19 @@ def sample(
     check_out(request.out, request.resume)
     started = time.perf_counter()
     device = _device(request.sampler_options)
-    if note is not None:
-        note(f"loading {request.dataset} ...")
     data = load_dataset(request.dataset, data_root=request.data_root)
     window_params, options = resolve_params(data, request.window, request.sampler_options)
-    db = open_database(data, request.db_path, window_params, note)
-    class_label = resolve_class(db.class_names, request.class_value)
-    controls, records = _exclusion(request.exclude, data, db)
-    if request.class_map is not None:
-        controls["class_map"] = parse_class_map(request.class_map, db.class_names, db.height, db.width)
+    class_label = resolve_class(data.class_names, request.class_value)  # mistakes are told before any build
+    class_map = (
+        None
+        if request.class_map is None
+        else parse_class_map(request.class_map, data.class_names, data.height, data.width)
+    )
+    database = DatabaseOnDemand(lambda: open_database(data, request.db_path, window_params, note))
+    controls, records = _exclusion(request.exclude, data, database)  # opens the database only for near:D:
+    db = database.opened()
+    if class_map is not None:
+        controls["class_map"] = class_map
         shares = np.bincount(controls["class_map"].ravel() + 1, minlength=len(db.class_names) + 1)
         records["class_map"] = {
             "spec": request.class_map,
@@ -140,8 +144,6 @@ def complete(
     check_out(request.out, request.resume)
     started = time.perf_counter()
     device = _device(request.sampler_options)
-    if note is not None:
-        note(f"loading {request.dataset} ...")
     data = load_dataset(request.dataset, data_root=request.data_root)
     if inputs_given.image is not None:
         inputs = read_image_like(inputs_given.image, data)[None]
@@ -157,9 +159,10 @@ def complete(
     completion = Completion(np.ascontiguousarray(inputs), known, per_input)
     explicit = {name: value for name, value in (request.sampler_options or {}).items() if value is not None}
     window_params, options = resolve_params(data, request.window, {"class_mixture": 0, **explicit})
-    db = open_database(data, request.db_path, window_params, note)
-    class_label = resolve_class(db.class_names, request.class_value)
-    controls, records = _exclusion(request.exclude, data, db)
+    class_label = resolve_class(data.class_names, request.class_value)  # mistakes are told before any build
+    database = DatabaseOnDemand(lambda: open_database(data, request.db_path, window_params, note))
+    controls, records = _exclusion(request.exclude, data, database)  # opens the database only for near:D:
+    db = database.opened()
     controls.update(inputs=completion.inputs, known=completion.known)
     records["completion"] = {**source, "mask": inputs_given.mask, "per_input": per_input, "n_inputs": len(inputs)}
     loaded = LoadedRequest(
@@ -219,6 +222,22 @@ def _keyword_request(arguments: dict, **others) -> GenerationRequest:
     """The request of `sample_run` or `complete_run`: each of its `arguments` that names a field, and `others`."""
     names = {field.name for field in fields(GenerationRequest)}
     return GenerationRequest(**{name: value for name, value in arguments.items() if name in names}, **others)
+
+
+class DatabaseOnDemand:
+    """A database opened (or built) by `open` the first time it is used, so that checks of a request that need
+    no database fail before a first build starts."""
+
+    def __init__(self, open: Callable[[], Database]) -> None:
+        self.open, self.database = open, None
+
+    def opened(self) -> Database:
+        if self.database is None:
+            self.database = self.open()
+        return self.database
+
+    def __getattr__(self, name: str):
+        return getattr(self.opened(), name)
 
 
 def open_database(data: Dataset, db_path, params: WindowParams, note: NoteCallback = None) -> Database:
