@@ -69,6 +69,7 @@ def test_an_explicit_data_root_wins_over_the_recorded_one(mnist_run, tmp_path, m
 def test_a_recorded_root_that_lost_the_data_is_a_clear_error(mnist_run, tmp_path, monkeypatch):
     moved = tmp_path / "moved"
     shutil.copytree(mnist_run, moved)
+    (moved / "eval.json").unlink(missing_ok=True)  # scores kept from an earlier eval need no data
     manifest = json.loads((moved / "manifest.json").read_text())
     for gone, why in ((tmp_path / "gone", "not a directory"), (tmp_path, "no mnist data in")):
         manifest["data_root"] = str(gone)

@@ -159,6 +159,7 @@ def test_eval_says_each_step_and_a_second_eval_reads_its_cached_scores(fresh, da
     assert second.exit_code == 0 and "up to date" in second.output and "eval [" not in second.output
     assert time.perf_counter() - started < 5 and "near_copy_rate" in second.output
     assert json.loads((out / "eval.json").read_text()) == scores
+    assert "none.pt" in one_error(run_cli("eval", out, "--classifier", tmp_path / "none.pt"))  # never from the cache
 
 
 # ---- 3. the one-line Python API ----

@@ -253,7 +253,8 @@ def evaluate_run(
     key = _score_key(
         run, Path(classifier) if classifier is not None else classifier_path(run.manifest["dataset"]["name"])
     )
-    cached = cached_scores(run, key)
+    named_but_missing = classifier is not None and not Path(classifier).is_file()  # an error, never a cached answer
+    cached = None if named_but_missing else cached_scores(run, key)
     if cached is not None:
         say(f"scores of {run.path} are up to date in {target}; nothing to recompute")
         return cached
