@@ -478,7 +478,11 @@ def audit(runs, image, out, top, max_candidates, data_root) -> None:
 @data_root_option
 def infomap(run, out, tau, floor, data_root) -> None:
     """Per-pixel information about the class, log2 p(x|context,c) - log2 p(x|context), for every sample of a run."""
+    from npgen.analysis.likelihood import kernels_cached  # numba: only for this command
+
     manifest = api.Run(run).manifest  # checks the run before any work
+    if not kernels_cached():
+        echo_note("compiling the likelihood kernels once (about 30 s; numba keeps them for later runs)")
     passes = manifest["n_samples"] * max(len(manifest["dataset"].get("class_names") or []), 1)
     with Progress(passes, "scoring", unit="image-classes") as bar:
         folder, record = api.infomap_run(run, out, data_root, tau, floor, progress=bar.update)

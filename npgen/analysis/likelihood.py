@@ -30,7 +30,7 @@ import numpy as np
 
 from npgen.errors import NpgenError
 from npgen.rule.batch import RowBatch
-from npgen.rule.cpu import candidate_buffers, score_candidates
+from npgen.rule.cpu import candidate_buffers, compiled_on_disk, score_candidates
 from npgen.rule.kernels import centre_index
 from npgen.rule.sampler import Sampler
 
@@ -144,3 +144,8 @@ def tune_smoothing(grid: np.ndarray, taus: tuple[float, ...] = TAUS, floors: tup
     """The (tau, floor) of a `log_likelihood_grid` with the highest mean log-likelihood (use held-out images)."""
     t, f = np.unravel_index(np.argmax(np.asarray(grid).mean(axis=0)), grid.shape[1:])
     return Smoothing(tau=float(taus[t]), floor=float(floors[f]))
+
+
+def kernels_cached() -> bool:
+    """Whether the likelihood's row kernel is compiled on disk (`npgen.rule.cpu.compiled_on_disk`)."""
+    return compiled_on_disk(row_mixture)

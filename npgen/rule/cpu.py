@@ -283,10 +283,16 @@ def sample_row(
             take_pixel(canvas[b], sources, used[b], mine, geometry, y, x, image, sy, sx, n_admissible, d)
 
 
-def kernels_cached() -> bool:
-    """Whether numba's on-disk cache holds a compiled row kernel for this source (a cheap look at its index file):
-    False before the first run after installing or editing the rule, when sampling first compiles the kernels."""
+def compiled_on_disk(kernel) -> bool:
+    """Whether numba's on-disk cache holds a compiled version of `kernel` (an njit function with cache=True) for its
+    current source (a cheap look at the cache's index file, with numba's own staleness check): False before the
+    first use after installing or editing it, when that use compiles it first."""
     try:
-        return bool(sample_row._cache._cache_file._load_index())  # numba's own staleness check of the index
+        return bool(kernel._cache._cache_file._load_index())
     except Exception:  # noqa: BLE001 - another numba version: say nothing rather than guess
         return True
+
+
+def kernels_cached() -> bool:
+    """Whether the sampler's row kernel is compiled on disk (`compiled_on_disk`)."""
+    return compiled_on_disk(sample_row)
