@@ -137,6 +137,17 @@ PARAMS: dict[str, Param] = {
             SAMPLE,
             "Most any one training image may supply of a sample, as a share of its pixels (1 = no limit).",
         ),
+        Param(
+            "max_part_share",
+            1.0,
+            float,
+            0.0001,
+            1.0,
+            SAMPLE,
+            "Largest copied part of a sample (a 4-connected region of its pixels copied from one training image at one "
+            "displacement), as a share of its pixels at each level (1 = no limit): a bound that makes a sample of one "
+            "or a few images recompose them.",
+        ),
         Param("sigma", None, float, 0.1, 100.0, SAMPLE, "Gaussian window width (default (2h+1)/6.4).", optional=True),
         Param(
             "semantic_eps",
@@ -189,6 +200,7 @@ ADDED_LATER = {
     "levels": 1,
     "coarse_weight": 0.0,
     "anchor": "position",
+    "max_part_share": 1.0,
 }  # sampler parameters runs recorded before them did not name
 
 
@@ -233,6 +245,11 @@ def resolve(names: tuple[str, ...], explicit: dict, preset: dict | None = None) 
             value = preset.get(name, PARAMS[name].default)
         resolved[name] = check(name, value)
     return resolved
+
+
+def part_bound(max_part_share: float, n_pixels: int) -> int:
+    """Most pixels one copied part of a sample of n_pixels may hold (`npgen.rule.parts`)."""
+    return source_budget(max_part_share, n_pixels)
 
 
 def source_budget(max_source_share: float, n_pixels: int) -> int:

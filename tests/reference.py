@@ -88,6 +88,7 @@ def reference_sample(
     allowed = np.arange(len(images)) if class_label is None else np.flatnonzero(labels == class_label)
     pooled = 0 < params["pool_size"] < len(allowed) and pool is None
     budget = max(1, int(np.floor(params["max_source_share"] * height * width + 1e-9)))
+    part_bound = max(1, int(np.floor(params.get("max_part_share", 1.0) * height * width + 1e-9)))
     weights = window_weights(h, params["sigma"])
     order = np.argsort(-weights, kind="stable")
     offsets, weights = causal_offsets(h)[order], weights[order]
@@ -98,6 +99,7 @@ def reference_sample(
     used = np.zeros(len(images), np.int64)
     record = {name: np.zeros((height, width), np.int64) for name in ("src_image", "src_y", "src_x", "n_candidates")}
     record["distance"] = np.zeros((height, width), np.float32)
+    taken = np.zeros((height, width), bool)
     pool = allowed if pool is None else pool
     block, columns = db.retrieval_block, db.encoder.columns(width)
     semantic_eps = params["semantic_eps"]
@@ -122,6 +124,7 @@ def reference_sample(
                 for image in pool[passes]
                 for sy in range(max(0, at_y - radius), min(height, at_y + radius + 1))
                 for sx in range(max(0, at_x - radius), min(width, at_x + radius + 1))
+                if reference_part_size(record, taken, y, x, image, sy, sx) <= part_bound
             ]
             windows = np.stack([padded[i, h + sy + offsets[:, 0], h + sx + offsets[:, 1]] for i, sy, sx in candidates])
             diff = context[None] - windows.astype(np.float32)  # float32, as the kernel
@@ -148,6 +151,7 @@ def reference_sample(
             image, sy, sx = candidates[chosen]
             canvas[h + y, h + x] = images[image, sy, sx]
             used[image] += 1
+            taken[y, x] = True
             for name, value in zip(record, (image, sy, sx, len(admissible), np.float32(total[chosen]))):
                 record[name][y, x] = value
     return {
@@ -155,6 +159,23 @@ def reference_sample(
         "class_label": -1 if class_label is None else class_label,
         **record,
     }
+
+
+def reference_part_size(record: dict, taken: np.ndarray, y: int, x: int, image: int, sy: int, sx: int) -> int:
+    """Pixels of the copied part pixel (y, x) would belong to if copied from (sy, sx) of `image`: a breadth-first
+    search over the taken pixels copied from `image` at the same displacement, 4-connected to it."""
+    same = taken & (record["src_image"] == image)
+    same &= (record["src_y"] - np.arange(len(taken))[:, None] == sy - y) & (
+        record["src_x"] - np.arange(taken.shape[1]) == sx - x
+    )
+    seen, frontier = {(y, x)}, [(y, x)]
+    while frontier:
+        cy, cx = frontier.pop()
+        for ny, nx in ((cy - 1, cx), (cy + 1, cx), (cy, cx - 1), (cy, cx + 1)):
+            if 0 <= ny < len(taken) and 0 <= nx < taken.shape[1] and same[ny, nx] and (ny, nx) not in seen:
+                seen.add((ny, nx))
+                frontier.append((ny, nx))
+    return len(seen)
 
 
 def reference_level(images: np.ndarray, level: int) -> np.ndarray:

@@ -42,6 +42,7 @@ def assert_matches_reference(db, options: dict, class_label, indices=(0, 1, 2)):
         ({"k_min": 3, "radius": 1, "max_source_share": 0.05, "pool_size": 30}, 7),  # widening, locality, a tight budget
         ({"eps": 0.5, "abs_tol": 0.0, "max_source_share": 1.0, "sigma": 0.5}, 1),  # no budget, other weights
         ({"pool_size": 0, "k_min": 2}, 9),  # no pool: every image of the class
+        ({"max_part_share": 0.01, "eps": 0.0, "max_source_share": 1.0}, 5),  # copied parts of at most 7 pixels
     ],
 )
 def test_numba_sampler_matches_the_reference_on_mnist(mnist_db, options, class_label):
@@ -56,7 +57,8 @@ def cifar_codes_db(data_root, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "options, class_label", [({}, 3), ({"k_min": 2, "radius": 1}, None), ({"max_source_share": 0.02}, 8)]
+    "options, class_label",
+    [({}, 3), ({"k_min": 2, "radius": 1}, None), ({"max_source_share": 0.02}, 8), ({"max_part_share": 0.005}, 1)],
 )
 def test_numba_sampler_matches_the_reference_on_cifar10(cifar_db, options, class_label):
     assert_matches_reference(cifar_db, options, class_label, indices=(5,))
@@ -115,6 +117,18 @@ def test_the_semantic_filter_matches_the_reference_on_cifar10_and_patch_codes(ci
                 "max_source_share": 0.3,
             },
             1,
+        ),
+        (  # a single image's preset, less its budget: parts bounded at every level
+            {
+                "levels": 2,
+                "coarse_weight": 1.0,
+                "anchor": "parent",
+                "radius": 1,
+                "pool_size": 3,
+                "max_source_share": 1.0,
+                "max_part_share": 0.03,
+            },
+            4,
         ),
     ],
 )

@@ -31,6 +31,7 @@ from npgen.rule.kernels import (
     weighted_distance_from,
     widened_rank,
 )
+from npgen.rule.parts import NOT_BLOCKED, blocked_continuations, is_blocked, join_part
 from npgen.rule.rng import counter_uniform
 from npgen.rule.windows import block_distances, gather_context
 
@@ -131,7 +132,21 @@ def coarse_start(coarse, b, image, sy, sx, y, x, channels) -> float:
 
 @numba.njit(cache=True, nogil=True)
 def score_candidates(
-    canvas, sources, pool, semantic, used, budget, y, x, geometry, rule, scratch, hint=(-1, -1), coarse=None, b=0
+    canvas,
+    sources,
+    pool,
+    semantic,
+    used,
+    budget,
+    y,
+    x,
+    geometry,
+    rule,
+    scratch,
+    hint=(-1, -1),
+    coarse=None,
+    b=0,
+    blocked=NOT_BLOCKED,
 ):
     """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
 
@@ -147,7 +162,8 @@ def score_candidates(
     (1+eps)*d + abs_tol from the start, so the other windows can stop early sooner. It changes no result.
     An image's windows are scored together (`block_distances`) against the bound as it stood before them.
     At a finer pyramid level, `coarse` (`kernels.CoarseLevel`, with this canvas's index `b` in it) gives every
-    window's distance its coarse term first.
+    window's distance its coarse term first. The windows in `blocked` (`parts.blocked_continuations`) are no
+    candidates: they would grow a copied part beyond its bound.
     """
     offsets, weights, radius, eps, abs_tol = rule.offsets, rule.weights, rule.radius, rule.eps, rule.abs_tol
     context, cand_dist, cand_image, cand_pos, smallest, distances = scratch  # once: a field read is a new reference
@@ -200,12 +216,15 @@ def score_candidates(
             )
         for r in range(rows):
             for j in range(columns):
+                position = (first_y + r) * width + first_x + j
+                if is_blocked(blocked, image, position):
+                    continue
                 d = distances[r * columns + j]
                 cand_dist[n] = d
                 if d < smallest[-1]:
                     bound = min(bound, _insert_sorted(smallest, d, eps, abs_tol))
                 cand_image[n] = image
-                cand_pos[n] = (first_y + r) * width + first_x + j
+                cand_pos[n] = position
                 n += 1
     if n == 0:
         return 0, -np.inf, centre
@@ -245,7 +264,21 @@ def continuation(src_image, src_y, src_x, y, x) -> tuple[int, int]:
 
 @numba.njit(parallel=True, cache=True)
 def sample_row(
-    canvas, sources, pools, semantic, region, known, used, budget, y, geometry, rule, keys, record, coarse=None
+    canvas,
+    sources,
+    pools,
+    semantic,
+    region,
+    known,
+    used,
+    budget,
+    y,
+    geometry,
+    rule,
+    keys,
+    record,
+    coarse=None,
+    parts=None,
 ):
     """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
 
@@ -255,7 +288,8 @@ def sample_row(
     (completion: a given pixel) is kept as it is and left unrecorded. `record` is (src_image, src_y, src_x,
     n_candidates, distance), each (B, H, W). A pixel with no admissible candidate is left unwritten with
     n_candidates 0; the caller fails on it. At a finer pyramid level `coarse` is the complete coarser level
-    (`kernels.CoarseLevel`), whose term every window distance starts from.
+    (`kernels.CoarseLevel`), whose term every window distance starts from. With `parts` (`parts.PartForest`) no
+    copied part grows beyond its bound.
     """
     width = geometry.width
     src_image, src_y, src_x, n_candidates, distance = record
@@ -269,9 +303,17 @@ def sample_row(
                 continue
             r = region[y * width + x]
             hint = continuation(src_image[b], src_y[b], src_x[b], y, x)
+            blocked = NOT_BLOCKED
+            if parts is not None:
+                blocked = blocked_continuations(
+                    parts.parent[b], parts.size[b], parts.bound, src_image[b], src_y[b], src_x[b], y, x,
+                    geometry.height, width,
+                )  # fmt: skip
+                if is_blocked(blocked, hint[0], hint[1]):
+                    hint = (np.int64(-1), np.int64(-1))
             n, threshold, _ = score_candidates(
                 canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, rule, scratch, hint,
-                coarse, b,
+                coarse, b, blocked,
             )  # fmt: skip
             u = counter_uniform(keys[b], y * width + x)
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, u)
@@ -281,3 +323,5 @@ def sample_row(
             sy, sx = cand_pos[chosen] // width, cand_pos[chosen] % width
             image, d = cand_image[chosen], cand_dist[chosen]
             take_pixel(canvas[b], sources, used[b], mine, geometry, y, x, image, sy, sx, n_admissible, d)
+            if parts is not None:
+                join_part(parts.parent[b], parts.size[b], src_image[b], src_y[b], src_x[b], y, x)

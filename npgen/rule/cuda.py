@@ -362,6 +362,10 @@ class CudaSampler(Sampler):
             raise NpgenError(SEMANTIC_ON_CPU)
         if self.levels > 1:
             raise NpgenError("the CUDA sampler samples one level only; sample --levels > 1 on the CPU (--device cpu)")
+        if self.max_part_share < 1:
+            raise NpgenError(
+                "the CUDA sampler does not bound copied parts yet; sample --max-part-share < 1 on the CPU (--device cpu)"
+            )
         self._device_sources = None
 
     def _sources_on_device(self):

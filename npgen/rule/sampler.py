@@ -19,6 +19,8 @@ For every pixel in raster order, and for every sample of a batch at once:
 4. **Source budget.** A training image that has already supplied `budget` pixels of a sample
    (`max_source_share` of its pixels) is no longer a candidate for that sample, so no sample takes
    more than that share from any one image, while every choice can still be the best match.
+   With `max_part_share` below 1, the (at most two) windows that would grow a copied part beyond
+   `part_bound` pixels are no candidates either (`npgen.rule.parts`).
 5. One admissible candidate is drawn uniformly; its centre pixel (all channels) is copied, and its
    image, position, the number of admissible candidates and its distance are recorded.
 
@@ -39,10 +41,11 @@ import numpy as np
 
 from npgen.data.database import Database
 from npgen.errors import NpgenError
-from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
+from npgen.params import PARAMS, SAMPLER_PARAMS, check, part_bound, source_budget
 from npgen.rule.batch import RowBatch
 from npgen.rule.cpu import sample_row
 from npgen.rule.kernels import CoarseLevel, Geometry, Rule
+from npgen.rule.parts import part_forest
 from npgen.rule.provenance import Samples
 from npgen.rule.pyramid import check_levels, sample_pyramid
 from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
@@ -83,6 +86,7 @@ class Sampler:
     coarse_weight: float = PARAMS["coarse_weight"].default
     anchor: str = PARAMS["anchor"].default
     max_source_share: float = PARAMS["max_source_share"].default
+    max_part_share: float = PARAMS["max_part_share"].default
     sigma: float | None = PARAMS["sigma"].default
     semantic_eps: float | None = PARAMS["semantic_eps"].default
     semantic_context: int = PARAMS["semantic_context"].default
@@ -127,6 +131,12 @@ class Sampler:
         """Most pixels one training image may supply to one sample."""
         db = self.database
         return source_budget(self.max_source_share, db.height * db.width)
+
+    @property
+    def part_bound(self) -> int:
+        """Most pixels one copied part of a sample may hold (`npgen.rule.parts`)."""
+        db = self.database
+        return part_bound(self.max_part_share, db.height * db.width)
 
     @property
     def approximate_pool(self) -> bool:
@@ -291,6 +301,9 @@ class Sampler:
         geometry, rule = self.geometry(), self.rule()
         record = (out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance)
         used = np.zeros((len(batch.keys), db.n_images), dtype=np.int32)
+        parts = None  # unbounded: no forest to keep
+        if self.part_bound < db.height * db.width:
+            parts = part_forest(len(batch.keys), db.height, db.width, self.part_bound)
         for y, pools in batch.region_rows():
             sample_row(
                 batch.flat_canvas,
@@ -307,6 +320,7 @@ class Sampler:
                 batch.keys,
                 record,
                 coarse,
+                parts,
             )
             if (out.n_candidates[:, y] == 0).any():
                 return  # the caller reports the row that failed
