@@ -50,3 +50,11 @@ def test_verify_measures_the_parts_and_catches_a_run_over_its_bound(cache, tmp_p
     tampered = CliRunner().invoke(main, ["verify", str(out)])
     assert tampered.exit_code == 1
     assert json.loads(tampered.output.splitlines()[0])["over_part_bound"] >= 1
+
+
+def test_a_bounded_sample_does_not_depend_on_the_batch_size(mnist_db):
+    options = {"max_part_share": 0.01, "eps": 0.0, "max_source_share": 1.0}
+    together = Sampler(mnist_db, batch_size=3, **options).sample(3, class_label=6)
+    one_by_one = Sampler(mnist_db, batch_size=1, **options).sample(3, class_label=6)
+    np.testing.assert_array_equal(together.images, one_by_one.images)
+    np.testing.assert_array_equal(together.src_image, one_by_one.src_image)
