@@ -168,8 +168,12 @@ def show_written(path, complete: bool) -> None:
     )
     click.echo(
         f"wrote {n_samples} samples to {printable(path)} ({timings['images_per_second']:.1f} images/s); "
-        f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "
-        f"median top-source share {summary['median_top_source_share']:.3f}"
+        + (
+            f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "
+            if summary["median_nearest_distance"] is not None
+            else ""
+        )
+        + f"median top-source share {summary['median_top_source_share']:.3f}"
     )
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 from reference import reference_pool, reference_pyramid_sample, reference_sample
 
 from npgen.data.database import Database, WindowParams
@@ -159,3 +160,43 @@ def test_pyramid_matches_the_reference_on_cifar10(cifar_db):
             np.testing.assert_array_equal(got.images[index], want["image"])
             for name in FIELDS:
                 np.testing.assert_array_equal(getattr(got, name)[index], want[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def one_image_db(all_data_root, tmp_path_factory):
+    """A database of one real 32x32 picture (CIFAR-10 training image 7), as `--dataset PICTURE.png` builds it."""
+    folder = tmp_path_factory.mktemp("picture")
+    Image.fromarray(load_dataset("cifar10", data_root=all_data_root).images[7]).save(folder / "picture.png")
+    return Database.build(load_dataset(str(folder / "picture.png")), folder / "db", WindowParams())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"size": "24x40", "radius": 2, "max_source_share": 1.0, "pool_size": 0},  # relative positions
+        {  # a wider, shorter picture through the single-image pyramid, parts bounded
+            "size": "24x48",
+            "levels": 2,
+            "anchor": "parent",
+            "coarse_weight": 1.0,
+            "radius": 1,
+            "max_source_share": 1.0,
+            "max_part_share": 0.1,
+            "pool_size": 0,
+        },
+    ],
+)
+def test_another_output_size_matches_the_reference(one_image_db, options):
+    """--size: samples of another size than the picture, every level bit for bit against the reference."""
+    sampler = Sampler(one_image_db, batch_size=2, **options)
+    out = sampler.sample(2, None)
+    params = {name: getattr(sampler, name) for name in SAMPLER_PARAMS}
+    height, width = map(int, options["size"].split("x"))
+    assert out.images.shape == (2, height, width, 3)
+    for index in range(2):
+        expected = reference_pyramid_sample(one_image_db, params, index, None)
+        levels = [(out, expected), *zip(out.coarser, expected["coarser"])]
+        for level, (got, want) in enumerate(levels):
+            np.testing.assert_array_equal(got.images[index], want["image"], err_msg=f"sample {index} level {level}")
+            for name in FIELDS:
+                np.testing.assert_array_equal(getattr(got, name)[index], want[name], err_msg=f"level {level}: {name}")

@@ -301,7 +301,7 @@ def image_figure(
     ranked = keys[np.lexsort((keys, -counts))][:top]
     for key in ranked:
         r, b = int(key >> 32), int(key & 0xFFFFFFFF)
-        mask = np.zeros((height, width), dtype=bool)
+        mask = np.zeros(samples_of[r].shape[1:3], dtype=bool)  # the samples' size (--size: not the image's)
         at = (run == r) & (sample == b)
         mask[rows.column("y").to_numpy()[at], rows.column("x").to_numpy()[at]] = True
         panel = upscale(as_rgb(np.asarray(samples_of[r][b])), scale)

@@ -239,7 +239,7 @@ def parts_figure(
     ys, xs = np.mgrid[0:height, 0:width]
     for image_index in ranked:
         rgb = as_rgb(dataset_images[image_index]).astype(np.float64)
-        region = np.full((height, width), -1, dtype=np.int64)  # part id given to each source pixel, -1 none
+        region = np.full(rgb.shape[:2], -1, dtype=np.int64)  # part id given to each source pixel, -1 none
         for part in np.flatnonzero(columns["src_image"] == image_index):
             mask = part_ids == part
             region[ys[mask] + columns["dy"][part], xs[mask] + columns["dx"][part]] = part

@@ -180,6 +180,11 @@ def evaluate_run(run_path: str | os.PathLike, data_root=None, classifier: str | 
     only pixel-space scores are computed (the reason is recorded under "skipped").
     """
     run = Run(run_path)
+    if list(run.sample_shape) != list(run.manifest["dataset"]["shape"]):
+        raise NpgenError(
+            f"run {run.path} was sampled at --size {run.manifest['params']['size']}, and its scores compare samples "
+            "with the dataset's test images of their own size; evaluate a run of the dataset's size"
+        )
     target = run.output_path("eval.json")  # refuses a link there before any work
     train = run.dataset(data_root)
     test = load_test_split(train, run.data_root(data_root), "evaluating")

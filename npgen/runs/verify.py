@@ -98,9 +98,10 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     data = run.dataset(data_root)
     samples = np.asarray(run.samples)
     n = len(samples)
-    if data.images.shape[1:] != samples.shape[1:]:
+    if list(data.images.shape[1:]) != list(run.manifest["dataset"]["shape"]):
         raise NpgenError(
-            f"run {run.path} holds {samples.shape[1:]} samples but its dataset has {data.images.shape[1:]} images; the run is damaged, sample it again"
+            f"run {run.path} was sampled from {tuple(run.manifest['dataset']['shape'])} images but its dataset has "
+            f"{data.images.shape[1:]} images; the run is damaged, sample it again"
         )
     params = run.manifest["params"]
     try:
@@ -186,24 +187,28 @@ def check_level(
     table = run.provenance(level=level)
     column = {name: table.column(name).to_numpy() for name in table.column_names}
     n, height, width = samples.shape[:3]
-    n_images = len(images)
-    check_provenance(run.path, column, n, height, width, n_images)
+    n_images, source_height, source_width = images.shape[:3]
+    check_provenance(run.path, column, n, height, width, n_images, (source_height, source_width))
     copied = images[column["src_image"], column["src_y"], column["src_x"]]
     generated = samples[column["sample"], column["y"], column["x"]]
     seen = np.bincount(
         (column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width
     )
-    at_y, at_x = column["y"].astype(np.int64), column["x"].astype(np.int64)
+    at_y = column["y"].astype(np.int64) * source_height // height  # the relative position (--size), else (y, x)
+    at_x = column["x"].astype(np.int64) * source_width // width
     coarsest = level == run.levels - 1
     if guarantees.anchored and not coarsest:  # centred where the parent was copied from, doubled
         parent = run.provenance(["sample", "y", "x", "src_y", "src_x"], level=level + 1)
         parents = {name: parent.column(name).to_numpy() for name in parent.column_names}
-        check_provenance(run.path, parents, n, height >> 1, width >> 1, n_images)
+        check_provenance(
+            run.path, parents, n, height >> 1, width >> 1, n_images, (source_height >> 1, source_width >> 1)
+        )
         sources = np.full((2, n, height >> 1, width >> 1), -(1 << 30), np.int64)
         sources[:, parents["sample"], parents["y"], parents["x"]] = parents["src_y"], parents["src_x"]
         which = (column["sample"], column["y"] >> 1, column["x"] >> 1)
-        at_y, at_x = 2 * sources[0][which] + (at_y & 1), 2 * sources[1][which] + (at_x & 1)
-    radius = guarantees.radius if not (guarantees.anchored and coarsest) else max(height, width)
+        at_y = 2 * sources[0][which] + (column["y"] & 1)
+        at_x = 2 * sources[1][which] + (column["x"] & 1)
+    radius = guarantees.radius if not (guarantees.anchored and coarsest) else max(source_height, source_width)
     far = (np.abs(column["src_y"] - at_y) > radius) | (np.abs(column["src_x"] - at_x) > radius)
     pixel_class = guarantees.classes[column["sample"]]
     if guarantees.class_map is not None:
