@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from npgen.errors import NpgenError
+from npgen.wording import plural
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -161,7 +162,7 @@ def show_written(path, complete: bool) -> None:
     else:
         conditioned = "every training image"
     if manifest.get("exclusion"):
-        conditioned += f"; {manifest['exclusion']['n_images']} training images excluded"
+        conditioned += f"; {plural(manifest['exclusion']['n_images'], 'training image')} excluded"
     click.echo(
         f"{conditioned}; h={manifest['database']['params']['half_window']}, k_min={params['k_min']}, "
         f"source budget {params['source_budget']} pixels per training image (max_source_share={params['max_source_share']})"
@@ -194,7 +195,7 @@ def show_pixel_trace(found: PixelTrace) -> None:
         f"sample {found.sample} pixel (y={found.y}, x={found.x}) <- training image {found.src_image} "
         f"(class {printable(found.src_class_name)}{'' if found.src_file is None else ', file ' + printable(found.src_file)}) at "
         f"(y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
-        f"distance {found.distance:.2f}; {found.n_candidates} admissible candidates"
+        f"distance {found.distance:.2f}; {plural(found.n_candidates, 'admissible candidate')}"
         f"{'' if found.informative else ' (uninformative: a large tie)'}"
     )
     for level in found.ancestors:  # a run with pyramid levels: the pixel's ancestor at each coarser level
@@ -202,7 +203,7 @@ def show_pixel_trace(found: PixelTrace) -> None:
         click.echo(
             f"  level {level.level} pixel (y={level.y}, x={level.x}) <- training image {level.src_image} "
             f"(class {printable(level.src_class_name)}{file}) at (y={level.src_y}, x={level.src_x}) of its "
-            f"level-{level.level} image; distance {level.distance:.2f}; {level.n_candidates} admissible candidates"
+            f"level-{level.level} image; distance {level.distance:.2f}; {plural(level.n_candidates, 'admissible candidate')}"
         )
 
 
