@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npgen.data.clusters import cluster_labels, cluster_names
+from npgen.data.clusters import CLUSTER_METHOD, cluster_labels, cluster_names
 from npgen.data.files import atomic_write, cache_root
 from npgen.data.readers import image_suffixes, one_line, read_image
 from npgen.errors import NpgenError
@@ -158,6 +158,8 @@ def read_image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ..
     classes, files = folder_files(root)
     flat = classes == [root]
     listing = listing_sha256(root, files)
+    if flat:  # a cache made by another way of clustering holds other classes: decode and cluster again
+        listing += f"+{CLUSTER_METHOD}"
     cache = folder_cache_path(root)
     cached = _read_folder_cache(cache, listing)
     if cached is None or (not flat and cached[2] != tuple(c.name for c in classes)):
