@@ -28,6 +28,7 @@ from npgen.data import datasets
 from npgen.data.dataset_cards import known_datasets
 from npgen.errors import NpgenError
 from npgen.params import BUILD, BUILD_PARAMS, PARAMS, RUN, SAMPLE
+from npgen.wording import plural
 
 data_root_option = click.option(
     "--data-root",
@@ -37,15 +38,25 @@ data_root_option = click.option(
 )
 
 
+def default_text(param) -> str:
+    """What an unset parameter takes: its default, or first the value a dataset card's preset (or the single-image
+    preset) gives it, when one does, with the values the presets give."""
+    default = "derived" if param.default is None else f"{param.default:g}" if param.kind is not str else param.default
+    presets = [(name, datasets.dataset_card(name).get("preset", {})) for name in datasets.KNOWN]
+    values = [f"{name} {preset[param.name]}" for name, preset in presets if param.name in preset]
+    if param.name in datasets.single_image_preset(64, 64):
+        values.append("an image file: the single-image preset")
+    if not values:
+        return f"default: {default}"
+    return f"default: the dataset's preset ({', '.join(values)}), else {default}"
+
+
 def param_options(stage: str):
     """One option per method parameter of `stage` (npgen.params): unset means the dataset's preset, else the default."""
 
     def decorate(command):
         for param in reversed([p for p in PARAMS.values() if p.stage == stage]):
-            default = (
-                "derived" if param.default is None else f"{param.default:g}" if param.kind is not str else param.default
-            )
-            text = f"{param.help} [{'one of' if param.choices else 'range'} {param.range_text}; default: the dataset's preset, else {default}]"
+            text = f"{param.help} [{'one of' if param.choices else 'range'} {param.range_text}; {default_text(param)}]"
             kind = click.Choice(param.choices) if param.choices else param.kind
             command = click.option("--" + param.name.replace("_", "-"), param.name, type=kind, default=None, help=text)(
                 command
@@ -100,20 +111,31 @@ def data_info(name, data_root, split) -> None:
     click.echo(json.dumps(info, indent=2))
 
 
+def check_importable(name: str, command: str) -> None:
+    """A one-line error unless `npgen data import|download` knows NAME: what it takes, and what to do instead."""
+    if name not in datasets.KNOWN:
+        raise NpgenError(
+            f"data {command} takes a dataset npgen has a card for ({' or '.join(datasets.KNOWN)}), not {name!r}; "
+            "a folder of your own images needs no import: pass its path to --dataset"
+        )
+
+
 @data.command("import")
-@click.argument("name", type=click.Choice(datasets.KNOWN))
+@click.argument("name", metavar="NAME")
 @click.argument("source", type=click.Path(exists=True))
 @data_root_option
 def data_import(name, source, data_root) -> None:
     """Convert raw files (IDX, CIFAR python batches, a torchvision folder) into <data-root>/NAME.npz."""
+    check_importable(name, "import")
     click.echo(f"wrote {datasets.import_dataset(name, source, data_root)}")
 
 
 @data.command("download")
-@click.argument("name", type=click.Choice(datasets.KNOWN))
+@click.argument("name", metavar="NAME")
 @data_root_option
 def data_download(name, data_root) -> None:
-    """Download NAME with torchvision (needs internet and `pip install npgen[download]`)."""
+    """Download NAME with torchvision (needs internet and `pip install -e '.[download]'` from npgen's folder)."""
+    check_importable(name, "download")
     click.echo(f"wrote {datasets.download_dataset(name, data_root)}")
 
 
@@ -132,7 +154,9 @@ def cache_list() -> None:
     for entry in found:
         click.echo(printable(entry.line()))
     total = sum(entry.size for entry in found)
-    click.echo(f"{len(found)} entries, {cache_module.human_size(total)}")
+    click.echo(
+        f"{plural(len(found), 'entry', 'entries')}, {cache_module.human_size(total)}" if found else "the cache is empty"
+    )
 
 
 @cache.command("clean")
@@ -158,7 +182,9 @@ def cache_clean(mode) -> None:
         click.echo(f"removed {entry.kind} {printable(entry.path)} ({cache_module.human_size(entry.size)})")
     for entry in busy:
         click.echo(f"kept {entry.kind} {printable(entry.path)}: in use or too recent", err=True)
-    click.echo(f"removed {len(removed)} entries, {cache_module.human_size(sum(e.size for e in removed))}")
+    click.echo(
+        f"removed {plural(len(removed), 'entry', 'entries')}, {cache_module.human_size(sum(e.size for e in removed))}"
+    )
 
 
 @main.command()
@@ -265,7 +291,7 @@ def echo_note(text: str) -> None:
     default=None,
     metavar="[ADDRESS]",
     help="Run the batches as Ray tasks on the cluster at ADDRESS, or, given alone, on a local cluster started "
-    "for the run (needs `pip install 'npgen[ray]'`).",
+    "for the run (needs `pip install -e '.[ray]'` from npgen's folder).",
 )
 def sample(
     dataset, class_value, n_samples, out, data_root, db_path, exclude, class_map, resume, shard, ray_address, **params

@@ -450,8 +450,8 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None) -> P
         from torchvision import datasets as tv
     except ImportError:
         raise NpgenError(
-            f'downloading needs torchvision: install with pip install "npgen[download]" '
-            f"or put {name}.npz in the data root {root}"
+            f"downloading needs torchvision: install it with pip install -e '.[download]' from npgen's folder "
+            f"(or pip install torchvision), or put {name}.npz in the data root {root}"
         ) from None
     cls = {"mnist": tv.MNIST, "cifar10": tv.CIFAR10}[name]
     try:

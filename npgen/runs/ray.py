@@ -30,7 +30,7 @@ from npgen.rule.sampler import Sampler
 from npgen.runs.summary import sample_summary
 
 RAY_LOCAL = "local"  # `--ray` without an address: a Ray cluster on this machine, started for the run
-INSTALL_HINT = "pip install 'npgen[ray]'"
+INSTALL_HINT = "pip install -e '.[ray]' from npgen's folder"
 
 
 def import_ray():
