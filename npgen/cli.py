@@ -15,6 +15,8 @@ from npgen import __version__, api
 from npgen.console import (
     NpgenGroup,
     Progress,
+    check_importable,
+    default_text,
     printable,
     show_pixel_trace,
     show_sample_parts,
@@ -36,19 +38,6 @@ data_root_option = click.option(
     default=None,
     help=f"Folder holding mnist.npz / cifar10.npz or their raw files (default: ${datasets.DATA_ENV}).",
 )
-
-
-def default_text(param) -> str:
-    """What an unset parameter takes: its default, or first the value a dataset card's preset (or the single-image
-    preset) gives it, when one does, with the values the presets give."""
-    default = "derived" if param.default is None else f"{param.default:g}" if param.kind is not str else param.default
-    presets = [(name, datasets.dataset_card(name).get("preset", {})) for name in datasets.KNOWN]
-    values = [f"{name} {preset[param.name]}" for name, preset in presets if param.name in preset]
-    if param.name in datasets.single_image_preset(64, 64):
-        values.append("an image file: the single-image preset")
-    if not values:
-        return f"default: {default}"
-    return f"default: the dataset's preset ({', '.join(values)}), else {default}"
 
 
 def param_options(stage: str):
@@ -109,15 +98,6 @@ def data_info(name, data_root, split) -> None:
         "labels_sha256": ds.labels_sha256,
     }
     click.echo(json.dumps(info, indent=2))
-
-
-def check_importable(name: str, command: str) -> None:
-    """A one-line error unless `npgen data import|download` knows NAME: what it takes, and what to do instead."""
-    if name not in datasets.KNOWN:
-        raise NpgenError(
-            f"data {command} takes a dataset npgen has a card for ({' or '.join(datasets.KNOWN)}), not {name!r}; "
-            "a folder of your own images needs no import: pass its path to --dataset"
-        )
 
 
 @data.command("import")
