@@ -125,6 +125,9 @@ def write_report(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
+    examples = [
+        (e, traced_pixel(tracer, e.sample)) for e in example_samples(summary, tracer.n_samples, n_example_samples)
+    ]
     manifest = tracer.run.manifest
     record = {
         "run_path": str(run_path),
@@ -140,7 +143,9 @@ def write_report(
         "timings": manifest.get("timings"),
         "npgen_version": manifest.get("npgen_version"),
         "run": c.run,
+        "examples": [{**asdict(example), "pixel": asdict(pixel)} for example, pixel in examples],
     }
+    write_json(out / "report.json", record)
 
     figures: list[tuple[str, bytes, str]] = []
     for name, (picture, caption) in run_charts(
@@ -149,13 +154,10 @@ def write_report(
         figures.append((name, _png_bytes(picture), caption))
     shown = min(N_GRID_SAMPLES, tracer.n_samples)
     grid = image_grid(np.asarray(tracer.run.samples[:shown]), columns=min(16, shown), scale=2)
-    samples = [("samples.png", _png_bytes(grid), f"The first {shown} of the {tracer.n_samples:,} samples.")]
-    examples = []
-    for i, example in enumerate(example_samples(summary, tracer.n_samples, n_example_samples)):
-        pixel = traced_pixel(tracer, example.sample)
-        examples.append({**asdict(example), "pixel": asdict(pixel)})
-        samples.append((f"parts-{i}.png", _png_bytes(tracer.parts_figure(example.sample)), _parts_caption(example)))
-        samples.append(
+    figures.append(("samples.png", _png_bytes(grid), f"The first {shown} of the {tracer.n_samples:,} samples."))
+    for i, (example, pixel) in enumerate(examples):
+        figures.append((f"parts-{i}.png", _png_bytes(tracer.parts_figure(example.sample)), _parts_caption(example)))
+        figures.append(
             (
                 f"pixel-{i}.png",
                 _png_bytes(tracer.pixel_figure(example.sample, pixel.y, pixel.x)),
@@ -164,16 +166,13 @@ def write_report(
         )
     levels: list[tuple[str, bytes, str]] = []
     if tracer.levels > 1:
-        for i, example in enumerate(examples):
-            sample = example["sample"]
+        for i, sample in enumerate(example.sample for example, _ in examples):
             caption = (
                 f"Sample {sample} at its {tracer.levels} levels, each coarser level enlarged to the sample's size."
             )
             levels.append((f"levels-{i}.png", _png_bytes(tracer.levels_figure(sample)), caption))
-    record["examples"] = examples
-    write_json(out / "report.json", record)
-    written = {name for name, _, _ in [*samples, *figures, *levels]}
-    for name, png, _ in [*samples, *figures, *levels]:
+    written = {name for name, _, _ in [*figures, *levels]}
+    for name, png, _ in [*figures, *levels]:
         _write_bytes(out / name, png)
     for stale in [*out.glob("parts-*.png"), *out.glob("pixel-*.png"), *out.glob("levels-*.png")]:
         if stale.name not in written:
@@ -185,7 +184,7 @@ def write_report(
         for i in top.column("src_image").to_numpy()[:N_TOP_SOURCES]
     }
     page = report_page(
-        run_path, tracer.run.manifest, tracer.dataset.class_names, c, samples, figures, thumbs, summary, levels=levels
+        run_path, tracer.run.manifest, tracer.dataset.class_names, c, figures, thumbs, summary, levels=levels
     )
     atomic_write(out / "report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return out

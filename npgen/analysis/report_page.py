@@ -274,14 +274,14 @@ def report_page(
     manifest: dict,
     class_names: Sequence[str],
     c: Composition,
-    samples: list[tuple[str, bytes, str]],
     figures: list[tuple[str, bytes, str]],
     thumbs: dict[int, bytes],
     summary: pa.Table | None,
     levels: Sequence[tuple[str, bytes, str]] = (),
 ) -> str:
-    """The report's HTML: the run's details, the samples (`samples`: the grid, then the example samples' parts and
-    traced pixels; name, PNG, caption), run-level numbers, charts (`figures`: name, PNG, caption), for a run with
+    """The report's HTML: the run's details, the samples (the `figures` named samples.png, parts-*, pixel-*: the
+    grid, then the example samples' parts and traced pixels), run-level numbers, the other figures (the charts;
+    `figures`: name, PNG, caption), for a run with
     pyramid levels its samples' levels (`levels`: name, PNG, caption; no section when empty), per-sample numbers
     (with the nearest training image from `summary`, the run's samples.parquet) and the most-used training images
     (`thumbs`: their PNGs by index)."""
@@ -305,6 +305,7 @@ def report_page(
         "image) and the least original (nearest), each with its parts and the training images that gave them, and "
         "one pixel traced to its source: an informative pixel of the sample's largest part.</p>"
     )
+    samples = [f for f in figures if f[0] == "samples.png" or f[0].startswith(("parts-", "pixel-"))]
     for name, png, caption in samples:
         parts.append(_figure(png, caption, name, "pixels" if name == "samples.png" else ""))
 
@@ -317,7 +318,8 @@ def report_page(
 
     parts.append("<h2>Charts</h2>")
     for name, png, caption in figures:
-        parts.append(_figure(png, caption, name))
+        if (name, png, caption) not in samples:
+            parts.append(_figure(png, caption, name))
     if levels:
         parts += _levels_section(manifest, levels)
 
