@@ -12,11 +12,11 @@ import click
 import numpy as np
 
 from npgen import __version__, api
+from npgen.cli_options import clusters_option, param_options
 from npgen.console import (
     NpgenGroup,
     Progress,
     check_importable,
-    default_text,
     printable,
     show_pixel_trace,
     show_sample_parts,
@@ -38,21 +38,6 @@ data_root_option = click.option(
     default=None,
     help=f"Folder holding mnist.npz / cifar10.npz or their raw files (default: ${datasets.DATA_ENV}).",
 )
-
-
-def param_options(stage: str):
-    """One option per method parameter of `stage` (npgen.params): unset means the dataset's preset, else the default."""
-
-    def decorate(command):
-        for param in reversed([p for p in PARAMS.values() if p.stage == stage]):
-            text = f"{param.help} [{'one of' if param.choices else 'range'} {param.range_text}; {default_text(param)}]"
-            kind = click.Choice(param.choices) if param.choices else param.kind
-            command = click.option("--" + param.name.replace("_", "-"), param.name, type=kind, default=None, help=text)(
-                command
-            )
-        return command
-
-    return decorate
 
 
 @click.group(cls=NpgenGroup)
@@ -178,6 +163,7 @@ def cache_clean(mode) -> None:
     help="Database folder (default: under $NPGEN_CACHE or ~/.cache/npgen).",
 )
 @param_options(BUILD)
+@clusters_option
 @click.option(
     "--force", is_flag=True, help="Rebuild an existing npgen database (one that is up to date is otherwise kept)."
 )
@@ -190,7 +176,7 @@ def cache_clean(mode) -> None:
     metavar="[ADDRESS]",
     help="Build the chunks as Ray tasks: on the cluster at ADDRESS, or a local one when none is given (needs the ray extra).",
 )
-def build(dataset, data_root, db_path, force, ray_address, **window) -> None:
+def build(dataset, data_root, db_path, force, ray_address, clusters, **window) -> None:
     """Build the window database and FAISS index of a dataset (nothing to do when it is up to date)."""
     with Progress(0, "building") as progress:
         db, built = api.build_database(
@@ -202,6 +188,7 @@ def build(dataset, data_root, db_path, force, ray_address, **window) -> None:
             progress=progress.update,
             ray_address=ray_address,
             on_size=lambda n: setattr(progress, "length", n),
+            clusters=clusters,
         )
     if built:
         click.echo(f"built {printable(db.path)} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
@@ -226,6 +213,7 @@ def generation_options(command):
             param_options(BUILD),
             param_options(SAMPLE),
             param_options(RUN),  # --device (npgen.rule.cuda)
+            clusters_option,
             click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP),
             click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options)."),
         ]
@@ -239,7 +227,8 @@ def generation_request(params: dict, **fields) -> api.GenerationRequest:
     other `fields`, and the command line."""
     window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
-    return api.GenerationRequest(window=window, sampler_options=params, command=command, **fields)
+    clusters = params.pop("clusters")
+    return api.GenerationRequest(window=window, sampler_options=params, command=command, clusters=clusters, **fields)
 
 
 def echo_note(text: str) -> None:

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from npgen.data.datasets import KNOWN, dataset_card, single_image_preset
+from npgen.data.datasets import KNOWN
 from npgen.errors import NpgenError
-from npgen.params import Param
 from npgen.wording import plural
 
 if TYPE_CHECKING:
@@ -242,19 +241,6 @@ def show_usage(table: pa.Table, top: int) -> None:
             f"{row['samples']:>8} {row['share']:>7.2%} {row['informative_pixels']:>10} "
             f"{row['informative_samples']:>11} {row['informative_share']:>9.2%}"
         )
-
-
-def default_text(param: Param) -> str:
-    """What an unset parameter takes: its default, or first the value a dataset card's preset (or the single-image
-    preset) gives it, when one does, with the values the presets give."""
-    default = "derived" if param.default is None else f"{param.default:g}" if param.kind is not str else param.default
-    presets = [(name, dataset_card(name).get("preset", {})) for name in KNOWN]
-    values = [f"{name} {preset[param.name]}" for name, preset in presets if param.name in preset]
-    if param.name in single_image_preset(64, 64):
-        values.append("an image file: the single-image preset")
-    if not values:
-        return f"default: {default}"
-    return f"default: the dataset's preset ({', '.join(values)}), else {default}"
 
 
 def check_importable(name: str, command: str) -> None:

@@ -156,3 +156,46 @@ def test_a_flat_folder_of_circles_and_squares_is_split_into_the_two_shapes(tmp_p
     assert choose_clusters(data.images)[:2] == ("content", 2)
     assert study.contingency(shapes, data.labels) == {"circle": [28, 0], "square": [0, 14]}
     assert np.array_equal(cluster_labels(data.images, k=2, representation="content"), data.labels)
+
+
+def test_the_number_of_clusters_can_be_set_and_is_recorded_and_verified(tmp_path, cache):
+    root = tmp_path / "shapes"
+    shapes_module().draw_shapes(root)
+    built = run_cli("build", "--dataset", root, "--clusters", 3)
+    assert built.exit_code == 0, built.output
+    (db,) = [p for p in (cache / "db").iterdir() if not p.name.startswith(".")]
+    assert "-k3-" in db.name and json.loads((db / "manifest.json").read_text())["dataset"]["clusters"] == 3
+    out = tmp_path / "run"
+    done = run_cli("sample", "--dataset", root, "--clusters", 3, "-n", 4, "--out", out)
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dataset"]["clusters"] == 3 and manifest["dataset"]["class_names"] == [
+        f"cluster-{c}" for c in range(3)
+    ]
+    assert manifest["database"]["path"] == str(db)  # the database built above, not a measured-clusters one
+    assert np.array_equal(
+        load_image_folder(root, clusters=3).labels, cluster_labels(load_image_folder(root).images, k=3)
+    )
+    verified = run_cli("verify", out)
+    assert verified.exit_code == 0 and json.loads(verified.output)["wrong_class"] == 0, verified.output
+    # the measured clusters are other classes: a run claiming them is refused, not checked against them
+    (out / "manifest.json").write_text(json.dumps({**manifest, "dataset": {**manifest["dataset"], "clusters": None}}))
+    refused = run_cli("verify", out)
+    assert refused.exit_code == 2 and "differs" in refused.output, refused.output
+
+
+@pytest.mark.parametrize(
+    "dataset, clusters, message",
+    [
+        ("mnist", 3, "--clusters applies to a flat folder of unlabelled images, not to mnist"),
+        ("shapes", 43, "--clusters 43: a flat folder of 42 images takes 1 to 42 clusters"),
+        ("shapes", 0, "Invalid value for '--clusters'"),
+    ],
+)
+def test_bad_cluster_counts_are_one_line_errors(dataset, clusters, message, tmp_path, cache):
+    root = tmp_path / "shapes"
+    shapes_module().draw_shapes(root)
+    name = root if dataset == "shapes" else dataset
+    done = run_cli("sample", "--dataset", name, "--clusters", clusters, "-n", 2, "--out", tmp_path / "run")
+    assert done.exit_code == 2 and message in done.output, done.output
+    assert not (tmp_path / "run").exists()

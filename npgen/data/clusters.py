@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from npgen.errors import NpgenError
+
 FLAT_CLUSTERS = 10  # clusters of a flat image folder at most, when their number is chosen by measurement
 MIN_CLUSTER_SIZE = 10  # images per chosen cluster at least: ten sources fill a sample under MNIST's 10% budget
 CLUSTER_ITERATIONS = 30  # Lloyd iterations at most
@@ -98,8 +100,8 @@ def cluster_labels(images: np.ndarray, k: int | None = None, representation: str
     """Semantic clusters of unlabelled images: k-means in a label-free representation (`cluster_features`).
 
     With k and representation left out, both are chosen by measurement (`choose_clusters`: the largest mean
-    silhouette). A given k (1 to the number of images) is used as it is, in the given representation or the one
-    that separates k clusters best. Everything is integer arithmetic (squared distances in int64, centroids
+    silhouette). A given k (`npgen build|sample --clusters K`: 1 to the number of images, every cluster non-empty,
+    else an NpgenError) is used as it is, in the given representation or the one that separates k clusters best. Everything is integer arithmetic (squared distances in int64, centroids
     rounded to integers) and the k-means++ seeding draws from numpy's PCG64 with a fixed seed, so the clusters are
     the same on every machine, whatever the thread count: `npgen verify` re-derives them. Ties go to the lower
     cluster; clusters are numbered by decreasing size (ties: by their first image). Returns int64 (N,) in 0..k-1.
@@ -108,7 +110,7 @@ def cluster_labels(images: np.ndarray, k: int | None = None, representation: str
     if k is None:
         representation, k, _ = choose_clusters(images)
     if not 1 <= k <= n:
-        raise ValueError(f"the number of clusters must be between 1 and the {n} images, got {k}")
+        raise NpgenError(f"--clusters {k}: a flat folder of {n} images takes 1 to {n} clusters")
     if representation is None:
         scored = []
         for candidate in REPRESENTATIONS:
@@ -119,6 +121,8 @@ def cluster_labels(images: np.ndarray, k: int | None = None, representation: str
     else:
         labels = _kmeans(cluster_features(images, representation), k)
     counts = np.bincount(labels, minlength=k)
+    if not counts.all():
+        raise NpgenError(f"--clusters {k}: k-means left a cluster of these images empty; choose fewer clusters")
     first_image = np.array([np.flatnonzero(labels == c)[0] if counts[c] else n for c in range(k)])
     order = np.lexsort((first_image, -counts))  # largest first
     renumber = np.empty(k, np.int64)
