@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
-COMMAND = re.compile(r"(?:NPGEN_DATA=(\S+) )?python (benchmarks/\S+\.py)((?: (?!#)[^`\s/]\S*)*)")
+COMMAND = re.compile(r"(?:NPGEN_DATA=(\S+) )?python (benchmarks/\S+\.py)((?: (?!#)[^`\s/][^`\s]*)*)")
 
 
 def readme_benchmark_commands() -> list[tuple[str | None, str, list[str]]]:
