@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,18 @@ def readme_benchmark_commands() -> list[tuple[str | None, str, list[str]]]:
 
 
 def run_as_written(script: str, args: list[str], cwd: Path, env: dict, timeout: int = 300):
+    """Run a benchmark script from a copy of benchmarks/'s scripts beside `cwd` (what it writes under benchmarks/,
+    such as runs/ and reports/, starts empty and stays out of this repository), npgen from this repository."""
+    copy = cwd.parent / "benchmarks-copy"
+    if not copy.exists():
+        shutil.copytree(
+            REPO / "benchmarks",
+            copy / "benchmarks",
+            ignore=shutil.ignore_patterns("runs", "reports", "figures", "results"),
+        )
+    path = copy / script
     return subprocess.run(
-        [sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(path), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
