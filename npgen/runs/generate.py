@@ -92,7 +92,7 @@ def sample(
         return Path(request.out)  # nothing to do: the manifest, samples and timings stay as they are
     started = time.perf_counter()
     device = _device(request.sampler_options)
-    data = load_dataset(request.dataset, data_root=request.data_root)
+    data = load_dataset(request.dataset, data_root=request.data_root, clusters=request.clusters)
     window_params, options = resolve_params(data, request.window, request.sampler_options)
     db = Database.open_or_build(data, request.db_path, window_params)
     class_label = resolve_class(db.class_names, request.class_value)
@@ -131,7 +131,7 @@ def complete(request: GenerationRequest, progress: ProgressCallback = None, note
         return Path(request.out)
     started = time.perf_counter()
     device = _device(request.sampler_options)
-    data = load_dataset(request.dataset, data_root=request.data_root)
+    data = load_dataset(request.dataset, data_root=request.data_root, clusters=request.clusters)
     if inputs_given.image is not None:
         inputs = read_image_like(inputs_given.image, data)[None]
         source = {"image": str(Path(inputs_given.image).resolve())}
@@ -175,6 +175,7 @@ def sample_run(
     shard: str | tuple[int, int] | None = None,
     ray: str | None = None,
     planned: ProgressCallback = None,
+    clusters: int | None = None,
 ) -> Path:
     """`sample` of the request these arguments make (`GenerationRequest` says what each is)."""
     request = _keyword_request(locals())
@@ -284,7 +285,14 @@ def _write_run(
             produced = local_batches(sampler, db, loaded.class_label, pending)
         else:
             spec = cluster.WorkerSpec.of(
-                db, request.dataset, location, loaded.options, loaded.class_label, controls, completion
+                db,
+                request.dataset,
+                location,
+                loaded.options,
+                loaded.class_label,
+                controls,
+                completion,
+                request.clusters,
             )
             produced = cluster.ray_batches(spec, pending, address=request.ray, note=note)
         with closing(produced):  # an error or Ctrl-C here stops the batches still running (Ray tasks)

@@ -347,7 +347,7 @@ class Run:
         root = self.data_root(data_root)
         recorded = name in KNOWN and root is not None and root != data_root
         try:
-            data = load_dataset(name, split=record["split"], data_root=root)
+            data = load_dataset(name, split=record["split"], data_root=root, clusters=record.get("clusters"))
         except NpgenError as err:
             if not recorded:
                 raise

@@ -114,7 +114,7 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         ) from None
     labels = data.labels
     if data.unlabelled:  # a flat folder's classes are clusters: derive them again rather than trust the cache
-        labels = cluster_labels(data.images)
+        labels = cluster_labels(data.images, k=data.clusters)
     excluded = run.control("excluded")
     excluded = np.zeros(0, np.int64) if excluded is None else excluded
     included = np.ones(data.n_images, dtype=bool)
