@@ -42,3 +42,21 @@ def save_result(name: str, record: dict) -> dict:
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, RESULTS / f"{name}.json")
     return record
+
+
+def run_script(main) -> None:
+    """Run a benchmark's `main()` and exit with its status: an npgen error (no data root, missing or changed data)
+    ends in one `error: ...` line on stderr and exit status 2, as the npgen command does, not a traceback; so does
+    a failed npgen command the benchmark ran (its own error line, its exit status)."""
+    import subprocess
+
+    from npgen.errors import NpgenError
+
+    try:
+        status = main()
+    except NpgenError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except subprocess.CalledProcessError as err:  # an npgen command it ran failed, and has printed its error line
+        sys.exit(err.returncode)
+    sys.exit(status or 0)

@@ -850,6 +850,68 @@ def infomap_table() -> str:
     )
 
 
+def single_image_bounds_table(size: int, shares: tuple[float, ...]) -> str:
+    """benchmarks/quality/single_npgen.py --max-part-share: each bound on copied parts against Efficient-GPNN, per
+    source (patch distance / diversity) and on average, with how many sources stay within 1.2x GPNN's patch distance
+    with at least its diversity."""
+    suffix = "" if size == 256 else f"-{size}"
+    gpnn = load(f"single-image-gpnn{suffix}")
+    variants = {"no bound": load(f"single-image-npgen-unbounded{suffix}")}
+    variants |= {f"{share:g}": load(f"single-image-npgen-part{share:g}{suffix}") for share in shares}
+    variants = {name: r for name, r in variants.items() if r is not None and r.get("rows")}
+    if gpnn is None or not variants:
+        return ""
+    names = list(gpnn["rows"])
+    rows = [
+        "| npgen's bound (share of a level's pixels) | "
+        + " | ".join(names)
+        + " | mean | sources within 1.2× GPNN's distance / with its diversity |",
+        "|---|" + "---|" * (len(names) + 2),
+    ]
+    for label, result in [("GPNN", gpnn), *variants.items()]:
+        cells = [f"{result['rows'][n]['patch_distance']:.4f} / {result['rows'][n]['diversity']:.2f}" for n in names]
+        mean = f"{result['mean']['patch_distance']:.4f} / {result['mean']['diversity']:.3f}"
+        close = sum(result["rows"][n]["patch_distance"] <= 1.2 * gpnn["rows"][n]["patch_distance"] for n in names)
+        diverse = sum(result["rows"][n]["diversity"] >= gpnn["rows"][n]["diversity"] for n in names)
+        rows.append(f"| {label} | {' | '.join(cells)} | {mean} | {close} / {diverse} of {len(names)} |")
+    commands = "; ".join(f"`{r['command']}`" for r in variants.values())
+    return "\n".join(rows) + f"\n\nPatch distance / diversity, 4 samples per source. {commands}; {gpnn['machine']}."
+
+
+def size_cost_table() -> str:
+    """benchmarks/speed/size_cost.py: pixels per second of the CIFAR-10 preset against image size (CIFAR-10
+    upsampled: a cost test), the 10,000-image 128 px build and a whole run's share of the sampler at 128 px."""
+    result = load("size-cost")
+    if not result or "sample" not in result:
+        return ""
+    sampled = result["sample"]
+    rows = [
+        "| size | images per round | pixels per second (median) | images per second | against 32 px |",
+        "|---|---|---|---|---|",
+    ]
+    for size, row in sampled["sizes"].items():
+        rows.append(
+            f"| {size}×{size} | {row['images_per_round']} | {row['pixels_per_second']:,} | "
+            f"{row['images_per_second']:.3f} | {row['ratio_to_smallest']:.2f}× |"
+        )
+    notes = [f"{sampled['rounds']} rounds, {sampled['n_images']:,} images per collection: `{sampled['command']}`"]
+    share = sampled.get("run_share_128")
+    if share:
+        notes.append(
+            f"a whole `sample_run` of {share['images_per_run']} samples at 128 px runs at {share['share']:.2f} of the "
+            f"sampler's speed on the same samples (median of {share['pairs']} pairs)"
+        )
+    built = result.get("build")
+    if built:
+        notes.append(
+            f"building the {built['n_images']:,}-image {built['size']} px collection's database took "
+            f"{built['build_seconds']:.0f} s, peak {built['build_peak_anon_gb']:.2f} GB allocated "
+            f"({built['build_peak_rss_gb']:.2f} GB resident, memory-mapped files included), "
+            f"{built['database_gb']:.2f} GB on disk for {built['collection_gb']:.2f} GB of images: `{built['command']}`"
+        )
+    return "\n".join(rows) + "\n\n" + "; ".join(notes) + f". {sampled['date']}, {sampled['machine']}."
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "targets": targets_table,
     "quality-raw-pixels": quality_table,
@@ -866,6 +928,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "pyramid-cifar10-1000": lambda: pyramid_table("cifar10", 1000),
     "pyramid-mnist-1000": lambda: pyramid_table("mnist", 1000),
     "single-image-128": lambda: single_image_table(128),
+    "size-cost": size_cost_table,
+    "single-image-bounds-128": lambda: single_image_bounds_table(128, (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)),
     "likelihood": likelihood_table,
     "speed": speed_table,
     "checkouts-refactor": checkouts_table,

@@ -13,9 +13,11 @@ import numpy as np
 
 from npgen import __version__, api
 from npgen.cli_data import data_root_command, show_datasets
+from npgen.cli_options import clusters_option, param_options
 from npgen.console import (
     NpgenGroup,
     Progress,
+    check_importable,
     printable,
     show_pixel_trace,
     show_sample_parts,
@@ -28,6 +30,7 @@ from npgen.control.regions import CLASS_MAP_HELP, MASK_HELP
 from npgen.data import datasets
 from npgen.errors import NpgenError
 from npgen.params import BUILD, BUILD_PARAMS, PARAMS, RUN, SAMPLE
+from npgen.wording import plural
 
 data_root_option = click.option(
     "--data-root",
@@ -36,24 +39,6 @@ data_root_option = click.option(
     help=f"Folder holding mnist.npz / cifar10.npz or their raw files (default: ${datasets.DATA_ENV}, else the "
     "remembered one, see `npgen data root`).",
 )
-
-
-def param_options(stage: str):
-    """One option per method parameter of `stage` (npgen.params): unset means the dataset's preset, else the default."""
-
-    def decorate(command):
-        for param in reversed([p for p in PARAMS.values() if p.stage == stage]):
-            default = (
-                "derived" if param.default is None else f"{param.default:g}" if param.kind is not str else param.default
-            )
-            text = f"{param.help} [{'one of' if param.choices else 'range'} {param.range_text}; default: the dataset's preset, else {default}]"
-            kind = click.Choice(param.choices) if param.choices else param.kind
-            command = click.option("--" + param.name.replace("_", "-"), param.name, type=kind, default=None, help=text)(
-                command
-            )
-        return command
-
-    return decorate
 
 
 @click.group(cls=NpgenGroup)
@@ -99,20 +84,22 @@ def data_info(name, data_root, split) -> None:
 
 
 @data.command("import")
-@click.argument("name", type=click.Choice(datasets.KNOWN))
+@click.argument("name", metavar="NAME")
 @click.argument("source", type=click.Path(exists=True))
 @data_root_option
 def data_import(name, source, data_root) -> None:
     """Copy NAME from SOURCE (raw IDX files, CIFAR python batches, an .npz or a folder holding NAME.npz) into
     npgen's own data folder (or --data-root), where every later command finds it."""
+    check_importable(name, "import")
     click.echo(f"wrote {datasets.import_dataset(name, source, data_root)}")
 
 
 @data.command("download")
-@click.argument("name", type=click.Choice(datasets.KNOWN))
+@click.argument("name", metavar="NAME")
 @data_root_option
 def data_download(name, data_root) -> None:
-    """Download NAME with torchvision (needs internet and `pip install npgen[download]`)."""
+    """Download NAME with torchvision (needs internet and `pip install -e '.[download]'` from npgen's folder)."""
+    check_importable(name, "download")
     click.echo(f"wrote {datasets.download_dataset(name, data_root)}")
 
 
@@ -131,7 +118,9 @@ def cache_list() -> None:
     for entry in found:
         click.echo(printable(entry.line()))
     total = sum(entry.size for entry in found)
-    click.echo(f"{len(found)} entries, {cache_module.human_size(total)}")
+    click.echo(
+        f"{plural(len(found), 'entry', 'entries')}, {cache_module.human_size(total)}" if found else "the cache is empty"
+    )
 
 
 @cache.command("clean")
@@ -157,7 +146,9 @@ def cache_clean(mode) -> None:
         click.echo(f"removed {entry.kind} {printable(entry.path)} ({cache_module.human_size(entry.size)})")
     for entry in busy:
         click.echo(f"kept {entry.kind} {printable(entry.path)}: in use or too recent", err=True)
-    click.echo(f"removed {len(removed)} entries, {cache_module.human_size(sum(e.size for e in removed))}")
+    click.echo(
+        f"removed {plural(len(removed), 'entry', 'entries')}, {cache_module.human_size(sum(e.size for e in removed))}"
+    )
 
 
 @main.command()
@@ -171,6 +162,7 @@ def cache_clean(mode) -> None:
     help="Database folder (default: under $NPGEN_CACHE or ~/.cache/npgen).",
 )
 @param_options(BUILD)
+@clusters_option
 @click.option(
     "--force", is_flag=True, help="Rebuild an existing npgen database (one that is up to date is otherwise kept)."
 )
@@ -183,7 +175,7 @@ def cache_clean(mode) -> None:
     metavar="[ADDRESS]",
     help="Build the chunks as Ray tasks: on the cluster at ADDRESS, or a local one when none is given (needs the ray extra).",
 )
-def build(dataset, data_root, db_path, force, ray_address, **window) -> None:
+def build(dataset, data_root, db_path, force, ray_address, clusters, **window) -> None:
     """Build the window database and FAISS index of a dataset (nothing to do when it is up to date)."""
     with Progress(0, "building") as progress:
         db, built = api.build_database(
@@ -195,6 +187,7 @@ def build(dataset, data_root, db_path, force, ray_address, **window) -> None:
             progress=progress.update,
             ray_address=ray_address,
             on_size=lambda n: setattr(progress, "length", n),
+            clusters=clusters,
         )
     if built:
         click.echo(f"built {printable(db.path)} ({db.n_images} images, {db.manifest['build_seconds']:.1f} s)")
@@ -219,6 +212,7 @@ def generation_options(command):
             param_options(BUILD),
             param_options(SAMPLE),
             param_options(RUN),  # --device (npgen.rule.cuda)
+            clusters_option,
             click.option("--exclude", "exclude", multiple=True, metavar="SPEC", help=SPEC_HELP),
             click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same options)."),
         ]
@@ -232,7 +226,8 @@ def generation_request(params: dict, **fields) -> api.GenerationRequest:
     other `fields`, and the command line."""
     window = {name: params.pop(name) for name in BUILD_PARAMS}
     command = shlex.join(["npgen", *sys.argv[1:]])
-    return api.GenerationRequest(window=window, sampler_options=params, command=command, **fields)
+    clusters = params.pop("clusters")
+    return api.GenerationRequest(window=window, sampler_options=params, command=command, clusters=clusters, **fields)
 
 
 def echo_note(text: str) -> None:
@@ -264,7 +259,7 @@ def echo_note(text: str) -> None:
     default=None,
     metavar="[ADDRESS]",
     help="Run the batches as Ray tasks on the cluster at ADDRESS, or, given alone, on a local cluster started "
-    "for the run (needs `pip install 'npgen[ray]'`).",
+    "for the run (needs `pip install -e '.[ray]'` from npgen's folder).",
 )
 def sample(
     dataset, class_value, n_samples, out, data_root, db_path, exclude, class_map, resume, shard, ray_address, **params

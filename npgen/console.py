@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from npgen.data.datasets import KNOWN
 from npgen.errors import NpgenError
+from npgen.wording import plural
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -148,8 +150,12 @@ def show_written(path, complete: bool) -> None:
     summary, timings = manifest["summary"], manifest["timings"]
     click.echo(
         f"wrote {n_samples} samples to {printable(path)} ({timings['images_per_second']:.1f} images/s); "
-        f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "
-        f"median top-source share {summary['median_top_source_share']:.3f}"
+        + (
+            f"median nearest-training distance {summary['median_nearest_distance']:.1f}, "
+            if summary["median_nearest_distance"] is not None
+            else ""
+        )
+        + f"median top-source share {summary['median_top_source_share']:.3f}"
     )
 
 
@@ -174,7 +180,7 @@ def show_pixel_trace(found: PixelTrace) -> None:
         f"sample {found.sample} pixel (y={found.y}, x={found.x}) <- training image {found.src_image} "
         f"(class {printable(found.src_class_name)}{'' if found.src_file is None else ', file ' + printable(found.src_file)}) at "
         f"(y={found.src_y}, x={found.src_x}); displacement {found.displacement}; "
-        f"distance {found.distance:.2f}; {found.n_candidates} admissible candidates"
+        f"distance {found.distance:.2f}; {plural(found.n_candidates, 'admissible candidate')}"
         f"{'' if found.informative else ' (uninformative: a large tie)'}"
     )
     for level in found.ancestors:  # a run with pyramid levels: the pixel's ancestor at each coarser level
@@ -182,7 +188,7 @@ def show_pixel_trace(found: PixelTrace) -> None:
         click.echo(
             f"  level {level.level} pixel (y={level.y}, x={level.x}) <- training image {level.src_image} "
             f"(class {printable(level.src_class_name)}{file}) at (y={level.src_y}, x={level.src_x}) of its "
-            f"level-{level.level} image; distance {level.distance:.2f}; {level.n_candidates} admissible candidates"
+            f"level-{level.level} image; distance {level.distance:.2f}; {plural(level.n_candidates, 'admissible candidate')}"
         )
 
 
@@ -218,4 +224,13 @@ def show_usage(table: pa.Table, top: int) -> None:
             f"{row['src_image']:>9} {printable(row['class_name'] if named else ''):>10} {row['pixels']:>8} "
             f"{row['samples']:>8} {row['share']:>7.2%} {row['informative_pixels']:>10} "
             f"{row['informative_samples']:>11} {row['informative_share']:>9.2%}"
+        )
+
+
+def check_importable(name: str, command: str) -> None:
+    """A one-line error unless `npgen data import|download` knows NAME: what it takes, and what to do instead."""
+    if name not in KNOWN:
+        raise NpgenError(
+            f"data {command} takes a dataset npgen has a card for ({' or '.join(KNOWN)}), not {name!r}; "
+            "a folder of your own images needs no import: pass its path to --dataset"
         )

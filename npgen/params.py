@@ -9,11 +9,30 @@ manifest records the resolved values, so a run says exactly what it used.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from npgen.errors import NpgenError
 
 BUILD, SAMPLE, RUN = "build", "sample", "run"  # RUN: how a run executes, never what it produces
+MAX_SIDE = 4096  # the largest output side --size takes
+
+
+def output_size(value) -> str:
+    """A --size value as "HxW" (each side 1..MAX_SIDE); ValueError if it is not one."""
+    text = str(value).strip().lower()
+    height, sep, width = text.partition("x")
+    if not sep or not height.isdigit() or not width.isdigit():
+        raise ValueError(value)
+    if not (1 <= int(height) <= MAX_SIDE and 1 <= int(width) <= MAX_SIDE):
+        raise ValueError(value)
+    return f"{int(height)}x{int(width)}"
+
+
+def size_sides(size: str) -> tuple[int, int]:
+    """(height, width) of an "HxW" size (`output_size`'s)."""
+    height, width = size.split("x")
+    return int(height), int(width)
 
 
 @dataclass(frozen=True)
@@ -29,9 +48,12 @@ class Param:
     help: str
     optional: bool = False
     choices: tuple[str, ...] = ()
+    parse: Callable[[object], object] | None = None  # converts and checks a value kind() cannot (ValueError if bad)
 
     @property
     def range_text(self) -> str:
+        if self.parse is not None:
+            return f"HxW, sides 1..{MAX_SIDE}"
         if self.choices:
             return "|".join(self.choices)
 
@@ -137,6 +159,30 @@ PARAMS: dict[str, Param] = {
             SAMPLE,
             "Most any one training image may supply of a sample, as a share of its pixels (1 = no limit).",
         ),
+        Param(
+            "max_part_share",
+            1.0,
+            float,
+            0.0001,
+            1.0,
+            SAMPLE,
+            "Largest copied part of a sample (a 4-connected region of its pixels copied from one training image at one "
+            "displacement), as a share of its pixels at each level (1 = no limit): a bound that makes a sample of one "
+            "or a few images recompose them.",
+        ),
+        Param(
+            "size",
+            None,
+            str,
+            None,
+            None,
+            SAMPLE,
+            "Output size HxW (e.g. 256x384), when it differs from the training images': each pixel's candidate "
+            "windows are centred at its relative position in the training images (with --anchor parent, around its "
+            "parent's source), and the pool must be off (--pool-size 0), as for one image (default: the images' size).",
+            optional=True,
+            parse=output_size,
+        ),
         Param("sigma", None, float, 0.1, 100.0, SAMPLE, "Gaussian window width (default (2h+1)/6.4).", optional=True),
         Param(
             "semantic_eps",
@@ -189,6 +235,8 @@ ADDED_LATER = {
     "levels": 1,
     "coarse_weight": 0.0,
     "anchor": "position",
+    "max_part_share": 1.0,
+    "size": None,
 }  # sampler parameters runs recorded before them did not name
 
 
@@ -203,6 +251,13 @@ def check(name: str, value):
     if value is None and param.optional:
         return None
     flag = "--" + name.replace("_", "-")
+    if param.parse is not None:
+        try:
+            return param.parse(value)
+        except ValueError:
+            raise NpgenError(
+                f"invalid {name}={value!r} ({flag}): must be HxW, two whole numbers in 1..{MAX_SIDE} (e.g. 256x384)"
+            ) from None
     if param.choices:
         if value not in param.choices:
             raise NpgenError(f"invalid {name}={value!r} ({flag}): must be one of {', '.join(param.choices)}")
@@ -233,6 +288,11 @@ def resolve(names: tuple[str, ...], explicit: dict, preset: dict | None = None) 
             value = preset.get(name, PARAMS[name].default)
         resolved[name] = check(name, value)
     return resolved
+
+
+def part_bound(max_part_share: float, n_pixels: int) -> int:
+    """Most pixels one copied part of a sample of n_pixels may hold (`npgen.rule.parts`)."""
+    return source_budget(max_part_share, n_pixels)
 
 
 def source_budget(max_source_share: float, n_pixels: int) -> int:

@@ -79,6 +79,17 @@ def require_ray():
     return ray
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory) -> Path:
+    """npgen's cache ($NPGEN_CACHE) in this session's temporary folder, for every test and every command a test runs:
+    no test builds databases or decodes folders into the user's ~/.cache/npgen. Tests that need a cache of their own
+    set it again (the `cache` and `module_cache` fixtures)."""
+    path = tmp_path_factory.mktemp("npgen-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NPGEN_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The data root holding the real MNIST."""

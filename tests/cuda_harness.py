@@ -52,12 +52,12 @@ def compare_rows_with_cpu(
         if y in rows:
             gpu_canvas, gpu_used, gpu_record = canvas.copy(), used.copy(), tuple(r.copy() for r in record)
             last = cuda_sample_row(
-                gpu_canvas, *args, gpu_used, budget, y, geometry, rule, batch.keys, gpu_record, threads
+                gpu_canvas, *args, gpu_used, budget, y, geometry, geometry, rule, batch.keys, gpu_record, threads
             )
             over = np.take_along_axis(used, np.maximum(pools.reshape(n_samples, -1), 0), axis=1) >= budget
             seen["exhausted"] += int((over & (pools.reshape(n_samples, -1) >= 0)).sum())
             seen["padding"] += int((pools < 0).sum())
-        sample_row(canvas, *args, used, budget, y, geometry, rule, batch.keys, record)
+        sample_row(canvas, *args, used, budget, y, geometry, geometry, rule, batch.keys, record)
         if y in rows:
             pairs = [("canvas", gpu_canvas, canvas), ("source counts", gpu_used, used)]
             pairs += [(name, gpu[:, y], cpu[:, y]) for name, gpu, cpu in zip(RECORD, gpu_record, record)]

@@ -87,21 +87,26 @@ def reference_sample(
         class_label = reference_class(params["seed"], index, labels, len(db.class_names))
     allowed = np.arange(len(images)) if class_label is None else np.flatnonzero(labels == class_label)
     pooled = 0 < params["pool_size"] < len(allowed) and pool is None
-    budget = max(1, int(np.floor(params["max_source_share"] * height * width + 1e-9)))
+    size = params.get("size")
+    out_height, out_width = (height, width) if size is None else map(int, size.split("x"))
+    budget = max(1, int(np.floor(params["max_source_share"] * out_height * out_width + 1e-9)))
+    part_bound = max(1, int(np.floor(params.get("max_part_share", 1.0) * out_height * out_width + 1e-9)))
     weights = window_weights(h, params["sigma"])
     order = np.argsort(-weights, kind="stable")
     offsets, weights = causal_offsets(h)[order], weights[order]
     radius, eps, abs_tol, k_min = params["radius"], params["eps"], params["abs_tol"], params["k_min"]
     radius = max(height, width) if radius is None else radius
 
-    canvas = np.full((height + h, width + 2 * h, channels), db.pad_value, np.uint8)
+    canvas = np.full((out_height + h, out_width + 2 * h, channels), db.pad_value, np.uint8)
     used = np.zeros(len(images), np.int64)
-    record = {name: np.zeros((height, width), np.int64) for name in ("src_image", "src_y", "src_x", "n_candidates")}
-    record["distance"] = np.zeros((height, width), np.float32)
+    shape = (out_height, out_width)
+    record = {name: np.zeros(shape, np.int64) for name in ("src_image", "src_y", "src_x", "n_candidates")}
+    record["distance"] = np.zeros(shape, np.float32)
+    taken = np.zeros(shape, bool)
     pool = allowed if pool is None else pool
     block, columns = db.retrieval_block, db.encoder.columns(width)
     semantic_eps = params["semantic_eps"]
-    for y in range(height):
+    for y in range(out_height):
         if pooled and y % block == 0:
             pool = reference_pool(
                 canvas[h : h + y, h : h + width], train_rep, allowed, key, db.encoder, params["pool_size"]
@@ -110,18 +115,21 @@ def reference_sample(
             semantic = reference_semantic(
                 canvas[h : h + y, h : h + width], train_rep, pool, db.encoder, columns, params["semantic_context"]
             )
-        for x in range(width):
+        for x in range(out_width):
             context = canvas[h + y + offsets[:, 0], h + x + offsets[:, 1]].astype(np.float32)  # (L, C)
             passes = used[pool] < budget
             if semantic_eps is not None:  # images within (1+eps) of the closest with budget left, at x's block
                 at_block = semantic[:, min(x // block, columns - 1)]
                 passes &= at_block <= (1.0 + semantic_eps) * at_block[passes].min()
-            at_y, at_x = (y, x) if anchors is None else (anchors[0][y, x], anchors[1][y, x])
+            at_y, at_x = (y * height // out_height, x * width // out_width)  # the relative position at another size
+            if anchors is not None:
+                at_y, at_x = anchors[0][y, x], anchors[1][y, x]
             candidates = [
                 (image, sy, sx)
                 for image in pool[passes]
                 for sy in range(max(0, at_y - radius), min(height, at_y + radius + 1))
                 for sx in range(max(0, at_x - radius), min(width, at_x + radius + 1))
+                if reference_part_size(record, taken, y, x, image, sy, sx) <= part_bound
             ]
             windows = np.stack([padded[i, h + sy + offsets[:, 0], h + sx + offsets[:, 1]] for i, sy, sx in candidates])
             diff = context[None] - windows.astype(np.float32)  # float32, as the kernel
@@ -143,18 +151,44 @@ def reference_sample(
             if k > 1 and (total <= threshold).sum() < k:
                 threshold = np.sort(total)[k - 1]
             admissible = np.flatnonzero(total <= threshold)
-            u = uniform(key, y * width + x)
+            u = uniform(key, y * out_width + x)
             chosen = admissible[min(int(u * len(admissible)), len(admissible) - 1)]
             image, sy, sx = candidates[chosen]
             canvas[h + y, h + x] = images[image, sy, sx]
             used[image] += 1
+            taken[y, x] = True
             for name, value in zip(record, (image, sy, sx, len(admissible), np.float32(total[chosen]))):
                 record[name][y, x] = value
     return {
-        "image": canvas[h:, h : h + width].copy(),
+        "image": canvas[h:, h : h + out_width].copy(),
         "class_label": -1 if class_label is None else class_label,
         **record,
     }
+
+
+def reference_part_size(record: dict, taken: np.ndarray, y: int, x: int, image: int, sy: int, sx: int) -> int:
+    """Pixels of the copied part pixel (y, x) would belong to if copied from (sy, sx) of `image`: a breadth-first
+    search over the taken pixels copied from `image` at the same displacement, 4-connected to it."""
+    continued = [
+        (ny, nx)
+        for ny, nx in ((y, x - 1), (y - 1, x))
+        if ny >= 0 and nx >= 0 and taken[ny, nx] and record["src_image"][ny, nx] == image
+        and record["src_y"][ny, nx] - ny == sy - y and record["src_x"][ny, nx] - nx == sx - x
+    ]  # fmt: skip
+    if not continued:  # only the left and upper neighbours are taken next to a new pixel
+        return 1
+    same = taken & (record["src_image"] == image)
+    same &= (record["src_y"] - np.arange(len(taken))[:, None] == sy - y) & (
+        record["src_x"] - np.arange(taken.shape[1]) == sx - x
+    )
+    seen, frontier = {(y, x)}, [(y, x)]
+    while frontier:
+        cy, cx = frontier.pop()
+        for ny, nx in ((cy - 1, cx), (cy + 1, cx), (cy, cx - 1), (cy, cx + 1)):
+            if 0 <= ny < len(taken) and 0 <= nx < taken.shape[1] and same[ny, nx] and (ny, nx) not in seen:
+                seen.add((ny, nx))
+                frontier.append((ny, nx))
+    return len(seen)
 
 
 def reference_level(images: np.ndarray, level: int) -> np.ndarray:
@@ -178,12 +212,15 @@ def reference_pyramid_sample(db, params: dict, index: int, class_label: int | No
     levels = params["levels"]
     for k in range(1, levels):
         np.testing.assert_array_equal(np.asarray(db.level(k).images()), reference_level(originals, k))
+    size = params.get("size")
+    out_height, out_width = originals.shape[1:3] if size is None else map(int, size.split("x"))
     results = []
     for k in range(levels - 1, -1, -1):
         key = level_keys(params["seed"], np.array([index]), k)[0]
         parented = params["anchor"] == "parent"
+        params_k = {**params, "size": None if size is None else f"{out_height >> k}x{out_width >> k}"}
         if k == levels - 1:
-            coarsest = {**params, "radius": None} if parented else params
+            coarsest = {**params_k, "radius": None} if parented else params_k
             results.append(reference_sample(db.level(k), coarsest, index, class_label, key=key))
             continue
         coarser = reference_level(originals, k + 1)
@@ -193,12 +230,12 @@ def reference_pyramid_sample(db, params: dict, index: int, class_label: int | No
         coarse = (results[-1]["image"], framed, scale) if params["coarse_weight"] > 0 else None
         anchors = None
         if parented:  # twice the parent's source, plus the pixel's place in its parent
-            rows, columns = np.indices((originals.shape[1] >> k, originals.shape[2] >> k))
+            rows, columns = np.indices((out_height >> k, out_width >> k))
             parent = (rows // 2, columns // 2)
             anchors = (2 * results[-1]["src_y"][parent] + rows % 2, 2 * results[-1]["src_x"][parent] + columns % 2)
         level_db = db.level(k)
         results.append(
-            reference_sample(level_db, params, index, class_label, key=key, pool=pool, coarse=coarse, anchors=anchors)
+            reference_sample(level_db, params_k, index, class_label, key=key, pool=pool, coarse=coarse, anchors=anchors)
         )
     finest = results[-1]
     finest["coarser"] = results[-2::-1]

@@ -16,6 +16,7 @@ from PIL import Image
 
 from npgen.analysis.audit import DEFAULT_MAX_CANDIDATES, usage_counts
 from npgen.cli import main
+from npgen.analysis.tracer import Tracer
 from npgen.data.datasets import load_dataset
 
 
@@ -94,7 +95,9 @@ def test_usage_of_one_run_equals_a_direct_count_of_its_provenance(runs, tmp_path
         assert np.array_equal(table.column(name).to_numpy(), values), name
     share = table.column("share").to_numpy()
     assert share.sum() == pytest.approx(1.0) and np.allclose(share, expected["pixels"] / (30 * 784))
-    assert "1 run(s), 30 samples, 23520 pixels" in done.output
+    assert "1 run, 30 samples, 23,520 pixels" in done.output
+    used = int((expected["pixels"] > 0).sum())
+    assert f"; {used:,} of all 60,000 training images used ({used / 60000:.1%})," in done.output
     top = int(np.lexsort((-expected["pixels"], -expected["informative_pixels"]))[0])
     assert done.output.splitlines()[2].split()[0] == str(top)  # the printout ranks by informative pixels
 
@@ -107,10 +110,25 @@ def test_usage_of_two_runs_is_the_sum_and_counts_each_runs_samples(runs, tmp_pat
     expected = direct_counts([runs / "a", runs / "b"])
     for name, values in expected.items():
         assert np.array_equal(table.column(name).to_numpy(), values), name
-    assert expected["runs"].max() <= 2 and "2 run(s), 50 samples, 39200 pixels" in done.output
+    assert expected["runs"].max() <= 2 and "2 runs, 50 samples, 39,200 pixels" in done.output
     labels = table.column("class").to_numpy()
     run_b_images = np.unique(provenance(runs / "b")["src_image"])
     assert (labels[run_b_images] == 3).all()  # run b is class-conditional: every source is a 3
+
+
+def test_a_class_conditional_audit_divides_by_the_class_as_the_report_does(runs, tmp_path, data_root):
+    done = run_cli("audit", runs / "b", "--out", tmp_path / "b")
+    assert done.exit_code == 0, done.output
+    labels = load_dataset("mnist", data_root=data_root).labels
+    given = pq.read_table(tmp_path / "b" / "usage.parquet").column("pixels").to_numpy()
+    used, population = int(((given > 0) & (labels == 3)).sum()), int((labels == 3).sum())
+    share = format(used / population, ".1%")
+    expected = (
+        f"{used:,} of the {population:,} training images of class 3 (the runs are conditioned on it) used ({share})"
+    )
+    assert expected in done.output
+    composition = Tracer(runs / "b", data_root=data_root).composition().run  # npgen report's share used
+    assert composition["n_population"] == population and composition["share_of_training_used"] == used / population
 
 
 def test_a_completion_counts_only_its_generated_pixels(runs, tmp_path):
@@ -121,7 +139,7 @@ def test_a_completion_counts_only_its_generated_pixels(runs, tmp_path):
     for name, values in expected.items():
         assert np.array_equal(table.column(name).to_numpy(), values), name
     generated = int(expected["pixels"].sum())
-    assert 0 < generated < 2 * 784 and f"1 run(s), 2 samples, {generated} pixels" in done.output
+    assert 0 < generated < 2 * 784 and f"1 run, 2 samples, {generated:,} pixels" in done.output
 
 
 def test_the_numba_count_matches_numpy_on_real_provenance_in_any_row_order(runs):
@@ -160,7 +178,7 @@ def test_image_lists_exactly_the_pixels_that_name_it_in_every_run(runs, tmp_path
     assert got == expected and rows.num_rows == len(expected) > 0
     informative = rows.column("informative").to_numpy()
     assert np.array_equal(informative, rows.column("n_candidates").to_numpy() <= DEFAULT_MAX_CANDIDATES)
-    assert f"training image {image} gave {len(expected)} pixels ({int(informative.sum())} informative)" in done.output
+    assert f"training image {image} gave {len(expected):,} pixels ({int(informative.sum())} informative)" in done.output
     picture = Image.open(out / f"image-{image:05d}.png")
     assert picture.width > 28 * 6 * 2  # the training image and at least one sample beside it
 

@@ -44,6 +44,7 @@ def test_a_source_at_its_budget_is_never_chosen_again(tmp_path, already_used, ex
         4,
         1,
         sampler.geometry(),
+        sampler.canvas_geometry(),
         sampler.rule(),
         keys,
         out,

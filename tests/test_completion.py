@@ -91,7 +91,10 @@ def test_an_image_file_with_a_mask_file(module_cache, tmp_path):
     "args, message",
     [
         (["--mask", "top"], "give the input to complete"),
-        (["--mask", "middle", "--test-index", "0"], "no such file"),
+        (
+            ["--mask", "middle", "--test-index", "0"],
+            "no such region or file; choose a region (top, bottom, left, right, ",
+        ),
         (["--mask", "top", "--test-index", "10000"], "must lie in 0..9999"),
         (["--mask", "top", "--test-index", "0", "-n", "0"], "must be >= 1"),
     ],

@@ -137,6 +137,7 @@ def test_a_pixel_without_candidates_is_left_unwritten_by_both_kernels(mnist_db, 
             sampler.budget,
             y,
             sampler.geometry(),
+            sampler.canvas_geometry(),
             sampler.rule(),
             batch.keys,
             state[2],
@@ -212,5 +213,5 @@ def test_the_semantic_filter_is_refused_on_the_gpu_with_one_line(mnist_db):
     with pytest.raises(NpgenError, match="no semantic filter"):
         cuda_sample_row(
             batch.flat_canvas, mnist_db.sources, pool[:, None], np.zeros((1, 1, 4, 7)), None, None, None,
-            sampler.budget, 0, sampler.geometry(), sampler.rule(), batch.keys, None,
+            sampler.budget, 0, sampler.geometry(), sampler.geometry(), sampler.rule(), batch.keys, None,
         )  # fmt: skip

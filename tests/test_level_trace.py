@@ -5,6 +5,7 @@ trace figure gains one row and the report a "Pyramid levels" section."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from npgen import api
 from npgen.analysis.drawing import GAP, as_rgb, upscale
 from npgen.analysis.report import write_report
 from npgen.analysis.trace_figures import pixel_figure
+from npgen.wording import plural
 from npgen.analysis.tracer import Tracer
 from npgen.cli import main
 from npgen.data.levels import level_images
@@ -73,7 +75,7 @@ def test_the_cli_prints_one_line_per_level(levels_run, tracer, data_root, tmp_pa
     assert lines[1] == (
         f"  level 1 pixel (y=10, x=5) <- training image {ancestor.src_image} (class 5) at "
         f"(y={ancestor.src_y}, x={ancestor.src_x}) of its level-1 image; distance {ancestor.distance:.2f}; "
-        f"{ancestor.n_candidates} admissible candidates"
+        f"{plural(ancestor.n_candidates, 'admissible candidate')}"
     )
     assert lines[2] == f"figure: {figure}" and len(lines) == 3
 
@@ -100,14 +102,15 @@ def test_the_report_of_a_levels_run_shows_its_levels(levels_run, data_root, tmp_
     embedded = {base64.b64decode(uri) for uri in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', section)}
     assert sorted(p.name for p in out.glob("levels-*.png")) == ["levels-0.png", "levels-1.png", "levels-2.png"]
     run = Run(levels_run)
-    for i in range(3):
+    examples = json.loads((out / "report.json").read_text())["examples"]  # the most and least original samples
+    for i, sample in enumerate(example["sample"] for example in examples):
         path = out / f"levels-{i}.png"
         assert path.read_bytes() in embedded
         with Image.open(path) as picture:
             drawn = np.asarray(picture.convert("RGB"))
         # level 0 and level 1 side by side, both drawn 168 pixels wide: level 1 by pixel repetition 12 times
         for k, left in ((0, GAP), (1, 2 * GAP + 168)):
-            expected = upscale(as_rgb(run.level_samples(k)[i]), 6 << k)
+            expected = upscale(as_rgb(run.level_samples(k)[sample]), 6 << k)
             np.testing.assert_array_equal(drawn[GAP : GAP + 168, left : left + 168], expected)
     write_report(levels_run, out, data_root=data_root, n_example_samples=1)
     assert [p.name for p in out.glob("levels-*.png")] == ["levels-0.png"]

@@ -132,7 +132,7 @@ def test_ray_missing_is_one_line_saying_how_to_install(tmp_path, data_root):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        "error: --ray needs Ray, which is not installed: pip install 'npgen[ray]'"
+        "error: --ray needs Ray, which is not installed: pip install -e '.[ray]' from npgen's folder"
     )
     assert not out.exists()
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 from reference import reference_pool, reference_pyramid_sample, reference_sample
 
 from npgen.data.database import Database, WindowParams
@@ -42,6 +43,7 @@ def assert_matches_reference(db, options: dict, class_label, indices=(0, 1, 2)):
         ({"k_min": 3, "radius": 1, "max_source_share": 0.05, "pool_size": 30}, 7),  # widening, locality, a tight budget
         ({"eps": 0.5, "abs_tol": 0.0, "max_source_share": 1.0, "sigma": 0.5}, 1),  # no budget, other weights
         ({"pool_size": 0, "k_min": 2}, 9),  # no pool: every image of the class
+        ({"max_part_share": 0.01, "eps": 0.0, "max_source_share": 1.0}, 5),  # copied parts of at most 7 pixels
     ],
 )
 def test_numba_sampler_matches_the_reference_on_mnist(mnist_db, options, class_label):
@@ -56,7 +58,8 @@ def cifar_codes_db(data_root, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "options, class_label", [({}, 3), ({"k_min": 2, "radius": 1}, None), ({"max_source_share": 0.02}, 8)]
+    "options, class_label",
+    [({}, 3), ({"k_min": 2, "radius": 1}, None), ({"max_source_share": 0.02}, 8), ({"max_part_share": 0.005}, 1)],
 )
 def test_numba_sampler_matches_the_reference_on_cifar10(cifar_db, options, class_label):
     assert_matches_reference(cifar_db, options, class_label, indices=(5,))
@@ -116,6 +119,18 @@ def test_the_semantic_filter_matches_the_reference_on_cifar10_and_patch_codes(ci
             },
             1,
         ),
+        (  # a single image's preset, less its budget: parts bounded at every level
+            {
+                "levels": 2,
+                "coarse_weight": 1.0,
+                "anchor": "parent",
+                "radius": 1,
+                "pool_size": 3,
+                "max_source_share": 1.0,
+                "max_part_share": 0.03,
+            },
+            4,
+        ),
     ],
 )
 def test_pyramid_matches_the_reference_on_mnist(mnist_db, options, class_label):
@@ -145,3 +160,43 @@ def test_pyramid_matches_the_reference_on_cifar10(cifar_db):
             np.testing.assert_array_equal(got.images[index], want["image"])
             for name in FIELDS:
                 np.testing.assert_array_equal(getattr(got, name)[index], want[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def one_image_db(all_data_root, tmp_path_factory):
+    """A database of one real 32x32 picture (CIFAR-10 training image 7), as `--dataset PICTURE.png` builds it."""
+    folder = tmp_path_factory.mktemp("picture")
+    Image.fromarray(load_dataset("cifar10", data_root=all_data_root).images[7]).save(folder / "picture.png")
+    return Database.build(load_dataset(str(folder / "picture.png")), folder / "db", WindowParams())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"size": "24x40", "radius": 2, "max_source_share": 1.0, "pool_size": 0},  # relative positions
+        {  # a wider, shorter picture through the single-image pyramid, parts bounded
+            "size": "24x48",
+            "levels": 2,
+            "anchor": "parent",
+            "coarse_weight": 1.0,
+            "radius": 1,
+            "max_source_share": 1.0,
+            "max_part_share": 0.1,
+            "pool_size": 0,
+        },
+    ],
+)
+def test_another_output_size_matches_the_reference(one_image_db, options):
+    """--size: samples of another size than the picture, every level bit for bit against the reference."""
+    sampler = Sampler(one_image_db, batch_size=2, **options)
+    out = sampler.sample(2, None)
+    params = {name: getattr(sampler, name) for name in SAMPLER_PARAMS}
+    height, width = map(int, options["size"].split("x"))
+    assert out.images.shape == (2, height, width, 3)
+    for index in range(2):
+        expected = reference_pyramid_sample(one_image_db, params, index, None)
+        levels = [(out, expected), *zip(out.coarser, expected["coarser"])]
+        for level, (got, want) in enumerate(levels):
+            np.testing.assert_array_equal(got.images[index], want["image"], err_msg=f"sample {index} level {level}")
+            for name in FIELDS:
+                np.testing.assert_array_equal(getattr(got, name)[index], want[name], err_msg=f"level {level}: {name}")

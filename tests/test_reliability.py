@@ -326,12 +326,18 @@ def test_stale_temporaries_are_removed_on_resume_and_by_cache_clean(run, folder,
     assert any(line.startswith("classifier") and "mnist" in line for line in lines)
     assert any(line.startswith("folder") and "digits" in line for line in lines)  # the decoded image folder
     cleaned = run_cli("cache", "clean")
-    assert cleaned.exit_code == 0 and "removed 1 entries" in cleaned.output, cleaned.output
+    assert cleaned.exit_code == 0 and "removed 1 entry," in cleaned.output, cleaned.output
     assert not stale.exists() and db.is_dir() and (cache / "classifiers" / "mnist.pt").exists()
+    (cache / "db" / ".refused.lock").touch()  # the lock of a build that never made its database
     cleaned = run_cli("cache", "clean", "--all")
-    assert cleaned.exit_code == 0 and "removed 3 entries" in cleaned.output, cleaned.output
+    assert cleaned.exit_code == 0 and "removed 4 entries" in cleaned.output, cleaned.output
+    assert f"removed lock {cache / 'db' / '.refused.lock'}" in cleaned.output
     assert not list((cache / "folders").iterdir())
     assert not db.exists() and (cache / "db" / "keep-me").is_dir() and not (cache / "classifiers" / "mnist.pt").exists()
+    assert not list((cache / "db").glob(".*.lock"))  # the build locks go with their databases
+    (cache / "db" / "keep-me").rmdir()
+    listed = run_cli("cache", "list")
+    assert listed.exit_code == 0 and listed.output.splitlines()[1:] == ["the cache is empty"], listed.output
 
 
 # ---- 8. hints name options and commands that exist ----

@@ -137,6 +137,44 @@ def test_report_html_is_one_self_contained_page(report):
     assert "Pyramid levels" not in page and not list(report.glob("levels-*.png"))  # a one-level run has no levels
 
 
+def test_the_page_leads_with_the_samples_then_the_most_and_least_original_then_the_charts(report, mnist_run):
+    page = (report / "report.html").read_text(encoding="utf-8")
+    order = [page.index(f'alt="{name}"') for name in ["samples.png", "parts-0.png", "pixel-0.png", "parts-1.png"]]
+    assert order == sorted(order)
+    assert order[-1] < page.index("Run-level numbers") < min(page.index(f'alt="{name}"') for name in CHART_FILES[:-1])
+    summary = pq.read_table(mnist_run / "samples.parquet").to_pydict()
+    distances = dict(zip(summary["sample"], summary["nearest_distance"]))
+    examples = json.loads((report / "report.json").read_text())["examples"]
+    assert [e["kind"] for e in examples] == ["most original", "least original"]
+    assert examples[0]["sample"] == max(distances, key=distances.get)
+    assert examples[1]["sample"] == min(distances, key=distances.get)
+    assert f"Sample {examples[0]['sample']}, most original" in page
+
+
+def test_the_traced_pixel_is_an_informative_one_of_the_largest_part(report, mnist_run, data_root):
+    tracer = Tracer(mnist_run, data_root=data_root)
+    for example in json.loads((report / "report.json").read_text())["examples"]:
+        sample, pixel = example["sample"], example["pixel"]
+        parts = tracer.sample_parts(sample).to_pydict()
+        largest = max(parts["informative_size"])
+        part = tracer.part_ids(sample)[pixel["y"], pixel["x"]]
+        assert parts["informative_size"][parts["part"].index(part)] == largest == pixel["part_informative_size"]
+        found = tracer.pixel(sample, pixel["y"], pixel["x"])
+        assert found.informative and found.n_candidates == pixel["n_candidates"]
+        rows = tracer.provenance_arrays(["n_candidates"], sample)["n_candidates"][0]
+        in_part = (tracer.part_ids(sample) == part) & (rows <= tracer.max_candidates)
+        assert found.n_candidates == rows[in_part].max()  # the most admissible candidates in that part
+
+
+def test_every_field_of_the_run_table_is_filled(report, mnist_run):
+    page = (report / "report.html").read_text(encoding="utf-8")
+    table = page[page.index("<table>") : page.index("</table>")]
+    assert "<th></th>" not in table and "<td></td>" not in table and "<code></code>" not in table
+    assert f"<th>run</th><th>{mnist_run.name}</th>" in table
+    for field in ["run folder", "dataset", "class", "samples", "command", "sampler parameters", "database", "finished"]:
+        assert f"<th>{field}</th>" in table, field
+
+
 def test_a_report_is_rewritten_in_place_and_drops_stale_examples(report, mnist_run, data_root, tmp_path):
     out = tmp_path / "elsewhere"
     assert write_report(mnist_run, out, data_root=data_root, n_example_samples=3) == out

@@ -82,3 +82,35 @@ def test_verify_catches_a_pixel_copied_from_outside_the_anchor(photo, tmp_path, 
     np.save(out / "samples.npy", samples)
     report = json.loads(CliRunner().invoke(main, ["verify", str(out)]).output.splitlines()[0])
     assert report["outside_radius"] == 1 and report["mismatches"] == 0
+
+
+def test_a_picture_sampled_at_another_size_is_verified_and_traced(photo, tmp_path, monkeypatch):
+    """--size: a 48x96 sample of the 64x64 photo, every level verified (parts within the preset's bound), traced
+    and reported, with no nearest training image claimed for it."""
+    monkeypatch.setenv("NPGEN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "wide"
+    made = CliRunner().invoke(main, ["sample", "--dataset", photo, "--size", "48x96", "-n", "2", "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    run = Run(out)
+    assert run.samples.shape == (2, 48, 96, 3) and run.level_samples(1).shape == (2, 24, 48, 3)
+    assert run.manifest["params"]["size"] == "48x96" and run.manifest["summary"]["median_nearest_distance"] is None
+    checked = CliRunner().invoke(main, ["verify", str(out)])
+    assert checked.exit_code == 0, checked.output
+    report = json.loads(checked.output.splitlines()[0])
+    assert report["n_pixels"] == 2 * (48 * 96 + 24 * 48) and report["part_bound"] == 460
+    assert 1 < report["largest_part"] <= 460
+    traced = CliRunner().invoke(main, ["trace", str(out), "--sample", "1", "--pixel", "40,90"])
+    assert traced.exit_code == 0 and "pixel (y=40, x=90)" in traced.output, traced.output
+    reported = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "report")])
+    assert reported.exit_code == 0, reported.output
+
+
+def test_an_output_size_the_sampler_cannot_take_is_refused_in_one_line(photo, cache, tmp_path):
+    for args, message in [
+        (["--dataset", photo, "--size", "49x96"], "no pyramid level 1"),  # the preset's two levels need even sides
+        (["--dataset", photo, "--size", "48"], "must be HxW"),
+        (["--dataset", "mnist", "--class", "3", "--size", "40x40"], "pass --pool-size 0"),
+    ]:
+        result = CliRunner().invoke(main, ["sample", *args, "-n", "1", "--out", str(tmp_path / "refused")])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert result.output.count("\n") == 1 and not (tmp_path / "refused").exists()

@@ -3,6 +3,7 @@ single_image.py's `--score` reads a tool's outputs.
 
     python benchmarks/quality/single_npgen.py --samples 4              # 256x256: ROOT/npgen/
     python benchmarks/quality/single_npgen.py --samples 4 --size 128   # 128x128: ROOT/npgen-128/
+    python benchmarks/quality/single_npgen.py --samples 4 --size 128 --max-part-share 0.02   # ROOT/npgen-128-part0.02/
     python benchmarks/quality/single_image.py --score ROOT/npgen --tool npgen
 
 ROOT as in single_image.py (`--root`, default `$NPGEN_PEERS/single` or `../peers/single` beside the repository;
@@ -14,7 +15,7 @@ source (numba's compiled kernels come from its cache, as for a user's second run
 (all threads; the whole command, database build included) over its samples, when this call sampled the run.
 The largest copied part
 (a connected region of output pixels taken from the source at one offset, `npgen trace`'s parts) is recorded
-per source: the single-image preset has no bound on it yet.
+per source; `--max-part-share` samples with that bound instead of the preset's (`npgen sample --max-part-share`).
 """
 
 from __future__ import annotations
@@ -54,14 +55,23 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--size", type=int, choices=[128, 256], default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-part-share", type=float, help="the bound on copied parts (default: the preset's)")
     args = parser.parse_args()
     suffix = "" if args.size == 256 else f"-{args.size}"
+    bound = [] if args.max_part_share is None else ["--max-part-share", str(args.max_part_share)]
+    variant = "" if args.max_part_share is None else f"-part{args.max_part_share}"
     sources = args.root / f"sources{suffix}"
-    outputs, runs = args.root / f"npgen{suffix}", args.root / f"npgen-runs{suffix}"
+    outputs, runs = args.root / f"npgen{suffix}{variant}", args.root / f"npgen-runs{suffix}{variant}"
     names = sorted(p.stem for p in sources.glob("*.png"))
     if not names:
         raise SystemExit(f"no sources in {sources}: run `python benchmarks/quality/single_image.py --prepare` first")
-    timings = {"tool": "npgen" + suffix, "seconds": {}, "cpu_seconds": {}, "largest_part": {}, "machine": machine()}
+    timings = {
+        "tool": "npgen" + suffix + variant,
+        "seconds": {},
+        "cpu_seconds": {},
+        "largest_part": {},
+        "machine": machine(),
+    }
     for name in names:
         run = runs / name
         if (
@@ -69,7 +79,7 @@ def main() -> None:
             or json.loads((run / "manifest.json").read_text())["status"] != "complete"
         ):
             command = [sys.executable, "-m", "npgen", "sample", "--dataset", str(sources / f"{name}.png")]
-            command += ["-n", str(args.samples), "--seed", str(args.seed), "--out", str(run)]
+            command += ["-n", str(args.samples), "--seed", str(args.seed), "--out", str(run), *bound]
             command += ["--resume"] if run.exists() else []
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run(command, check=True)
@@ -86,7 +96,7 @@ def main() -> None:
             timings["seconds"][f"{name}/{i}.png"] = manifest["timings"]["sample_seconds"] / len(samples)
         timings["largest_part"][name] = largest_part(run)
         timings["settings"] = {
-            k: manifest["params"][k] for k in ("levels", "anchor", "radius", "coarse_weight", "k_min")
+            k: manifest["params"][k] for k in ("levels", "anchor", "radius", "coarse_weight", "k_min", "max_part_share")
         }
         print(
             f"{name}: {manifest['timings']['sample_seconds'] / len(samples):.1f} s per image, verified, "

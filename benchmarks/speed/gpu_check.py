@@ -37,6 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # the CPU/GPU comparison harness: tests/cuda_harness.py
+sys.path.insert(0, str(REPO / "benchmarks"))  # record.py
 DATASETS = ("mnist", "cifar10")
 FIELDS = ("images", "sample_index", "class_label", "src_image", "src_y", "src_x", "n_candidates", "distance")
 
@@ -46,10 +47,10 @@ def prepare(folder: Path, data_root: str | None, n_images: int) -> dict:
     from npgen.data.datasets import load_dataset
     from npgen.data.files import atomic_write, make_dir
 
-    make_dir(folder)
+    loaded = {name: load_dataset(name, data_root=data_root) for name in DATASETS}  # checked against their cards
+    make_dir(folder)  # only once the data is there: a failed --prepare leaves no empty folder behind
     written = {}
-    for name in DATASETS:
-        data = load_dataset(name, data_root=data_root)  # checked against the dataset card
+    for name, data in loaded.items():
         x = data.images[:n_images]
         x = x[..., 0] if data.channels == 1 else x  # the card's layout
         y = data.labels[:n_images].astype(np.uint8)
@@ -244,4 +245,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from record import run_script
+
+    run_script(main)

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: record.py
-from record import FIGURES, RUNS, save_result
+from record import FIGURES, RUNS, run_script, save_result
 
 from npgen.analysis.infomap import maps_figure
 from npgen.runs.png import save_png
@@ -131,4 +131,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

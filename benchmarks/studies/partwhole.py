@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: record.py
-from record import FIGURES, RESULTS, save_result
+from record import FIGURES, RESULTS, run_script, save_result
 
 from npgen.analysis.charts import line_chart
 from npgen.analysis.composition import compose
@@ -148,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

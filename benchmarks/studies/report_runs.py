@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: record.py
-from record import REPORTS, RUNS
+from record import REPORTS, RUNS, run_script
 
 from npgen import api
 from npgen.analysis.report import write_report
@@ -40,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -39,6 +39,7 @@ from npgen.data.files import atomic_write, make_dir
 from npgen.errors import NpgenError
 from npgen.runs.png import save_png
 from npgen.runs.run import PROVENANCE_SCHEMA, Run
+from npgen.wording import plural
 
 USAGE_FILE = "usage.parquet"
 IMAGE_COLUMNS = ("sample", "y", "x", "src_y", "src_x", "n_candidates", "distance")
@@ -233,16 +234,27 @@ def match_image_file(path: str | os.PathLike, images: np.ndarray) -> np.ndarray:
     return candidates[np.all(flat[candidates] == target, axis=1)]
 
 
-def usage_summary(table: pa.Table, n_runs: int, n_samples: int) -> str:
-    """One line about a usage table: runs, samples, pixels, informative share, training images used."""
+def usage_summary(
+    table: pa.Table, n_runs: int, n_samples: int, class_label: int | None = None, class_name: str | None = None
+) -> str:
+    """One line about a usage table: runs, samples, pixels, informative share, training images used. The share used
+    is over the images the runs could draw from, as in `npgen report`: the training images of `class_label` when
+    every run is conditioned on that class, else all of them; the line says which."""
     pixels = int(pc.sum(table.column("pixels")).as_py() or 0)
     informative = int(pc.sum(table.column("informative_pixels")).as_py() or 0)
-    used = int(pc.sum(pc.greater(table.column("pixels"), 0)).as_py() or 0)
-    used_informative = int(pc.sum(pc.greater(table.column("informative_pixels"), 0)).as_py() or 0)
-    n = table.num_rows
+    given = table.column("pixels").to_numpy()
+    given_informative = table.column("informative_pixels").to_numpy()
+    if class_label is None:
+        population, what = np.ones(table.num_rows, bool), f"all {table.num_rows:,} training images"
+    else:
+        population = table.column("class").to_numpy() == class_label
+        what = f"the {int(population.sum()):,} training images of class {class_name} (the runs are conditioned on it)"
+    used = int(np.count_nonzero(given[population]))
+    used_informative = int(np.count_nonzero(given_informative[population]))
     return (
-        f"{n_runs} run(s), {n_samples} samples, {pixels} pixels ({informative / max(pixels, 1):.1%} informative); "
-        f"{used} of {n} training images used ({used / max(n, 1):.1%}), {used_informative} for informative pixels"
+        f"{plural(n_runs, 'run')}, {plural(n_samples, 'sample')}, {plural(pixels, 'pixel')} "
+        f"({informative / max(pixels, 1):.1%} informative); {used:,} of {what} used "
+        f"({used / max(int(population.sum()), 1):.1%}), {used_informative:,} for informative pixels"
     )
 
 
@@ -255,8 +267,8 @@ def image_summary(rows: pa.Table, image: int, n_runs: int, n_samples: int) -> st
     samples = len(np.unique(run * (1 << 32) + sample))
     runs = len(np.unique(run))
     return (
-        f"training image {image} gave {pixels} pixels ({informative} informative) to {samples} of {n_samples} samples "
-        f"in {runs} of {n_runs} run(s)"
+        f"training image {image} gave {plural(pixels, 'pixel')} ({informative} informative) to {samples} of "
+        f"{plural(n_samples, 'sample')} in {runs} of {plural(n_runs, 'run')}"
     )
 
 
@@ -301,7 +313,7 @@ def image_figure(
     ranked = keys[np.lexsort((keys, -counts))][:top]
     for key in ranked:
         r, b = int(key >> 32), int(key & 0xFFFFFFFF)
-        mask = np.zeros((height, width), dtype=bool)
+        mask = np.zeros(samples_of[r].shape[1:3], dtype=bool)  # the samples' size (--size: not the image's)
         at = (run == r) & (sample == b)
         mask[rows.column("y").to_numpy()[at], rows.column("x").to_numpy()[at]] = True
         panel = upscale(as_rgb(np.asarray(samples_of[r][b])), scale)
@@ -368,7 +380,11 @@ def audit_runs(
         path = folder / USAGE_FILE
         make_dir(folder)
         atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-        return AuditResult(table, path, None, usage_summary(table, len(audited.runs), audited.total_samples), None)
+        classes = {run.manifest.get("class_label") for run in audited.runs}
+        label = classes.pop() if len(classes) == 1 else None
+        name = None if label is None else data.class_names[int(label)]
+        summary = usage_summary(table, len(audited.runs), audited.total_samples, label, name)
+        return AuditResult(table, path, None, summary, None)
     text = str(image)
     if not text.lstrip("-").isdigit() and Path(text).is_file():
         found = match_image_file(text, data.images)

@@ -65,7 +65,7 @@ def row_mixture(canvas, sources, pool, semantic, y, geometry, rule, kernel, mixt
         total = np.empty(n_kernels, dtype=np.float64)
         for x in range(width):
             n, threshold, centre = score_candidates(
-                canvas[b], sources, pool[b], semantic[b], unused, 1, y, x, geometry, rule, scratch
+                canvas[b], sources, pool[b], semantic[b], unused, 1, y, x, geometry, geometry, rule, scratch
             )
             total[:] = 0.0
             n_admissible = 0

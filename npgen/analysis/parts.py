@@ -1,8 +1,8 @@
 """The parts of generated samples: pieces of training images pasted whole.
 
 A part is a maximal 4-connected set of pixels of one sample copied from the same training image with the same
-displacement (src_y - y, src_x - x). `find_parts` labels them with small numba kernels over dense (B, H, W)
-provenance arrays (no Python loops over pixels or samples) and measures each one.
+displacement (src_y - y, src_x - x). `find_parts` labels them (`npgen.rule.parts.label_parts`) and measures each
+one with small numba kernels over dense (B, H, W) provenance arrays (no Python loops over pixels or samples).
 """
 
 from __future__ import annotations
@@ -14,43 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from npgen.errors import NpgenError
-
-
-@numba.njit(cache=True)
-def _label_parts_kernel(src_image, src_y, src_x, labels, n_parts):
-    """Flood-fill the parts of every sample: labels[b] gets 0..n_parts[b]-1 in raster order of first pixel."""
-    n_samples, height, width = src_image.shape
-    stack = np.empty(height * width, dtype=np.int64)
-    for b in range(n_samples):
-        labels[b, :, :] = -1
-        next_id = 0
-        for y0 in range(height):
-            for x0 in range(width):
-                if labels[b, y0, x0] >= 0:
-                    continue
-                image = src_image[b, y0, x0]
-                dy = np.int64(src_y[b, y0, x0]) - y0
-                dx = np.int64(src_x[b, y0, x0]) - x0
-                labels[b, y0, x0] = next_id
-                stack[0] = y0 * width + x0
-                top = 1
-                while top > 0:  # every pixel is labelled when pushed, so the stack never exceeds H*W
-                    top -= 1
-                    y, x = stack[top] // width, stack[top] % width
-                    for k in range(4):  # up, down, left, right
-                        ny = y - 1 if k == 0 else (y + 1 if k == 1 else y)
-                        nx = x - 1 if k == 2 else (x + 1 if k == 3 else x)
-                        if 0 <= ny < height and 0 <= nx < width and labels[b, ny, nx] < 0:
-                            if (
-                                src_image[b, ny, nx] == image
-                                and np.int64(src_y[b, ny, nx]) - ny == dy
-                                and np.int64(src_x[b, ny, nx]) - nx == dx
-                            ):
-                                labels[b, ny, nx] = next_id
-                                stack[top] = ny * width + nx
-                                top += 1
-                next_id += 1
-        n_parts[b] = next_id
+from npgen.rule.parts import label_parts
 
 
 @numba.njit(cache=True)
@@ -123,7 +87,7 @@ def find_parts(src_image, src_y, src_x, informative: np.ndarray, sample_ids: np.
     n_samples = len(src_image)
     ids = np.empty(src_image.shape, dtype=np.int32)
     n_parts = np.empty(n_samples, dtype=np.int64)
-    _label_parts_kernel(src_image, src_y, src_x, ids, n_parts)
+    label_parts(src_image, src_y, src_x, ids, n_parts)
     first = np.concatenate([[0], np.cumsum(n_parts)]).astype(np.int64)
     total = int(first[-1])
     image, size, informative_size = (np.zeros(total, np.int32) for _ in range(3))

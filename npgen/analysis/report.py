@@ -11,9 +11,14 @@ otherwise::
     reuse.png              generated pixels per used training image; Gini and share of training used
     sources_per_sample.png distinct source images per sample (all vs informative pixels)
     samples.png            the first samples
-    parts-<i>.png, pixel-<i>.png   for the first n_example_samples samples (Tracer.parts_figure / pixel_figure)
+    parts-<i>.png, pixel-<i>.png   example i of n_example_samples: the most original samples (farthest from their
+                           nearest training image), then the least original (`report_examples`); its parts
+                           (Tracer.parts_figure) and one informative pixel of its largest part traced (pixel_figure)
     levels-<i>.png         a run with pyramid levels only: those samples' levels side by side (Tracer.levels_figure)
-    report.html            one page, every image embedded as a data URI: opens from disk with no server
+    report.html            one page, every image embedded as a data URI: opens from disk with no server; the
+                           samples first, then the run-level numbers and the charts
+
+report.json records the examples (sample, kind, nearest image and distance, the traced pixel and why).
 
 The charts are made by `npgen.analysis.report_charts` and the page by `npgen.analysis.report_page`.
 Every file is written to a temporary name and renamed into place; files of an earlier report in the same
@@ -26,6 +31,7 @@ import io
 import os
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +40,13 @@ from PIL import Image
 
 from npgen.analysis.composition import COMPOSITION_FILES, DEFAULT_MAX_CANDIDATES, DEFAULT_MIN_PART_SIZE
 from npgen.analysis.report_charts import run_charts
+from npgen.analysis.report_examples import ExampleSample, TracedPixel, example_samples, traced_pixel
 from npgen.analysis.report_page import N_TOP_SOURCES, report_page
 from npgen.analysis.tracer import Tracer
 from npgen.data.files import TMP_MARK, atomic_write, refuse_link, write_json
 from npgen.errors import NpgenError
 from npgen.runs.png import image_grid
+from npgen.wording import plural
 
 N_GRID_SAMPLES = 64
 CHART_FILES = (
@@ -51,13 +59,22 @@ CHART_FILES = (
 )
 
 
-def _example_pixel(tracer: Tracer, sample: int) -> tuple[int, int]:
-    """The sample's first informative pixel in raster order, or its centre when it has none."""
-    candidates = tracer.provenance_arrays(["n_candidates"], sample)["n_candidates"][0]
-    informative = np.argwhere(candidates <= tracer.max_candidates)
-    if len(informative):
-        return int(informative[0][0]), int(informative[0][1])
-    return tracer.height // 2, tracer.width // 2
+def _parts_caption(example: ExampleSample) -> str:
+    if example.nearest_distance is None:
+        return f"Sample {example.sample}: its parts and the training images that gave the most informative pixels."
+    return (
+        f"Sample {example.sample}, {example.kind} (L2 distance {example.nearest_distance:,.1f} to its nearest training "
+        f"image, {example.nearest_image}): its parts and the training images that gave the most informative pixels."
+    )
+
+
+def _pixel_caption(sample: int, pixel: TracedPixel) -> str:
+    return (
+        f"Sample {sample}: pixel (y={pixel.y}, x={pixel.x}) traced to its source, training image {pixel.src_image}. "
+        f"It lies in the sample's largest part ({pixel.part_size} pixels, {pixel.part_informative_size} informative) "
+        f"and was drawn from {plural(pixel.n_candidates, 'admissible candidate')} at window distance "
+        f"{pixel.distance:,.1f}."
+    )
 
 
 def _png_bytes(picture: Image.Image) -> bytes:
@@ -108,6 +125,9 @@ def write_report(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
+    examples = [
+        (e, traced_pixel(tracer, e.sample)) for e in example_samples(summary, tracer.n_samples, n_example_samples)
+    ]
     manifest = tracer.run.manifest
     record = {
         "run_path": str(run_path),
@@ -123,6 +143,7 @@ def write_report(
         "timings": manifest.get("timings"),
         "npgen_version": manifest.get("npgen_version"),
         "run": c.run,
+        "examples": [{**asdict(example), "pixel": asdict(pixel)} for example, pixel in examples],
     }
     write_json(out / "report.json", record)
 
@@ -134,27 +155,22 @@ def write_report(
     shown = min(N_GRID_SAMPLES, tracer.n_samples)
     grid = image_grid(np.asarray(tracer.run.samples[:shown]), columns=min(16, shown), scale=2)
     figures.append(("samples.png", _png_bytes(grid), f"The first {shown} of the {tracer.n_samples:,} samples."))
-    for i in range(min(n_example_samples, tracer.n_samples)):
-        figures.append(
-            (
-                f"parts-{i}.png",
-                _png_bytes(tracer.parts_figure(i)),
-                f"Sample {i}: its parts and the training images that gave the most informative pixels.",
-            )
-        )
-        y, x = _example_pixel(tracer, i)
+    for i, (example, pixel) in enumerate(examples):
+        figures.append((f"parts-{i}.png", _png_bytes(tracer.parts_figure(example.sample)), _parts_caption(example)))
         figures.append(
             (
                 f"pixel-{i}.png",
-                _png_bytes(tracer.pixel_figure(i, y, x)),
-                f"Sample {i}: one pixel, (y={y}, x={x}), traced to its source.",
+                _png_bytes(tracer.pixel_figure(example.sample, pixel.y, pixel.x)),
+                _pixel_caption(example.sample, pixel),
             )
         )
     levels: list[tuple[str, bytes, str]] = []
     if tracer.levels > 1:
-        for i in range(min(n_example_samples, tracer.n_samples)):
-            caption = f"Sample {i} at its {tracer.levels} levels, each coarser level enlarged to the sample's size."
-            levels.append((f"levels-{i}.png", _png_bytes(tracer.levels_figure(i)), caption))
+        for i, sample in enumerate(example.sample for example, _ in examples):
+            caption = (
+                f"Sample {sample} at its {tracer.levels} levels, each coarser level enlarged to the sample's size."
+            )
+            levels.append((f"levels-{i}.png", _png_bytes(tracer.levels_figure(sample)), caption))
     written = {name for name, _, _ in [*figures, *levels]}
     for name, png, _ in [*figures, *levels]:
         _write_bytes(out / name, png)

@@ -201,6 +201,37 @@ def _run_rows(run: dict, manifest: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+NOT_RECORDED = "not recorded"
+
+
+def _detail_rows(run_path: Path, manifest: dict) -> list[str]:
+    """The rows of the run's details table, every one filled ("not recorded" when the manifest lacks it)."""
+    esc = html.escape
+
+    def joined(record) -> str:
+        return ", ".join(f"{k}={v}" for k, v in (record or {}).items())
+
+    dataset = manifest.get("dataset") or {}
+    details = [
+        ("run folder", str(run_path)),
+        ("dataset", f"{dataset.get('name')} ({dataset.get('split')} split, SHA-256 {dataset.get('images_sha256')})"),
+        ("class", "unconditional" if manifest.get("class_label") is None else manifest.get("class_name")),
+        ("samples", manifest.get("n_samples")),
+        ("command", manifest.get("command")),
+        ("sampler parameters", joined(manifest.get("params"))),
+        ("window parameters", joined((manifest.get("database") or {}).get("params"))),
+        ("database", (manifest.get("database") or {}).get("id")),
+        ("npgen version", manifest.get("npgen_version")),
+        ("started", manifest.get("started")),
+        ("finished", manifest.get("finished")),
+        ("timings", joined(manifest.get("timings"))),
+    ]
+    return [
+        f"<tr><th>{esc(k)}</th><td><code>{esc(str(v) if v not in (None, '') else NOT_RECORDED)}</code></td></tr>"
+        for k, v in details
+    ]
+
+
 def _resource(name: str) -> str:
     """A file shipped beside this module (setup.cfg's package_data): the page template or its style sheet."""
     return (files(__package__) / name).read_text(encoding="utf-8")
@@ -248,7 +279,9 @@ def report_page(
     summary: pa.Table | None,
     levels: Sequence[tuple[str, bytes, str]] = (),
 ) -> str:
-    """The report's HTML: the run's details, run-level numbers, figures (name, PNG, caption), for a run with
+    """The report's HTML: the run's details, the samples (the `figures` named samples.png, parts-*, pixel-*: the
+    grid, then the example samples' parts and traced pixels), run-level numbers, the other figures (the charts;
+    `figures`: name, PNG, caption), for a run with
     pyramid levels its samples' levels (`levels`: name, PNG, caption; no section when empty), per-sample numbers
     (with the nearest training image from `summary`, the run's samples.parquet) and the most-used training images
     (`thumbs`: their PNGs by index)."""
@@ -264,19 +297,17 @@ def report_page(
         "<p>Every generated pixel is copied from a training image, and the run records which one, where, and how many "
         "candidates the sampler chose among. This page traces the samples back to their training images.</p>",
     ]
-    params = ", ".join(f"{k}={v}" for k, v in (manifest.get("params") or {}).items())
-    window = ", ".join(f"{k}={v}" for k, v in ((manifest.get("database") or {}).get("params") or {}).items())
-    details = [
-        ("command", manifest.get("command")),
-        ("sampler parameters", params),
-        ("window parameters", window),
-        ("started", manifest.get("started")),
-        ("finished", manifest.get("finished")),
-        ("timings", ", ".join(f"{k}={v}" for k, v in (manifest.get("timings") or {}).items())),
-    ]
+    parts.append(_table(["run", str(run_path.name)], _detail_rows(run_path, manifest)))
+
+    parts.append("<h2>Samples</h2>")
     parts.append(
-        _table(["run", ""], [f"<tr><th>{esc(k)}</th><td><code>{esc(str(v))}</code></td></tr>" for k, v in details if v])
+        "<p>The samples, then the most original of them (farthest, in L2 distance, from their nearest training "
+        "image) and the least original (nearest), each with its parts and the training images that gave them, and "
+        "one pixel traced to its source: an informative pixel of the sample's largest part.</p>"
     )
+    samples = [f for f in figures if f[0] == "samples.png" or f[0].startswith(("parts-", "pixel-"))]
+    for name, png, caption in samples:
+        parts.append(_figure(png, caption, name, "pixels" if name == "samples.png" else ""))
 
     parts.append("<h2>Run-level numbers</h2>")
     rows = [
@@ -285,9 +316,10 @@ def report_page(
     ]
     parts.append(_table(["measure", "value", "what it means"], rows))
 
-    parts.append("<h2>Figures</h2>")
+    parts.append("<h2>Charts</h2>")
     for name, png, caption in figures:
-        parts.append(_figure(png, caption, name, "pixels" if name == "samples.png" else ""))
+        if (name, png, caption) not in samples:
+            parts.append(_figure(png, caption, name))
     if levels:
         parts += _levels_section(manifest, levels)
 

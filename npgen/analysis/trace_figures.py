@@ -24,6 +24,7 @@ from npgen.analysis.drawing import (
     stack_rows,
     upscale,
 )
+from npgen.wording import plural
 
 if TYPE_CHECKING:
     from npgen.analysis.tracer import PixelTrace
@@ -111,7 +112,7 @@ def pixel_figure(
     caption = [
         f"Pixel (y={trace.y}, x={trace.x}) of sample {trace.sample} was copied from training image {trace.src_image} "
         f"(class {trace.src_class} '{trace.src_class_name}') at (y={trace.src_y}, x={trace.src_x}), displacement ({dy}, {dx}).",
-        f"Window distance {trace.distance:.2f} (Gaussian-weighted SSD); {trace.n_candidates} admissible candidates ({kind}).",
+        f"Window distance {trace.distance:.2f} (Gaussian-weighted SSD); {plural(trace.n_candidates, 'admissible candidate')} ({kind}).",
         f"Red: the pixel. Yellow: its causal context (h={half_window} rows above, h pixels to the left).",
     ]
     figure = compose_panels(panels, caption)
@@ -158,7 +159,7 @@ def _ancestors_row(
         caption.append(
             f"Level {k}: pixel (y={ancestor.y}, x={ancestor.x}) was copied from training image {ancestor.src_image} "
             f"at (y={ancestor.src_y}, x={ancestor.src_x}) of its {height}x{width} box-mean image; window distance "
-            f"{ancestor.distance:.2f}; {ancestor.n_candidates} admissible candidates."
+            f"{ancestor.distance:.2f}; {plural(ancestor.n_candidates, 'admissible candidate')}."
         )
     caption.append(
         "This row: the pixel's ancestors, pixel (y >> k, x >> k) of the sample at each coarser pyramid level k, "
@@ -239,7 +240,7 @@ def parts_figure(
     ys, xs = np.mgrid[0:height, 0:width]
     for image_index in ranked:
         rgb = as_rgb(dataset_images[image_index]).astype(np.float64)
-        region = np.full((height, width), -1, dtype=np.int64)  # part id given to each source pixel, -1 none
+        region = np.full(rgb.shape[:2], -1, dtype=np.int64)  # part id given to each source pixel, -1 none
         for part in np.flatnonzero(columns["src_image"] == image_index):
             mask = part_ids == part
             region[ys[mask] + columns["dy"][part], xs[mask] + columns["dx"][part]] = part

@@ -112,6 +112,9 @@ def parse_mask(spec: str, height: int, width: int) -> np.ndarray:
         if spec == "all":
             raise NpgenError("--mask all would leave nothing to generate; choose top, bottom, left, right or a file")
         return region(spec, height, width)
+    if not Path(spec).is_file():
+        regions = ", ".join(name for name in REGIONS if name != "all")
+        raise NpgenError(f"--mask {spec}: no such region or file; choose a region ({regions}) or an image file")
     known = _read_map_image(Path(spec), height, width, "--mask").any(axis=2)
     if known.all():
         raise NpgenError(f"--mask {spec}: every pixel is given, so there is nothing to generate")

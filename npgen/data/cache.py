@@ -141,8 +141,8 @@ def _remove(path: Path) -> None:
 
 
 def clean(everything: bool = False) -> tuple[list[Entry], list[Entry]]:
-    """Remove stale temporary files and folders (and, with `everything`, databases, classifiers and cached
-    features too). Returns (removed, kept because in use)."""
+    """Remove stale temporary files and folders (and, with `everything`, databases with their build locks,
+    classifiers, cached features, decoded folders and locks no build holds). Returns (removed, kept because in use)."""
     removed, busy = [], []
     now = time.time()
     wanted = {"temporary"} | ({"database", "classifier", "features", "folder"} if everything else set())
@@ -157,6 +157,8 @@ def clean(everything: bool = False) -> tuple[list[Entry], list[Entry]]:
                 continue
             try:
                 _remove(entry.path)
+                if everything and entry.kind == "database":  # its lock goes with it, while held (no build waits)
+                    lock.unlink(missing_ok=True)
             finally:
                 os.close(fd)
         elif entry.kind == "temporary" and now - entry.path.lstat().st_mtime < STALE_SECONDS:
@@ -165,4 +167,17 @@ def clean(everything: bool = False) -> tuple[list[Entry], list[Entry]]:
         else:
             _remove(entry.path)
         removed.append(entry)
+    if everything:
+        for entry in entries():  # locks left without a database (a build that failed or was refused)
+            if entry.kind != "lock":
+                continue
+            fd = _try_lock(entry.path)
+            if fd is None:
+                busy.append(entry)
+                continue
+            try:
+                entry.path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+            removed.append(entry)
     return removed, busy

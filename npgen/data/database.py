@@ -74,8 +74,15 @@ def default_path(dataset, params: WindowParams) -> Path:
     return (
         cache_root()
         / "db"
-        / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{params.slug()}-v{FORMAT_VERSION}"
+        / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}{clusters_slug(dataset)}-{params.slug()}-v{FORMAT_VERSION}"
     )
+
+
+def clusters_slug(dataset) -> str:
+    """ "-k3" in a database's default path when a flat folder's number of clusters was given (other labels than the
+    measured clusters: another database), else ""."""
+    clusters = getattr(dataset, "clusters", None)
+    return "" if clusters is None else f"-k{clusters}"
 
 
 def _dataset_record(dataset) -> dict:
@@ -88,6 +95,7 @@ def _dataset_record(dataset) -> dict:
         "n_images": int(dataset.n_images),
         "shape": [dataset.height, dataset.width, dataset.channels],
         "class_names": list(dataset.class_names),
+        **({"clusters": dataset.clusters} if getattr(dataset, "clusters", None) is not None else {}),  # --clusters K
     }
 
 

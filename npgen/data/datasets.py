@@ -68,6 +68,7 @@ class Dataset:
     source: str
     files: tuple[str, ...] = ()  # an image folder's file of each image, relative to the folder ("" unknown)
     unlabelled: bool = False  # a flat image folder: the labels are `cluster_labels` of the images, not given
+    clusters: int | None = None  # a flat folder's number of clusters when given (--clusters), else None: measured
 
     def __post_init__(self) -> None:
         images, labels = np.asarray(self.images), np.asarray(self.labels)
@@ -157,6 +158,7 @@ class Dataset:
             self.source,
             files,
             self.unlabelled,
+            self.clusters,
         )
 
 
@@ -177,7 +179,8 @@ def single_image_preset(height: int, width: int) -> dict:
     """Settings for one image: as many pyramid levels as keep the coarsest level about SINGLE_IMAGE_COARSEST pixels
     on its shorter side (and both sides whole); the coarsest level draws from every position and each finer one
     refines it around where its parent was copied from (anchor "parent", radius 1, coarse weight 1); no pool and
-    no budget (the one image gives every pixel)."""
+    no budget (the one image gives every pixel), but no copied part larger than a tenth of a level's pixels, the bound
+    measured best against Efficient-GPNN (benchmarks/quality/single_npgen.py)."""
     levels = 1
     while levels < 8 and min(height, width) >> levels >= SINGLE_IMAGE_COARSEST and not (height | width) % (1 << levels):
         levels += 1
@@ -186,6 +189,7 @@ def single_image_preset(height: int, width: int) -> dict:
         "coarse_weight": 1.0,
         "pool_size": 0,
         "max_source_share": 1.0,
+        "max_part_share": 0.1,
         "anchor": "parent",
         "radius": 1,
         "k_min": 1,
@@ -248,6 +252,7 @@ def load_dataset(
     split: str = "train",
     data_root: str | os.PathLike | None = None,
     verify: bool = True,
+    clusters: int | None = None,
     remember: bool = True,
 ) -> Dataset:
     """Load a known dataset ('mnist', 'cifar10') from the data root, or an image folder given by path.
@@ -260,9 +265,11 @@ def load_dataset(
     (`npgen.data.data_root`).
     """
     check_split(split)
+    path = Path(name).expanduser()
+    if clusters is not None and (name in KNOWN or not path.is_dir() or (path / ARRAY_FOLDER_MANIFEST).is_file()):
+        raise NpgenError(f"--clusters applies to a flat folder of unlabelled images, not to {name}; leave it out")
     if isinstance(name, str) and name in KNOWN:
         return _load_known_dataset(name, split, data_root, verify, remember)
-    path = Path(name).expanduser()
     if path.is_dir() and (path / ARRAY_FOLDER_MANIFEST).is_file():
         if split != "train":
             raise NpgenError(f"array folder {path} has only a 'train' split; drop --split {split}")
@@ -270,7 +277,7 @@ def load_dataset(
     if path.is_dir():
         if split != "train":
             raise NpgenError(f"image folder {path} has only a 'train' split; drop --split {split}")
-        return load_image_folder(path)
+        return load_image_folder(path, clusters)
     if path.is_file() and path.suffix.lower() in image_suffixes():
         if split != "train":
             raise NpgenError(f"image {path} is a 'train' split of one image; drop --split {split}")
@@ -343,7 +350,7 @@ def read_image_like(path: str | os.PathLike, dataset: "Dataset") -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def load_image_folder(path: str | os.PathLike) -> Dataset:
+def load_image_folder(path: str | os.PathLike, clusters: int | None = None) -> Dataset:
     """A dataset from a folder with one subfolder of images per class (class names = sorted subfolder names),
     or from a flat folder of images (no subfolders): an unlabelled dataset whose classes are semantic
     clusters of the images (`cluster_labels`, named cluster-0, cluster-1, ... by decreasing size).
@@ -358,8 +365,10 @@ def load_image_folder(path: str | os.PathLike) -> Dataset:
     a damaged cache means decoding the folder again.
     """
     root = Path(path).expanduser().resolve()
-    images, labels, class_names, relative, flat = read_image_folder(root)
-    return Dataset(root.name, "train", images, labels, class_names, str(root), files=relative, unlabelled=flat)
+    images, labels, class_names, relative, flat = read_image_folder(root, clusters)
+    return Dataset(
+        root.name, "train", images, labels, class_names, str(root), files=relative, unlabelled=flat, clusters=clusters
+    )
 
 
 def load_image_file(path: str | os.PathLike) -> Dataset:
@@ -463,8 +472,8 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None) -> P
         from torchvision import datasets as tv
     except ImportError:
         raise NpgenError(
-            f'downloading needs torchvision: install with pip install "npgen[download]" '
-            f"or put {name}.npz in the data root {root}"
+            f"downloading needs torchvision: install it with pip install -e '.[download]' from npgen's folder "
+            f"(or pip install torchvision), or put {name}.npz in the data root {root}"
         ) from None
     cls = {"mnist": tv.MNIST, "cifar10": tv.CIFAR10}[name]
     try:

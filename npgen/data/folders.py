@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npgen.data.clusters import cluster_labels, cluster_names
+from npgen.data.clusters import CLUSTER_METHOD, cluster_labels, cluster_names
 from npgen.data.files import atomic_write, cache_root
 from npgen.data.readers import image_suffixes, one_line, read_image
 from npgen.errors import NpgenError
@@ -126,7 +126,7 @@ def _write_folder_cache(path: Path, listing: str, images, labels, class_names, f
         pass
 
 
-def _decode_folder(root: Path, classes: list[Path], files: list[list[Path]]):
+def _decode_folder(root: Path, classes: list[Path], files: list[list[Path]], clusters: int | None = None):
     images, labels = [], []
     first = None
     for label, found in enumerate(files):
@@ -147,21 +147,28 @@ def _decode_folder(root: Path, classes: list[Path], files: list[list[Path]]):
         stacked = np.stack([np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img for img in images])
     relative = tuple(file.relative_to(root).as_posix() for found in files for file in found)
     if classes == [root]:  # a flat folder: its classes are clusters of the images
-        clusters = cluster_labels(stacked)
-        return stacked, clusters, cluster_names(int(clusters.max()) + 1), relative
+        labels = cluster_labels(stacked, k=clusters)
+        return stacked, labels, cluster_names(int(labels.max()) + 1), relative
     return stacked, np.array(labels, dtype=np.int64), tuple(c.name for c in classes), relative
 
 
-def read_image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...], bool]:
+def read_image_folder(
+    root: Path, clusters: int | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...], bool]:
     """(images, labels, class names, files relative to the folder, whether it is flat) of the image folder `root`
-    (an absolute path), read from its cache when the cache is current, else decoded and cached."""
+    (an absolute path), read from its cache when the cache is current, else decoded and cached. A flat folder's
+    classes are `clusters` clusters when given, else as many as `cluster_labels` measures best."""
     classes, files = folder_files(root)
     flat = classes == [root]
+    if clusters is not None and not flat:
+        raise NpgenError(f"--clusters applies to a flat folder of unlabelled images; {root} has class subfolders")
     listing = listing_sha256(root, files)
+    if flat:  # a cache made by another way of clustering holds other classes: decode and cluster again
+        listing += f"+{CLUSTER_METHOD}" + ("" if clusters is None else f"+k{clusters}")
     cache = folder_cache_path(root)
     cached = _read_folder_cache(cache, listing)
     if cached is None or (not flat and cached[2] != tuple(c.name for c in classes)):
-        cached = _decode_folder(root, classes, files)
+        cached = _decode_folder(root, classes, files, clusters)
         _write_folder_cache(cache, listing, *cached)
     return (*cached, flat)
 

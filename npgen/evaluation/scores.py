@@ -248,6 +248,11 @@ def evaluate_run(
     `note` is told each step (`eval [i/n] ...`) as it starts.
     """
     run = Run(run_path)
+    if list(run.sample_shape) != list(run.manifest["dataset"]["shape"]):
+        raise NpgenError(
+            f"run {run.path} was sampled at --size {run.manifest['params']['size']}, and its scores compare samples "
+            "with the dataset's test images of their own size; evaluate a run of the dataset's size"
+        )
     target = run.output_path("eval.json")  # refuses a link there before any work
     say = note or (lambda text: None)
     key = _score_key(

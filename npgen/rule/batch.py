@@ -21,7 +21,7 @@ class RowBatch:
     retrieval pools (one per region of the canvas), visited row by row (`rows`, `region_rows`)."""
 
     database: Database
-    canvas: np.ndarray  # uint8 (n, H + h, W + 2h, C): the pad value around the images
+    canvas: np.ndarray  # uint8 (n, H + h, W + 2h, C): the pad value around the images (H x W: the samples' size)
     keys: np.ndarray  # uint64 (n,): each sample's random key
     pools: list[CanvasPools | FixedPools]  # one per region
     codes: np.ndarray  # (n, block rows, row width): the canvases' completed block rows, encoded (`encode_rows`)
@@ -39,17 +39,19 @@ class RowBatch:
         approximate: bool = False,
         level: int = 0,
         fixed_pools: list[np.ndarray] | None = None,
+        shape: tuple[int, int] | None = None,
     ) -> "RowBatch":
         """A batch of the samples with these global indices; its canvas blank (pad value), or holding `images`.
 
         `allowed` holds the training images candidates may come from, or a list of them, one per region. With
         `approximate`, each region's pools come from its `Database.prefix_indexes` instead of the exact scan;
         with `fixed_pools` (one (B, K) array per region) they are those for every row. `level` is the pyramid
-        level the batch is sampled at (its samples' keys are `level_keys`).
+        level the batch is sampled at (its samples' keys are `level_keys`). `shape` is the samples' (height,
+        width), the training images' unless given (`--size`: the pools then take every allowed image).
         """
-        n, h, width = len(indices), db.half_window, db.width
+        (height, width), n, h = shape or (db.height, db.width), len(indices), db.half_window
         keys = level_keys(seed, indices, level)
-        canvas = np.full((n, db.height + h, width + 2 * h, db.channels), db.pad_value, dtype=np.uint8)
+        canvas = np.full((n, height + h, width + 2 * h, db.channels), db.pad_value, dtype=np.uint8)
         if images is not None:
             canvas[:, h:, h : h + width] = images
         regions = allowed if isinstance(allowed, list) else [allowed]
@@ -67,11 +69,18 @@ class RowBatch:
         codes = np.zeros((n, *db.representations.shape[1:]), dtype=db.representations.dtype)
         return cls(db, canvas, keys, pools, codes)
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the samples inside the padding."""
+        h = self.database.half_window
+        return self.canvas.shape[1] - h, self.canvas.shape[2] - 2 * h
+
     def encode_rows(self, y: int) -> None:
         """At the start of row y: encode the block row the canvases have just completed (if any) into `codes`,
-        once for the pools of every region and the semantic filter."""
+        once for the pools of every region and the semantic filter (not at another size than the images', where
+        neither compares the canvas with them)."""
         db, block = self.database, self.database.encoder.block
-        if y > 0 and y % block == 0:
+        if y > 0 and y % block == 0 and self.shape == (db.height, db.width):
             h = db.half_window
             self.codes[:, y // block - 1] = db.encoder.encode_row(
                 self.canvas[:, h + y - block : h + y, h : h + db.width]
@@ -86,13 +95,13 @@ class RowBatch:
         """(y, pool) for every row in order, each (B, K) pool retrieved from the canvas as it is when its row
         begins; for a batch of one region."""
         (pools,) = self.pools
-        for y in range(self.database.height):
+        for y in range(self.shape[0]):
             self.encode_rows(y)
             yield y, pools.pool(self.codes, y)
 
     def region_rows(self):
         """(y, pools) for every row in order: pools is (B, R, K), each region's pool padded with -1 (no image)."""
-        for y in range(self.database.height):
+        for y in range(self.shape[0]):
             self.encode_rows(y)
             each = [pools.pool(self.codes, y) for pools in self.pools]
             stacked = np.full((len(self.canvas), len(each), max(p.shape[1] for p in each)), -1, dtype=np.int64)
@@ -129,4 +138,4 @@ class RowBatch:
     def images(self) -> np.ndarray:
         """The (n, H, W, C) images inside the padding."""
         h = self.database.half_window
-        return self.canvas[:, h:, h : h + self.database.width]
+        return self.canvas[:, h:, h : h + self.shape[1]]

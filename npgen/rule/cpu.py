@@ -23,6 +23,7 @@ from npgen.rule.kernels import (
     centre_index,
     coarse_index,
     coarse_term,
+    relative_position,
     count_admissible,
     nth_admissible,
     positions_per_image,
@@ -31,6 +32,7 @@ from npgen.rule.kernels import (
     weighted_distance_from,
     widened_rank,
 )
+from npgen.rule.parts import NOT_BLOCKED, blocked_continuations, is_blocked, join_part
 from npgen.rule.rng import counter_uniform
 from npgen.rule.windows import block_distances, gather_context
 
@@ -125,20 +127,46 @@ def coarse_start(coarse, b, image, sy, sx, y, x, channels) -> float:
     """The coarse term a finer pyramid level's window distance starts from (`kernels.CoarseLevel`): between the
     neighbourhood of canvas b's pixel (y, x)'s parent and that of source (sy, sx)'s parent in training image `image`."""
     centre = coarse_index(coarse.width, channels, y >> 1, x >> 1)
-    at = coarse_index(coarse.width, channels, sy >> 1, sx >> 1)
-    return coarse_term(coarse.canvas[b], centre, coarse.sources[image], at, coarse.offsets, channels, coarse.scale)
+    at = coarse_index(coarse.source_width, channels, sy >> 1, sx >> 1)
+    return coarse_term(
+        coarse.canvas[b],
+        centre,
+        coarse.offsets,
+        coarse.sources[image],
+        at,
+        coarse.source_offsets,
+        channels,
+        coarse.scale,
+    )
 
 
 @numba.njit(cache=True, nogil=True)
 def score_candidates(
-    canvas, sources, pool, semantic, used, budget, y, x, geometry, rule, scratch, hint=(-1, -1), coarse=None, b=0
+    canvas,
+    sources,
+    pool,
+    semantic,
+    used,
+    budget,
+    y,
+    x,
+    geometry,
+    canvas_geometry,
+    rule,
+    scratch,
+    hint=(-1, -1),
+    coarse=None,
+    b=0,
+    blocked=NOT_BLOCKED,
 ):
     """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
 
-    `geometry` and `rule` are the kernels' `Geometry` and `Rule`, `scratch` is `candidate_buffers`'. Candidates
+    `geometry` (the training images'), `canvas_geometry` (the canvas's) and `rule` are the kernels' `Geometry` and
+    `Rule`, `scratch` is `candidate_buffers`'. Candidates
     are the windows of the pool's images that have supplied fewer than `budget` pixels of this canvas
     (`used[image]`) and pass the semantic filter (`semantic_limit`; `semantic` is (K, block columns), or
-    (K, 0) with the filter off), at source positions within `radius` of (y, x); their distances,
+    (K, 0) with the filter off), at source positions within `radius` of (y, x) (of its `relative_position` when
+    the canvas has another size than the images); their distances,
     images and flat positions fill the first n entries of scratch's distance, image and position; returns
     (n, admissible threshold, flat index of the pixel in the canvas). With n == 0 the threshold is -inf.
 
@@ -147,18 +175,19 @@ def score_candidates(
     (1+eps)*d + abs_tol from the start, so the other windows can stop early sooner. It changes no result.
     An image's windows are scored together (`block_distances`) against the bound as it stood before them.
     At a finer pyramid level, `coarse` (`kernels.CoarseLevel`, with this canvas's index `b` in it) gives every
-    window's distance its coarse term first.
+    window's distance its coarse term first. The windows in `blocked` (`parts.blocked_continuations`) are no
+    candidates: they would grow a copied part beyond its bound.
     """
     offsets, weights, radius, eps, abs_tol = rule.offsets, rule.weights, rule.radius, rule.eps, rule.abs_tol
     context, cand_dist, cand_image, cand_pos, smallest, distances = scratch  # once: a field read is a new reference
     width, channels = geometry.width, geometry.channels
-    centre = centre_index(geometry, y, x)
-    gather_context(canvas, centre, offsets, channels, context)
+    centre = centre_index(canvas_geometry, y, x)
+    gather_context(canvas, centre, rule.context_offsets, channels, context)
     column = min(x // rule.semantic_block, semantic.shape[1] - 1)
     limit = semantic_limit(semantic, column, pool, used, budget, rule.semantic_eps)
     smallest[:] = np.inf
     bound = np.inf
-    at_y, at_x = y, x  # where the candidate windows are centred
+    at_y, at_x = relative_position(geometry, canvas_geometry, y, x)  # where the candidate windows are centred
     if coarse is not None:
         if coarse.anchored:
             at_y, at_x = anchor_position(coarse.src_y[b], coarse.src_x[b], y, x)
@@ -200,12 +229,15 @@ def score_candidates(
             )
         for r in range(rows):
             for j in range(columns):
+                position = (first_y + r) * width + first_x + j
+                if is_blocked(blocked, image, position):
+                    continue
                 d = distances[r * columns + j]
                 cand_dist[n] = d
                 if d < smallest[-1]:
                     bound = min(bound, _insert_sorted(smallest, d, eps, abs_tol))
                 cand_image[n] = image
-                cand_pos[n] = (first_y + r) * width + first_x + j
+                cand_pos[n] = position
                 n += 1
     if n == 0:
         return 0, -np.inf, centre
@@ -232,10 +264,10 @@ def candidate_buffers(pool_size, geometry, rule) -> CandidateBuffers:
 
 
 @numba.njit(cache=True, nogil=True)
-def continuation(src_image, src_y, src_x, y, x) -> tuple[int, int]:
+def continuation(src_image, src_y, src_x, y, x, width) -> tuple[int, int]:
     """(image, flat source position) of the window that continues the left neighbour's source, else the one
-    above's; (-1, -1) when neither was generated. `score_candidates` scores it first."""
-    width = src_image.shape[1]
+    above's; (-1, -1) when neither was generated. `score_candidates` scores it first; `width` is the training
+    images'."""
     if x > 0 and src_image[y, x - 1] >= 0 and src_x[y, x - 1] + 1 < width:
         return np.int64(src_image[y, x - 1]), np.int64(src_y[y, x - 1] * width + src_x[y, x - 1] + 1)
     if y > 0 and src_image[y - 1, x] >= 0:
@@ -245,7 +277,22 @@ def continuation(src_image, src_y, src_x, y, x) -> tuple[int, int]:
 
 @numba.njit(parallel=True, cache=True)
 def sample_row(
-    canvas, sources, pools, semantic, region, known, used, budget, y, geometry, rule, keys, record, coarse=None
+    canvas,
+    sources,
+    pools,
+    semantic,
+    region,
+    known,
+    used,
+    budget,
+    y,
+    geometry,
+    canvas_geometry,
+    rule,
+    keys,
+    record,
+    coarse=None,
+    parts=None,
 ):
     """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
 
@@ -255,9 +302,10 @@ def sample_row(
     (completion: a given pixel) is kept as it is and left unrecorded. `record` is (src_image, src_y, src_x,
     n_candidates, distance), each (B, H, W). A pixel with no admissible candidate is left unwritten with
     n_candidates 0; the caller fails on it. At a finer pyramid level `coarse` is the complete coarser level
-    (`kernels.CoarseLevel`), whose term every window distance starts from.
+    (`kernels.CoarseLevel`), whose term every window distance starts from. With `parts` (`parts.PartForest`) no
+    copied part grows beyond its bound.
     """
-    width = geometry.width
+    width, source_width = canvas_geometry.width, geometry.width
     src_image, src_y, src_x, n_candidates, distance = record
     n_samples, _, pool_size = pools.shape
     for b in numba.prange(n_samples):
@@ -268,19 +316,31 @@ def sample_row(
             if known[b, y * width + x]:
                 continue
             r = region[y * width + x]
-            hint = continuation(src_image[b], src_y[b], src_x[b], y, x)
+            hint = continuation(src_image[b], src_y[b], src_x[b], y, x, source_width)
+            blocked = NOT_BLOCKED
+            if parts is not None:
+                blocked = blocked_continuations(
+                    parts.parent[b], parts.size[b], parts.bound, src_image[b], src_y[b], src_x[b], y, x,
+                    geometry.height, source_width,
+                )  # fmt: skip
+                if is_blocked(blocked, hint[0], hint[1]):
+                    hint = (np.int64(-1), np.int64(-1))
             n, threshold, _ = score_candidates(
-                canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, rule, scratch, hint,
-                coarse, b,
+                canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, canvas_geometry,
+                rule, scratch, hint, coarse, b, blocked,
             )  # fmt: skip
             u = counter_uniform(keys[b], y * width + x)
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, u)
             if chosen < 0:
                 n_candidates[b, y, x] = 0
                 continue
-            sy, sx = cand_pos[chosen] // width, cand_pos[chosen] % width
+            sy, sx = cand_pos[chosen] // source_width, cand_pos[chosen] % source_width
             image, d = cand_image[chosen], cand_dist[chosen]
-            take_pixel(canvas[b], sources, used[b], mine, geometry, y, x, image, sy, sx, n_admissible, d)
+            take_pixel(
+                canvas[b], sources, used[b], mine, canvas_geometry, geometry, y, x, image, sy, sx, n_admissible, d
+            )
+            if parts is not None:
+                join_part(parts.parent[b], parts.size[b], src_image[b], src_y[b], src_x[b], y, x)
 
 
 def compiled_on_disk(kernel) -> bool:

@@ -230,7 +230,7 @@ def row_kernel(threads: int = THREADS):
                     k, sy, sx = candidate_window(chosen, per_image, columns, first_y, first_x)
                     d = distances[chosen]
                     kernels.take_pixel(
-                        my_canvas, sources, my_used, record, geometry, y, x, pool[k], sy, sx, n_admissible, d
+                        my_canvas, sources, my_used, record, geometry, geometry, y, x, pool[k], sy, sx, n_admissible, d
                     )
             cuda.syncthreads()
 
@@ -307,13 +307,14 @@ def cuda_sample_row(
     budget,
     y,
     geometry,
+    canvas_geometry,
     rule,
     keys,
     record,
     threads: int = THREADS,
 ) -> np.ndarray:
     """`cpu.sample_row` on the GPU, with the same arguments and the same in-place results on host arrays
-    (without the semantic filter: `semantic` must have no columns).
+    (without the semantic filter: `semantic` must have no columns, and with the canvas at the images' size).
 
     Returns (B, slots) float64: each sample's candidate distances at the last pixel of the row it
     generated, in candidate order (pool image, then source position), +inf for images over budget or
@@ -325,6 +326,8 @@ def cuda_sample_row(
     _check_geometry(geometry, rule.offsets)
     if semantic.shape[-1]:
         raise NpgenError(SEMANTIC_ON_CPU)
+    if canvas_geometry != geometry:
+        raise NpgenError(OTHER_SIZE_ON_CPU)
     host = {"canvas": canvas, "used": used, **dict(zip(RECORD, record))}
     device = {name: cuda.to_device(array) for name, array in host.items()}
     inputs = {"sources": sources, "pools": pools, "region": region, "known": known, "keys": keys}
@@ -339,6 +342,9 @@ def cuda_sample_row(
 
 
 SEMANTIC_ON_CPU = "the CUDA sampler has no semantic filter (--semantic-eps); use --device cpu"
+OTHER_SIZE_ON_CPU = (
+    "the CUDA sampler samples at the training images' size; sample another --size on the CPU (--device cpu)"
+)
 RECORD = ("src_image", "src_y", "src_x", "n_candidates", "distance")
 
 
@@ -362,6 +368,12 @@ class CudaSampler(Sampler):
             raise NpgenError(SEMANTIC_ON_CPU)
         if self.levels > 1:
             raise NpgenError("the CUDA sampler samples one level only; sample --levels > 1 on the CPU (--device cpu)")
+        if self.size is not None and self.canvas_shape != (self.database.height, self.database.width):
+            raise NpgenError(OTHER_SIZE_ON_CPU)
+        if self.max_part_share < 1:
+            raise NpgenError(
+                "the CUDA sampler does not bound copied parts yet; sample --max-part-share < 1 on the CPU (--device cpu)"
+            )
         self._device_sources = None
 
     def _sources_on_device(self):

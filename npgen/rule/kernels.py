@@ -31,7 +31,8 @@ from numba.extending import overload, register_jitable
 
 
 class Geometry(NamedTuple):
-    """Image size, window half-size and channels: the `geometry` argument of the row kernels."""
+    """Image size, window half-size and channels: the `geometry` argument of the row kernels (the training images'),
+    and their `canvas` argument (the samples', whose size may differ: `--size`)."""
 
     height: int
     width: int
@@ -47,9 +48,11 @@ class CoarseLevel(NamedTuple):
     `anchored`, candidate windows are centred at `anchor_position` instead of the pixel's own position."""
 
     canvas: np.ndarray  # uint8 (B, (h + 2) * (w + 2) * C): the batch's coarser samples
-    sources: np.ndarray  # uint8 (N, (h + 2) * (w + 2) * C): the training images at the coarser level
-    width: int  # w, the coarser level's width
-    offsets: np.ndarray  # int64 (9,): flat offsets of the 3x3 neighbourhood
+    sources: np.ndarray  # uint8 (N, (H + 2) * (W + 2) * C): the training images at the coarser level
+    width: int  # w, the coarser samples' width
+    source_width: int  # W, the coarser training images' width (w unless the output size differs)
+    offsets: np.ndarray  # int64 (9,): flat offsets of the 3x3 neighbourhood in a padded coarser sample
+    source_offsets: np.ndarray  # int64 (9,): the same in a padded coarser training image
     scale: float  # coarse_weight / 9
     src_y: np.ndarray  # int64 (B, h, w): where each coarser pixel was copied from (its row), for anchoring
     src_x: np.ndarray  # int64 (B, h, w)
@@ -68,6 +71,7 @@ class Rule(NamedTuple):
     k_min: int
     semantic_eps: float
     semantic_block: int
+    context_offsets: np.ndarray  # the causal window's flat offsets in the canvas (`offsets` unless --size differs)
 
 
 def mul_rn(a, b):
@@ -109,6 +113,13 @@ def centre_index(geometry, y, x):
     """Flat index of pixel (y, x)'s first channel in a flattened padded image (h rows on top, h columns each side)."""
     padded_width = geometry.width + 2 * geometry.half_window
     return ((y + geometry.half_window) * padded_width + x + geometry.half_window) * geometry.channels
+
+
+@register_jitable(_nrt=False)
+def relative_position(geometry, canvas, y, x):
+    """Where pixel (y, x) of a canvas of another size than the training images lies in them, scaled (the spatial
+    principle at --size); (y, x) itself when the sizes agree."""
+    return y * geometry.height // canvas.height, x * geometry.width // canvas.width
 
 
 @register_jitable(_nrt=False)
@@ -184,14 +195,14 @@ def coarse_index(coarse_width, channels, y, x):
 
 
 @register_jitable(inline="always", _nrt=False)
-def coarse_term(canvas, centre, image, at, offsets, channels, scale):
+def coarse_term(canvas, centre, offsets, image, at, source_offsets, channels, scale):
     """scale * (squared difference between the 3x3 neighbourhoods at flat index `centre` of a padded coarse canvas
-    and `at` of a padded coarse training image, summed over offsets and channels). The sum is an exact integer,
-    so only the product rounds."""
+    (`offsets`) and `at` of a padded coarse training image (`source_offsets`), summed over offsets and channels).
+    The sum is an exact integer, so only the product rounds."""
     total = np.int64(0)
     for l in range(offsets.shape[0]):
         for c in range(channels):
-            diff = np.int64(canvas[centre + offsets[l] + c]) - np.int64(image[at + offsets[l] + c])
+            diff = np.int64(canvas[centre + offsets[l] + c]) - np.int64(image[at + source_offsets[l] + c])
             total += diff * diff
     return mul_rn(np.float64(scale), np.float64(total))
 
@@ -252,12 +263,12 @@ def nth_admissible(distances, threshold, first, target):
 
 
 @register_jitable(_nrt=False)
-def take_pixel(canvas, sources, used, record, geometry, y, x, image, sy, sx, n_admissible, distance):
+def take_pixel(canvas, sources, used, record, canvas_geometry, geometry, y, x, image, sy, sx, n_admissible, distance):
     """Copy source pixel (sy, sx) of training image `image` (all channels) into pixel (y, x) of one flattened padded
     canvas, count it against the image's budget (`used`) and record its provenance into `record`, one canvas's
     (src_image, src_y, src_x, n_candidates, distance) arrays."""
     used[image] += 1
-    centre, at = centre_index(geometry, y, x), centre_index(geometry, sy, sx)
+    centre, at = centre_index(canvas_geometry, y, x), centre_index(geometry, sy, sx)
     for c in range(geometry.channels):
         canvas[centre + c] = sources[image, at + c]
     src_image, src_y, src_x, n_candidates, distances = record

@@ -45,6 +45,7 @@ def check_levels(sampler: "Sampler") -> None:
     """Refuse, in one line, a pyramid the sampler's images or controls do not allow (yet)."""
     db = sampler.database
     level_shape(db.height, db.width, sampler.levels - 1)
+    level_shape(*sampler.canvas_shape, sampler.levels - 1)
     if sampler.class_map is not None:
         raise NpgenError("--levels > 1 does not take a class map yet; sample with --levels 1")
     if sampler.completion is not None:
@@ -58,13 +59,18 @@ def coarse_level(coarser_db, samples: Samples, coarse_weight: float, anchor: str
         return None
     n, height, width, channels = samples.images.shape
     framed = np.pad(samples.images, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=coarser_db.pad_value)
-    offsets = np.array([(dy * (width + 2) + dx) * channels for dy in (-1, 0, 1) for dx in (-1, 0, 1)], np.int64)
+
+    def offsets(padded_width: int) -> np.ndarray:
+        return np.array([(dy * padded_width + dx) * channels for dy in (-1, 0, 1) for dx in (-1, 0, 1)], np.int64)
+
     return CoarseLevel(
         framed.reshape(n, -1),
         coarser_db.neighbourhoods(),
         width,
-        offsets,
-        float(coarse_weight) / len(offsets),
+        coarser_db.width,
+        offsets(width + 2),
+        offsets(coarser_db.width + 2),
+        float(coarse_weight) / 9,
         samples.src_y.astype(np.int64),
         samples.src_x.astype(np.int64),
         anchor == "parent",
@@ -75,8 +81,17 @@ def sample_pyramid(sampler: "Sampler", indices: np.ndarray, class_label: int) ->
     """Samples of one class (-1: every training image) through every level (module docstring): level 0's samples,
     with `coarser` holding levels 1 .. L - 1."""
     db = sampler.database
+    height, width = sampler.canvas_shape
     at_level = [
-        replace(sampler, database=db.level(k), levels=1, level=k, anchor="position") for k in range(sampler.levels)
+        replace(
+            sampler,
+            database=db.level(k),
+            levels=1,
+            level=k,
+            anchor="position",
+            size=None if sampler.size is None else f"{height >> k}x{width >> k}",
+        )
+        for k in range(sampler.levels)
     ]
     coarsest = at_level[-1]
     if sampler.anchor == "parent":  # every position: only the finer levels are anchored

@@ -19,6 +19,8 @@ For every pixel in raster order, and for every sample of a batch at once:
 4. **Source budget.** A training image that has already supplied `budget` pixels of a sample
    (`max_source_share` of its pixels) is no longer a candidate for that sample, so no sample takes
    more than that share from any one image, while every choice can still be the best match.
+   With `max_part_share` below 1, the (at most two) windows that would grow a copied part beyond
+   `part_bound` pixels are no candidates either (`npgen.rule.parts`).
 5. One admissible candidate is drawn uniformly; its centre pixel (all channels) is copied, and its
    image, position, the number of admissible candidates and its distance are recorded.
 
@@ -39,10 +41,11 @@ import numpy as np
 
 from npgen.data.database import Database
 from npgen.errors import NpgenError
-from npgen.params import PARAMS, SAMPLER_PARAMS, check, source_budget
+from npgen.params import PARAMS, SAMPLER_PARAMS, check, part_bound, size_sides, source_budget
 from npgen.rule.batch import RowBatch
 from npgen.rule.cpu import sample_row
 from npgen.rule.kernels import CoarseLevel, Geometry, Rule
+from npgen.rule.parts import part_forest
 from npgen.rule.provenance import Samples
 from npgen.rule.pyramid import check_levels, sample_pyramid
 from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
@@ -83,6 +86,8 @@ class Sampler:
     coarse_weight: float = PARAMS["coarse_weight"].default
     anchor: str = PARAMS["anchor"].default
     max_source_share: float = PARAMS["max_source_share"].default
+    max_part_share: float = PARAMS["max_part_share"].default
+    size: str | None = PARAMS["size"].default
     sigma: float | None = PARAMS["sigma"].default
     semantic_eps: float | None = PARAMS["semantic_eps"].default
     semantic_context: int = PARAMS["semantic_context"].default
@@ -115,6 +120,8 @@ class Sampler:
                 )
             if self.class_map.min() < -1 or self.class_map.max() >= len(db.class_names):
                 raise NpgenError(f"a class map holds class indices 0..{len(db.class_names) - 1} (or -1 for any class)")
+        if self.canvas_shape != (db.height, db.width):
+            self.check_output_size()
         if self.levels > 1:
             check_levels(self)
         elif self.anchor != "position":
@@ -123,10 +130,39 @@ class Sampler:
             )
 
     @property
+    def canvas_shape(self) -> tuple[int, int]:
+        """(height, width) of the samples: `size`, else the training images'."""
+        db = self.database
+        return (db.height, db.width) if self.size is None else size_sides(self.size)
+
+    @property
+    def n_pixels(self) -> int:
+        """Pixels per sample."""
+        height, width = self.canvas_shape
+        return height * width
+
+    def check_output_size(self) -> None:
+        """Refuse, in one line, what an output of another size than the training images does not take (yet)."""
+        db = self.database
+        if 0 < self.pool_size < db.n_images:
+            raise NpgenError(
+                f"--size {self.size} differs from the images' {db.height}x{db.width}, and the pool compares the "
+                "canvas with whole training images of its own size; pass --pool-size 0"
+            )
+        if self.semantic_eps is not None or self.class_map is not None or self.completion is not None:
+            raise NpgenError(
+                f"--size {self.size} does not take the semantic filter, a class map or completion yet; leave them off"
+            )
+
+    @property
     def budget(self) -> int:
         """Most pixels one training image may supply to one sample."""
-        db = self.database
-        return source_budget(self.max_source_share, db.height * db.width)
+        return source_budget(self.max_source_share, self.n_pixels)
+
+    @property
+    def part_bound(self) -> int:
+        """Most pixels one copied part of a sample may hold (`npgen.rule.parts`)."""
+        return part_bound(self.max_part_share, self.n_pixels)
 
     @property
     def approximate_pool(self) -> bool:
@@ -148,13 +184,21 @@ class Sampler:
         db = self.database
         return Geometry(db.height, db.width, db.half_window, db.channels)
 
+    def canvas_geometry(self) -> Geometry:
+        """The row kernels' `Geometry` of the samples (the database's, unless `size` differs)."""
+        db = self.database
+        return Geometry(*self.canvas_shape, db.half_window, db.channels)
+
     def rule(self) -> Rule:
         """The row kernels' `Rule` of these parameters (semantic_eps inf with the filter off)."""
         offsets, weights = self.window_order()
+        db = self.database
+        width = self.canvas_shape[1] + 2 * db.half_window
+        canvas_offsets = flat_offsets(db.half_window, width, db.channels)[np.argsort(-self._weights, kind="stable")]
         semantic_eps = np.inf if self.semantic_eps is None else float(self.semantic_eps)
         return Rule(
             offsets, weights, self.radius, float(self.eps), float(self.abs_tol), self.k_min, semantic_eps,
-            self.database.encoder.block,
+            db.encoder.block, canvas_offsets,
         )  # fmt: skip
 
     @property
@@ -201,11 +245,10 @@ class Sampler:
     def check_budget(self, n_allowed: int, pixels: int | None = None) -> None:
         """Refuse settings under which every candidate image could run out of budget before `pixels` (default: a
         whole sample) are generated from `n_allowed` images."""
-        db = self.database
-        pixels = db.height * db.width if pixels is None else pixels
+        pixels = self.n_pixels if pixels is None else pixels
         images = self.pool_size if 0 < self.pool_size < n_allowed else n_allowed
         if images * self.budget < pixels:
-            need = -(-pixels // images) / (db.height * db.width)
+            need = -(-pixels // images) / self.n_pixels
             raise NpgenError(
                 f"max_source_share={self.max_source_share} lets each of the {images} candidate images give "
                 f"{self.budget} pixels, fewer than the {pixels} to generate; use --max-source-share >= {need:.3f} "
@@ -222,17 +265,16 @@ class Sampler:
 
     def regions(self, class_label: int) -> tuple[list[np.ndarray], np.ndarray]:
         """(allowed images of each region, (H*W,) region of each pixel): one region unless there is a class map."""
-        db = self.database
         if self.class_map is None:
-            return [self.allowed(class_label)], np.zeros(db.height * db.width, np.int64)
+            return [self.allowed(class_label)], np.zeros(self.n_pixels, np.int64)
         classes, region = np.unique(self.class_map, return_inverse=True)
         return [self.allowed(int(c)) for c in classes], region.reshape(-1).astype(np.int64)
 
     def given(self, indices: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """(given images or None, (n, H*W) bool given pixels) of these samples: a completion's, else none."""
-        db, n = self.database, len(indices)
+        n = len(indices)
         if self.completion is None:
-            return None, np.zeros((n, db.height * db.width), dtype=np.bool_)
+            return None, np.zeros((n, self.n_pixels), dtype=np.bool_)
         return self.completion.given(indices), self.completion.known_pixels(indices).reshape(n, -1)
 
     def sample_group(
@@ -246,7 +288,7 @@ class Sampler:
         sampler's level; with `fixed_pools` (one (B, K) array per region) the pools of every row, with `coarse` the
         complete coarser level every window distance starts from (`npgen.rule.pyramid`)."""
         db = self.database
-        n, height, width, channels = len(indices), db.height, db.width, db.channels
+        (height, width), channels, n = self.canvas_shape, db.channels, len(indices)
         allowed, region = self.regions(class_label)
         given, known = self.given(indices)
         for r, images in enumerate(allowed):
@@ -261,6 +303,7 @@ class Sampler:
             approximate=self.approximate_pool,
             level=self.level,
             fixed_pools=fixed_pools,
+            shape=self.canvas_shape,
         )
         shape = (n, height, width)
         out = Samples(
@@ -288,9 +331,12 @@ class Sampler:
         """Generate every row of the batch's canvases in raster order, recording provenance into `out`
         (`npgen.rule.cuda.CudaSampler` runs the same rows on a GPU)."""
         db = self.database
-        geometry, rule = self.geometry(), self.rule()
+        geometry, canvas_geometry, rule = self.geometry(), self.canvas_geometry(), self.rule()
         record = (out.src_image, out.src_y, out.src_x, out.n_candidates, out.distance)
         used = np.zeros((len(batch.keys), db.n_images), dtype=np.int32)
+        parts = None  # unbounded: no forest to keep
+        if self.part_bound < self.n_pixels:
+            parts = part_forest(len(batch.keys), *self.canvas_shape, self.part_bound)
         for y, pools in batch.region_rows():
             sample_row(
                 batch.flat_canvas,
@@ -303,10 +349,12 @@ class Sampler:
                 self.budget,
                 y,
                 geometry,
+                canvas_geometry,
                 rule,
                 batch.keys,
                 record,
                 coarse,
+                parts,
             )
             if (out.n_candidates[:, y] == 0).any():
                 return  # the caller reports the row that failed

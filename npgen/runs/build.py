@@ -30,6 +30,7 @@ def build_database(
     progress: Callable[[int], None] | None = None,
     ray_address: str | None = None,
     on_size: Callable[[int], None] | None = None,
+    clusters: int | None = None,
 ) -> tuple[Database, bool]:
     """Build the window database of a dataset (a known name or an image folder; into the cache when db_path is None).
 
@@ -38,8 +39,9 @@ def build_database(
     (NpgenError saying which parameter differs) unless `force`. `window` holds explicit build parameters; the
     others come from the dataset's preset. `on_size(n_images)` is called once the data has loaded, `progress(0)`
     when building starts, then `progress(k)` after each chunk of k images built; `ray_address` builds the chunks as Ray tasks (`Database.build`).
+    `clusters` sets a flat folder's number of clusters (`npgen.data.clusters`; None: measured).
     """
-    data = load_dataset(dataset, data_root=data_root)
+    data = load_dataset(dataset, data_root=data_root, clusters=clusters)
     if on_size is not None:
         on_size(data.n_images)
     params, _ = resolve_params(data, window)

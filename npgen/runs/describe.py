@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from npgen.wording import plural
+
 
 def conditioning(manifest: dict) -> str:
     """What the samples of a run are conditioned on, in words (class, class map, completion, mixture, exclusion)."""
@@ -24,8 +26,7 @@ def conditioning(manifest: dict) -> str:
     else:
         text = "every training image"
     if manifest.get("exclusion"):
-        n_images = manifest["exclusion"]["n_images"]
-        text += f"; {n_images} training image{'' if n_images == 1 else 's'} excluded"
+        text += f"; {plural(manifest['exclusion']['n_images'], 'training image')} excluded"
     return text
 
 

@@ -95,7 +95,7 @@ def sample(
     check_out(request.out, request.resume)
     started = time.perf_counter()
     device = _device(request.sampler_options)
-    data = load_dataset(request.dataset, data_root=request.data_root)
+    data = load_dataset(request.dataset, data_root=request.data_root, clusters=request.clusters)
     window_params, options = resolve_params(data, request.window, request.sampler_options)
     class_label = resolve_class(data.class_names, request.class_value)  # mistakes are told before any build
     class_map = (
@@ -144,7 +144,7 @@ def complete(
     check_out(request.out, request.resume)
     started = time.perf_counter()
     device = _device(request.sampler_options)
-    data = load_dataset(request.dataset, data_root=request.data_root)
+    data = load_dataset(request.dataset, data_root=request.data_root, clusters=request.clusters)
     if inputs_given.image is not None:
         inputs = read_image_like(inputs_given.image, data)[None]
         source = {"image": str(Path(inputs_given.image).resolve())}
@@ -189,6 +189,7 @@ def sample_run(
     shard: str | tuple[int, int] | None = None,
     ray: str | None = None,
     planned: ProgressCallback = None,
+    clusters: int | None = None,
 ) -> Path:
     """`sample` of the request these arguments make (`GenerationRequest` says what each is)."""
     request = _keyword_request(locals())
@@ -326,7 +327,14 @@ def _write_run(
             produced = local_batches(sampler, db, loaded.class_label, pending)
         else:
             spec = cluster.WorkerSpec.of(
-                db, request.dataset, location, loaded.options, loaded.class_label, controls, completion
+                db,
+                request.dataset,
+                location,
+                loaded.options,
+                loaded.class_label,
+                controls,
+                completion,
+                request.clusters,
             )
             produced = cluster.ray_batches(spec, pending, address=request.ray, note=note)
         with closing(produced):  # an error or Ctrl-C here stops the batches still running (Ray tasks)

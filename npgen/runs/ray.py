@@ -30,7 +30,7 @@ from npgen.rule.sampler import Sampler
 from npgen.runs.summary import sample_summary
 
 RAY_LOCAL = "local"  # `--ray` without an address: a Ray cluster on this machine, started for the run
-INSTALL_HINT = "pip install 'npgen[ray]'"
+INSTALL_HINT = "pip install -e '.[ray]' from npgen's folder"
 
 
 def import_ray():
@@ -55,11 +55,20 @@ class WorkerSpec:
     class_label: int | None
     controls: dict = field(default_factory=dict)  # arrays restricting the sources: excluded, class_map
     completion: object = None  # npgen.control.completion.Completion of a completion run
+    clusters: int | None = None  # a flat folder's given number of clusters (--clusters)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)  # this run's spec, for the workers' cache
 
     @classmethod
     def of(
-        cls, db, dataset, location: str, options: dict, class_label: int | None, controls=None, completion=None
+        cls,
+        db,
+        dataset,
+        location: str,
+        options: dict,
+        class_label: int | None,
+        controls=None,
+        completion=None,
+        clusters: int | None = None,
     ) -> WorkerSpec:
         """The spec of a run over database `db`, sampled from `dataset` found at `location` (`data_location`)."""
         known = str(dataset) in KNOWN
@@ -73,6 +82,7 @@ class WorkerSpec:
             class_label=class_label,
             controls={name: controls[name] for name in ("excluded", "class_map") if name in (controls or {})},
             completion=completion,
+            clusters=clusters,
         )
 
 
@@ -90,7 +100,7 @@ def open_sampler(spec: WorkerSpec):
         if is_database(path):
             db = Database.load(path)
         else:  # no shared database here: this node builds its own once (locked), in its cache
-            data = load_dataset(spec.dataset, data_root=spec.data_root)
+            data = load_dataset(spec.dataset, data_root=spec.data_root, clusters=spec.clusters)
             db = Database.open_or_build(data, None, WindowParams(**spec.window))
         if db.id != spec.db_id:
             raise NpgenError(

@@ -44,3 +44,4 @@ class GenerationRequest:
     ray: str | None = None
     resume: bool = False
     command: str | None = None
+    clusters: int | None = None  # a flat folder's number of clusters (--clusters K); None: chosen by measurement

@@ -32,7 +32,7 @@ from npgen.data.dataset_cards import known_datasets
 from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.data.files import TMP_MARK, array_sha256, refuse_link
 from npgen.errors import NpgenError
-from npgen.params import describe_differences, recorded_params
+from npgen.params import describe_differences, output_size, recorded_params, size_sides
 
 PROVENANCE_SCHEMA = pa.schema(
     [
@@ -214,9 +214,14 @@ def _check_manifest(path: Path, manifest: dict) -> None:
         raise NpgenError(f"{damaged}: its class_label {label!r} is not a class index; sample the run again")
 
 
-def check_provenance(path, column: dict, n_samples: int, height: int, width: int, n_images: int) -> None:
-    """Raise a one-line NpgenError if any provenance row points outside the run's samples or the training images."""
-    bounds = {"sample": n_samples, "y": height, "x": width, "src_y": height, "src_x": width, "src_image": n_images}
+def check_provenance(
+    path, column: dict, n_samples: int, height: int, width: int, n_images: int, source_shape: tuple | None = None
+) -> None:
+    """Raise a one-line NpgenError if any provenance row points outside the run's samples (height x width) or the
+    training images (source_shape (height, width), the samples' unless given)."""
+    source_height, source_width = source_shape or (height, width)
+    bounds = {"y": height, "x": width, "src_y": source_height, "src_x": source_width}
+    bounds = {"sample": n_samples, **bounds, "src_image": n_images}
     for name, limit in bounds.items():
         values = column.get(name)
         if values is None or not len(values):
@@ -250,12 +255,27 @@ class Run:
             self.samples = np.load(self.path / "samples.npy", mmap_mode="r")
         except (OSError, ValueError) as err:
             raise NpgenError(f"{self.path}/samples.npy is missing or damaged; sample the run again") from err
-        expected = (self.manifest["n_samples"], *self.manifest["dataset"]["shape"])
+        expected = (self.manifest["n_samples"], *self.sample_shape)
         if self.samples.dtype != np.uint8 or self.samples.shape != expected:
             raise NpgenError(
                 f"{self.path}/samples.npy holds {self.samples.dtype} {self.samples.shape}, but the manifest says "
                 f"uint8 {expected}; the run is damaged, sample it again"
             )
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of the samples: the training images', unless the run was sampled at another
+        `size`."""
+        height, width, channels = self.manifest["dataset"]["shape"]
+        size = self.manifest["params"].get("size")
+        if size is None:
+            return height, width, channels
+        try:
+            return (*size_sides(output_size(size)), channels)
+        except (ValueError, AttributeError):
+            raise NpgenError(
+                f"the manifest of run {self.path} is damaged: its size {size!r} is not HxW; sample the run again"
+            ) from None
 
     @property
     def levels(self) -> int:
@@ -327,7 +347,9 @@ class Run:
         root = self.data_root(data_root)
         recorded = name in KNOWN and root is not None and root != data_root
         try:
-            data = load_dataset(name, split=record["split"], data_root=root, remember=not recorded)
+            data = load_dataset(
+                name, split=record["split"], data_root=root, clusters=record.get("clusters"), remember=not recorded
+            )
         except NpgenError as err:
             if not recorded:
                 raise

@@ -272,7 +272,7 @@ class RunWriter:
         share = summary.column("top_source_share").to_numpy()
         self.manifest["timings"] = timings
         self.manifest["summary"] = {
-            "median_nearest_distance": float(np.median(summary.column("nearest_distance").to_numpy())),
+            "median_nearest_distance": finite_or_none(np.median(summary.column("nearest_distance").to_numpy())),
             "median_top_source_share": float(np.median(share)),
             "max_top_source_share": float(share.max()),
         }
@@ -293,3 +293,9 @@ class RunWriter:
         self.manifest.update(status="complete", finished=_now())
         write_json(self.path / "manifest.json", self.manifest)
         remove_temp_files(self.path)
+
+
+def finite_or_none(value) -> float | None:
+    """A float for the manifest, None where it is not a finite number (no nearest image at another --size)."""
+    value = float(value)
+    return value if np.isfinite(value) else None

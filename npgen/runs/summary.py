@@ -20,10 +20,14 @@ def sample_summary(samples: Samples, database: Database) -> pa.Table:
     """One row per sample: requested class, nearest training image and distance, source composition.
 
     The nearest training image is exact (`npgen.data.nearest`: integer squared distances, ties to the lowest
-    image id), the same image and float32 distance as a brute-force FAISS search over the database's images.
+    image id), the same image and float32 distance as a brute-force FAISS search over the database's images; -1
+    and NaN for samples of another size than the training images.
     """
     ranked, top_count, distinct = source_ranking(samples.src_image, NEAREST_HINTS)
-    squared, nearest = NearestImages.for_database(database).search(samples.images, ranked)
+    if samples.images.shape[1:3] == (database.height, database.width):
+        squared, nearest = NearestImages.for_database(database).search(samples.images, ranked)
+    else:  # another size (--size): no training image is comparable whole
+        squared, nearest = np.full(len(ranked), np.nan), np.full(len(ranked), -1)
     top, share = ranked[:, 0], top_count / np.prod(samples.src_image.shape[1:])
     return pa.table(
         {

@@ -12,7 +12,8 @@ from npgen.data.clusters import cluster_labels
 from npgen.data.datasets import Dataset
 from npgen.data.levels import level_images
 from npgen.errors import NpgenError
-from npgen.params import recorded_params, source_budget
+from npgen.params import part_bound, recorded_params, source_budget
+from npgen.rule.parts import largest_parts
 from npgen.rule.sampler import draw_classes
 from npgen.runs.run import Run, check_provenance, load_test_split
 
@@ -29,11 +30,13 @@ class LevelCounts:
     over_budget: int
     unproducible: int
     excluded_pixels: int
+    over_part_bound: int
     max_source_pixels: int  # the most pixels one training image gave one sample, at level 0 only
+    largest_part: int  # the most pixels of one copied part of a sample (`npgen.rule.parts`), at level 0 only
 
     def __add__(self, other: "LevelCounts") -> "LevelCounts":
         summed = {name: getattr(self, name) + getattr(other, name) for name in LevelCounts.__dataclass_fields__}
-        return LevelCounts(**{**summed, "max_source_pixels": self.max_source_pixels})
+        return LevelCounts(**{**summed, "max_source_pixels": self.max_source_pixels, "largest_part": self.largest_part})
 
 
 @dataclass
@@ -47,15 +50,18 @@ class VerifyReport(LevelCounts):
     a finite number >= 0); excluded_pixels counts pixels copied from an excluded training image;
     given_changed counts a completion's given pixels that differ from its input (or the input from the
     test image it names). missing_or_duplicate counts pixels without exactly one provenance row (a
-    completion's given pixels: without any). With pyramid levels every count (and n_pixels) covers every level,
+    completion's given pixels: without any). over_part_bound counts samples with a copied part (4-connected pixels
+    from one training image at one displacement) of more than part_bound pixels (max_part_share of its pixels). With pyramid levels every count (and n_pixels) covers every level,
     each coarser level checked against the training images' level images derived again from the dataset, under
-    its own budget (max_source_share of its pixels); max_source_pixels and source_budget are level 0's. With
+    its own budget (max_source_share of its pixels) and part bound; max_source_pixels, largest_part, source_budget
+    and part_bound are level 0's. With
     anchor "parent", a finer level's radius is measured from twice its parent's recorded source, and the
     coarsest level has none.
     """
 
     given_changed: int
     source_budget: int
+    part_bound: int
     n_excluded_images: int
     levels: int = 1
 
@@ -69,6 +75,7 @@ class VerifyReport(LevelCounts):
             self.over_budget,
             self.unproducible,
             self.excluded_pixels,
+            self.over_part_bound,
             self.given_changed,
         )
         return not any(counts)
@@ -91,9 +98,10 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     data = run.dataset(data_root)
     samples = np.asarray(run.samples)
     n = len(samples)
-    if data.images.shape[1:] != samples.shape[1:]:
+    if list(data.images.shape[1:]) != list(run.manifest["dataset"]["shape"]):
         raise NpgenError(
-            f"run {run.path} holds {samples.shape[1:]} samples but its dataset has {data.images.shape[1:]} images; the run is damaged, sample it again"
+            f"run {run.path} was sampled from {tuple(run.manifest['dataset']['shape'])} images but its dataset has "
+            f"{data.images.shape[1:]} images; the run is damaged, sample it again"
         )
     params = run.manifest["params"]
     try:
@@ -106,7 +114,7 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         ) from None
     labels = data.labels
     if data.unlabelled:  # a flat folder's classes are clusters: derive them again rather than trust the cache
-        labels = cluster_labels(data.images)
+        labels = cluster_labels(data.images, k=data.clusters)
     excluded = run.control("excluded")
     excluded = np.zeros(0, np.int64) if excluded is None else excluded
     included = np.ones(data.n_images, dtype=bool)
@@ -124,8 +132,16 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         raise NpgenError(
             f"the manifest of run {run.path} is damaged: class_label {run.manifest['class_label']} is not a class of {data.name}; sample the run again"
         )
-    anchor = recorded_params(params).get("anchor")
-    guarantees = Guarantees(radius, labels, classes, run.control("class_map"), included, anchor == "parent")
+    recorded = recorded_params(params)
+    try:
+        part_share = float(recorded["max_part_share"])
+    except (TypeError, ValueError):
+        raise NpgenError(
+            f"the manifest of run {run.path} is damaged: its max_part_share is not a number; sample the run again"
+        ) from None
+    guarantees = Guarantees(
+        radius, labels, classes, run.control("class_map"), included, part_share, recorded["anchor"] == "parent"
+    )
     known, given_changed = _check_given(run, samples, data, data_root)
     found = check_level(run, data.images, samples, known, guarantees, budget)
     for level in range(1, run.levels):
@@ -137,6 +153,7 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         **asdict(found),
         given_changed=given_changed,
         source_budget=budget,
+        part_bound=part_bound(part_share, samples.shape[1] * samples.shape[2]),
         n_excluded_images=int(len(excluded)),
         levels=run.levels,
     )
@@ -152,6 +169,7 @@ class Guarantees:
     classes: np.ndarray  # (n,) each sample's class, -1 for any
     class_map: np.ndarray | None  # (H, W) at level 0
     included: np.ndarray  # (N,) bool
+    part_share: float  # max_part_share: the largest copied part, as a share of a level's pixels
     anchored: bool = False  # anchor "parent": finer levels within the radius of 2 * their parent's source
 
 
@@ -169,24 +187,28 @@ def check_level(
     table = run.provenance(level=level)
     column = {name: table.column(name).to_numpy() for name in table.column_names}
     n, height, width = samples.shape[:3]
-    n_images = len(images)
-    check_provenance(run.path, column, n, height, width, n_images)
+    n_images, source_height, source_width = images.shape[:3]
+    check_provenance(run.path, column, n, height, width, n_images, (source_height, source_width))
     copied = images[column["src_image"], column["src_y"], column["src_x"]]
     generated = samples[column["sample"], column["y"], column["x"]]
     seen = np.bincount(
         (column["sample"].astype(np.int64) * height + column["y"]) * width + column["x"], minlength=n * height * width
     )
-    at_y, at_x = column["y"].astype(np.int64), column["x"].astype(np.int64)
+    at_y = column["y"].astype(np.int64) * source_height // height  # the relative position (--size), else (y, x)
+    at_x = column["x"].astype(np.int64) * source_width // width
     coarsest = level == run.levels - 1
     if guarantees.anchored and not coarsest:  # centred where the parent was copied from, doubled
         parent = run.provenance(["sample", "y", "x", "src_y", "src_x"], level=level + 1)
         parents = {name: parent.column(name).to_numpy() for name in parent.column_names}
-        check_provenance(run.path, parents, n, height >> 1, width >> 1, n_images)
+        check_provenance(
+            run.path, parents, n, height >> 1, width >> 1, n_images, (source_height >> 1, source_width >> 1)
+        )
         sources = np.full((2, n, height >> 1, width >> 1), -(1 << 30), np.int64)
         sources[:, parents["sample"], parents["y"], parents["x"]] = parents["src_y"], parents["src_x"]
         which = (column["sample"], column["y"] >> 1, column["x"] >> 1)
-        at_y, at_x = 2 * sources[0][which] + (at_y & 1), 2 * sources[1][which] + (at_x & 1)
-    radius = guarantees.radius if not (guarantees.anchored and coarsest) else max(height, width)
+        at_y = 2 * sources[0][which] + (column["y"] & 1)
+        at_x = 2 * sources[1][which] + (column["x"] & 1)
+    radius = guarantees.radius if not (guarantees.anchored and coarsest) else max(source_height, source_width)
     far = (np.abs(column["src_y"] - at_y) > radius) | (np.abs(column["src_x"] - at_x) > radius)
     pixel_class = guarantees.classes[column["sample"]]
     if guarantees.class_map is not None:
@@ -196,6 +218,9 @@ def check_level(
     per_sample_max = np.zeros(n, np.int64)
     np.maximum.at(per_sample_max, pairs // n_images, per_pair)
     distance = column["distance"]
+    dense = np.full((3, n, height, width), -1, np.int64)  # src_image, src_y, src_x; -1 where nothing was copied
+    dense[:, column["sample"], column["y"], column["x"]] = column["src_image"], column["src_y"], column["src_x"]
+    largest = largest_parts(*dense)
     return LevelCounts(
         n_pixels=n * height * width,
         mismatches=int(np.any(copied != generated, axis=-1).sum()),
@@ -205,7 +230,9 @@ def check_level(
         over_budget=int((per_sample_max > budget).sum()),
         unproducible=int(((column["n_candidates"] < 1) | ~np.isfinite(distance) | (distance < 0)).sum()),
         excluded_pixels=int((~guarantees.included[column["src_image"]]).sum()),
+        over_part_bound=int((largest > part_bound(guarantees.part_share, height * width)).sum()),
         max_source_pixels=int(per_sample_max.max(initial=0)),
+        largest_part=int(largest.max(initial=0)),
     )
 
 
