@@ -172,6 +172,7 @@ def python_snippet() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S)[1]
 
 
+@pytest.mark.slow  # two fresh interpreters; test_library_errors_name_library_arguments covers the API in the fast lane
 def test_the_readme_python_snippet_runs_twice_in_a_row(tmp_path, data_root):
     snippet = python_snippet()
     assert snippet.startswith("import npgen\n") and 'npgen.sample("mnist", n=16, class_label=3)' in snippet
