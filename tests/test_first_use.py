@@ -69,6 +69,8 @@ def test_data_root_command_remembers_a_folder_and_refuses_a_missing_one(fresh, d
     assert not (fresh / "config.json").exists()
     assert run_cli("data", "root", data_root).exit_code == 0
     assert run_cli("data", "info", "mnist", "--split", "test").exit_code == 0
+    assert run_cli("cache", "clean", "--all").exit_code == 0  # the remembered root is no cache entry
+    assert json.loads((fresh / "config.json").read_text())["data_root"] == os.path.abspath(data_root)
 
 
 def test_data_list_is_a_table_without_error_lines(fresh, data_root, monkeypatch):
