@@ -110,7 +110,9 @@ def admissible_set(db, sampler, canvas, pool, y, x, hint):
     scratch = candidate_buffers(len(pool), geometry, rule)
     used = np.zeros(db.n_images, np.int32)
     semantic = np.zeros((len(pool), 0))
-    n, threshold, _ = score_candidates(canvas, db.sources, pool, semantic, used, 5, y, x, geometry, rule, scratch, hint)
+    n, threshold, _ = score_candidates(
+        canvas, db.sources, pool, semantic, used, 5, y, x, geometry, geometry, rule, scratch, hint
+    )
     dist, image, pos = scratch.distance[:n], scratch.image[:n], scratch.position[:n]
     keep = dist <= threshold
     return threshold, sorted(zip(image[keep].tolist(), pos[keep].tolist(), dist[keep].tolist()))

@@ -101,6 +101,7 @@ class Tracer:
             height,
             width,
             self.dataset.n_images,
+            (self.dataset.height >> level, self.dataset.width >> level),  # the training images' (--size)
         )
         n_samples = self.n_samples if sample is None else 1
         first_sample = 0 if sample is None else int(sample)

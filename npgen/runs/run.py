@@ -316,7 +316,8 @@ class Run:
     def check_provenance(self, column: dict, n_images: int) -> None:
         """Raise NpgenError if provenance columns point outside this run's samples or `n_images` training images."""
         n, height, width = self.samples.shape[:3]
-        check_provenance(self.path, column, n, height, width, n_images)
+        source_shape = tuple(self.manifest["dataset"]["shape"][:2])  # the training images' (--size: not the samples')
+        check_provenance(self.path, column, n, height, width, n_images, source_shape)
 
     def output_path(self, *parts: str) -> Path:
         """A path inside the run to write to; NpgenError if it, or a folder on the way, is a symbolic link."""
