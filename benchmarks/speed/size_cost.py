@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import sys
 import tempfile
 import time
@@ -146,11 +147,12 @@ def run_share(case, n: int, pairs: int, images: int) -> dict:
 
     sampler, label, _ = case
     per_round = images
+    sampler = replace(sampler, batch_size=images)  # the run's batch: the same work, batched alike
     ratios = []
     with tempfile.TemporaryDirectory() as scratch:
         for pair in range(-1, pairs):
             started = time.perf_counter()
-            sampler.sample(per_round, class_label=label)  # the run's samples: the same work
+            sampler.sample(per_round, class_label=label)  # the run's samples
             alone = per_round / (time.perf_counter() - started)
             out = Path(scratch) / f"run-{pair}"
             started = time.perf_counter()
