@@ -92,13 +92,14 @@ class Progress:
 
     In a terminal it is a click progress bar; elsewhere (a log file, a pipe, a batch job) it is a line such as
     `sampling: 300/1000 (30%), 95.2 images/s, ETA 7 s` every `every_seconds` or each further tenth of the work,
-    and once at the end. The rate counts from the first update (`update(0)` marks the start of the work).
+    and once at the end. The rate counts from the first update (`update(0)` marks the start of the work). Steps
+    may be fractions of an item (a batch's rows as they are sampled); whole items are shown.
     """
 
     def __init__(self, length: int, label: str, unit: str = "images", every_seconds: float = 5.0, stream=None) -> None:
         self.length, self.label, self.unit, self.every = length, label, unit, every_seconds
         self.stream = stream if stream is not None else sys.stderr
-        self.bar, self.started, self.done = None, None, 0
+        self.bar, self.started, self.done, self.shown = None, None, 0.0, 0
         self.last_time, self.last_tenth = 0.0, 0
 
     def update(self, steps: int) -> None:
@@ -106,13 +107,17 @@ class Progress:
             self.started = self.last_time = time.monotonic()
             if self.stream.isatty():
                 self.bar = click.progressbar(length=self.length, label=self.label, file=self.stream).__enter__()
-        if self.bar is not None:
-            self.bar.update(steps)
-            return
         self.done += steps
+        if self.bar is not None:
+            whole = int(self.done + 1e-9) - self.shown
+            if whole > 0:
+                self.bar.update(whole)
+                self.shown += whole
+            return
         now = time.monotonic()
-        tenth = 10 * self.done // max(self.length, 1)
-        if steps and (now - self.last_time >= self.every or tenth > self.last_tenth or self.done >= self.length):
+        tenth = int(10 * self.done + 1e-9) // max(self.length, 1)
+        finished = self.done >= self.length - 1e-9
+        if steps > 1e-9 and (now - self.last_time >= self.every or tenth > self.last_tenth or finished):
             self.last_time, self.last_tenth = now, tenth
             self.stream.write(self.line(now) + "\n")
             self.stream.flush()
@@ -120,10 +125,10 @@ class Progress:
     def line(self, now: float) -> str:
         elapsed = max(now - self.started, 1e-9)
         rate = self.done / elapsed
-        left = max(self.length - self.done, 0)
+        left = self.length - self.done if self.length - self.done > 1e-9 else 0
         eta = f"ETA {left / rate:.0f} s" if rate > 0 and left else f"done in {elapsed:.1f} s" if not left else "ETA ?"
-        percent = 100 * self.done // max(self.length, 1)
-        return f"{self.label}: {self.done}/{self.length} ({percent}%), {rate:.1f} {self.unit}/s, {eta}"
+        percent = int(100 * self.done + 1e-9) // max(self.length, 1)
+        return f"{self.label}: {int(self.done + 1e-9)}/{self.length} ({percent}%), {rate:.1f} {self.unit}/s, {eta}"
 
     def __enter__(self) -> "Progress":
         return self

@@ -77,7 +77,10 @@ def test_sample_outside_a_terminal_prints_progress_lines(mnist_folder, tmp_path,
     lines = re.findall(
         r"^sampling: (\d+)/4 \((\d+)%\), [\d.]+ images/s, (?:ETA \d+ s|done in [\d.]+ s)$", done.stderr, re.M
     )
-    assert [(int(a), int(b)) for a, b in lines] == [(1, 25), (2, 50), (3, 75), (4, 100)], done.stderr
+    shown = [(int(a), int(b)) for a, b in lines]  # whole samples done, percent of the work (rows within batches)
+    assert len(shown) >= 4 and shown[-1] == (4, 100), done.stderr
+    assert all(p <= q for (_, p), (_, q) in zip(shown, shown[1:])), done.stderr
+    assert all(25 * k <= percent for k, percent in shown), done.stderr  # never a sample shown before it is done
     assert "done in" in done.stderr.splitlines()[-1] and "wrote 4 samples" in done.stdout
 
 

@@ -107,10 +107,22 @@ def test_a_picture_sampled_at_another_size_is_verified_and_traced(photo, tmp_pat
 
 def test_an_output_size_the_sampler_cannot_take_is_refused_in_one_line(photo, cache, tmp_path):
     for args, message in [
-        (["--dataset", photo, "--size", "49x96"], "no pyramid level 1"),  # the preset's two levels need even sides
+        (["--dataset", photo, "--size", "49x96"], "--size 49x96 has no pyramid level 1"),  # two levels: even sides
         (["--dataset", photo, "--size", "48"], "must be HxW"),
         (["--dataset", "mnist", "--class", "3", "--size", "40x40"], "pass --pool-size 0"),
     ]:
         result = CliRunner().invoke(main, ["sample", *args, "-n", "1", "--out", str(tmp_path / "refused")])
-        assert result.exit_code == 2 and message in result.output, result.output
-        assert result.output.count("\n") == 1 and not (tmp_path / "refused").exists()
+        assert result.exit_code == 2 and message in result.output.splitlines()[-1], result.output
+        assert result.output.count("error:") == 1 and "Traceback" not in result.output
+        assert not (tmp_path / "refused").exists()
+
+
+def test_the_progress_moves_within_a_batch_of_large_images(photo, tmp_path, monkeypatch):
+    """A batch of pictures is reported row by row (every pyramid level's rows), not only when it ends."""
+    monkeypatch.setenv("NPGEN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    made = CliRunner().invoke(main, ["sample", "--dataset", photo, "-n", "2", "--batch-size", "2", "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    lines = [line for line in made.output.splitlines() if line.startswith("sampling: ")]
+    within = [line for line in lines if not line.startswith(("sampling: 0/2 (0%)", "sampling: 2/2"))]
+    assert within and lines[-1].startswith("sampling: 2/2 (100%)"), lines

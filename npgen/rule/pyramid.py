@@ -45,7 +45,15 @@ def check_levels(sampler: "Sampler") -> None:
     """Refuse, in one line, a pyramid the sampler's images or controls do not allow (yet)."""
     db = sampler.database
     level_shape(db.height, db.width, sampler.levels - 1)
-    level_shape(*sampler.canvas_shape, sampler.levels - 1)
+    if sampler.size is not None:
+        try:
+            level_shape(*sampler.canvas_shape, sampler.levels - 1)
+        except NpgenError:
+            factor = 1 << (sampler.levels - 1)
+            raise NpgenError(
+                f"--size {sampler.size} has no pyramid level {sampler.levels - 1}: both sides must be multiples of "
+                f"{factor}; choose another --size or fewer --levels"
+            ) from None
     if sampler.class_map is not None:
         raise NpgenError("--levels > 1 does not take a class map yet; sample with --levels 1")
     if sampler.completion is not None:

@@ -98,6 +98,7 @@ class Sampler:
     class_map: np.ndarray | None = None
     completion: object | None = None
     level: int = 0  # the pyramid level this sampler copies at (`npgen.rule.pyramid` sets it)
+    on_rows: Callable[[int], None] | None = field(default=None, repr=False, compare=False)  # canvas rows done
     _weights: np.ndarray = field(init=False, repr=False)
     _included: np.ndarray = field(init=False, repr=False)
 
@@ -134,6 +135,12 @@ class Sampler:
         """(height, width) of the samples: `size`, else the training images'."""
         db = self.database
         return (db.height, db.width) if self.size is None else size_sides(self.size)
+
+    @property
+    def rows_per_sample(self) -> int:
+        """Canvas rows one sample takes, over every pyramid level (what `on_rows` counts)."""
+        height = self.canvas_shape[0]
+        return sum(height >> k for k in range(self.levels))
 
     @property
     def n_pixels(self) -> int:
@@ -358,6 +365,8 @@ class Sampler:
             )
             if (out.n_candidates[:, y] == 0).any():
                 return  # the caller reports the row that failed
+            if self.on_rows is not None:
+                self.on_rows(len(batch.keys))
 
     def sample(
         self, n: int, class_label: int | None = None, start: int = 0, progress: Callable[[int], None] | None = None

@@ -337,11 +337,12 @@ def _write_run(
                 request.clusters,
             )
             produced = cluster.ray_batches(spec, pending, address=request.ray, note=note)
+        within = RowProgress(sampler, progress if request.ray is None else None)  # progress within a batch
         with closing(produced):  # an error or Ctrl-C here stops the batches still running (Ray tasks)
             for index, samples, rows in produced:
                 writer.write_batch(index, samples, rows)
                 if progress is not None:
-                    progress(sizes[index])
+                    progress(sizes[index] - within.reported())
     except BaseException:
         writer.abandon()  # only a folder this call created, holding nothing but what it wrote
         raise
@@ -367,3 +368,22 @@ def local_batches(
         samples = sampler.sample_batch(np.arange(first, first + size), class_label)
         # through the module: benchmarks/speed/run_share.py times sample_summary by replacing it there
         yield index, samples, summary.sample_summary(samples, db)
+
+
+class RowProgress:
+    """Reports a batch's progress row by row, as fractions of a sample, so that a batch of large images moves the
+    bar while it is sampled; `reported()` says how much of the finished batch was already reported (and resets)."""
+
+    def __init__(self, sampler: Sampler, progress: ProgressCallback) -> None:
+        self.progress, self.rows, self.done = progress, sampler.rows_per_sample, 0.0
+        if progress is not None:
+            sampler.on_rows = self.row_done
+
+    def row_done(self, canvases: int) -> None:
+        step = canvases / self.rows
+        self.done += step
+        self.progress(step)
+
+    def reported(self) -> float:
+        done, self.done = self.done, 0.0
+        return done
