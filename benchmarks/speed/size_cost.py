@@ -14,8 +14,9 @@ and resident, `scale.MemoryWatch`) and the database's size on disk. `sample` bui
 then samples class-conditional "cat" images with the CIFAR-10 preset at every size in one process, the sizes taken in
 turn round by round so that the shared machine's load slows every size alike; each round samples about 100 images'
 worth of 32 px pixels at every size (100 at 32 px, 25 at 64, 6 at 128, 2 at 256). The first round of each size
-(numba from its cache) is set-up and not counted; the result is the median pixels per second over the rounds and its
-ratio to 32 px's. At 128 px a whole `npgen.api.sample_run` of 24 samples (database opening, nearest-image search,
+(numba from its cache) is set-up and not counted; the result is the median pixels per second over the rounds, and the
+median over the rounds of each round's ratio to 32 px's (the load of the shared machine changes between rounds). At
+128 px a whole `npgen.api.sample_run` of 24 samples (database opening, nearest-image search,
 Parquet, PNGs) is timed beside the sampler alone, in pairs after one uncounted run, for the run's share of the
 sampler's throughput. Written to
 benchmarks/results/size-cost.json.
@@ -125,14 +126,14 @@ def sample(sizes: list[int], n: int, rounds: int, share_pairs: int, share_images
                 rates[size].append(per_round * size * size / (time.perf_counter() - started))
         print("round", round_, {s: round(r[-1]) for s, r in rates.items() if r}, flush=True)
     found = {"n_images": n, "rounds": rounds, "sizes": {}}
-    base = float(np.median(rates[sizes[0]]))
+    base = np.array(rates[sizes[0]])
     for size in sizes:
         median = float(np.median(rates[size]))
         found["sizes"][str(size)] = {
             "images_per_round": cases[size][2],
             "pixels_per_second": round(median),
             "images_per_second": round(median / size**2, 3),
-            "ratio_to_smallest": round(median / base, 3),
+            "ratio_to_smallest": round(float(np.median(np.array(rates[size]) / base)), 3),  # per round, then median
             "rates": [round(r) for r in rates[size]],
         }
     if 128 in cases and share_pairs:
