@@ -255,6 +255,8 @@ def load_dataset(
     check_split(split)
     if isinstance(name, str) and name in KNOWN:
         return _load_known_dataset(name, split, data_root, verify)
+    if not str(name).strip():  # Path("") is the current folder: never read it by accident
+        raise NpgenError(f"the dataset name is empty: use one of {', '.join(KNOWN)} or a path to an image folder")
     path = Path(name).expanduser()
     if path.is_dir() and (path / ARRAY_FOLDER_MANIFEST).is_file():
         if split != "train":

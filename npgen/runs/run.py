@@ -28,11 +28,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from npgen.data.dataset_cards import known_datasets
+from npgen.data.dataset_cards import dataset_card, known_datasets
 from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
-from npgen.data.files import TMP_MARK, array_sha256, refuse_link
+from npgen.data.files import TMP_MARK, array_sha256, read_small_file, refuse_link
 from npgen.errors import NpgenError
 from npgen.params import describe_differences, recorded_params
+from npgen.runs.integrity import (
+    MAX_SAMPLES,
+    MAX_TRAINING_IMAGES,
+    batch_part,
+    check_parts,
+    level_folder,
+)
 
 PROVENANCE_SCHEMA = pa.schema(
     [
@@ -49,6 +56,7 @@ PROVENANCE_SCHEMA = pa.schema(
 RUN_FORMAT = "npgen-run"
 SOURCES_FILE = "sources.parquet"
 RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png", "controls")
+MANIFEST_LIMIT = 64 << 20  # bytes: a manifest larger than this is not one npgen wrote
 
 
 def _only_npgen_leftovers(path: Path) -> bool:
@@ -85,16 +93,6 @@ def run_state(path: str | os.PathLike) -> str:
     except NpgenError:
         return "bad"
     return "complete" if manifest.get("status") == "complete" else "running"
-
-
-def batch_part(run: Path, kind: str, index: int, suffix: str) -> Path:
-    """The file of batch `index` of kind provenance (.parquet), summary (.parquet) or chunks (.npy) in a run folder."""
-    return Path(run) / kind / f"part-{index:05d}.{suffix}"
-
-
-def level_folder(run: Path, level: int) -> Path:
-    """Where pyramid level `level` (>= 1) of a run's samples is kept: a folder laid out like the run's own parts."""
-    return Path(run) / "levels" / str(level)
 
 
 def run_levels(manifest: dict) -> int:
@@ -172,7 +170,7 @@ def read_manifest(path: str | os.PathLike) -> dict:
     if path.exists() and not path.is_dir():
         raise NpgenError(f"{path} is a file, not an npgen run; pass a directory written by `npgen sample`")
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = json.loads(read_small_file(path / "manifest.json", MANIFEST_LIMIT, "the run manifest"))
     except FileNotFoundError as err:
         raise NpgenError(
             f"{path} is not an npgen run (no manifest.json); pass a directory written by `npgen sample`"
@@ -184,6 +182,11 @@ def read_manifest(path: str | os.PathLike) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
         raise NpgenError(f"{path}/manifest.json is not an npgen run manifest")
     return manifest
+
+
+def _card_splits(name: str) -> dict:
+    splits = dataset_card(name).get("splits")
+    return splits if isinstance(splits, dict) else {}
 
 
 def _check_manifest(path: Path, manifest: dict) -> None:
@@ -203,8 +206,20 @@ def _check_manifest(path: Path, manifest: dict) -> None:
     if not isinstance(manifest.get("params"), dict):
         raise NpgenError(f"{damaged}: it has no params record; sample the run again")
     n = manifest.get("n_samples")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise NpgenError(f"{damaged}: its n_samples {n!r} is not a positive integer; sample the run again")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SAMPLES:
+        raise NpgenError(f"{damaged}: its n_samples {n!r} is not an integer in 1..{MAX_SAMPLES}; sample the run again")
+    n_images = dataset.get("n_images")
+    if not isinstance(n_images, int) or isinstance(n_images, bool) or not 1 <= n_images <= MAX_TRAINING_IMAGES:
+        raise NpgenError(
+            f"{damaged}: its n_images {n_images!r} is not an integer in 1..{MAX_TRAINING_IMAGES}; sample the run again"
+        )
+    if dataset["name"] in known_datasets() and isinstance(dataset.get("split"), str):
+        splits = _card_splits(dataset["name"])
+        size = splits.get(dataset["split"], {}).get("x_shape", [n_images])[0]
+        if n_images != size:
+            raise NpgenError(
+                f"{damaged}: its n_images {n_images} is not the {size} of {dataset['name']}; sample the run again"
+            )
     if "class_label" not in manifest:
         raise NpgenError(f"{damaged}: it has no class_label (null for an unconditional run); sample the run again")
     if not isinstance(manifest.get("database", {}), dict):
@@ -246,6 +261,7 @@ class Run:
                 f"run {self.path} is incomplete; finish it with `npgen sample --resume --out {self.path}` and the same options"
             )
         _check_manifest(self.path, self.manifest)
+        check_parts(self.path, self.manifest, self.levels, self._generated_pixels())
         try:
             self.samples = np.load(self.path / "samples.npy", mmap_mode="r")
         except (OSError, ValueError) as err:
@@ -256,6 +272,18 @@ class Run:
                 f"{self.path}/samples.npy holds {self.samples.dtype} {self.samples.shape}, but the manifest says "
                 f"uint8 {expected}; the run is damaged, sample it again"
             )
+
+    def _generated_pixels(self) -> np.ndarray:
+        """How many pixels of each sample were generated (have provenance): all but a completion's given ones."""
+        n, (height, width) = self.manifest["n_samples"], self.manifest["dataset"]["shape"][:2]
+        record = self.manifest.get("completion")
+        if not record:
+            return np.full(n, height * width, np.int64)
+        known = self.control("known")
+        per_input = record.get("per_input") if isinstance(record, dict) else None
+        if known is None or not isinstance(per_input, int) or known.ndim != 3 or len(known) * per_input != n:
+            raise NpgenError(f"run {self.path} is a completion without matching controls/known.npy; sample it again")
+        return np.repeat(height * width - known.reshape(len(known), -1).sum(axis=1), per_input)
 
     @property
     def levels(self) -> int:
