@@ -36,7 +36,7 @@ from npgen.analysis.composition import COMPOSITION_FILES, DEFAULT_MAX_CANDIDATES
 from npgen.analysis.report_charts import run_charts
 from npgen.analysis.report_page import N_TOP_SOURCES, report_page
 from npgen.analysis.tracer import Tracer
-from npgen.data.files import DIR_MODE, TMP_MARK, atomic_write, refuse_link, write_json
+from npgen.data.files import DIR_MODE, TMP_MARK, atomic_write, naming_errors, refuse_link, write_json
 from npgen.errors import NpgenError
 from npgen.runs.integrity import check_output
 from npgen.runs.png import image_grid
@@ -100,7 +100,8 @@ def write_report(
     final.parent.mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}{TMP_MARK}"))  # installed whole at the end
     try:
-        _write_report_files(tracer, c, summary, out, n_example_samples)
+        with naming_errors(final):  # a write that fails naming no file (Arrow's) names the report
+            _write_report_files(tracer, c, summary, out, n_example_samples)
         _install_report(out, final)
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -7,10 +7,10 @@ symbolic link is never written through.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -65,8 +65,10 @@ def naming_errors(path: Path):
     except OSError as err:
         if err.filename is not None:
             raise
-        number = err.errno or (errno.ENOSPC if "No space left" in str(err) else None)
-        raise OSError(number, err.strerror or str(err).splitlines()[0][:200], str(path)) from None
+        found = re.search(r"\[errno (\d+)\] ([^\n.]+)", str(err), re.IGNORECASE)  # Arrow's errors carry the number in their text
+        number = err.errno or (int(found.group(1)) if found else None)
+        why = err.strerror or (found.group(2) if found else str(err).splitlines()[0][:200])
+        raise OSError(number, why, str(path)) from None
 
 
 def temp_file(path: Path) -> Path:
