@@ -205,13 +205,18 @@ def test_manifest_numbers_and_sparse_samples_are_checked_before_allocating(run, 
     one_error_line(run_cli("verify", run), "part-00002.parquet is missing")
 
 
+def _limit_memory():
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a regression reads /dev/zero into 4 GiB, not all RAM
+
+
 def test_manifest_that_is_not_a_regular_file_is_refused_at_once(run):
     (run / "manifest.json").unlink()
     (run / "manifest.json").symlink_to("/dev/zero")
-    one_error_line(run_cli("verify", run), "is not a regular file")
+    done = npgen_process("verify", run, timeout=60, preexec_fn=_limit_memory)  # before: read until memory ran out
+    assert done.returncode == 2 and done.stderr.strip().endswith("replace it with the file"), done.stderr
     (run / "manifest.json").unlink()
     os.mkfifo(run / "manifest.json")
-    done = npgen_process("verify", run, timeout=60)  # before: blocked on open() forever
+    done = npgen_process("verify", run, timeout=60, preexec_fn=_limit_memory)  # before: blocked on open() forever
     assert done.returncode == 2 and done.stderr.strip().endswith("replace it with the file"), done.stderr
 
 

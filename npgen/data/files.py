@@ -65,7 +65,9 @@ def naming_errors(path: Path):
     except OSError as err:
         if err.filename is not None:
             raise
-        found = re.search(r"\[errno (\d+)\] ([^\n.]+)", str(err), re.IGNORECASE)  # Arrow's errors carry the number in their text
+        found = re.search(
+            r"\[errno (\d+)\] ([^\n.]+)", str(err), re.IGNORECASE
+        )  # Arrow's errors carry the number in their text
         number = err.errno or (int(found.group(1)) if found else None)
         why = err.strerror or (found.group(2) if found else str(err).splitlines()[0][:200])
         raise OSError(number, why, str(path)) from None

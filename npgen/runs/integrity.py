@@ -10,6 +10,7 @@ batch_size name and their row counts.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from npgen.data.files import file_sha256
 from npgen.errors import NpgenError
 
 PARTS_KEY = "parts"
+SOURCES_FILE = "sources.parquet"
 MAX_SAMPLES = 10_000_000  # the most samples one run may hold (-n, a manifest's n_samples)
 MAX_TRAINING_IMAGES = 100_000_000  # the most training images a run's manifest may name (audit sizes tables by it)
 MAX_BATCH_SIZE = 10_000  # npgen.params' batch_size range
@@ -62,6 +64,25 @@ def part_records(path: Path, n_batches: int, levels: int) -> dict:
     return records
 
 
+def _check_regular(file: Path, most: int) -> None:
+    """NpgenError if `file` exists but is no regular file (a FIFO or device would block or never end) or is larger
+    than any file of the run can be (`most` bytes)."""
+    if not (file.exists() or file.is_symlink()):
+        return
+    try:
+        info = os.stat(file)
+    except OSError as err:
+        raise NpgenError(f"cannot read {file}: {err.strerror}; the run is damaged, sample it again") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise NpgenError(
+            f"{file} is not a regular file (a FIFO, device or folder): the run is damaged; sample it again"
+        )
+    if info.st_size > most:
+        raise NpgenError(
+            f"{file} holds {info.st_size} bytes, more than the run can hold: it is damaged; sample it again"
+        )
+
+
 def _unreadable(part: Path, path: Path) -> NpgenError:
     return NpgenError(f"{part} is unreadable (a truncated or damaged part); the run {path} is damaged, sample it again")
 
@@ -92,8 +113,22 @@ def check_parts(path: Path, manifest: dict, levels: int, generated: np.ndarray) 
     every pyramid level, each with the rows of its samples' generated pixels (`generated`: per sample, at level 0) and
     the SHA-256 recorded for it; and a samples.parquet with a row per sample."""
     n = manifest["n_samples"]
-    height, width = manifest["dataset"]["shape"][:2]
+    height, width, channels = manifest["dataset"]["shape"]
     size, n_batches = run_batches(path, manifest)
+    most = 8 * max(manifest["dataset"]["n_images"], n * height * width * channels) + (1 << 16)
+    for name in (
+        "samples.npy",
+        "samples.parquet",
+        SOURCES_FILE,
+        *(f"controls/{control}.npy" for control in manifest.get("controls") or {}),
+        *(f"levels/{level}/samples.npy" for level in range(1, levels)),
+    ):
+        _check_regular(path / name, most)
+    if (path / SOURCES_FILE).exists() and _rows(path / SOURCES_FILE, path) != manifest["dataset"]["n_images"]:
+        raise NpgenError(
+            f"{path / SOURCES_FILE} does not name the {manifest['dataset']['n_images']} training images of the run; "
+            "delete it (the run then names no files) or sample the run again"
+        )
     recorded = manifest.get(PARTS_KEY)
     if recorded is not None and not isinstance(recorded, dict):
         raise NpgenError(

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from npgen.data.dataset_cards import dataset_card, known_datasets
@@ -36,6 +35,7 @@ from npgen.params import describe_differences, recorded_params
 from npgen.runs.integrity import (
     MAX_SAMPLES,
     MAX_TRAINING_IMAGES,
+    SOURCES_FILE,
     batch_part,
     check_parts,
     level_folder,
@@ -54,7 +54,6 @@ PROVENANCE_SCHEMA = pa.schema(
     ]
 )
 RUN_FORMAT = "npgen-run"
-SOURCES_FILE = "sources.parquet"
 RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png", "controls")
 MANIFEST_LIMIT = 64 << 20  # bytes: a manifest larger than this is not one npgen wrote
 
@@ -401,10 +400,13 @@ class Run:
             raise NpgenError(
                 f"{path} is damaged ({type(err).__name__}); delete it (the run then names no files) or sample the run again"
             ) from None
-        files = [""] * (int(pc.max(table.column("src_image")).as_py() or 0) + 1 if table.num_rows else 0)
+        n_images = self.manifest["dataset"]["n_images"]
+        files = [""] * n_images
         for index, name in zip(table.column("src_image").to_pylist(), table.column("file").to_pylist()):
-            if index is None or index < 0:
-                raise NpgenError(f"{path} is damaged (a negative src_image); delete it or sample the run again")
+            if index is None or not 0 <= index < n_images:
+                raise NpgenError(
+                    f"{path} is damaged (a src_image outside 0..{n_images - 1}); delete it or sample the run again"
+                )
             files[index] = name
         return files
 
