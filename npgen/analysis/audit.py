@@ -368,6 +368,11 @@ def audit_runs(
     audited = open_runs(list(run_paths))
     folder = default_out(audited, out)
     data = audited.runs[0].dataset(data_root)
+    if data.n_images != audited.n_images:  # the tables are sized by it: checked against the data, before allocating
+        raise NpgenError(
+            f"the manifest of run {audited.runs[0].path} is damaged: its n_images {audited.n_images} is not the "
+            f"{data.n_images} images of {data.name}; sample the run again"
+        )
     if image is None:
         table = usage_table(audited, limit, data.labels, tuple(data.class_names))
         files = audited.runs[0].source_files()

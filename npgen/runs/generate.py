@@ -79,8 +79,10 @@ def sample(
     removes the folder again if this call created it. `progress(0)` is called once loading is done, then
     `progress(k)` after each batch of k samples.
     """
-    if not 1 <= request.n <= MAX_SAMPLES:
-        raise NpgenError(f"-n must be in 1..{MAX_SAMPLES}, got {request.n}")
+    if request.n < 1:
+        raise NpgenError(f"-n must be >= 1, got {request.n}")
+    if request.n > MAX_SAMPLES:
+        raise NpgenError(f"-n must be in 1..{MAX_SAMPLES} (samples in one run), got {request.n}")
     if request.class_map is not None and request.class_value is not None:
         raise NpgenError("--class and --class-map exclude each other: put the class in the map (e.g. all=cat)")
     shard = parse_shard(request.shard) if request.shard is not None else None
@@ -125,9 +127,12 @@ def complete(request: GenerationRequest, progress: ProgressCallback = None, note
     if (inputs_given.test_indices is None) == (inputs_given.image is None):
         raise NpgenError("give the input to complete: --test-index I (repeatable) or --image FILE, not both")
     n_inputs = 1 if inputs_given.image is not None else len(inputs_given.test_indices)
-    if not 1 <= per_input <= MAX_SAMPLES // max(n_inputs, 1):
+    if per_input < 1:
+        raise NpgenError(f"-n (completions per input) must be >= 1, got {per_input}")
+    if per_input > MAX_SAMPLES // max(n_inputs, 1):
         raise NpgenError(
-            f"-n (completions per input) must be in 1..{MAX_SAMPLES // max(n_inputs, 1)} ({MAX_SAMPLES} samples in all), got {per_input}"
+            f"-n (completions per input) must be in 1..{MAX_SAMPLES // max(n_inputs, 1)} ({MAX_SAMPLES} samples in "
+            f"all), got {per_input}"
         )
     if request.shard is not None or request.ray is not None:
         raise NpgenError("a completion runs whole on this machine: --shard and --ray apply to `npgen sample` only")

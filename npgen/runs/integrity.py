@@ -51,8 +51,13 @@ def run_batches(path: Path, manifest: dict) -> tuple[int, int]:
 
 
 def part_records(path: Path, n_batches: int, levels: int) -> dict:
-    """What a finished run's manifest records of its provenance parts: relative path -> {rows, sha256}."""
-    records = {}
+    """What a finished run's manifest records of its provenance parts (and samples.parquet, sources.parquet):
+    relative path -> {rows, sha256}."""
+    records = {
+        name: {"rows": pq.read_metadata(path / name).num_rows, "sha256": file_sha256(path / name)}
+        for name in ("samples.parquet", SOURCES_FILE)
+        if (path / name).is_file()
+    }
     for level in range(levels):
         folder = path if level == 0 else level_folder(path, level)
         for index in range(n_batches):
@@ -178,6 +183,13 @@ def check_parts(path: Path, manifest: dict, levels: int, generated: np.ndarray) 
         raise NpgenError(
             f"{summary} does not hold one row per sample ({n}): the run {path} is damaged; sample it again"
         )
+    for name in ("samples.parquet", SOURCES_FILE):
+        record = (recorded or {}).get(name)
+        if isinstance(record, dict) and (path / name).exists() and record.get("sha256") != file_sha256(path / name):
+            raise NpgenError(
+                f"{path / name} differs from the SHA-256 the run's manifest records: the run {path} was altered; "
+                "sample it again"
+            )
 
 
 def check_output(out: str | os.PathLike, own: str) -> Path:

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from npgen.data.dataset_cards import dataset_card, known_datasets
+from npgen.data.dataset_cards import known_datasets
 from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.data.files import TMP_MARK, array_sha256, read_small_file, refuse_link
 from npgen.errors import NpgenError
@@ -183,11 +183,6 @@ def read_manifest(path: str | os.PathLike) -> dict:
     return manifest
 
 
-def _card_splits(name: str) -> dict:
-    splits = dataset_card(name).get("splits")
-    return splits if isinstance(splits, dict) else {}
-
-
 def _check_manifest(path: Path, manifest: dict) -> None:
     """Raise a one-line NpgenError unless the manifest holds what reading a run needs, of the right types."""
     damaged = f"the manifest of run {path} is damaged"
@@ -212,13 +207,6 @@ def _check_manifest(path: Path, manifest: dict) -> None:
         raise NpgenError(
             f"{damaged}: its n_images {n_images!r} is not an integer in 1..{MAX_TRAINING_IMAGES}; sample the run again"
         )
-    if dataset["name"] in known_datasets() and isinstance(dataset.get("split"), str):
-        splits = _card_splits(dataset["name"])
-        size = splits.get(dataset["split"], {}).get("x_shape", [n_images])[0]
-        if n_images != size:
-            raise NpgenError(
-                f"{damaged}: its n_images {n_images} is not the {size} of {dataset['name']}; sample the run again"
-            )
     if "class_label" not in manifest:
         raise NpgenError(f"{damaged}: it has no class_label (null for an unconditional run); sample the run again")
     if not isinstance(manifest.get("database", {}), dict):
