@@ -130,6 +130,7 @@ DAMAGE = {
     "duplicated part, old run": (_duplicate_part_of_an_old_run, "holds samples 0..7, not its batch's 8..15"),
     "foreign parquet": (_foreign_parquet, "copy.parquet is not one of the run's 2 provenance parts"),
     "truncated samples.parquet": (_truncated_summary, "samples.parquet"),
+    "empty samples.npy": (lambda run: (run / "samples.npy").write_bytes(b""), "samples.npy"),  # was "Aborted!"
 }
 
 

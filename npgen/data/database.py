@@ -252,7 +252,7 @@ class Database:
             arrays = [np.load(path / f"{name}.npy", mmap_mode="r") for name in ("sources", "representations", "labels")]
         except NpgenError:
             raise
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, EOFError, KeyError) as err:
             raise NpgenError(f"database {path} is incomplete or corrupt ({type(err).__name__}); {hint}") from err
         db = cls(path, manifest, *arrays)
         n, h = db.n_images, db.half_window

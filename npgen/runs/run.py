@@ -126,7 +126,7 @@ def has_batch(run: Path, index: int) -> bool:
                     raise ValueError("not a batch of uint8 images")
             else:
                 pq.read_metadata(part)
-        except (OSError, ValueError, pa.ArrowException):
+        except (OSError, ValueError, EOFError, pa.ArrowException):
             raise damaged_part(run, part) from None
     return True
 
@@ -251,7 +251,7 @@ class Run:
         check_parts(self.path, self.manifest, self.levels, self._generated_pixels())
         try:
             self.samples = np.load(self.path / "samples.npy", mmap_mode="r")
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise NpgenError(f"{self.path}/samples.npy is missing or damaged; sample the run again") from err
         expected = (self.manifest["n_samples"], *self.manifest["dataset"]["shape"])
         if self.samples.dtype != np.uint8 or self.samples.shape != expected:
@@ -286,7 +286,7 @@ class Run:
         path = level_folder(self.path, level) / "samples.npy"
         try:
             samples = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise NpgenError(f"{path} is missing or damaged; sample the run again") from err
         height, width, channels = self.samples.shape[1:]
         expected = (len(self.samples), height >> level, width >> level, channels)
@@ -368,7 +368,7 @@ class Run:
         path = self.path / "controls" / f"{name}.npy"
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             raise NpgenError(f"{path} is missing or damaged; the run was altered, sample it again") from None
         if array_sha256(array) != recorded:
             raise NpgenError(

@@ -213,7 +213,7 @@ def _shard_controls(path: Path, manifest: dict) -> dict:
     for name, digest in (manifest.get("controls") or {}).items():
         try:
             array = np.load(path / "controls" / f"{name}.npy")
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             array = None
         if array is None or array_sha256(array) != digest:
             raise NpgenError(f"shard {path} has a missing or damaged controls/{name}.npy; sample that shard again")

@@ -233,7 +233,7 @@ class RunWriter:
         part = batch_part(folder, kind, index, suffix)
         try:
             return read(part)
-        except (OSError, ValueError, pa.ArrowException):
+        except (OSError, ValueError, EOFError, pa.ArrowException):
             raise self._damaged(part) from None
 
     def _batch(self, index: int) -> tuple[np.ndarray, pa.Table]:
