@@ -120,7 +120,7 @@ def check_parts(path: Path, manifest: dict, levels: int, generated: np.ndarray) 
     n = manifest["n_samples"]
     height, width, channels = manifest["dataset"]["shape"]
     size, n_batches = run_batches(path, manifest)
-    most = 8 * max(manifest["dataset"]["n_images"], n * height * width * channels) + (1 << 16)
+    most = 1024 * manifest["dataset"]["n_images"] + 8 * n * height * width * channels + (1 << 20)  # bytes, any file
     for name in (
         "samples.npy",
         "samples.parquet",
