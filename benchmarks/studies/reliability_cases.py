@@ -446,14 +446,14 @@ def _crash_merge(delay: float):
     def runner(npgen, env, w: Path):
         out = w / f"killed-merge-{delay}"
         ended = _kill_after(["merge", out, *runner.shards], env, w, delay)
-        whole = not out.exists() or (out / "samples.npy").is_file()
-        left = _leftovers(w, out.name)
         existed = out.exists()
+        whole = not existed or (out / "samples.npy").is_file()
+        left = _leftovers(w, out.name)
         again = npgen(["verify", out], env, w) if existed else npgen(["merge", out, *runner.shards], env, w)
         checked = npgen(["verify", out], env, w) if again.returncode == 0 else again
         stray = _leftovers(w, out.name)
         summary = (
-            f"{_moment(delay, ended)}: OUT {'whole' if out.exists() and whole else 'absent' if whole else 'HALF-MADE'}"
+            f"{_moment(delay, ended)}: OUT {'whole' if existed and whole else 'absent' if whole else 'HALF-MADE'}"
             f" then, {len(left)} hidden .tmp folder(s) left; {'' if existed else 'merged again, '}verify exit "
             f"{checked.returncode}, " + (f"stray {stray}" if stray else "none left")
         )
