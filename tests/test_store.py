@@ -61,7 +61,7 @@ def test_damaged_runs_give_one_line_errors(tmp_path, mnist_db):
     _write_run(tmp_path / "run", mnist_db, n=2)
     part = tmp_path / "run" / "provenance" / "part-00000.parquet"
     part.write_bytes(part.read_bytes()[:100])
-    with pytest.raises(NpgenError, match="provenance .* unreadable"):
+    with pytest.raises(NpgenError, match="provenance.* unreadable"):
         Run(tmp_path / "run").provenance()
 
 

@@ -40,9 +40,13 @@ from npgen.errors import NpgenError
 from npgen.runs.png import save_png
 from npgen.runs.run import PROVENANCE_SCHEMA, Run
 from npgen.wording import plural
+from npgen.runs.integrity import check_output
 
 USAGE_FILE = "usage.parquet"
 IMAGE_COLUMNS = ("sample", "y", "x", "src_y", "src_x", "n_candidates", "distance")
+
+
+CANDIDATES_CAP = 2**31 - 1  # n_candidates is int32: any larger --max-candidates counts every pixel, as this does
 
 
 @numba.njit(cache=True)
@@ -215,19 +219,22 @@ def match_image_file(path: str | os.PathLike, images: np.ndarray) -> np.ndarray:
     channels), in order; an NpgenError when the file is unreadable or of another size."""
     from PIL import Image, UnidentifiedImageError
 
+    height, width, channels = images.shape[1:]
     try:
         with Image.open(path) as picture:
-            array = np.asarray(picture.convert("L" if images.shape[-1] == 1 else "RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as err:
+            if picture.size != (width, height):  # checked from the header, before any pixel is decoded
+                raise NpgenError(
+                    f"--image {path} is {picture.size[0]}x{picture.size[1]}; the training images are {width}x{height}, "
+                    "so it cannot be one of them"
+                )
+            array = np.asarray(picture.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+    except NpgenError:
+        raise
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
         raise NpgenError(
             f"--image {path} could not be read as an image ({type(err).__name__}); pass a PNG or JPEG file"
-        )
-    array = array.reshape(array.shape[0], array.shape[1], -1)
-    if array.shape != images.shape[1:]:
-        raise NpgenError(
-            f"--image {path} is {array.shape[1]}x{array.shape[0]} with {array.shape[2]} channel(s); the training images "
-            f"are {images.shape[2]}x{images.shape[1]} with {images.shape[3]}, so it cannot be one of them"
-        )
+        ) from None
+    array = array.reshape(height, width, -1)
     flat = images.reshape(len(images), -1)
     target = array.reshape(-1)
     candidates = np.flatnonzero(flat[:, 0] == target[0])  # cheap first filter, then whole-image equality
@@ -332,7 +339,7 @@ def image_figure(
 def default_out(audited: AuditedRuns, out: str | os.PathLike | None) -> Path:
     """Where an audit writes: `out`, else RUN/audit for a single run; several runs need an explicit --out."""
     if out is not None:
-        return Path(out)
+        return check_output(out, "audit")
     if len(audited.runs) > 1:
         raise NpgenError("auditing several runs at once needs --out DIR (where to write the tables)")
     return audited.runs[0].output_path("audit")
@@ -369,9 +376,15 @@ def audit_runs(
     limit = DEFAULT_MAX_CANDIDATES if max_candidates is None else int(max_candidates)
     if limit < 1:
         raise NpgenError(f"--max-candidates must be >= 1, got {limit}")
+    limit = min(limit, CANDIDATES_CAP)
     audited = open_runs(list(run_paths))
     folder = default_out(audited, out)
     data = audited.runs[0].dataset(data_root)
+    if data.n_images != audited.n_images:  # the tables are sized by it: checked against the data, before allocating
+        raise NpgenError(
+            f"the manifest of run {audited.runs[0].path} is damaged: its n_images {audited.n_images} is not the "
+            f"{data.n_images} images of {data.name}; sample the run again"
+        )
     if image is None:
         table = usage_table(audited, limit, data.labels, tuple(data.class_names))
         files = audited.runs[0].source_files()

@@ -58,6 +58,7 @@ from npgen.rule.batch import RowBatch
 from npgen.rule.sampler import Sampler
 from npgen.runs.png import save_png
 from npgen.runs.run import Run
+from npgen.runs.integrity import check_output
 from npgen.runs.verify import expected_classes
 
 # tuned on held-out MNIST / CIFAR-10 training images (benchmarks/quality/likelihood.py)
@@ -290,7 +291,7 @@ def infomap_run(
     `progress(0)` once loading is done, then `progress(k)` per batch of k images of one class (n_classes
     passes over the run)."""
     run = Run(run_path)
-    folder = Path(out) if out is not None else run.output_path("infomap")
+    folder = check_output(out, "infomap") if out is not None else run.output_path("infomap")
     smoothing = resolve(INFOMAP_PARAMS, {"tau": tau, "floor": floor})
     data = run.dataset(data_root)
     manifest = run.manifest

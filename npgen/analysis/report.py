@@ -43,8 +43,9 @@ from npgen.analysis.report_charts import run_charts
 from npgen.analysis.report_examples import ExampleSample, TracedPixel, example_samples, traced_pixel
 from npgen.analysis.report_page import N_TOP_SOURCES, report_page
 from npgen.analysis.tracer import Tracer
-from npgen.data.files import TMP_MARK, atomic_write, refuse_link, write_json
+from npgen.data.files import DIR_MODE, TMP_MARK, atomic_write, naming_errors, refuse_link, write_json
 from npgen.errors import NpgenError
+from npgen.runs.integrity import check_output
 from npgen.runs.png import image_grid
 from npgen.wording import plural
 
@@ -104,23 +105,49 @@ def write_report(
         raise NpgenError(f"n_example_samples must be >= 0, got {n_example_samples}")
     tracer = Tracer(run_path, data_root=data_root, max_candidates=max_candidates, min_part_size=min_part_size)
     run_path = tracer.run.path
-    out = Path(out_dir) if out_dir is not None else tracer.run.output_path("report")  # never a link inside the run
-    refuse_link(out)
-    if out.exists() and not out.is_dir():
-        raise NpgenError(f"{out} exists and is not a folder; choose another --out")
+    final = check_output(out_dir, "report") if out_dir is not None else tracer.run.output_path("report")
+    refuse_link(final)  # never a link inside the run
+    if final.exists() and not final.is_dir():
+        raise NpgenError(f"{final} exists and is not a folder; choose another --out")
     c = tracer.composition()
     try:
         summary = tracer.run.summary()
     except (OSError, pa.ArrowException) as err:
         raise NpgenError(f"{run_path}/samples.parquet is missing or damaged; sample the run again") from err
-    out.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}{TMP_MARK}"))  # installed whole at the end
+    try:
+        with naming_errors(final):  # a write that fails naming no file (Arrow's) names the report
+            _write_report_files(tracer, c, summary, out, n_example_samples)
+        _install_report(out, final)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return final
 
+
+def _install_report(staged: Path, final: Path) -> None:
+    """Move a report written whole in `staged` to `final`: renamed there if new, else file by file over the old one
+    (stale figures of an earlier report removed)."""
+    if not final.exists():
+        os.chmod(staged, DIR_MODE)
+        os.rename(staged, final)
+        return
+    for stale in [*final.glob("parts-*.png"), *final.glob("pixel-*.png"), *final.glob("levels-*.png")]:
+        if not (staged / stale.name).exists():
+            stale.unlink()
+    for entry in staged.iterdir():
+        refuse_link(final / entry.name)
+        os.replace(entry, final / entry.name)
+
+
+def _write_report_files(tracer: Tracer, c, summary: pa.Table, out: Path, n_example_samples: int) -> None:
+    """Write every file of a report into the new, empty folder `out`."""
+    run_path = tracer.run.path
     # Composition.save writes in place: stage in a new private folder, then rename exactly the files it writes
     staging = Path(tempfile.mkdtemp(dir=out, prefix=f".composition{TMP_MARK}"))
     try:
         c.save(staging)
         for name in COMPOSITION_FILES:
-            refuse_link(out / name)
             os.replace(staging / name, out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -171,12 +198,8 @@ def write_report(
                 f"Sample {sample} at its {tracer.levels} levels, each coarser level enlarged to the sample's size."
             )
             levels.append((f"levels-{i}.png", _png_bytes(tracer.levels_figure(sample)), caption))
-    written = {name for name, _, _ in [*figures, *levels]}
     for name, png, _ in [*figures, *levels]:
         _write_bytes(out / name, png)
-    for stale in [*out.glob("parts-*.png"), *out.glob("pixel-*.png"), *out.glob("levels-*.png")]:
-        if stale.name not in written:
-            stale.unlink()
 
     top = c.reuse.sort_by([("n_pixels", "descending"), ("n_informative", "descending"), ("src_image", "ascending")])
     thumbs = {
@@ -187,4 +210,3 @@ def write_report(
         run_path, tracer.run.manifest, tracer.dataset.class_names, c, figures, thumbs, summary, levels=levels
     )
     atomic_write(out / "report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    return out

@@ -63,7 +63,8 @@ class Tracer:
             raise NpgenError(f"max_candidates and min_part_size must be >= 1, got {max_candidates} and {min_part_size}")
         self.run = Run(run_path)
         self.dataset = self.run.dataset(data_root)
-        self.max_candidates, self.min_part_size = int(max_candidates), int(min_part_size)
+        cap = 2**31 - 1  # n_candidates and part sizes fit int32: a larger limit means the same as this one
+        self.max_candidates, self.min_part_size = min(int(max_candidates), cap), min(int(min_part_size), cap)
         self.n_samples, self.height, self.width, self.channels = self.run.samples.shape
         self.levels = self.run.levels
         self.half_window = int(self.run.manifest.get("database", {}).get("params", {}).get("half_window", 3))

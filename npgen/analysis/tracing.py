@@ -10,6 +10,7 @@ from PIL import Image
 
 from npgen.analysis.report import write_report
 from npgen.analysis.tracer import DEFAULT_MAX_CANDIDATES, PixelTrace, Tracer
+from npgen.runs.integrity import check_output
 from npgen.runs.png import save_png
 
 
@@ -47,6 +48,7 @@ def trace_sample(
 
 def _save_figure(tracer: Tracer, picture: Image.Image, figure, default: str) -> Path:
     path = Path(figure) if figure else tracer.run.output_path("trace", default)  # no links inside the run
+    check_output(path, "trace")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_png(picture, path)
     return path

@@ -122,6 +122,7 @@ def _near(distance: str, inner: list[int], dataset, database) -> list[int]:
     if not inner:
         return []
     images = dataset.images
+    radius = min(radius, 255.0 * np.sqrt(images[0].size) + 1.0)  # no two images are farther apart
     candidates = np.unique(np.concatenate(within(database.nearest_index(), images[inner], radius)))
     # FAISS sums in float32: confirm each candidate with exact integer distances
     queries = images[inner].reshape(len(inner), -1).astype(np.int64)

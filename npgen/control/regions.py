@@ -56,7 +56,13 @@ def _read_map_image(path: Path, height: int, width: int, what: str) -> np.ndarra
         raise NpgenError(f"{what} {path}: no such file")
     try:
         with Image.open(path) as img:
+            if img.size != (width, height):  # from the header, before any pixel is decoded
+                raise NpgenError(
+                    f"{what} {path} is {img.size[0]}x{img.size[1]} pixels; it must be {width}x{height} like the images"
+                )
             pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except NpgenError:
+        raise
     except Exception as err:
         raise NpgenError(f"{what} {path}: not a readable image ({str(err).splitlines()[0][:80]})") from None
     if pixels.shape[:2] != (height, width):

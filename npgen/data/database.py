@@ -18,7 +18,6 @@ images; the files are byte for byte those of building every array at once.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -27,7 +26,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,14 +33,21 @@ import numpy as np
 
 from npgen import __version__
 from npgen.data.dataset_cards import KNOWN
-from npgen.data.files import CACHE_ENV, cache_root
+from npgen.data.files import DIR_MODE, cache_root, naming_errors
+from npgen.data.db_folder import (
+    FORMAT,
+    build_lock,
+    check_replaceable,
+    install_database,
+    is_database,
+    make_parent,
+)
 from npgen.data.index import ImageIndexWriter, PrefixIndexes, load_index
 from npgen.data.levels import level_images, level_shape
 from npgen.data.representation import BlockSums, PatchCodes
 from npgen.errors import NpgenError
 from npgen.params import BUILD_PARAMS, PARAMS, check, describe_differences, resolve
 
-FORMAT = "npgen-database"
 FORMAT_VERSION = 2
 BUILD_CHUNK = 8192  # images per chunk of a build: about 33 MB of sources for CIFAR-10-sized images
 
@@ -255,7 +260,7 @@ class Database:
             arrays = [np.load(path / f"{name}.npy", mmap_mode="r") for name in ("sources", "representations", "labels")]
         except NpgenError:
             raise
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, EOFError, KeyError) as err:
             raise NpgenError(f"database {path} is incomplete or corrupt ({type(err).__name__}); {hint}") from err
         db = cls(path, manifest, *arrays)
         n, h = db.n_images, db.half_window
@@ -291,12 +296,10 @@ class Database:
             )
         if path.exists() and not force:
             raise NpgenError(f"{path} already exists; pass --force to rebuild it or choose another --db")
-        if path.exists() and not is_database(path):
-            raise NpgenError(
-                f"{path} exists and is not an npgen database (no npgen-database manifest.json), so --force will not replace it; choose another --db"
-            )
+        if path.exists():
+            check_replaceable(path)
         started = time.perf_counter()
-        _make_parent(path)
+        make_parent(path)
         tmp = Path(
             tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-")
         )  # unique: concurrent builds never share it
@@ -306,7 +309,8 @@ class Database:
                 encoder.save(tmp / "codes")
             else:
                 encoder = BlockSums(params.retrieval_block)
-            _write_chunks(dataset.images, params, encoder, tmp, chunk_size, progress, ray_address)
+            with naming_errors(path):  # a disk filling up names the database, not a file of no name
+                _write_chunks(dataset.images, params, encoder, tmp, chunk_size, progress, ray_address)
             np.save(tmp / "labels.npy", np.asarray(dataset.labels, dtype=np.int64))
             manifest = {
                 "format": FORMAT,
@@ -318,8 +322,8 @@ class Database:
                 "build_seconds": round(time.perf_counter() - started, 3),
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            os.chmod(tmp, 0o777 & ~_umask())
-            _install(tmp, path)
+            os.chmod(tmp, DIR_MODE)
+            install_database(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return cls.load(path)
@@ -425,66 +429,3 @@ def _write_chunks(images, params, encoder, folder: Path, chunk_size, progress, r
     finally:
         sources.close()
         representations.close()
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _make_parent(path: Path) -> None:
-    """Create the folder `path` will live in, with a one-line error if that cannot be (e.g. $NPGEN_CACHE is a file)."""
-    for parent in [path.parent, *path.parent.parents]:
-        if parent.exists() or parent.is_symlink():
-            if not parent.is_dir():
-                where = f" (${CACHE_ENV} or ~/.cache/npgen)" if parent == cache_root() else ""
-                raise NpgenError(f"cannot make {path}: {parent}{where} is a file, not a folder; point it at a folder")
-            break
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-
-@contextmanager
-def build_lock(path: Path):
-    """An exclusive lock (fcntl.flock) on the hidden file .<name>.lock beside the database folder `path`."""
-    _make_parent(path)
-    lock = path.with_name(f".{path.name}.lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~_umask())
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def is_database(path: Path) -> bool:
-    """True if `path` is a folder (not a link) whose manifest.json says it is an npgen database."""
-    path = Path(path)
-    if path.is_symlink() or not path.is_dir():
-        return False
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
-
-
-def _install(tmp: Path, path: Path) -> None:
-    """Rename the finished database `tmp` to `path`, replacing an old database there (checked by the caller):
-    the old one is first renamed aside, so `path` always holds a whole database or none."""
-    if not path.exists():
-        try:
-            os.rename(tmp, path)  # atomic; fails if another process installed one meanwhile
-            return
-        except OSError:
-            if not path.exists():
-                raise
-            if is_database(path):
-                return  # another process installed one meanwhile: keep it, never delete what it just wrote
-            raise NpgenError(
-                f"{path} appeared while building and is not an npgen database; choose another --db"
-            ) from None
-    aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    os.rename(path, aside / "old")
-    os.rename(tmp, path)
-    shutil.rmtree(aside, ignore_errors=True)

@@ -265,6 +265,8 @@ def load_dataset(
     (`npgen.data.data_root`).
     """
     check_split(split)
+    if not str(name).strip():  # Path("") is the current folder: never read it by accident
+        raise NpgenError(f"the dataset name is empty: use one of {', '.join(KNOWN)} or a path to an image folder")
     path = Path(name).expanduser()
     if clusters is not None and (name in KNOWN or not path.is_dir() or (path / ARRAY_FOLDER_MANIFEST).is_file()):
         raise NpgenError(f"--clusters applies to a flat folder of unlabelled images, not to {name}; leave it out")

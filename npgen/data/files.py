@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,7 @@ def _umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()  # what mkdir gives a folder: for one made private by tempfile.mkdtemp, then published
 
 
 def refuse_link(path: Path) -> None:
@@ -51,6 +55,22 @@ def make_dir(path: Path) -> None:
     """mkdir -p `path`, refusing a symbolic link in its place."""
     refuse_link(path)
     path.mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def naming_errors(path: Path):
+    """Re-raise an OSError that names no file (a write failing as the disk fills, or Arrow's) as one naming `path`."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        found = re.search(
+            r"\[errno (\d+)\] ([^\n.]+)", str(err), re.IGNORECASE
+        )  # Arrow's errors carry the number in their text
+        number = err.errno or (int(found.group(1)) if found else None)
+        why = err.strerror or (found.group(2) if found else str(err).splitlines()[0][:200])
+        raise OSError(number, why, str(path)) from None
 
 
 def temp_file(path: Path) -> Path:
@@ -70,7 +90,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     refuse_link(path)
     tmp = temp_file(path)
     try:
-        write(tmp)
+        with naming_errors(path):
+            write(tmp)
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
@@ -88,7 +109,7 @@ def write_in_place(path: Path, data: bytes) -> None:
         if Path(path).is_symlink():
             refuse_link(path)
         raise
-    with os.fdopen(fd, "wb") as f:
+    with os.fdopen(fd, "wb") as f, naming_errors(path):
         f.write(data)
 
 
@@ -124,6 +145,32 @@ def write_array(path: Path, array: np.ndarray) -> None:
             np.save(f, array)
 
     atomic_write(path, write)
+
+
+def read_small_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of `path`, a regular file (a link to one is followed) of at most `limit` bytes; NpgenError for a
+    FIFO, device or folder (reading one could block or never end) or a larger file, before anything is read."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise NpgenError(f"cannot read {what} {path}: {err.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise NpgenError(f"{what} {path} is not a regular file (a FIFO, device or folder); replace it with the file")
+    if info.st_size > limit:
+        raise NpgenError(f"{what} {path} holds {info.st_size} bytes, more than the {limit} it can be; it is damaged")
+    with open(path, "rb") as f:
+        return f.read(limit + 1)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def array_sha256(array: np.ndarray) -> str:

@@ -340,7 +340,7 @@ class NearestImages:
             levels = np.load(path, mmap_mode="r")
             if levels.shape == (db.n_images * int(layout[-1]),) and levels.dtype == np.uint16:
                 return cls(images, levels, blocks)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             pass
         levels = level_major(block_sum_rows(images, blocks), layout)
         try:

@@ -348,7 +348,7 @@ class PatchCodes:
             arrays = {name: np.load(path / f"{name}.npy") for name in _ARRAYS}
         except NpgenError:
             raise
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, EOFError, KeyError) as err:
             raise NpgenError(f"patch codes at {path} are missing or corrupt ({type(err).__name__})") from err
         codes = cls(int(meta["block"]), int(meta["patch"]), int(meta["reach"]), scale=float(meta["scale"]), **arrays)
         if codes.params() != {k: meta[k] for k in codes.params()}:

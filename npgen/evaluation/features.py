@@ -115,7 +115,7 @@ class Classifier:
         path = self.cache_dir / f"{dataset.name}-{dataset.split}-{dataset.images_sha256[:12]}-{self.digest[:12]}.npy"
         try:
             return np.load(path)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             features = self.predict(dataset.images, progress=progress)[0]
             write_array(path, features)
             return features

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from npgen.data.database import Database, WindowParams, build_lock, default_path, is_database
+from npgen.data.db_folder import check_replaceable
 from npgen.data.datasets import Dataset, load_dataset
 from npgen.data.datasets import preset as preset_for
 from npgen.params import SAMPLER_PARAMS, resolve
@@ -41,11 +42,18 @@ def build_database(
     when building starts, then `progress(k)` after each chunk of k images built; `ray_address` builds the chunks as Ray tasks (`Database.build`).
     `clusters` sets a flat folder's number of clusters (`npgen.data.clusters`; None: measured).
     """
+    if ray_address is not None:  # before loading anything, as `npgen sample --ray` does: Ray would retry for minutes
+        from npgen.runs.ray import check_address, import_ray
+
+        import_ray()
+        check_address(ray_address)
     data = load_dataset(dataset, data_root=data_root, clusters=clusters)
     if on_size is not None:
         on_size(data.n_images)
     params, _ = resolve_params(data, window)
     path = Path(db_path) if db_path is not None else default_path(data, params)
+    if force and (path.exists() or path.is_symlink()):
+        check_replaceable(path)  # before the lock, which would leave .NAME.lock beside a folder it refuses
     with build_lock(path):  # not while a `npgen sample` builds the same database
         if not force and is_database(path):
             db = Database.load(path)

@@ -32,6 +32,7 @@ from npgen.runs import ray as cluster
 from npgen.runs import summary
 from npgen.runs.build import resolve_params
 from npgen.runs.describe import describe_settings
+from npgen.runs.integrity import MAX_SAMPLES
 from npgen.runs.request import CompletionInputs, GenerationRequest
 from npgen.runs.run import load_test_split
 from npgen.runs.shards import parse_shard, shard_batches
@@ -84,6 +85,8 @@ def sample(
     """
     if request.n < 1:
         raise NpgenError(f"-n must be >= 1, got {request.n}")
+    if request.n > MAX_SAMPLES:
+        raise NpgenError(f"-n must be in 1..{MAX_SAMPLES} (samples in one run), got {request.n}")
     if request.class_map is not None and request.class_value is not None:
         raise NpgenError("--class and --class-map exclude each other: put the class in the map (e.g. all=cat)")
     shard = parse_shard(request.shard) if request.shard is not None else None
@@ -137,8 +140,14 @@ def complete(
     inputs_given, per_input = request.completion or CompletionInputs(mask=""), request.n
     if (inputs_given.test_indices is None) == (inputs_given.image is None):
         raise NpgenError("give the input to complete: --test-index I (repeatable) or --image FILE, not both")
+    n_inputs = 1 if inputs_given.image is not None else len(inputs_given.test_indices)
     if per_input < 1:
         raise NpgenError(f"-n (completions per input) must be >= 1, got {per_input}")
+    if per_input > MAX_SAMPLES // max(n_inputs, 1):
+        raise NpgenError(
+            f"-n (completions per input) must be in 1..{MAX_SAMPLES // max(n_inputs, 1)} ({MAX_SAMPLES} samples in "
+            f"all), got {per_input}"
+        )
     if request.shard is not None or request.ray is not None:
         raise NpgenError("a completion runs whole on this machine: --shard and --ray apply to `npgen sample` only")
     check_out(request.out, request.resume)
@@ -150,9 +159,10 @@ def complete(
         source = {"image": str(Path(inputs_given.image).resolve())}
     else:
         test = load_test_split(data, request.data_root, "completing test images")
-        indices = np.asarray(inputs_given.test_indices, dtype=np.int64)
-        if len(indices) == 0 or indices.min() < 0 or indices.max() >= test.n_images:
+        given = list(inputs_given.test_indices)
+        if not given or not all(isinstance(i, (int, np.integer)) and 0 <= i < test.n_images for i in given):
             raise NpgenError(f"--test-index must lie in 0..{test.n_images - 1}, the test split's images")
+        indices = np.asarray(given, dtype=np.int64)
         inputs = test.images[indices]
         source = {"test_indices": indices.tolist()}
     known = np.broadcast_to(parse_mask(inputs_given.mask, data.height, data.width), inputs.shape[:3]).copy()
@@ -254,6 +264,11 @@ def _exclusion(exclude, data: Dataset, db: Database) -> tuple[dict, dict]:
     if not exclude:
         return {}, {"exclusion": None}
     resolved = resolve_exclusion(list(exclude), data, db)
+    if len(np.unique(resolved.images)) >= data.n_images:
+        raise NpgenError(
+            f"--exclude {' '.join(exclude)} excludes all {data.n_images} training images, leaving nothing to copy "
+            "from; exclude fewer (a smaller near:D distance)"
+        )
     return {"excluded": resolved.images}, {"exclusion": resolved.record()}
 
 

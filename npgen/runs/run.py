@@ -25,14 +25,22 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from npgen.data.dataset_cards import known_datasets
 from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
-from npgen.data.files import TMP_MARK, array_sha256, refuse_link
+from npgen.data.files import TMP_MARK, array_sha256, read_small_file, refuse_link
 from npgen.errors import NpgenError
-from npgen.params import describe_differences, output_size, recorded_params, size_sides
+from npgen.params import describe_differences, recorded_params
+from npgen.runs.integrity import (
+    MAX_SAMPLES,
+    MAX_TRAINING_IMAGES,
+    SOURCES_FILE,
+    batch_part,
+    check_parts,
+    level_folder,
+    sample_shape,
+)
 
 PROVENANCE_SCHEMA = pa.schema(
     [
@@ -47,8 +55,8 @@ PROVENANCE_SCHEMA = pa.schema(
     ]
 )
 RUN_FORMAT = "npgen-run"
-SOURCES_FILE = "sources.parquet"
 RUN_SUBFOLDERS = ("provenance", "summary", "chunks", "png", "controls")
+MANIFEST_LIMIT = 64 << 20  # bytes: a manifest larger than this is not one npgen wrote
 
 
 def _only_npgen_leftovers(path: Path) -> bool:
@@ -87,16 +95,6 @@ def run_state(path: str | os.PathLike) -> str:
     return "complete" if manifest.get("status") == "complete" else "running"
 
 
-def batch_part(run: Path, kind: str, index: int, suffix: str) -> Path:
-    """The file of batch `index` of kind provenance (.parquet), summary (.parquet) or chunks (.npy) in a run folder."""
-    return Path(run) / kind / f"part-{index:05d}.{suffix}"
-
-
-def level_folder(run: Path, level: int) -> Path:
-    """Where pyramid level `level` (>= 1) of a run's samples is kept: a folder laid out like the run's own parts."""
-    return Path(run) / "levels" / str(level)
-
-
 def run_levels(manifest: dict) -> int:
     """How many pyramid levels a run's samples have (1 for a run sampled before levels, or with --levels 1)."""
     levels = manifest.get("params", {}).get("levels", 1)
@@ -129,7 +127,7 @@ def has_batch(run: Path, index: int) -> bool:
                     raise ValueError("not a batch of uint8 images")
             else:
                 pq.read_metadata(part)
-        except (OSError, ValueError, pa.ArrowException):
+        except (OSError, ValueError, EOFError, pa.ArrowException):
             raise damaged_part(run, part) from None
     return True
 
@@ -172,7 +170,7 @@ def read_manifest(path: str | os.PathLike) -> dict:
     if path.exists() and not path.is_dir():
         raise NpgenError(f"{path} is a file, not an npgen run; pass a directory written by `npgen sample`")
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = json.loads(read_small_file(path / "manifest.json", MANIFEST_LIMIT, "the run manifest"))
     except FileNotFoundError as err:
         raise NpgenError(
             f"{path} is not an npgen run (no manifest.json); pass a directory written by `npgen sample`"
@@ -203,8 +201,13 @@ def _check_manifest(path: Path, manifest: dict) -> None:
     if not isinstance(manifest.get("params"), dict):
         raise NpgenError(f"{damaged}: it has no params record; sample the run again")
     n = manifest.get("n_samples")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise NpgenError(f"{damaged}: its n_samples {n!r} is not a positive integer; sample the run again")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SAMPLES:
+        raise NpgenError(f"{damaged}: its n_samples {n!r} is not an integer in 1..{MAX_SAMPLES}; sample the run again")
+    n_images = dataset.get("n_images")
+    if not isinstance(n_images, int) or isinstance(n_images, bool) or not 1 <= n_images <= MAX_TRAINING_IMAGES:
+        raise NpgenError(
+            f"{damaged}: its n_images {n_images!r} is not an integer in 1..{MAX_TRAINING_IMAGES}; sample the run again"
+        )
     if "class_label" not in manifest:
         raise NpgenError(f"{damaged}: it has no class_label (null for an unconditional run); sample the run again")
     if not isinstance(manifest.get("database", {}), dict):
@@ -251,9 +254,10 @@ class Run:
                 f"run {self.path} is incomplete; finish it with `npgen sample --resume --out {self.path}` and the same options"
             )
         _check_manifest(self.path, self.manifest)
+        check_parts(self.path, self.manifest, self.levels, self._generated_pixels())
         try:
             self.samples = np.load(self.path / "samples.npy", mmap_mode="r")
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise NpgenError(f"{self.path}/samples.npy is missing or damaged; sample the run again") from err
         expected = (self.manifest["n_samples"], *self.sample_shape)
         if self.samples.dtype != np.uint8 or self.samples.shape != expected:
@@ -262,20 +266,23 @@ class Run:
                 f"uint8 {expected}; the run is damaged, sample it again"
             )
 
+    def _generated_pixels(self) -> np.ndarray:
+        """How many pixels of each sample were generated (have provenance): all but a completion's given ones."""
+        n, (height, width) = self.manifest["n_samples"], self.sample_shape[:2]
+        record = self.manifest.get("completion")
+        if not record:
+            return np.full(n, height * width, np.int64)
+        known = self.control("known")
+        per_input = record.get("per_input") if isinstance(record, dict) else None
+        if known is None or not isinstance(per_input, int) or known.ndim != 3 or len(known) * per_input != n:
+            raise NpgenError(f"run {self.path} is a completion without matching controls/known.npy; sample it again")
+        return np.repeat(height * width - known.reshape(len(known), -1).sum(axis=1), per_input)
+
     @property
     def sample_shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of the samples: the training images', unless the run was sampled at another
         `size`."""
-        height, width, channels = self.manifest["dataset"]["shape"]
-        size = self.manifest["params"].get("size")
-        if size is None:
-            return height, width, channels
-        try:
-            return (*size_sides(output_size(size)), channels)
-        except (ValueError, AttributeError):
-            raise NpgenError(
-                f"the manifest of run {self.path} is damaged: its size {size!r} is not HxW; sample the run again"
-            ) from None
+        return sample_shape(self.path, self.manifest)
 
     @property
     def levels(self) -> int:
@@ -291,7 +298,7 @@ class Run:
         path = level_folder(self.path, level) / "samples.npy"
         try:
             samples = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise NpgenError(f"{path} is missing or damaged; sample the run again") from err
         height, width, channels = self.samples.shape[1:]
         expected = (len(self.samples), height >> level, width >> level, channels)
@@ -376,7 +383,7 @@ class Run:
         path = self.path / "controls" / f"{name}.npy"
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             raise NpgenError(f"{path} is missing or damaged; the run was altered, sample it again") from None
         if array_sha256(array) != recorded:
             raise NpgenError(
@@ -396,10 +403,13 @@ class Run:
             raise NpgenError(
                 f"{path} is damaged ({type(err).__name__}); delete it (the run then names no files) or sample the run again"
             ) from None
-        files = [""] * (int(pc.max(table.column("src_image")).as_py() or 0) + 1 if table.num_rows else 0)
+        n_images = self.manifest["dataset"]["n_images"]
+        files = [""] * n_images
         for index, name in zip(table.column("src_image").to_pylist(), table.column("file").to_pylist()):
-            if index is None or index < 0:
-                raise NpgenError(f"{path} is damaged (a negative src_image); delete it or sample the run again")
+            if index is None or not 0 <= index < n_images:
+                raise NpgenError(
+                    f"{path} is damaged (a src_image outside 0..{n_images - 1}); delete it or sample the run again"
+                )
             files[index] = name
         return files
 

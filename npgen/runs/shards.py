@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
@@ -10,10 +11,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from npgen.data.files import array_sha256, make_dir
+from npgen.data.files import TMP_MARK, array_sha256, make_dir
 from npgen.errors import NpgenError
+from npgen.runs.integrity import MAX_SAMPLES, run_batches
 from npgen.runs.run import (
     BATCH_PARTS,
     SOURCES_FILE,
@@ -43,8 +46,8 @@ def parse_shard(value: str | tuple[int, int]) -> tuple[int, int]:
             raise NpgenError(f"--shard takes I/K (shard I of K, counted from 0, e.g. 0/3), got {value!r}") from None
     else:
         index, count = value
-    if not (count >= 1 and 0 <= index < count):
-        raise NpgenError(f"--shard {index}/{count}: I must be in 0..K-1 and K >= 1 (e.g. 0/3, 1/3, 2/3)")
+    if not (1 <= count <= MAX_SAMPLES and 0 <= index < count):
+        raise NpgenError(f"--shard {index}/{count}: I must be in 0..K-1 and K in 1..{MAX_SAMPLES} (e.g. 0/3, 1/3, 2/3)")
     return int(index), int(count)
 
 
@@ -82,6 +85,7 @@ def merge_runs(out: str | os.PathLike, shards: list[str | os.PathLike], command:
 
     seen: dict[int, Path] = {}
     for path, manifest in manifests:
+        _shard_layout(path, manifest)
         difference = command_difference(as_command(first), as_command(manifest), str(first_path), str(path))
         if difference is not None:
             key, differ = difference
@@ -94,8 +98,8 @@ def merge_runs(out: str | os.PathLike, shards: list[str | os.PathLike], command:
                 f"{seen[index]} and {path} are both shard {index}/{manifest['shard']['count']} (overlapping shards); pass each shard once"
             )
         seen[index] = path
-    count, n_batches = first["shard"]["count"], first["shard"]["n_batches"]
-    missing = sorted(set(range(count)) - set(seen))
+    count, n_batches = _shard_layout(first_path, first)
+    missing = [i for i in range(min(count, len(seen) + 5)) if i not in seen]
     if missing:
         names = ", ".join(f"{i}/{count}" for i in missing)
         raise NpgenError(f"shards {names} are missing; sample them with --shard and pass all {count} shards")
@@ -108,7 +112,10 @@ def merge_runs(out: str | os.PathLike, shards: list[str | os.PathLike], command:
                 )
             owner[batch] = path
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    remove_stale_merges(out)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}{TMP_MARK}"))
+    held = os.open(work, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # while this merge lives; a later merge into OUT removes the folder once free
     try:
         record = {
             k: v
@@ -135,7 +142,13 @@ def merge_runs(out: str | os.PathLike, shards: list[str | os.PathLike], command:
         shard_timings = [dict(manifests)[p].get("timings") or {} for p in seen.values()]
         sample_seconds = sum(t.get("sample_seconds", 0.0) for t in shard_timings)
         if (first_path / SOURCES_FILE).exists():
-            pq.read_metadata(first_path / SOURCES_FILE)  # a damaged copy is refused here, not in the merged run
+            try:  # a damaged copy is refused here, not in the merged run
+                pq.read_metadata(first_path / SOURCES_FILE)
+            except (OSError, ValueError, pa.ArrowException):
+                raise NpgenError(
+                    f"{first_path / SOURCES_FILE} is damaged; sample shard {first_path} again, or delete the file "
+                    "(the merged run then names no files)"
+                ) from None
             shutil.copyfile(first_path / SOURCES_FILE, writer.path / SOURCES_FILE)
         writer.finish(
             n_batches,
@@ -150,7 +163,47 @@ def merge_runs(out: str | os.PathLike, shards: list[str | os.PathLike], command:
         os.rename(writer.path, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        os.close(held)
     return out
+
+
+def remove_stale_merges(out: Path) -> list[Path]:
+    """Remove the work folders (".OUT.tmp-*") that killed merges into `out` left beside it; one a live merge holds
+    (its flock) is kept. Returns what was removed."""
+    removed = []
+    for entry in Path(out).parent.glob(f".{Path(out).name}{TMP_MARK}*"):
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a merge still running
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _shard_layout(path: Path, manifest: dict) -> tuple[int, int]:
+    """(K, number of batches) of a shard's run, checked against its manifest's n_samples and batch size."""
+    record = manifest["shard"]
+    count, n_batches, index = record.get("count"), record.get("n_batches"), record.get("index")
+    try:
+        _, expected = run_batches(path, manifest)
+        parse_shard((index, count))
+    except (NpgenError, TypeError):
+        expected = None
+    if expected is None or n_batches != expected or not isinstance(count, int):
+        raise NpgenError(
+            f"the manifest of shard {path} is damaged: its shard record {record!r} does not fit its run; sample it again"
+        )
+    return count, n_batches
 
 
 def _shard_controls(path: Path, manifest: dict) -> dict:
@@ -160,7 +213,7 @@ def _shard_controls(path: Path, manifest: dict) -> dict:
     for name, digest in (manifest.get("controls") or {}).items():
         try:
             array = np.load(path / "controls" / f"{name}.npy")
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             array = None
         if array is None or array_sha256(array) != digest:
             raise NpgenError(f"shard {path} has a missing or damaged controls/{name}.npy; sample that shard again")

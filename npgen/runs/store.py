@@ -30,6 +30,7 @@ from npgen.data.files import (
 )
 from npgen.errors import NpgenError
 from npgen.rule.provenance import Samples
+from npgen.runs.integrity import PARTS_KEY, part_records
 from npgen.runs.png import encode_pngs, grid_pixels, write_png
 from npgen.runs.run import (
     PROVENANCE_SCHEMA,
@@ -99,6 +100,10 @@ def _now() -> str:
 def check_out(path: str | os.PathLike, resume: bool) -> str:
     """The `run_state` of an --out folder, or an NpgenError if it cannot take a new run (with `resume`: if it
     cannot be continued). Callers check before any work, and `RunWriter` again when it opens the folder."""
+    if Path(path).is_symlink() and Path(path).exists():
+        raise NpgenError(
+            f"--out {path} is a symbolic link; npgen does not write through links: pass the real folder as --out"
+        )
     state = run_state(path)
     if state == "dangling-link":
         raise NpgenError(
@@ -239,7 +244,7 @@ class RunWriter:
         part = batch_part(folder, kind, index, suffix)
         try:
             return read(part)
-        except (OSError, ValueError, pa.ArrowException):
+        except (OSError, ValueError, EOFError, pa.ArrowException):
             raise self._damaged(part) from None
 
     def _batch(self, index: int) -> tuple[np.ndarray, pa.Table]:
@@ -270,6 +275,7 @@ class RunWriter:
             write_in_place(self.path / "png" / f"sample-{i:05d}.png", data)
         write_png(grid_pixels(images[:256]), self.path / "grid.png")
         share = summary.column("top_source_share").to_numpy()
+        self.manifest[PARTS_KEY] = part_records(self.path, n_batches, run_levels(self.manifest))
         self.manifest["timings"] = timings
         self.manifest["summary"] = {
             "median_nearest_distance": finite_or_none(np.median(summary.column("nearest_distance").to_numpy())),

@@ -12,7 +12,7 @@ from npgen.data.clusters import cluster_labels
 from npgen.data.datasets import Dataset
 from npgen.data.levels import level_images
 from npgen.errors import NpgenError
-from npgen.params import part_bound, recorded_params, source_budget
+from npgen.params import check, part_bound, recorded_params, source_budget
 from npgen.rule.parts import largest_parts
 from npgen.rule.sampler import draw_classes
 from npgen.runs.run import Run, check_provenance, load_test_split
@@ -105,13 +105,19 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         )
     params = run.manifest["params"]
     try:
-        radius = int(params["radius"])
-        budget = int(params.get("source_budget", samples.shape[1] * samples.shape[2]))
-        share = float(params.get("max_source_share", 1.0))
-    except (KeyError, TypeError, ValueError):
+        radius = check("radius", params["radius"])
+        share = check("max_source_share", params.get("max_source_share", 1.0))
+    except (KeyError, NpgenError) as err:
         raise NpgenError(
-            f"the manifest of run {run.path} is damaged: its params lack a numeric radius or source_budget; sample the run again"
+            f"the manifest of run {run.path} is damaged: its radius or max_source_share is missing or invalid "
+            f"({err if isinstance(err, NpgenError) else 'missing'}); sample the run again"
         ) from None
+    budget = source_budget(share, samples.shape[1] * samples.shape[2])  # derived again, never read from the run
+    if params.get("source_budget", budget) != budget:
+        raise NpgenError(
+            f"the manifest of run {run.path} is damaged: its source_budget {params['source_budget']!r} is not the "
+            f"{budget} pixels that max_source_share={share:g} gives; sample the run again"
+        )
     labels = data.labels
     if data.unlabelled:  # a flat folder's classes are clusters: derive them again rather than trust the cache
         labels = cluster_labels(data.images, k=data.clusters)
@@ -134,11 +140,9 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         )
     recorded = recorded_params(params)
     try:
-        part_share = float(recorded["max_part_share"])
-    except (TypeError, ValueError):
-        raise NpgenError(
-            f"the manifest of run {run.path} is damaged: its max_part_share is not a number; sample the run again"
-        ) from None
+        part_share = check("max_part_share", recorded["max_part_share"])
+    except NpgenError as err:
+        raise NpgenError(f"the manifest of run {run.path} is damaged ({err}); sample the run again") from None
     guarantees = Guarantees(
         radius, labels, classes, run.control("class_map"), included, part_share, recorded["anchor"] == "parent"
     )
