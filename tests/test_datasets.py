@@ -467,7 +467,7 @@ def test_dataset_validation():
 
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed")
 def test_download_without_torchvision(tmp_path):
-    with raises(r'pip install "npgen\[download\]"') as excinfo:
+    with raises(r"pip install -e '\.\[download\]' from npgen's folder") as excinfo:
         download_dataset("mnist", data_root=tmp_path)
     one_line(excinfo)
     assert not any(tmp_path.iterdir())

@@ -139,10 +139,10 @@ class Classifier:
 
 def load_classifier(path: str | os.PathLike, dataset=None) -> Classifier:
     """Read a classifier saved by `Classifier.save`; with `dataset`, refuse one trained on other data."""
-    require_torch()
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file():  # before torch: the file is what is missing
         raise NpgenError(f"no classifier at {path}: train one with `python benchmarks/quality/classifier.py <dataset>`")
+    require_torch()
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         record = torch.load(path, map_location="cpu", weights_only=True)
