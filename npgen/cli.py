@@ -281,7 +281,9 @@ def sample(
     )
     complete = resume and api.run_state(out) == "complete"
     with Progress(n_samples, "sampling") as bar:
-        path = api.sample(request, bar.update, note=echo_note, planned=lambda k: setattr(bar, "length", k))
+        path = api.sample(
+            request, bar.update, note=echo_note, planned=lambda k: setattr(bar, "length", k), within=bar.within
+        )
     show_written(path, complete)
 
 
@@ -322,7 +324,9 @@ def complete(
     done = resume and api.run_state(out) == "complete"
     n_inputs = len(test_indices) if test_indices else 1
     with Progress(n_inputs * per_input, "completing") as bar:
-        path = api.complete(request, bar.update, note=echo_note, planned=lambda k: setattr(bar, "length", k))
+        path = api.complete(
+            request, bar.update, note=echo_note, planned=lambda k: setattr(bar, "length", k), within=bar.within
+        )
     show_written(path, done)
 
 

@@ -92,17 +92,26 @@ class Progress:
 
     In a terminal it is a click progress bar; elsewhere (a log file, a pipe, a batch job) it is a line such as
     `sampling: 300/1000 (30%), 95.2 images/s, ETA 7 s` every `every_seconds` or each further tenth of the work,
-    and once at the end. The rate counts from the first update (`update(0)` marks the start of the work). Steps
-    may be fractions of an item (a batch's rows as they are sampled); whole items are shown.
+    and once at the end. The rate counts from the first update (`update(0)` marks the start of the work).
+    `within(f)` moves it by a fraction of an item while the next `update` is awaited (a batch's rows as they are
+    sampled); `update(k)` then counts the k items whole. Whole items are shown.
     """
 
     def __init__(self, length: int, label: str, unit: str = "images", every_seconds: float = 5.0, stream=None) -> None:
         self.length, self.label, self.unit, self.every = length, label, unit, every_seconds
         self.stream = stream if stream is not None else sys.stderr
-        self.bar, self.started, self.done, self.shown = None, None, 0.0, 0
+        self.bar, self.started, self.done, self.shown, self.partial = None, None, 0.0, 0, 0.0
         self.last_time, self.last_tenth = 0.0, 0
 
+    def within(self, fraction: float) -> None:
+        self.partial += fraction
+        self.show(fraction)
+
     def update(self, steps: int) -> None:
+        net, self.partial = steps - self.partial, 0.0  # what `within` showed of these items is already counted
+        self.show(net)
+
+    def show(self, steps: float) -> None:
         if self.started is None:
             self.started = self.last_time = time.monotonic()
             if self.stream.isatty():

@@ -65,6 +65,7 @@ def sample(
     progress: ProgressCallback = None,
     note: NoteCallback = None,
     planned: ProgressCallback = None,
+    within: ProgressCallback = None,
 ) -> Path:
     """Generate `request.n` samples into the run directory `request.out`, batch by batch, and return its path.
 
@@ -81,7 +82,8 @@ def sample(
     holding nothing but npgen's leftovers is started afresh. `note` is told the run's settings before sampling,
     and when the sampler's kernels are compiled (the first run after installing). A failure before the first batch
     removes the folder again if this call created it. `progress(0)` is called once loading is done, then
-    `progress(k)` after each batch of k samples.
+    `progress(k)` after each batch of k samples; `within(f)`, while a batch is sampled in this process, as each
+    row of its canvases is done (f: the fraction of a sample, every pyramid level's rows counted).
     """
     if request.n < 1:
         raise NpgenError(f"-n must be >= 1, got {request.n}")
@@ -121,7 +123,7 @@ def sample(
             },
         }
     loaded = LoadedRequest(data, db, options, class_label, request.n, controls, records, device, started, shard=shard)
-    return _write_run(request, loaded, progress, note, planned)
+    return _write_run(request, loaded, progress, note, planned, within)
 
 
 def complete(
@@ -129,13 +131,14 @@ def complete(
     progress: ProgressCallback = None,
     note: NoteCallback = None,
     planned: ProgressCallback = None,
+    within: ProgressCallback = None,
 ) -> Path:
     """Complete the inputs of `request.completion` (test-split images, or an image file): keep the pixels its mask
     gives and generate the rest, `request.n` completions each, into the run `request.out`.
 
     Sample i completes input i // n; only generated pixels get provenance (`npgen.control.completion`). With
     no class given the whole split is searched (the completion is conditioned on its given pixels, not on a
-    drawn class): class_mixture defaults to 0. `progress`, `note` and `planned` are as in `sample`.
+    drawn class): class_mixture defaults to 0. `progress`, `note`, `planned` and `within` are as in `sample`.
     """
     inputs_given, per_input = request.completion or CompletionInputs(mask=""), request.n
     if (inputs_given.test_indices is None) == (inputs_given.image is None):
@@ -178,7 +181,7 @@ def complete(
     loaded = LoadedRequest(
         data, db, options, class_label, completion.n_samples, controls, records, device, started, completion
     )
-    return _write_run(request, loaded, progress, note, planned)
+    return _write_run(request, loaded, progress, note, planned, within)
 
 
 def sample_run(
@@ -287,6 +290,7 @@ def _write_run(
     progress: ProgressCallback,
     note: NoteCallback,
     planned: ProgressCallback = None,
+    within: ProgressCallback = None,
 ) -> Path:
     """Sample the run's batches into `request.out` (see `sample`), with the controls that restrict its sources."""
     out, db, n, shard = request.out, loaded.db, loaded.n_samples, loaded.shard
@@ -352,12 +356,14 @@ def _write_run(
                 request.clusters,
             )
             produced = cluster.ray_batches(spec, pending, address=request.ray, note=note)
-        within = RowProgress(sampler, progress if request.ray is None else None)  # progress within a batch
+        if within is not None and request.ray is None:
+            rows_per_sample = sampler.rows_per_sample
+            sampler.on_rows = lambda canvases: within(canvases / rows_per_sample)
         with closing(produced):  # an error or Ctrl-C here stops the batches still running (Ray tasks)
             for index, samples, rows in produced:
                 writer.write_batch(index, samples, rows)
                 if progress is not None:
-                    progress(sizes[index] - within.reported())
+                    progress(sizes[index])
     except BaseException:
         writer.abandon()  # only a folder this call created, holding nothing but what it wrote
         raise
@@ -383,22 +389,3 @@ def local_batches(
         samples = sampler.sample_batch(np.arange(first, first + size), class_label)
         # through the module: benchmarks/speed/run_share.py times sample_summary by replacing it there
         yield index, samples, summary.sample_summary(samples, db)
-
-
-class RowProgress:
-    """Reports a batch's progress row by row, as fractions of a sample, so that a batch of large images moves the
-    bar while it is sampled; `reported()` says how much of the finished batch was already reported (and resets)."""
-
-    def __init__(self, sampler: Sampler, progress: ProgressCallback) -> None:
-        self.progress, self.rows, self.done = progress, sampler.rows_per_sample, 0.0
-        if progress is not None:
-            sampler.on_rows = self.row_done
-
-    def row_done(self, canvases: int) -> None:
-        step = canvases / self.rows
-        self.done += step
-        self.progress(step)
-
-    def reported(self) -> float:
-        done, self.done = self.done, 0.0
-        return done
