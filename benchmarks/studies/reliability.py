@@ -351,7 +351,7 @@ def cases(w: Path, f: dict) -> list[Case]:
             "sample",
             "no data root anywhere",
             ["sample", "--dataset", "mnist", "-n", "2", "--out", w / "s2"],
-            env={"NPGEN_DATA": ""},
+            env={"NPGEN_DATA": "", "NPGEN_CACHE": str(w / "cache-never-given-a-root")},  # nothing remembered
         ),
         C(
             "sample",
@@ -581,7 +581,7 @@ def main() -> None:
         help="run only the cases whose 'command: input' holds one of these comma-separated texts",
     )
     args = parser.parse_args()
-    data_root = Path(os.environ.get("NPGEN_DATA") or REPO.parent / "shared" / "datasets")
+    data_root = Path(os.environ.get("NPGEN_DATA") or REPO.parent / "shared" / "datasets").resolve()  # for any cwd
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="npgen-reliability-") as tmp:
         w = Path(tmp)

@@ -32,7 +32,7 @@ from numba.extending import overload, register_jitable
 
 class Geometry(NamedTuple):
     """Image size, window half-size and channels: the `geometry` argument of the row kernels (the training images'),
-    and their `canvas` argument (the samples', whose size may differ: `--size`)."""
+    and their `canvas_geometry` argument (the samples', whose size may differ: `--size`)."""
 
     height: int
     width: int

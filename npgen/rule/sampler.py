@@ -200,8 +200,7 @@ class Sampler:
         """The row kernels' `Rule` of these parameters (semantic_eps inf with the filter off)."""
         offsets, weights = self.window_order()
         db = self.database
-        width = self.canvas_shape[1] + 2 * db.half_window
-        canvas_offsets = flat_offsets(db.half_window, width, db.channels)[np.argsort(-self._weights, kind="stable")]
+        canvas_offsets, _ = self.window_order(self.canvas_shape[1])
         semantic_eps = np.inf if self.semantic_eps is None else float(self.semantic_eps)
         return Rule(
             offsets, weights, self.radius, float(self.eps), float(self.abs_tol), self.k_min, semantic_eps,
@@ -213,11 +212,13 @@ class Sampler:
         """The semantic filter's context in blocks (`RowBatch.semantic`), None when the filter is off."""
         return None if self.semantic_eps is None else self.semantic_context
 
-    def window_order(self) -> tuple[np.ndarray, np.ndarray]:
-        """(flat offsets into a padded canvas, weights) of the causal window, heaviest first for early exit."""
+    def window_order(self, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(flat offsets into a padded image `width` wide inside its padding, the training images' by default;
+        weights) of the causal window, heaviest first for early exit."""
         db = self.database
         heaviest_first = np.argsort(-self._weights, kind="stable")
-        offsets = flat_offsets(db.half_window, db.width + 2 * db.half_window, db.channels)[heaviest_first]
+        padded_width = (db.width if width is None else width) + 2 * db.half_window
+        offsets = flat_offsets(db.half_window, padded_width, db.channels)[heaviest_first]
         return offsets, self._weights[heaviest_first]
 
     def allowed(self, class_label: int | None) -> np.ndarray:
