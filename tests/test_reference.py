@@ -40,9 +40,11 @@ def assert_matches_reference(db, options: dict, class_label, indices=(0, 1, 2)):
         ({}, 3),  # the defaults, class-conditional
         ({}, None),  # the class mixture
         ({"class_mixture": 0, "pool_size": 40}, None),  # every image, a small pool
-        ({"k_min": 3, "radius": 1, "max_source_share": 0.05, "pool_size": 30}, 7),  # widening, locality, a tight budget
+        pytest.param(  # widening, locality, a tight budget
+            {"k_min": 3, "radius": 1, "max_source_share": 0.05, "pool_size": 30}, 7, marks=pytest.mark.slow
+        ),
         ({"eps": 0.5, "abs_tol": 0.0, "max_source_share": 1.0, "sigma": 0.5}, 1),  # no budget, other weights
-        ({"pool_size": 0, "k_min": 2}, 9),  # no pool: every image of the class
+        pytest.param({"pool_size": 0, "k_min": 2}, 9, marks=pytest.mark.slow),  # no pool: every image of the class
         ({"max_part_share": 0.01, "eps": 0.0, "max_source_share": 1.0}, 5),  # copied parts of at most 7 pixels
     ],
 )
@@ -59,7 +61,12 @@ def cifar_codes_db(data_root, tmp_path_factory):
 
 @pytest.mark.parametrize(
     "options, class_label",
-    [({}, 3), ({"k_min": 2, "radius": 1}, None), ({"max_source_share": 0.02}, 8), ({"max_part_share": 0.005}, 1)],
+    [
+        ({}, 3),
+        pytest.param({"k_min": 2, "radius": 1}, None, marks=pytest.mark.slow),
+        ({"max_source_share": 0.02}, 8),
+        ({"max_part_share": 0.005}, 1),
+    ],
 )
 def test_numba_sampler_matches_the_reference_on_cifar10(cifar_db, options, class_label):
     assert_matches_reference(cifar_db, options, class_label, indices=(5,))
@@ -106,7 +113,9 @@ def test_the_semantic_filter_matches_the_reference_on_cifar10_and_patch_codes(ci
     "options, class_label",
     [
         ({"levels": 2}, 3),  # the coarse sample chooses the pool
-        ({"levels": 2, "coarse_weight": 1.0, "radius": 1}, None),  # the coarse term, the class mixture
+        pytest.param(  # the coarse term, the class mixture (the fast lane keeps the coarse term at three levels)
+            {"levels": 2, "coarse_weight": 1.0, "radius": 1}, None, marks=pytest.mark.slow
+        ),
         ({"levels": 3, "coarse_weight": 0.5, "max_source_share": 0.05, "pool_size": 30, "k_min": 2}, 7),
         (
             {
@@ -150,6 +159,7 @@ def test_pyramid_matches_the_reference_on_mnist(mnist_db, options, class_label):
                 )
 
 
+@pytest.mark.slow  # the fast lane keeps the pyramid's reference on MNIST
 def test_pyramid_matches_the_reference_on_cifar10(cifar_db):
     sampler = Sampler(cifar_db, batch_size=3, levels=2, coarse_weight=1.0, radius=1, pool_size=20)
     out = sampler.sample(3, 2)
