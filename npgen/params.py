@@ -183,6 +183,19 @@ PARAMS: dict[str, Param] = {
             optional=True,
             parse=output_size,
         ),
+        Param(
+            "outside_canvas",
+            "pad",
+            str,
+            None,
+            None,
+            SAMPLE,
+            "Context pixels outside the sample: read as the pad value, like the training windows' outside their "
+            "images (pad: a sample starts as a training image's top-left corner does), or left out of the window "
+            "distance, the other weights renormalised (ignored: the first pixel may come from anywhere; for single "
+            "images and textures).",
+            choices=("pad", "ignored"),
+        ),
         Param("sigma", None, float, 0.1, 100.0, SAMPLE, "Gaussian window width (default (2h+1)/6.4).", optional=True),
         Param(
             "semantic_eps",
@@ -237,6 +250,7 @@ ADDED_LATER = {
     "anchor": "position",
     "max_part_share": 1.0,
     "size": None,
+    "outside_canvas": "pad",
 }  # sampler parameters runs recorded before them did not name
 
 

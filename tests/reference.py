@@ -91,9 +91,10 @@ def reference_sample(
     out_height, out_width = (height, width) if size is None else map(int, size.split("x"))
     budget = max(1, int(np.floor(params["max_source_share"] * out_height * out_width + 1e-9)))
     part_bound = max(1, int(np.floor(params.get("max_part_share", 1.0) * out_height * out_width + 1e-9)))
-    weights = window_weights(h, params["sigma"])
-    order = np.argsort(-weights, kind="stable")
-    offsets, weights = causal_offsets(h)[order], weights[order]
+    raster_weights, raster_offsets = window_weights(h, params["sigma"]), causal_offsets(h)
+    order = np.argsort(-raster_weights, kind="stable")
+    offsets, weights = raster_offsets[order], raster_weights[order]
+    outside_ignored = params.get("outside_canvas", "pad") == "ignored"
     radius, eps, abs_tol, k_min = params["radius"], params["eps"], params["abs_tol"], params["k_min"]
     radius = max(height, width) if radius is None else radius
 
@@ -117,6 +118,14 @@ def reference_sample(
             )
         for x in range(out_width):
             context = canvas[h + y + offsets[:, 0], h + x + offsets[:, 1]].astype(np.float32)  # (L, C)
+            pixel_weights = weights
+            if outside_ignored:  # only the context inside the canvas counts, its weights summing to 1 (raster order)
+                rows, columns = y + raster_offsets[:, 0], x + raster_offsets[:, 1]
+                inside = (rows >= 0) & (columns >= 0) & (columns < out_width)
+                if not inside.all():
+                    kept = np.where(inside, raster_weights.astype(np.float64), 0.0)
+                    kept = kept / kept.sum() if kept.sum() > 0 else kept
+                    pixel_weights = kept.astype(np.float32)[order]
             passes = used[pool] < budget
             if semantic_eps is not None:  # images within (1+eps) of the closest with budget left, at x's block
                 at_block = semantic[:, min(x // block, columns - 1)]
@@ -145,7 +154,7 @@ def reference_sample(
                     theirs = coarse_train[image, sy // 2 : sy // 2 + 3, sx // 2 : sx // 2 + 3].astype(np.int64)
                     total[i] = np.float64(scale) * np.float64(((mine - theirs) ** 2).sum())
             for l in range(len(weights)):  # offsets in order: the kernel's summation order
-                total += np.float64(weights[l]) * ssd[:, l]
+                total += np.float64(pixel_weights[l]) * ssd[:, l]
             threshold = (1.0 + eps) * total.min() + abs_tol
             k = min(k_min, len(total))
             if k > 1 and (total <= threshold).sum() < k:

@@ -46,6 +46,7 @@ def assert_matches_reference(db, options: dict, class_label, indices=(0, 1, 2)):
         ({"eps": 0.5, "abs_tol": 0.0, "max_source_share": 1.0, "sigma": 0.5}, 1),  # no budget, other weights
         pytest.param({"pool_size": 0, "k_min": 2}, 9, marks=pytest.mark.slow),  # no pool: every image of the class
         ({"max_part_share": 0.01, "eps": 0.0, "max_source_share": 1.0}, 5),  # copied parts of at most 7 pixels
+        ({"outside_canvas": "ignored", "radius": 2, "pool_size": 20}, 2),  # context only where the canvas is
     ],
 )
 def test_numba_sampler_matches_the_reference_on_mnist(mnist_db, options, class_label):
@@ -192,6 +193,17 @@ def one_image_db(all_data_root, tmp_path_factory):
             "radius": 1,
             "max_source_share": 1.0,
             "max_part_share": 0.1,
+            "pool_size": 0,
+        },
+        {  # the single-image preset's rule at another size: context outside the canvas ignored
+            "size": "40x24",
+            "levels": 2,
+            "anchor": "parent",
+            "coarse_weight": 1.0,
+            "radius": 1,
+            "max_source_share": 1.0,
+            "max_part_share": 0.25,
+            "outside_canvas": "ignored",
             "pool_size": 0,
         },
     ],

@@ -11,8 +11,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from npgen.cli import main
+from npgen.data.database import Database, WindowParams
 from npgen.data.datasets import load_dataset, preset, single_image_preset
 from npgen.errors import NpgenError
+from npgen.rule.sampler import Sampler
 from npgen.runs.run import Run
 
 
@@ -30,8 +32,8 @@ def test_an_image_file_is_a_dataset_of_one_image_with_the_single_image_preset(ph
     data = load_dataset(photo)
     assert data.n_images == 1 and data.images.shape == (1, 64, 64, 3) and data.class_names == ("tiles",)
     assert preset(data) == single_image_preset(64, 64)
-    assert single_image_preset(64, 64)["levels"] == 2 and single_image_preset(256, 256)["levels"] == 4
-    assert single_image_preset(96, 80)["levels"] == 2  # 80 / 4 = 20 is below the coarsest size
+    assert single_image_preset(64, 64)["levels"] == 3 and single_image_preset(256, 256)["levels"] == 5
+    assert single_image_preset(96, 80)["levels"] == 3  # 80 / 8 = 10 is below the coarsest size
     with pytest.raises(NpgenError, match="one image"):
         load_dataset(photo, split="test")
 
@@ -43,12 +45,12 @@ def test_a_single_image_run_is_anchored_and_verified_at_every_level(photo, tmp_p
     assert made.exit_code == 0, made.output
     run = Run(out)
     params = run.manifest["params"]
-    assert (params["levels"], params["anchor"], params["coarse_weight"]) == (2, "parent", 1.0)
+    assert (params["levels"], params["anchor"], params["coarse_weight"]) == (3, "parent", 1.0)
     assert run.samples.shape == (3, 64, 64, 3) and run.level_samples(1).shape == (3, 32, 32, 3)
     checked = CliRunner().invoke(main, ["verify", str(out)])
     assert checked.exit_code == 0, checked.output
     report = json.loads(checked.output)
-    assert report["outside_radius"] == 0 and report["mismatches"] == 0 and report["levels"] == 2
+    assert report["outside_radius"] == 0 and report["mismatches"] == 0 and report["levels"] == 3
     fine = run.provenance(level=0).to_pydict()
     coarse = {
         (s, y, x): (sy, sx)
@@ -100,8 +102,8 @@ def test_a_picture_sampled_at_another_size_is_verified_and_traced(photo, tmp_pat
     checked = CliRunner().invoke(main, ["verify", str(out)])
     assert checked.exit_code == 0, checked.output
     report = json.loads(checked.output.splitlines()[0])
-    assert report["n_pixels"] == 2 * (48 * 96 + 24 * 48) and report["part_bound"] == 460
-    assert 1 < report["largest_part"] <= 460
+    assert report["n_pixels"] == 2 * (48 * 96 + 24 * 48 + 12 * 24) and report["part_bound"] == 1152
+    assert 1 < report["largest_part"] <= 1152
     traced = CliRunner().invoke(main, ["trace", str(out), "--sample", "1", "--pixel", "40,90"])
     assert traced.exit_code == 0 and "pixel (y=40, x=90)" in traced.output, traced.output
     reported = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "report")])
@@ -110,7 +112,7 @@ def test_a_picture_sampled_at_another_size_is_verified_and_traced(photo, tmp_pat
 
 def test_an_output_size_the_sampler_cannot_take_is_refused_in_one_line(photo, cache, tmp_path):
     for args, message in [
-        (["--dataset", photo, "--size", "49x96"], "--size 49x96 has no pyramid level 1"),  # two levels: even sides
+        (["--dataset", photo, "--size", "49x96"], "--size 49x96 has no pyramid level 2"),  # three levels: sides of 4k
         (["--dataset", photo, "--size", "48"], "must be HxW"),
         (["--dataset", "mnist", "--class", "3", "--size", "40x40"], "pass --pool-size 0"),
     ]:
@@ -129,3 +131,19 @@ def test_the_progress_moves_within_a_batch_of_large_images(photo, tmp_path, monk
     lines = [line for line in made.output.splitlines() if line.startswith("sampling: ")]
     within = [line for line in lines if not line.startswith(("sampling: 0/2 (0%)", "sampling: 2/2"))]
     assert within and lines[-1].startswith("sampling: 2/2 (100%)"), lines
+
+
+def test_context_outside_the_canvas_ignored_lets_a_sample_start_anywhere_in_the_picture(photo, tmp_path):
+    """With --outside-canvas pad every sample starts as the picture's top-left corner, the only window whose context
+    is all pad; with ignored the first pixel has no context, every window of the coarsest level is admissible, and
+    samples start at different places."""
+    db = Database.build(load_dataset(photo), tmp_path / "db", WindowParams())
+    first = {}
+    for outside in ("pad", "ignored"):
+        settings = {**single_image_preset(64, 64), "outside_canvas": outside}
+        coarsest = Sampler(db, batch_size=8, **settings).sample(8, None).coarser[-1]
+        first[outside] = set(zip(coarsest.src_y[:, 0, 0].tolist(), coarsest.src_x[:, 0, 0].tolist()))
+        admissible = coarsest.n_candidates[:, 0, 0]
+        assert (admissible == (1 if outside == "pad" else coarsest.src_y.shape[1] * coarsest.src_y.shape[2])).all()
+    assert first["pad"] == {(0, 0)}
+    assert len(first["ignored"]) >= 6

@@ -172,15 +172,16 @@ def preset(dataset: "Dataset") -> dict:
     return dict(dataset_card("mnist" if dataset.channels == 1 else "cifar10").get("preset", {}))
 
 
-SINGLE_IMAGE_COARSEST = 32  # the single-image preset's coarsest level is about this many pixels on its shorter side
+SINGLE_IMAGE_COARSEST = 16  # the single-image preset's coarsest level is about this many pixels on its shorter side
 
 
 def single_image_preset(height: int, width: int) -> dict:
     """Settings for one image: as many pyramid levels as keep the coarsest level about SINGLE_IMAGE_COARSEST pixels
-    on its shorter side (and both sides whole); the coarsest level draws from every position and each finer one
-    refines it around where its parent was copied from (anchor "parent", radius 1, coarse weight 1); no pool and
-    no budget (the one image gives every pixel), but no copied part larger than a tenth of a level's pixels, the bound
-    measured best against Efficient-GPNN (benchmarks/quality/single_npgen.py)."""
+    on its shorter side (and both sides whole); the coarsest level draws from every position, its context only
+    where the sample is (outside_canvas "ignored": a sample need not start as the picture's corner), and each finer
+    one refines it around where its parent was copied from (anchor "parent", radius 1, coarse weight 1); no pool
+    and no budget (the one image gives every pixel), but no copied part larger than a quarter of a level's pixels.
+    Each choice measured against Efficient-GPNN (benchmarks/quality/single_npgen.py, RESULTS.md Single images)."""
     levels = 1
     while levels < 8 and min(height, width) >> levels >= SINGLE_IMAGE_COARSEST and not (height | width) % (1 << levels):
         levels += 1
@@ -189,7 +190,8 @@ def single_image_preset(height: int, width: int) -> dict:
         "coarse_weight": 1.0,
         "pool_size": 0,
         "max_source_share": 1.0,
-        "max_part_share": 0.1,
+        "max_part_share": 0.25,
+        "outside_canvas": "ignored",
         "anchor": "parent",
         "radius": 1,
         "k_min": 1,

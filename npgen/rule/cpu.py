@@ -177,8 +177,13 @@ def score_candidates(
     At a finer pyramid level, `coarse` (`kernels.CoarseLevel`, with this canvas's index `b` in it) gives every
     window's distance its coarse term first. The windows in `blocked` (`parts.blocked_continuations`) are no
     candidates: they would grow a copied part beyond its bound.
+    With `rule.edge_weights` (--outside-canvas ignored), a pixel near the canvas's top, left or right edge weighs
+    only the offsets of its context inside the canvas.
     """
     offsets, weights, radius, eps, abs_tol = rule.offsets, rule.weights, rule.radius, rule.eps, rule.abs_tol
+    if rule.edge_weights.shape[0] > 0:  # --outside-canvas ignored: the weights of the offsets inside the canvas
+        h = canvas_geometry.half_window
+        weights = rule.edge_weights[min(y, h), min(x, h), min(canvas_geometry.width - 1 - x, h)]
     context, cand_dist, cand_image, cand_pos, smallest, distances = scratch  # once: a field read is a new reference
     width, channels = geometry.width, geometry.channels
     centre = centre_index(canvas_geometry, y, x)

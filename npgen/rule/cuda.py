@@ -370,6 +370,11 @@ class CudaSampler(Sampler):
             raise NpgenError("the CUDA sampler samples one level only; sample --levels > 1 on the CPU (--device cpu)")
         if self.size is not None and self.canvas_shape != (self.database.height, self.database.width):
             raise NpgenError(OTHER_SIZE_ON_CPU)
+        if self.outside_canvas != "pad":
+            raise NpgenError(
+                "the CUDA sampler reads context outside the sample as the pad value only; sample --outside-canvas "
+                "ignored on the CPU (--device cpu)"
+            )
         if self.max_part_share < 1:
             raise NpgenError(
                 "the CUDA sampler does not bound copied parts yet; sample --max-part-share < 1 on the CPU (--device cpu)"

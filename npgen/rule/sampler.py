@@ -49,7 +49,7 @@ from npgen.rule.parts import part_forest
 from npgen.rule.provenance import Samples
 from npgen.rule.pyramid import check_levels, sample_pyramid
 from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
-from npgen.rule.windows import flat_offsets, window_weights
+from npgen.rule.windows import flat_offsets, inside_weights, window_weights
 
 
 def draw_classes(seed: int, sample_indices: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
@@ -88,6 +88,7 @@ class Sampler:
     max_source_share: float = PARAMS["max_source_share"].default
     max_part_share: float = PARAMS["max_part_share"].default
     size: str | None = PARAMS["size"].default
+    outside_canvas: str = PARAMS["outside_canvas"].default
     sigma: float | None = PARAMS["sigma"].default
     semantic_eps: float | None = PARAMS["semantic_eps"].default
     semantic_context: int = PARAMS["semantic_context"].default
@@ -202,9 +203,12 @@ class Sampler:
         db = self.database
         canvas_offsets, _ = self.window_order(self.canvas_shape[1])
         semantic_eps = np.inf if self.semantic_eps is None else float(self.semantic_eps)
+        edges = inside_weights(db.half_window, self._weights)[..., self.heaviest_first()]
+        if self.outside_canvas == "pad":
+            edges = edges[:0, :0, :0]
         return Rule(
             offsets, weights, self.radius, float(self.eps), float(self.abs_tol), self.k_min, semantic_eps,
-            db.encoder.block, canvas_offsets,
+            db.encoder.block, canvas_offsets, np.ascontiguousarray(edges),
         )  # fmt: skip
 
     @property
@@ -216,10 +220,14 @@ class Sampler:
         """(flat offsets into a padded image `width` wide inside its padding, the training images' by default;
         weights) of the causal window, heaviest first for early exit."""
         db = self.database
-        heaviest_first = np.argsort(-self._weights, kind="stable")
+        heaviest_first = self.heaviest_first()
         padded_width = (db.width if width is None else width) + 2 * db.half_window
         offsets = flat_offsets(db.half_window, padded_width, db.channels)[heaviest_first]
         return offsets, self._weights[heaviest_first]
+
+    def heaviest_first(self) -> np.ndarray:
+        """The causal offsets' order in the kernels: heaviest weight first (ties in raster order)."""
+        return np.argsort(-self._weights, kind="stable")
 
     def allowed(self, class_label: int | None) -> np.ndarray:
         """The training images a sample of this class (None or -1: any) may copy from: its class, less the excluded."""

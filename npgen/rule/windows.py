@@ -39,6 +39,27 @@ def window_weights(half_window: int, sigma: float | None = None) -> np.ndarray:
     return (weights / weights.sum()).astype(np.float32)
 
 
+def inside_weights(half_window: int, weights: np.ndarray) -> np.ndarray:
+    """(h+1, h+1, h+1, L) float32: the weights of a pixel's causal offsets when it has `top` rows above it, `left`
+    columns left and `right` columns right of it inside the canvas (each at most h): those outside are 0 and the
+    others are renormalised to sum to 1 (all 0 for the first pixel, which has no context), so a context is compared
+    only where the canvas is (--outside-canvas ignored). `weights` are `window_weights`, in raster order; a pixel
+    with its whole context inside gets them unchanged."""
+    h = half_window
+    offsets = causal_offsets(h)
+    table = np.zeros((h + 1, h + 1, h + 1, len(offsets)), dtype=np.float32)
+    for top in range(h + 1):
+        for left in range(h + 1):
+            for right in range(h + 1):
+                inside = (offsets[:, 0] >= -top) & (offsets[:, 1] >= -left) & (offsets[:, 1] <= right)
+                kept = np.where(inside, weights.astype(np.float64), 0.0)
+                if inside.all():
+                    table[top, left, right] = weights
+                elif kept.sum() > 0:
+                    table[top, left, right] = kept / kept.sum()
+    return table
+
+
 def flat_offsets(half_window: int, padded_width: int, channels: int) -> np.ndarray:
     """Offsets of the causal context into one flattened padded image, relative to the centre pixel."""
     offsets = causal_offsets(half_window)
