@@ -143,6 +143,66 @@ def targets_table() -> str:
     return "\n".join(rows)
 
 
+def targets_any_size_table() -> str:
+    """The targets of coarse-to-fine generation, single images and other sizes, each against what measured it."""
+    cifar, mnist = load("pyramid-cifar10-1000")["rows"], load("pyramid-mnist-1000")["rows"]
+    tight = {name: r for name, r in cifar.items() if r["setting"]["max_source_share"] <= 0.15}
+    best_name = max(tight, key=lambda name: tight[name]["scores"]["class_accuracy"])
+    best = tight[best_name]["scores"]
+    conditional = mnist["one level, budget 10%"]["scores"]["class_accuracy"]
+    preset = [load("mnist-unconditional" + ("" if seed == 0 else f"-seed{seed}")) for seed in (0, 1, 2)]
+    pyramid = [
+        load("mnist-unconditional-levels2-pool300" + ("" if seed == 0 else f"-seed{seed}")) for seed in (0, 1, 2)
+    ]
+    votes = [r["share_9_of_10_votes"] for r in preset]
+    pyramid_votes = [r["share_9_of_10_votes"] for r in pyramid]
+    bands = [(min(r["classifier"]["class_shares"]), max(r["classifier"]["class_shares"])) for r in preset]
+    drawn = [(min(r["classifier"]["drawn_class_shares"]), max(r["classifier"]["drawn_class_shares"])) for r in preset]
+    within = sum(0.08 <= low and high <= 0.12 for low, high in bands)
+    cost = load("size-cost")
+    ratio = cost["sample"]["sizes"]["256"]["ratio_to_smallest"]
+    build = cost["build"]
+    npgen, gpnn = load("single-image-npgen-128"), load("single-image-gpnn-128")
+    big, ivf = load("single-image-npgen"), load("single-image-gpnn-ivf")
+    names = list(gpnn["rows"])
+    close = sum(npgen["rows"][n]["patch_distance"] <= 1.2 * gpnn["rows"][n]["patch_distance"] for n in names)
+    diverse = sum(npgen["rows"][n]["diversity"] >= gpnn["rows"][n]["diversity"] for n in names)
+    distance_ratio = npgen["mean"]["patch_distance"] / gpnn["mean"]["patch_distance"]
+    bound = int(npgen["run"]["settings"]["max_part_share"] * 128 * 128)
+    largest = max(npgen["run"]["largest_part"].values())
+    rows = [
+        "| target | measured | met |",
+        "|---|---|---|",
+        f"| CIFAR-10 class-conditional, defaults: ≥ 85% recognised with a source budget ≤ 15% | best at ≤ 15%: "
+        f"{pct(best['class_accuracy'])} ({best_name}; real test images 86.6%); the pyramid lowers it at every budget "
+        f"(`pyramid.py`) | {_met(best['class_accuracy'] >= 0.85)} |",
+        f"| MNIST class-conditional ≥ 99% | {pct(conditional)} (preset, one level) | {_met(conditional >= 0.99)} |",
+        "| MNIST unconditional: every digit within 8–12% | preset at seeds 0, 1, 2: "
+        + ", ".join(f"{pct(low)}–{pct(high)}" for low, high in bands)
+        + " (the class mixture drew "
+        + ", ".join(f"{pct(low)}–{pct(high)}" for low, high in drawn)
+        + f") | at {within} of 3 seeds |",
+        f"| … ≥ 9/10-vote share ≥ 95% | preset {pct(sum(votes) / 3)} (mean of 3 seeds, {pct(min(votes))}–"
+        f"{pct(max(votes))}); `--levels 2 --pool-size 300` {pct(min(pyramid_votes))}–{pct(max(pyramid_votes))}, at a "
+        f"higher FID | {_met(min(votes) >= 0.95)} with the preset; yes with levels 2, pool 300 |",
+        f"| Per-pixel throughput at 256 px ≥ 0.5× that at 32 px | {ratio:.2f}× (`size_cost.py`) | {_met(ratio >= 0.5)} |",
+        f"| A 10,000-image 128×128 collection builds in ≤ 5 min, memory-mapped | {build['build_seconds']:.0f} s, "
+        f"{build['build_peak_anon_gb']:.1f} GB allocated | {_met(build['build_seconds'] <= 300)} |",
+        f"| `npgen sample` at 128 px: progress bar, whole-run share ≥ 75% | "
+        f"{pct(cost['sample']['run_share_128']['share'])} | {_met(cost['sample']['run_share_128']['share'] >= 0.75)} |",
+        f"| Single image: patch distance ≤ 1.2× Efficient-GPNN's | mean {distance_ratio:.2f}× GPNN's at 128 px; within "
+        f"1.2× on {close} of {len(names)} pictures | on the mean; per picture {close} of {len(names)} |",
+        f"| … diversity ≥ GPNN's | mean {npgen['mean']['diversity']:.3f} against {gpnn['mean']['diversity']:.3f}; at "
+        f"least GPNN's on {diverse} of {len(names)} pictures | on the mean; per picture {diverse} of {len(names)} |",
+        f"| … faster per image on the same 2 cores | {npgen['mean']['cpu_seconds_per_image']:.1f} against "
+        f"{gpnn['mean']['cpu_seconds_per_image']:.0f} CPU-s at 128 px; {big['mean']['cpu_seconds_per_image']:.1f} "
+        f"against {ivf['mean']['cpu_seconds_per_image']:.0f} (GPNN's Faiss-IVF) at 256 px | yes |",
+        f"| … every output verified, largest copied part within the bound | every run verified at every level; "
+        f"largest part {largest} pixels, bound {bound} | {_met(largest <= bound)} |",
+    ]
+    return "\n".join(rows)
+
+
 def evaluation_table(dataset: str, table: str) -> str:
     """One of evaluate.py's tables: method x (quality, class fidelity, novelty, likelihood, cost).
 
@@ -294,7 +354,7 @@ def single_image_table(size: int) -> str:
     """benchmarks/quality/single_image.py --score: per source, each tool's patch distance to the source, diversity
     between its samples and seconds per image, at one output size; the shuffled-tiles row gives the metric's scale."""
     suffix = "" if size == 256 else f"-{size}"
-    tools = {tool: load(f"single-image-{tool}{suffix}") for tool in ("npgen", "gpnn", "tiles")}
+    tools = {tool: load(f"single-image-{tool}{suffix}") for tool in ("npgen", "gpnn", "gpnn-ivf", "tiles")}
     tools = {tool: r for tool, r in tools.items() if r is not None and r.get("rows")}
     if not tools:
         return ""
@@ -380,6 +440,46 @@ def quality_table() -> str:
             f"(< {r['near_copy_threshold']:.0f}) | {r['median_top_source_share']:.3f} | "
             f"{r['nearest_distance_percentiles']['50']:.0f} | {r['runs_failing_verify']} | `{r['command']}` |"
         )
+    return "\n".join(rows)
+
+
+UNCONDITIONAL_VARIANTS = (
+    ("mnist-unconditional", "one level (the preset)"),
+    ("mnist-unconditional-levels2", "levels 2"),
+    ("mnist-unconditional-levels2-pool300", "levels 2, pool 300"),
+    ("mnist-unconditional-levels2-budget5", "levels 2, budget 5%"),
+    ("mnist-unconditional-levels2-coarse1", "levels 2, coarse weight 1"),
+)
+
+
+def unconditional_seeds_table() -> str:
+    """MNIST unconditional: the preset and pyramid variants, at seeds 0, 1, 2 where measured (quality.py --seed
+    --classifier): the vote share, the classifier's digit shares, FID, recall and near-copies, and their spread."""
+    rows = [
+        "| setting | seed | ≥9/10 votes (10-NN) | digit shares (classifier) | FID | recall | near-copies | median top-source "
+        "share | runs failing verify | command |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for experiment, label in UNCONDITIONAL_VARIANTS:
+        runs = [load(experiment + ("" if seed == 0 else f"-seed{seed}")) for seed in (0, 1, 2)]
+        runs = [r for r in runs if r is not None]
+        for r in runs:
+            command = f"`python benchmarks/quality/quality.py {experiment} --seed {r['seed']} --classifier`"
+            scores = r.get("classifier")
+            shares = "–" if scores is None else f"{pct(min(scores['class_shares']))}–{pct(max(scores['class_shares']))}"
+            fid = "–" if scores is None else f"{scores['fid']:.2f} ± {scores['fid_bootstrap_sd']:.2f}"
+            recall = "–" if scores is None else f"{scores['recall']:.2f}"
+            rows.append(
+                f"| {label} | {r['seed']} | {pct(r['share_9_of_10_votes'])} | {shares} | {fid} | {recall} | "
+                f"{pct(r['near_copy_rate'])} | {r['median_top_source_share']:.3f} | {r['runs_failing_verify']} | {command} |"
+            )
+        if len(runs) > 1:
+            votes = [r["share_9_of_10_votes"] for r in runs]
+            copies = [r["near_copy_rate"] for r in runs]
+            rows.append(
+                f"| {label} | mean of {len(runs)} | {pct(sum(votes) / len(votes))} (lowest {pct(min(votes))}) | | | | "
+                f"{pct(sum(copies) / len(copies))} (highest {pct(max(copies))}) | | | |"
+            )
     return "\n".join(rows)
 
 
@@ -851,31 +951,98 @@ def infomap_table() -> str:
 
 
 def single_image_bounds_table(size: int, shares: tuple[float, ...]) -> str:
-    """benchmarks/quality/single_npgen.py --max-part-share: each bound on copied parts against Efficient-GPNN, per
-    source (patch distance / diversity) and on average, with how many sources stay within 1.2x GPNN's patch distance
-    with at least its diversity."""
+    """benchmarks/quality/single_npgen.py --max-part-share: each bound on copied parts against Efficient-GPNN (the
+    preset of the time: context outside the sample read as the pad value, a 32-pixel coarsest level)."""
+    suffix = "" if size == 256 else f"-{size}"
+    variants = {"no bound": f"npgen-unbounded{suffix}"}
+    variants |= {f"{share:g}": f"npgen-part{share:g}{suffix}" for share in shares}
+    return single_image_variants_table(size, variants, "npgen's bound (share of a level's pixels)")
+
+
+SINGLE_IMAGE_VARIANTS = {  # label: the result's tool name at 128 px (single_npgen.py --set NAME=VALUE ...)
+    "earlier preset (context outside read as pad, 32-px coarsest level, parts ≤ 10%)": "npgen-part0.1-128",
+    "… k_min 3": "npgen-128-k_min3",
+    "… k_min 8": "npgen-128-k_min8",
+    "… eps 1": "npgen-128-eps1",
+    "… eps 4": "npgen-128-eps4",
+    "… 16-px coarsest level (levels 4)": "npgen-128-levels4",
+    "pad, 16-px coarsest, parts ≤ 25%": "npgen-128-part0.25-levels4",
+    "outside ignored, 32-px coarsest, parts ≤ 25%": "npgen-128-part0.25-outside_canvasignored",
+    "outside ignored, 16-px coarsest, parts ≤ 25%": "npgen-128-part0.25-outside_canvasignored-levels4",
+    "outside ignored, 16-px coarsest, parts ≤ 50%": "npgen-128-part0.5-outside_canvasignored-levels4",
+    "**preset now**: outside ignored, 16-px coarsest, parts ≤ 15%": "npgen-128",
+    "… coarse weight 0.5": "npgen-128-coarse_weight0.5",
+    "… coarse weight 3": "npgen-128-coarse_weight3",
+    "… radius 2": "npgen-128-radius2",
+    "… eps 0.3": "npgen-128-eps0.3",
+}
+
+
+def single_image_variants_table(size: int, variants: dict[str, str], what: str = "npgen's settings") -> str:
+    """Each npgen variant (label: result tool name) against Efficient-GPNN, per source (patch distance / diversity)
+    and on average, with how many sources stay within 1.2x GPNN's patch distance, have at least its diversity, and
+    both."""
     suffix = "" if size == 256 else f"-{size}"
     gpnn = load(f"single-image-gpnn{suffix}")
-    variants = {"no bound": load(f"single-image-npgen-unbounded{suffix}")}
-    variants |= {f"{share:g}": load(f"single-image-npgen-part{share:g}{suffix}") for share in shares}
+    variants = {label: load(f"single-image-{tool}") for label, tool in variants.items()}
     variants = {name: r for name, r in variants.items() if r is not None and r.get("rows")}
     if gpnn is None or not variants:
         return ""
+    ivf = load(f"single-image-gpnn-ivf{suffix}")
     names = list(gpnn["rows"])
     rows = [
-        "| npgen's bound (share of a level's pixels) | "
+        f"| {what} | "
         + " | ".join(names)
-        + " | mean | sources within 1.2× GPNN's distance / with its diversity |",
+        + " | mean | sources within 1.2× GPNN's distance / with its diversity / both |",
         "|---|" + "---|" * (len(names) + 2),
     ]
-    for label, result in [("GPNN", gpnn), *variants.items()]:
+    peers = [("GPNN", gpnn)] + ([("GPNN, its Faiss-IVF search", ivf)] if ivf else [])
+    for label, result in [*peers, *variants.items()]:
         cells = [f"{result['rows'][n]['patch_distance']:.4f} / {result['rows'][n]['diversity']:.2f}" for n in names]
         mean = f"{result['mean']['patch_distance']:.4f} / {result['mean']['diversity']:.3f}"
-        close = sum(result["rows"][n]["patch_distance"] <= 1.2 * gpnn["rows"][n]["patch_distance"] for n in names)
-        diverse = sum(result["rows"][n]["diversity"] >= gpnn["rows"][n]["diversity"] for n in names)
-        rows.append(f"| {label} | {' | '.join(cells)} | {mean} | {close} / {diverse} of {len(names)} |")
+        close = [result["rows"][n]["patch_distance"] <= 1.2 * gpnn["rows"][n]["patch_distance"] for n in names]
+        diverse = [result["rows"][n]["diversity"] >= gpnn["rows"][n]["diversity"] for n in names]
+        both = sum(c and d for c, d in zip(close, diverse))
+        rows.append(
+            f"| {label} | {' | '.join(cells)} | {mean} | {sum(close)} / {sum(diverse)} / {both} of {len(names)} |"
+        )
     commands = "; ".join(f"`{r['command']}`" for r in variants.values())
     return "\n".join(rows) + f"\n\nPatch distance / diversity, 4 samples per source. {commands}; {gpnn['machine']}."
+
+
+LARGER_OUTPUTS = {  # label: the result's tool name (single_npgen.py --size 128 --set size=256x256 ...)
+    "the preset at the picture's size (128×128), for scale": "npgen-128",
+    "preset (coarsest level from every position, finer levels around their parents)": "npgen-128-size256x256",
+    "relative position at every level, radius 2 (--anchor position --radius 2)": (
+        "npgen-128-size256x256-anchorposition-radius2"
+    ),
+    "relative position at every level, radius 8": "npgen-128-size256x256-anchorposition-radius8",
+}
+
+
+def single_image_larger_table() -> str:
+    """256x256 samples of the 128x128 pictures (--size 256x256): the spatial principle as the preset applies it
+    (off at the coarsest level, then the parents' sources) against relative positions, scored against the 128
+    pictures."""
+    results = {label: load(f"single-image-{tool}") for label, tool in LARGER_OUTPUTS.items()}
+    results = {label: r for label, r in results.items() if r is not None and r.get("rows")}
+    if len(results) < 2:
+        return ""
+    names = list(next(iter(results.values()))["rows"])
+    rows = [
+        "| where candidate windows are centred | " + " | ".join(names) + " | mean | CPU s per image |",
+        "|---|" + "---|" * (len(names) + 2),
+    ]
+    for label, r in results.items():
+        cells = [f"{r['rows'][n]['patch_distance']:.4f} / {r['rows'][n]['diversity']:.2f}" for n in names]
+        mean = f"{r['mean']['patch_distance']:.4f} / {r['mean']['diversity']:.3f}"
+        rows.append(f"| {label} | {' | '.join(cells)} | {mean} | {r['mean'].get('cpu_seconds_per_image', '–')} |")
+    commands = "; ".join(f"`{r['command']}`" for r in results.values())
+    machine = next(iter(results.values()))["machine"]
+    return (
+        "\n".join(rows)
+        + f"\n\nPatch distance to the 128×128 picture / diversity, 4 samples per source. {commands}; {machine}."
+    )
 
 
 def size_cost_table() -> str:
@@ -916,6 +1083,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "targets": targets_table,
     "quality-raw-pixels": quality_table,
     "quality-reference": reference_table,
+    "mnist-unconditional-seeds": unconditional_seeds_table,
+    "targets-any-size": targets_any_size_table,
     "evaluation-mnist": lambda: evaluation_table("mnist", "comparison"),
     "evaluation-mnist-principles": lambda: evaluation_table("mnist", "ablation"),
     "evaluation-cifar10": lambda: evaluation_table("cifar10", "comparison"),
@@ -930,6 +1099,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "single-image-128": lambda: single_image_table(128),
     "size-cost": size_cost_table,
     "single-image-bounds-128": lambda: single_image_bounds_table(128, (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)),
+    "single-image-preset-128": lambda: single_image_variants_table(128, SINGLE_IMAGE_VARIANTS),
+    "single-image-256": lambda: single_image_table(256),
+    "single-image-larger": single_image_larger_table,
     "likelihood": likelihood_table,
     "speed": speed_table,
     "checkouts-refactor": checkouts_table,

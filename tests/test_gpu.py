@@ -215,3 +215,20 @@ def test_the_semantic_filter_is_refused_on_the_gpu_with_one_line(mnist_db):
             batch.flat_canvas, mnist_db.sources, pool[:, None], np.zeros((1, 1, 4, 7)), None, None, None,
             sampler.budget, 0, sampler.geometry(), sampler.geometry(), sampler.rule(), batch.keys, None,
         )  # fmt: skip
+
+
+def test_rules_the_gpu_does_not_apply_are_refused_with_one_line(mnist_db):
+    """Context outside the sample ignored and bounded copied parts run on the CPU only: the CUDA sampler and its
+    row kernel refuse them instead of sampling another rule."""
+    with pytest.raises(NpgenError, match=r"--outside-canvas ignored on the CPU \(--device cpu\)$"):
+        CudaSampler(mnist_db, outside_canvas="ignored")
+    with pytest.raises(NpgenError, match="does not bound copied parts"):
+        CudaSampler(mnist_db, max_part_share=0.5)
+    sampler = Sampler(mnist_db, pool_size=4, outside_canvas="ignored")
+    batch = RowBatch.start(mnist_db, 0, np.arange(1), mnist_db.class_members(5), sampler.pool_size)
+    _, pool = next(batch.rows())
+    with pytest.raises(NpgenError, match="--outside-canvas ignored"):
+        cuda_sample_row(
+            batch.flat_canvas, mnist_db.sources, pool[:, None], np.zeros((1, 1, 4, 0)), None, None, None,
+            sampler.budget, 0, sampler.geometry(), sampler.geometry(), sampler.rule(), batch.keys, None,
+        )  # fmt: skip

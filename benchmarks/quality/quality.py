@@ -11,9 +11,13 @@ Each experiment writes real runs under benchmarks/runs/ (not committed), checks 
   assigns to the requested class, and the share whose top class has >= 9 of the 10 votes;
 - near-copy rate: samples whose L2 distance to the nearest training image is below the 1st
   percentile of the test-to-train nearest-neighbour distances;
-- median share of a sample's pixels copied from its most-used source image.
+- median share of a sample's pixels copied from its most-used source image;
+- with `--classifier`, an unconditional run's scores in the project's classifier features (`npgen eval`): FID,
+  precision, recall and the share of the samples the classifier puts in each class, beside the share of each class
+  the class mixture drew for them.
 
-It also draws benchmarks/figures/<experiment>.png: ten samples per class, one class per row.
+It also draws benchmarks/figures/<experiment>.png: ten samples per class, one class per row. `--seed N` (N > 0)
+writes benchmarks/results/<experiment>-seedN.json and runs under benchmarks/runs/<experiment>-seedN/, and no figure.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from npgen.data.database import Database, default_path
 from npgen.data.datasets import load_dataset
 from npgen.data.index import search
 from npgen.evaluation.metrics import knn_votes, near_copy_threshold
+from npgen.evaluation.scores import evaluate_run
 from npgen.runs.png import image_grid
 from npgen.runs.run import Run
 
@@ -53,6 +58,8 @@ ABLATIONS = {  # one change each from the settings above, to show why the preset
     "mnist-unconditional-nomixture": ("mnist-unconditional", {"class_mixture": 0}),
     "mnist-unconditional-levels2": ("mnist-unconditional", {"levels": 2}),
     "mnist-unconditional-levels2-coarse1": ("mnist-unconditional", {"levels": 2, "coarse_weight": 1.0}),
+    "mnist-unconditional-levels2-pool300": ("mnist-unconditional", {"levels": 2, "pool_size": 300}),
+    "mnist-unconditional-levels2-budget5": ("mnist-unconditional", {"levels": 2, "max_source_share": 0.05}),
     "mnist-conditional-levels2": ("mnist-conditional", {"levels": 2}),
     "mnist-conditional-levels2-coarse1": ("mnist-conditional", {"levels": 2, "coarse_weight": 1.0}),
 }
@@ -65,16 +72,23 @@ def main() -> None:
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--classifier",
+        action="store_true",
+        help="also score an unconditional run in the project's classifier features (`npgen eval`): FID, precision, "
+        "recall and each class's share of the samples",
+    )
     args = parser.parse_args()
     spec = EXPERIMENTS[args.experiment]
+    result_name = args.experiment + ("" if args.seed == 0 else f"-seed{args.seed}")
     train = load_dataset(spec["dataset"], data_root=args.data_root)
     test = load_dataset(spec["dataset"], split="test", data_root=args.data_root)
     window, _ = api.resolve_params(train, spec["window"])
     db = Database.open_or_build(train, default_path(train, window), window)
 
-    runs_dir = RUNS / args.experiment
+    runs_dir = RUNS / result_name
     shutil.rmtree(runs_dir, ignore_errors=True)
-    samples, requested, shares, seconds, verified = [], [], [], 0.0, 0
+    samples, requested, shares, seconds, verified, classifier = [], [], [], 0.0, 0, None
     for class_label in spec["classes"]:
         name = "all" if class_label is None else f"class-{class_label}"
         options = {"seed": args.seed, **spec["options"]}
@@ -94,13 +108,20 @@ def main() -> None:
         report = api.verify_run(path, args.data_root)
         verified += 0 if report.ok else 1
         run = Run(path)
+        if args.classifier and class_label is None:
+            scores = evaluate_run(path, args.data_root)["samples"]
+            classifier = {key: scores[key] for key in ("fid", "fid_bootstrap_sd", "precision", "recall")}
+            classifier["class_shares"] = scores["predicted_class_share"]
+            drawn = np.asarray(run.summary().column("class_label"))  # the class mixture's draw, before sampling
+            classifier["drawn_class_shares"] = (np.bincount(drawn, minlength=train.n_classes) / len(drawn)).tolist()
         samples.append(np.asarray(run.samples))
         requested += [-1 if class_label is None else class_label] * spec["per_class"]
         shares.append(run.summary().column("top_source_share").to_numpy())
         print(f"{name}: {spec['per_class']} samples, verify {'ok' if report.ok else 'FAILED'}", flush=True)
     grid = np.concatenate([s[:10] for s in samples]) if len(samples) > 1 else samples[0][:100]
     FIGURES.mkdir(exist_ok=True)
-    image_grid(grid, columns=10).save(FIGURES / f"{args.experiment}.png")
+    if args.seed == 0:
+        image_grid(grid, columns=10).save(FIGURES / f"{args.experiment}.png")
     samples, requested, shares = np.concatenate(samples), np.array(requested), np.concatenate(shares)
 
     index = db.nearest_index()
@@ -128,8 +149,9 @@ def main() -> None:
         "max_top_source_share": float(shares.max()),
         "runs_failing_verify": int(verified),
         "sampling_seconds": round(seconds, 1),
+        **({} if classifier is None else {"classifier": classifier}),
     }
-    record = save_result(args.experiment, record)
+    record = save_result(result_name, record)
     print(json.dumps(record, indent=2))
 
 

@@ -27,15 +27,19 @@ Outputs of a tool (the format `--score` reads, and the one npgen's runner must w
 Only "seconds" is read (its median is the seconds per image), and "cpu_seconds" in the same layout when given
 (the process's CPU time over all threads: a wall clock on a shared machine also counts the others' work, and
 pauses); any other keys (settings, device, threads, commit) are copied into the result as "run". `--score` writes benchmarks/results/single-image-<tool>.json
-(name the tool gpnn-128, npgen-128 for 128x128 outputs). The figure shows up to two outputs of each of gpnn,
-gpnn-128, npgen and npgen-128 found under ROOT.
+(name the tool gpnn-128, npgen-128 for 128x128 outputs); `--against SIZE` scores outputs against the sources of
+that size instead of their own (outputs larger than their sources). The figure shows up to two outputs of each of
+gpnn-128, npgen-128, gpnn, gpnn-ivf and npgen found under ROOT.
 
 GPNN (`--gpnn CHECKOUT`): Efficient-GPNN (github.com/ariel415el/Efficient-GPNN), imported from its own checkout
 (it needs torch, torchvision, tqdm, opencv and faiss importable), on the CPU unless `--device cuda`, with the
 defaults of its `main.py` for reshuffling: patch 7, stride 1, exact nearest neighbours with alpha 0.005
 (PytorchNNLowMemory, batch 256), a pyramid from the output size (fine_dim) down to coarse_dim 14 by factor 0.75
 (11 levels from 256 to 13; 9 from 128: 12, 16, 22, 30, 40, 54, 72, 96, 128), keys blurred by 0.75, initial
-guess zeros plus Gaussian noise of sigma 0.75, 10 iterations per level and 1 at the coarsest.
+guess zeros plus Gaussian noise of sigma 0.75, 10 iterations per level and 1 at the coarsest. `--gpnn-nn ivf`
+uses GPNN's own fast mode instead (its main.py's `--NN_type Faiss-IVF`: a FAISS IndexIVFFlat of sqrt(n) lists, one
+probed, no alpha), into ROOT/gpnn-ivf[-<size>]/: about 30 CPU-seconds per 256x256 image here, where the exact
+search takes hours.
 Sample i is seeded with torch.manual_seed(seed + i). Its output in [-1, 1] is written as round((x+1)/2*255)
 clipped; main.py's dump_images would also min-max stretch each image, which we do not (it changes contrast).
 Samples are made in rounds (sample 0 of every source, then 1, ...) and existing outputs are kept, so an
@@ -68,7 +72,13 @@ from npgen.evaluation.patches import diversity, patch_distance
 
 SOURCES = ["brick", "grass", "gravel", "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field"]
 SIZE = 256  # the sources' size; --size 128 (or 64) works on their exact 2x2 (4x4) block means
-FIGURE_TOOLS = {"gpnn": "GPNN", "gpnn-128": "GPNN 128", "npgen": "npgen", "npgen-128": "npgen 128"}
+FIGURE_TOOLS = {
+    "gpnn-128": "GPNN 128",
+    "npgen-128": "npgen 128",
+    "gpnn": "GPNN",
+    "gpnn-ivf": "GPNN IVF",
+    "npgen": "npgen",
+}
 GPNN_SETTINGS = {
     "patch_size": 7,
     "stride": 1,
@@ -183,17 +193,23 @@ def tool_folder(root: Path, tool: str, size: int) -> Path:
     return root / tool if size == SIZE else root / f"{tool}-{size}"
 
 
-def run_gpnn(root: Path, checkout: Path, size: int, samples: int, seed: int, device: str, commit: str | None) -> None:
-    """Make `samples` GPNN outputs per source into ROOT/gpnn[-<size>]/<name>/<i>.png, timing each (timings.json)."""
+def run_gpnn(
+    root: Path, checkout: Path, size: int, samples: int, seed: int, device: str, commit: str | None, nn: str = "exact"
+) -> None:
+    """Make `samples` GPNN outputs per source into ROOT/gpnn[-<size>]/<name>/<i>.png, timing each (timings.json);
+    with nn "ivf", GPNN's approximate search (its main.py's --NN_type Faiss-IVF: a FAISS IVF index of sqrt(n) lists,
+    no alpha) into ROOT/gpnn-ivf[-<size>]/."""
     load_sources(root, size)  # checks the hashes
     sys.path.insert(0, str(checkout.resolve()))
     import GPNN  # the peer's modules, from its checkout
     import torch
     from utils.image import get_pyramid_scales, load_image
-    from utils.NN_modules import PytorchNNLowMemory
+    from utils.NN_modules import FaissIVF, PytorchNNLowMemory
 
     s = GPNN_SETTINGS | {"fine_dim": size, "device": device}
-    out = tool_folder(root, "gpnn", size)
+    if nn == "ivf":
+        s |= {"nn": "FaissIVF (approximate: IndexIVFFlat, sqrt(n) lists, 1 probed)", "alpha": None}
+    out = tool_folder(root, "gpnn" if nn == "exact" else "gpnn-ivf", size)
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     for part in ("seconds", "cpu_seconds", "load_1min"):
@@ -213,7 +229,10 @@ def run_gpnn(root: Path, checkout: Path, size: int, samples: int, seed: int, dev
             if key in timings["seconds"] and (out / key).is_file():
                 continue
             reference = load_image(str(sources_folder(root, size) / f"{name}.png"))
-            nn_module = PytorchNNLowMemory(batch_size=s["nn_batch_size"], alpha=s["alpha"], use_gpu=device != "cpu")
+            if nn == "ivf":
+                nn_module = FaissIVF(use_gpu=device != "cpu")
+            else:
+                nn_module = PytorchNNLowMemory(batch_size=s["nn_batch_size"], alpha=s["alpha"], use_gpu=device != "cpu")
             torch.manual_seed(seed + i)
             load = os.getloadavg()[0]
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -272,16 +291,24 @@ TIMES = ("seconds", "cpu_seconds")  # wall clock, and the process's CPU time (al
 
 
 def score_sets(
-    root: Path, tool: str, sets: dict[str, np.ndarray], times: dict[str, dict[str, float]], run: dict
+    root: Path,
+    tool: str,
+    sets: dict[str, np.ndarray],
+    times: dict[str, dict[str, float]],
+    run: dict,
+    against: int | None = None,
 ) -> dict:
     """Score each source's set of outputs (all of one square size), print a line per source, save the result.
 
-    `times` maps each of TIMES to {"<name>/<i>.png": seconds}; each row gets the median per image of the source's,
-    "mean" the median over every image."""
+    The outputs are scored against the sources of their own size, or of size `against` (outputs larger than their
+    sources: `single_npgen.py --set size=256x256` on the 128 sources). `times` maps each of TIMES to
+    {"<name>/<i>.png": seconds}; each row gets the median per image of the source's, "mean" the median over every
+    image."""
     sizes = {images.shape[1:3] for images in sets.values()}
     if len(sizes) > 1 or any(height != width for height, width in sizes):
         raise NpgenError(f"{tool}: outputs must be square and of one size, got {', '.join(map(str, sorted(sizes)))}")
-    size = check_size(sizes.pop()[0])
+    output_size = sizes.pop()[0]
+    size = check_size(output_size if against is None else against)
     sources = load_sources(root, size)
     meta = json.loads((sources_folder(root, size) / "sources.json").read_text())["sources"]
     rows = {}
@@ -309,6 +336,7 @@ def score_sets(
     record = {
         "tool": tool,
         "size": size,
+        **({} if output_size == size else {"output_size": output_size}),
         "metric": {"module": "npgen.evaluation.patches"} | metric_settings(),
         "sources": {name: meta[name] for name in sets},
         "rows": rows,
@@ -318,15 +346,16 @@ def score_sets(
     return save_result(f"single-image-{tool}", record)
 
 
-def score_folder(root: Path, folder: Path, tool: str) -> None:
-    """Score <folder>/<name>/*.png for every source found, with the timings of <folder>/timings.json."""
+def score_folder(root: Path, folder: Path, tool: str, against: int | None = None) -> None:
+    """Score <folder>/<name>/*.png for every source found, with the timings of <folder>/timings.json, against the
+    sources of the outputs' size or of size `against`."""
     timings_path = folder / "timings.json"
     run = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     times = {kind: run.pop(kind) for kind in TIMES if kind in run}
     sets = {name: read_outputs(folder / name) for name in SOURCES if (folder / name).is_dir()}
     if not sets:
         raise NpgenError(f"no outputs in {folder}: expected <name>/<i>.png for names {', '.join(SOURCES)}")
-    score_sets(root, tool, sets, times, run)
+    score_sets(root, tool, sets, times, run, against)
 
 
 def tile_shuffles(source: np.ndarray, tile: int, samples: int, seed: int) -> np.ndarray:
@@ -389,10 +418,16 @@ def main() -> None:
     parser.add_argument("--peer-commit", help="the GPNN checkout's commit, when it is not a git work tree")
     parser.add_argument("--size", type=int, default=SIZE, help="output size, 256 or a divisor (--prepare, --gpnn)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for GPNN on a GPU")
+    parser.add_argument(
+        "--gpnn-nn", choices=["exact", "ivf"], default="exact", help="GPNN's exact search, or its Faiss-IVF (--gpnn)"
+    )
     parser.add_argument("--samples", type=int, default=4, help="outputs per source (--gpnn, --score-tiles)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--score", type=Path, metavar="DIR", help="score DIR/<name>/*.png against the sources")
     parser.add_argument("--tool", help="the tool's name in the result file (with --score)")
+    parser.add_argument(
+        "--against", type=int, help="score against the sources of this size, not the outputs' own (with --score)"
+    )
     parser.add_argument("--score-tiles", action="store_true", help="score the shuffled-tiles sanity row")
     parser.add_argument("--figure", action="store_true", help="write benchmarks/figures/single-image.png")
     args = parser.parse_args()
@@ -403,9 +438,9 @@ def main() -> None:
         if args.prepare:
             prepare(args.root, size)
         if args.gpnn:
-            run_gpnn(args.root, args.gpnn, size, args.samples, args.seed, args.device, args.peer_commit)
+            run_gpnn(args.root, args.gpnn, size, args.samples, args.seed, args.device, args.peer_commit, args.gpnn_nn)
         if args.score:
-            score_folder(args.root, args.score, args.tool)
+            score_folder(args.root, args.score, args.tool, args.against)
         if args.score_tiles:
             score_tiles(args.root, size, args.samples, args.seed)
         if args.figure:

@@ -15,7 +15,9 @@ source (numba's compiled kernels come from its cache, as for a user's second run
 (all threads; the whole command, database build included) over its samples, when this call sampled the run.
 The largest copied part
 (a connected region of output pixels taken from the source at one offset, `npgen trace`'s parts) is recorded
-per source; `--max-part-share` samples with that bound instead of the preset's (`npgen sample --max-part-share`).
+per source; `--max-part-share` samples with that bound instead of the preset's (`npgen sample --max-part-share`),
+and `--set NAME=VALUE` (repeatable) with any other option of `npgen sample` instead of the preset's, the outputs
+going to ROOT/npgen-128-NAMEVALUE/ (e.g. `--set k_min=3`; `--set size=192x192` for outputs larger than the source).
 """
 
 from __future__ import annotations
@@ -56,10 +58,23 @@ def main() -> None:
     parser.add_argument("--size", type=int, choices=[128, 256], default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-part-share", type=float, help="the bound on copied parts (default: the preset's)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other `npgen sample` option instead of the preset's (e.g. k_min=3, size=192x192); repeatable",
+    )
     args = parser.parse_args()
     suffix = "" if args.size == 256 else f"-{args.size}"
     bound = [] if args.max_part_share is None else ["--max-part-share", str(args.max_part_share)]
     variant = "" if args.max_part_share is None else f"-part{args.max_part_share}"
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        if not value:
+            raise SystemExit(f"--set takes NAME=VALUE, got {setting!r}")
+        bound += [f"--{name.replace('_', '-')}", value]
+        variant += f"-{name}{value}"
     sources = args.root / f"sources{suffix}"
     outputs, runs = args.root / f"npgen{suffix}{variant}", args.root / f"npgen-runs{suffix}{variant}"
     names = sorted(p.stem for p in sources.glob("*.png"))
@@ -96,7 +111,8 @@ def main() -> None:
             timings["seconds"][f"{name}/{i}.png"] = manifest["timings"]["sample_seconds"] / len(samples)
         timings["largest_part"][name] = largest_part(run)
         timings["settings"] = {
-            k: manifest["params"][k] for k in ("levels", "anchor", "radius", "coarse_weight", "k_min", "max_part_share")
+            k: manifest["params"].get(k)
+            for k in ("levels", "anchor", "radius", "coarse_weight", "k_min", "eps", "max_part_share", "size")
         }
         print(
             f"{name}: {manifest['timings']['sample_seconds'] / len(samples):.1f} s per image, verified, "

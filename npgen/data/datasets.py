@@ -180,7 +180,7 @@ def single_image_preset(height: int, width: int) -> dict:
     on its shorter side (and both sides whole); the coarsest level draws from every position, its context only
     where the sample is (outside_canvas "ignored": a sample need not start as the picture's corner), and each finer
     one refines it around where its parent was copied from (anchor "parent", radius 1, coarse weight 1); no pool
-    and no budget (the one image gives every pixel), but no copied part larger than a quarter of a level's pixels.
+    and no budget (the one image gives every pixel), but no copied part larger than 15% of a level's pixels.
     Each choice measured against Efficient-GPNN (benchmarks/quality/single_npgen.py, RESULTS.md Single images)."""
     levels = 1
     while levels < 8 and min(height, width) >> levels >= SINGLE_IMAGE_COARSEST and not (height | width) % (1 << levels):
@@ -190,7 +190,7 @@ def single_image_preset(height: int, width: int) -> dict:
         "coarse_weight": 1.0,
         "pool_size": 0,
         "max_source_share": 1.0,
-        "max_part_share": 0.25,
+        "max_part_share": 0.15,
         "outside_canvas": "ignored",
         "anchor": "parent",
         "radius": 1,

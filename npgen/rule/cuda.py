@@ -328,6 +328,8 @@ def cuda_sample_row(
         raise NpgenError(SEMANTIC_ON_CPU)
     if canvas_geometry != geometry:
         raise NpgenError(OTHER_SIZE_ON_CPU)
+    if rule.edge_weights.shape[0]:
+        raise NpgenError(OUTSIDE_IGNORED_ON_CPU)
     host = {"canvas": canvas, "used": used, **dict(zip(RECORD, record))}
     device = {name: cuda.to_device(array) for name, array in host.items()}
     inputs = {"sources": sources, "pools": pools, "region": region, "known": known, "keys": keys}
@@ -344,6 +346,10 @@ def cuda_sample_row(
 SEMANTIC_ON_CPU = "the CUDA sampler has no semantic filter (--semantic-eps); use --device cpu"
 OTHER_SIZE_ON_CPU = (
     "the CUDA sampler samples at the training images' size; sample another --size on the CPU (--device cpu)"
+)
+OUTSIDE_IGNORED_ON_CPU = (
+    "the CUDA sampler reads context outside the sample as the pad value only; sample --outside-canvas ignored on the "
+    "CPU (--device cpu)"
 )
 RECORD = ("src_image", "src_y", "src_x", "n_candidates", "distance")
 
@@ -371,10 +377,7 @@ class CudaSampler(Sampler):
         if self.size is not None and self.canvas_shape != (self.database.height, self.database.width):
             raise NpgenError(OTHER_SIZE_ON_CPU)
         if self.outside_canvas != "pad":
-            raise NpgenError(
-                "the CUDA sampler reads context outside the sample as the pad value only; sample --outside-canvas "
-                "ignored on the CPU (--device cpu)"
-            )
+            raise NpgenError(OUTSIDE_IGNORED_ON_CPU)
         if self.max_part_share < 1:
             raise NpgenError(
                 "the CUDA sampler does not bound copied parts yet; sample --max-part-share < 1 on the CPU (--device cpu)"

@@ -72,9 +72,7 @@ class Rule(NamedTuple):
     semantic_eps: float
     semantic_block: int
     context_offsets: np.ndarray  # the causal window's flat offsets in the canvas (`offsets` unless --size differs)
-    edge_weights: (
-        np.ndarray
-    )  # (h+1, h+1, h+1, L) `windows.inside_weights` (--outside-canvas ignored), else (0, 0, 0, L)
+    edge_weights: np.ndarray  # `windows.inside_weights` with --outside-canvas ignored, else empty (0, 0, 0, L)
 
 
 def mul_rn(a, b):
