@@ -43,6 +43,8 @@ def test_a_single_image_run_is_anchored_and_verified_at_every_level(photo, tmp_p
     out = tmp_path / "run"
     made = CliRunner().invoke(main, ["sample", "--dataset", photo, "-n", "3", "--out", str(out)])
     assert made.exit_code == 0, made.output
+    said = "3 pyramid levels (anchor parent), copied parts of at most 0.15 of a level's pixels, context outside the "
+    assert said + "sample ignored, no source budget, seed 0" in made.output  # the settings, said before sampling
     run = Run(out)
     params = run.manifest["params"]
     assert (params["levels"], params["anchor"], params["coarse_weight"]) == (3, "parent", 1.0)

@@ -33,9 +33,24 @@ def conditioning(manifest: dict) -> str:
 def describe_settings(manifest: dict, out: str | os.PathLike) -> str:
     """One line said before sampling: how many samples of which dataset go where, and the settings."""
     params = manifest["params"]
+    budget = (
+        "no source budget"
+        if params["max_source_share"] >= 1
+        else f"source budget {params['source_budget']} pixels per training image "
+        f"(max_source_share={params['max_source_share']})"
+    )
+    extras = []
+    if params.get("size"):
+        extras.append(f"{params['size']} samples")
+    if params.get("levels", 1) > 1:
+        extras.append(f"{params['levels']} pyramid levels (anchor {params['anchor']})")
+    if params.get("max_part_share", 1.0) < 1:
+        extras.append(f"copied parts of at most {params['max_part_share']:g} of a level's pixels")
+    if params.get("outside_canvas", "pad") != "pad":
+        extras.append("context outside the sample ignored")
     return (
         f"sampling {manifest['n_samples']} of {manifest['dataset']['name']} into {out}: "
         f"{conditioning(manifest)}; h={manifest['database']['params']['half_window']}, k_min={params['k_min']}, "
-        f"source budget {params['source_budget']} pixels per training image "
-        f"(max_source_share={params['max_source_share']}), seed {params.get('seed')}"
+        + "".join(f"{extra}, " for extra in extras)
+        + f"{budget}, seed {params.get('seed')}"
     )
