@@ -978,6 +978,13 @@ SINGLE_IMAGE_VARIANTS = {  # label: the result's tool name at 128 px (single_npg
 }
 
 
+def patch_cells(result: dict, names: list[str]) -> tuple[list[str], str]:
+    """A single-image result's "patch distance / diversity" cell per source, and the same of its mean."""
+    rows, mean = result["rows"], result["mean"]
+    cells = [f"{rows[n]['patch_distance']:.4f} / {rows[n]['diversity']:.2f}" for n in names]
+    return cells, f"{mean['patch_distance']:.4f} / {mean['diversity']:.3f}"
+
+
 def single_image_variants_table(size: int, variants: dict[str, str], what: str = "npgen's settings") -> str:
     """Each npgen variant (label: result tool name) against Efficient-GPNN, per source (patch distance / diversity)
     and on average, with how many sources stay within 1.2x GPNN's patch distance, have at least its diversity, and
@@ -998,8 +1005,7 @@ def single_image_variants_table(size: int, variants: dict[str, str], what: str =
     ]
     peers = [("GPNN", gpnn)] + ([("GPNN, its Faiss-IVF search", ivf)] if ivf else [])
     for label, result in [*peers, *variants.items()]:
-        cells = [f"{result['rows'][n]['patch_distance']:.4f} / {result['rows'][n]['diversity']:.2f}" for n in names]
-        mean = f"{result['mean']['patch_distance']:.4f} / {result['mean']['diversity']:.3f}"
+        cells, mean = patch_cells(result, names)
         close = [result["rows"][n]["patch_distance"] <= 1.2 * gpnn["rows"][n]["patch_distance"] for n in names]
         diverse = [result["rows"][n]["diversity"] >= gpnn["rows"][n]["diversity"] for n in names]
         both = sum(c and d for c, d in zip(close, diverse))
@@ -1034,8 +1040,7 @@ def single_image_larger_table() -> str:
         "|---|" + "---|" * (len(names) + 2),
     ]
     for label, r in results.items():
-        cells = [f"{r['rows'][n]['patch_distance']:.4f} / {r['rows'][n]['diversity']:.2f}" for n in names]
-        mean = f"{r['mean']['patch_distance']:.4f} / {r['mean']['diversity']:.3f}"
+        cells, mean = patch_cells(r, names)
         rows.append(f"| {label} | {' | '.join(cells)} | {mean} | {r['mean'].get('cpu_seconds_per_image', '–')} |")
     commands = "; ".join(f"`{r['command']}`" for r in results.values())
     machine = next(iter(results.values()))["machine"]

@@ -204,17 +204,21 @@ def test_npgen_sample_with_device_cuda_needs_a_gpu_and_otherwise_writes_what_the
         assert done.stderr.count("\n") == 1, done.stderr
 
 
+def first_row_on_the_gpu(db, sampler: Sampler, semantic_columns: int) -> None:
+    """`cuda_sample_row` on row 0 of one class-5 canvas with `sampler`'s rule and `semantic_columns` columns."""
+    batch = RowBatch.start(db, 0, np.arange(1), db.class_members(5), sampler.pool_size)
+    _, pool = next(batch.rows())
+    cuda_sample_row(
+        batch.flat_canvas, db.sources, pool[:, None], np.zeros((1, 1, 4, semantic_columns)), None, None, None,
+        sampler.budget, 0, sampler.geometry(), sampler.geometry(), sampler.rule(), batch.keys, None,
+    )  # fmt: skip
+
+
 def test_the_semantic_filter_is_refused_on_the_gpu_with_one_line(mnist_db):
     with pytest.raises(NpgenError, match=r"no semantic filter \(--semantic-eps\); use --device cpu"):
         CudaSampler(mnist_db, semantic_eps=1.0)
-    sampler = Sampler(mnist_db, pool_size=4)
-    batch = RowBatch.start(mnist_db, 0, np.arange(1), mnist_db.class_members(5), sampler.pool_size)
-    _, pool = next(batch.rows())
     with pytest.raises(NpgenError, match="no semantic filter"):
-        cuda_sample_row(
-            batch.flat_canvas, mnist_db.sources, pool[:, None], np.zeros((1, 1, 4, 7)), None, None, None,
-            sampler.budget, 0, sampler.geometry(), sampler.geometry(), sampler.rule(), batch.keys, None,
-        )  # fmt: skip
+        first_row_on_the_gpu(mnist_db, Sampler(mnist_db, pool_size=4), semantic_columns=7)
 
 
 def test_rules_the_gpu_does_not_apply_are_refused_with_one_line(mnist_db):
@@ -224,11 +228,5 @@ def test_rules_the_gpu_does_not_apply_are_refused_with_one_line(mnist_db):
         CudaSampler(mnist_db, outside_canvas="ignored")
     with pytest.raises(NpgenError, match="does not bound copied parts"):
         CudaSampler(mnist_db, max_part_share=0.5)
-    sampler = Sampler(mnist_db, pool_size=4, outside_canvas="ignored")
-    batch = RowBatch.start(mnist_db, 0, np.arange(1), mnist_db.class_members(5), sampler.pool_size)
-    _, pool = next(batch.rows())
     with pytest.raises(NpgenError, match="--outside-canvas ignored"):
-        cuda_sample_row(
-            batch.flat_canvas, mnist_db.sources, pool[:, None], np.zeros((1, 1, 4, 0)), None, None, None,
-            sampler.budget, 0, sampler.geometry(), sampler.geometry(), sampler.rule(), batch.keys, None,
-        )  # fmt: skip
+        first_row_on_the_gpu(mnist_db, Sampler(mnist_db, pool_size=4, outside_canvas="ignored"), semantic_columns=0)

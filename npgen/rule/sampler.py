@@ -203,9 +203,9 @@ class Sampler:
         db = self.database
         canvas_offsets, _ = self.window_order(self.canvas_shape[1])
         semantic_eps = np.inf if self.semantic_eps is None else float(self.semantic_eps)
-        edges = inside_weights(db.half_window, self._weights)[..., self.heaviest_first()]
-        if self.outside_canvas == "pad":
-            edges = edges[:0, :0, :0]
+        edges = np.zeros((0, 0, 0, len(weights)), dtype=np.float32)  # pad: every weight as it is
+        if self.outside_canvas == "ignored":
+            edges = inside_weights(db.half_window, self._weights)[..., self.heaviest_first()]
         return Rule(
             offsets, weights, self.radius, float(self.eps), float(self.abs_tol), self.k_min, semantic_eps,
             db.encoder.block, canvas_offsets, np.ascontiguousarray(edges),
