@@ -38,6 +38,7 @@ VARIANTS = {  # name: the pyramid's parameters; everything else is the dataset's
     "levels 2, coarse weight 1": {"levels": 2, "coarse_weight": 1.0},
     "levels 3, coarse weight 1": {"levels": 3, "coarse_weight": 1.0},
     "levels 2, coarse chooses the pool, pool 30": {"levels": 2, "coarse_weight": 0.0, "pool_size": 30},
+    "levels 2, coarse chooses the pool, pool 300": {"levels": 2, "coarse_weight": 0.0, "pool_size": 300},
 }
 BUDGETS = (0.1, 0.15, 0.2, 0.3)
 
