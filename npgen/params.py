@@ -228,6 +228,18 @@ PARAMS: dict[str, Param] = {
             SAMPLE,
             "Unconditional samples first draw a class from the training class shares (1) or use every image (0).",
         ),
+        Param(
+            "class_draw",
+            "stratified",
+            str,
+            None,
+            None,
+            SAMPLE,
+            "How the class mixture draws each sample's class: stratified (a golden-ratio sequence from a random "
+            "start, so any n consecutive samples hold each class within about 3 of its share of n) or independent "
+            "(each sample its own draw, so 1,000 samples spread by about a point per class).",
+            choices=("stratified", "independent"),
+        ),
         Param("seed", 0, int, 0, 2**63 - 1, SAMPLE, "Random seed; same seed and database give identical output."),
         Param("batch_size", 100, int, 1, 10_000, SAMPLE, "Samples generated in lockstep."),
         Param(
@@ -251,6 +263,7 @@ ADDED_LATER = {
     "max_part_share": 1.0,
     "size": None,
     "outside_canvas": "pad",
+    "class_draw": "independent",
 }  # sampler parameters runs recorded before them did not name
 
 

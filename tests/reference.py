@@ -8,6 +8,8 @@ must produce bit-identical samples and provenance (tests/test_reference.py).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from npgen.rule.rng import CLASS_STREAM, TIE_BREAK_STREAM, level_keys, mix, sample_keys, uniform
@@ -16,9 +18,15 @@ from npgen.rule.windows import causal_offsets, window_weights
 TIE_BITS = 20
 
 
-def reference_class(seed: int, index: int, labels: np.ndarray, n_classes: int) -> int:
-    """The mixture's class for one sample: the first class whose cumulative share exceeds u."""
-    u = uniform(sample_keys(seed, np.array([index]))[0] ^ CLASS_STREAM, 0)
+def reference_class(seed: int, index: int, labels: np.ndarray, n_classes: int, class_draw: str = "independent") -> int:
+    """The mixture's class for one sample: the first class whose cumulative share exceeds u, where u is the
+    sample's own uniform (independent) or the golden-ratio sequence's index-th term from a per-seed start
+    (stratified)."""
+    if class_draw == "stratified":
+        start = uniform(sample_keys(seed, np.array([-1]))[0] ^ CLASS_STREAM, 0)
+        u = math.fmod(start + index * (math.sqrt(5.0) - 1.0) / 2.0, 1.0)
+    else:
+        u = uniform(sample_keys(seed, np.array([index]))[0] ^ CLASS_STREAM, 0)
     shares = np.bincount(labels, minlength=n_classes) / len(labels)
     cumulative = 0.0
     for c in range(n_classes):
@@ -84,7 +92,9 @@ def reference_sample(
     padded = np.asarray(db.sources).reshape(len(images), height + h, width + 2 * h, channels)
     key = sample_keys(params["seed"], np.array([index]))[0] if key is None else key
     if class_label is None and params["class_mixture"] and len(db.class_names) > 1:
-        class_label = reference_class(params["seed"], index, labels, len(db.class_names))
+        class_label = reference_class(
+            params["seed"], index, labels, len(db.class_names), params.get("class_draw", "independent")
+        )
     allowed = np.arange(len(images)) if class_label is None else np.flatnonzero(labels == class_label)
     pooled = 0 < params["pool_size"] < len(allowed) and pool is None
     size = params.get("size")
@@ -215,7 +225,9 @@ def reference_pyramid_sample(db, params: dict, index: int, class_label: int | No
     "coarser": the results of levels 1, 2, ..."""
     labels = np.asarray(db.labels)
     if class_label is None and params["class_mixture"] and len(db.class_names) > 1:
-        class_label = reference_class(params["seed"], index, labels, len(db.class_names))
+        class_label = reference_class(
+            params["seed"], index, labels, len(db.class_names), params.get("class_draw", "independent")
+        )
     allowed = np.arange(len(labels)) if class_label is None else np.flatnonzero(labels == class_label)
     originals = np.asarray(db.images())
     levels = params["levels"]

@@ -71,14 +71,36 @@ def test_same_output_whatever_the_batch_size_with_the_budget_and_the_mixture(mni
         np.testing.assert_array_equal(getattr(whole, name), getattr(pieces, name))
 
 
-def test_mixture_classes_follow_the_training_class_shares_and_are_reproducible():
-    counts = np.array([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
-    drawn = draw_classes(0, np.arange(60_000), counts)
+MNIST_TRAIN_COUNTS = np.array([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+
+
+@pytest.mark.parametrize("class_draw", ["stratified", "independent"])
+def test_mixture_classes_follow_the_training_class_shares_and_are_reproducible(class_draw):
+    counts = MNIST_TRAIN_COUNTS
+    drawn = draw_classes(0, np.arange(60_000), counts, class_draw)
     shares = np.bincount(drawn, minlength=10) / len(drawn)
     np.testing.assert_allclose(shares, counts / counts.sum(), atol=0.005)
-    np.testing.assert_array_equal(drawn[100:200], draw_classes(0, np.arange(100, 200), counts))
-    assert not np.array_equal(drawn[:100], draw_classes(1, np.arange(100), counts))
-    assert set(draw_classes(0, np.arange(1000), np.array([0, 3, 0, 1]))) == {1, 3}
+    np.testing.assert_array_equal(drawn[100:200], draw_classes(0, np.arange(100, 200), counts, class_draw))
+    sequences = {draw_classes(seed, np.arange(100), counts, class_draw).tobytes() for seed in range(20)}
+    assert len(sequences) >= 15  # the seed changes the draw
+    assert set(draw_classes(0, np.arange(1000), np.array([0, 3, 0, 1]), class_draw)) == {1, 3}
+
+
+def test_a_stratified_draw_keeps_every_run_at_the_class_shares():
+    """Any n consecutive samples hold each class within 4 of its share of n, at every seed; independent draws of
+    1,000 samples spread several times wider."""
+    counts, shares = MNIST_TRAIN_COUNTS, MNIST_TRAIN_COUNTS / MNIST_TRAIN_COUNTS.sum()
+    for seed in range(20):
+        for first, n in ((0, 1000), (0, 37), (517, 10_000)):
+            drawn = draw_classes(seed, np.arange(first, first + n), counts)
+            assert np.abs(np.bincount(drawn, minlength=10) - n * shares).max() <= 4.0, (seed, first, n)
+    spread = [
+        np.abs(np.bincount(draw_classes(s, np.arange(1000), counts, "independent"), minlength=10) - 1000 * shares).max()
+        for s in range(20)
+    ]
+    assert np.median(spread) > 6
+    starts = {int(draw_classes(s, np.arange(1), counts)[0]) for s in range(40)}
+    assert len(starts) >= 8  # the first sample's class still varies with the seed
 
 
 def test_unconditional_samples_are_conditioned_on_their_drawn_class(mnist_db):
@@ -126,3 +148,24 @@ def test_verify_catches_a_run_that_breaks_its_budget(unconditional_run, data_roo
 def test_verify_catches_samples_outside_their_drawn_class(unconditional_run, data_root, tmp_path):
     tampered = verify_run(_tampered(unconditional_run, tmp_path, seed=12345), data_root)
     assert not tampered.ok and tampered.wrong_class > 0
+
+
+def test_verify_reads_a_run_recorded_before_the_stratified_draw_as_independent(unconditional_run, data_root, tmp_path):
+    """A run sampled with independent draws and recorded without class_draw (as before it existed) still verifies;
+    claiming the other draw puts its samples in the wrong classes."""
+    old = sample_run(
+        tmp_path / "old",
+        "mnist",
+        12,
+        None,
+        data_root=data_root,
+        db_path=unconditional_run.parent / "db",
+        sampler_options={"class_draw": "independent"},
+        command="test",
+    )
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["params"]["class_draw"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert verify_run(old, data_root).ok
+    claimed = verify_run(_tampered(old, tmp_path, class_draw="stratified"), data_root)
+    assert not claimed.ok and claimed.wrong_class > 0

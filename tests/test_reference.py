@@ -38,7 +38,8 @@ def assert_matches_reference(db, options: dict, class_label, indices=(0, 1, 2)):
     "options, class_label",
     [
         ({}, 3),  # the defaults, class-conditional
-        ({}, None),  # the class mixture
+        ({}, None),  # the class mixture, stratified
+        ({"class_draw": "independent"}, None),  # the class mixture, each sample its own draw
         ({"class_mixture": 0, "pool_size": 40}, None),  # every image, a small pool
         pytest.param(  # widening, locality, a tight budget
             {"k_min": 3, "radius": 1, "max_source_share": 0.05, "pool_size": 30}, 7, marks=pytest.mark.slow

@@ -27,8 +27,8 @@ For every pixel in raster order, and for every sample of a batch at once:
 With `levels` L > 1 the loop runs once per pyramid level, coarsest first (`npgen.rule.pyramid`).
 
 Unconditional samples are a mixture (`class_mixture`): each first draws its class from the
-training split's class shares (a pure function of seed and sample index), then is sampled
-conditioned on it.
+training split's class shares (a pure function of seed and sample index; `class_draw` stratified
+keeps every class's count in a run within about 3 of its share), then is sampled conditioned on it.
 """
 
 from __future__ import annotations
@@ -52,10 +52,25 @@ from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
 from npgen.rule.windows import flat_offsets, inside_weights, window_weights
 
 
-def draw_classes(seed: int, sample_indices: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
-    """Each sample's class under the mixture: drawn with probability class_counts/sum, from (seed, sample index)."""
-    keys = sample_keys(seed, np.asarray(sample_indices, dtype=np.int64)) ^ CLASS_STREAM
-    u = np.array([uniform(key, 0) for key in keys], dtype=np.float64)
+GOLDEN_FRACTION = (5**0.5 - 1) / 2  # the golden ratio's fractional part: the stratified draw's step
+
+
+def draw_classes(
+    seed: int, sample_indices: np.ndarray, class_counts: np.ndarray, class_draw: str = "stratified"
+) -> np.ndarray:
+    """Each sample's class under the mixture, with probability class_counts/sum, from (seed, sample index) alone.
+
+    independent: each sample its own uniform u. stratified: u = start + index * GOLDEN_FRACTION (mod 1), from one
+    random start per seed, so every sample's class still has the training shares as its distribution, while any
+    n consecutive samples hold each class within about 3 of its share of n (a Weyl sequence's low discrepancy)."""
+    indices = np.asarray(sample_indices, dtype=np.int64)
+    if class_draw not in PARAMS["class_draw"].choices:
+        raise ValueError(f"class_draw must be one of {PARAMS['class_draw'].choices}, got {class_draw!r}")
+    if class_draw == "stratified":
+        start = uniform(sample_keys(seed, np.array([-1], dtype=np.int64))[0] ^ CLASS_STREAM, 0)
+        u = (start + indices * GOLDEN_FRACTION) % 1.0
+    else:
+        u = np.array([uniform(key, 0) for key in sample_keys(seed, indices) ^ CLASS_STREAM], dtype=np.float64)
     counts = np.asarray(class_counts, dtype=np.float64)
     cdf = np.cumsum(counts) / counts.sum()
     return np.minimum(np.searchsorted(cdf, u, side="right"), np.flatnonzero(counts)[-1]).astype(np.int64)
@@ -93,6 +108,7 @@ class Sampler:
     semantic_eps: float | None = PARAMS["semantic_eps"].default
     semantic_context: int = PARAMS["semantic_context"].default
     class_mixture: int = PARAMS["class_mixture"].default
+    class_draw: str = PARAMS["class_draw"].default
     seed: int = PARAMS["seed"].default
     batch_size: int = PARAMS["batch_size"].default
     excluded: np.ndarray | None = None
@@ -256,7 +272,7 @@ class Sampler:
             return np.full(n, class_label, np.int64)
         if not self.class_mixture or len(db.class_names) < 2 or self.class_map is not None:
             return np.full(n, -1, np.int64)
-        return draw_classes(self.seed, sample_indices, self.class_counts())
+        return draw_classes(self.seed, sample_indices, self.class_counts(), self.class_draw)
 
     def check_budget(self, n_allowed: int, pixels: int | None = None) -> None:
         """Refuse settings under which every candidate image could run out of budget before `pixels` (default: a

@@ -88,7 +88,7 @@ def expected_classes(manifest: dict, class_counts: np.ndarray, n: int) -> np.nda
         return np.full(n, manifest["class_label"], np.int64)
     if not params.get("class_mixture", 0) or len(class_counts) < 2 or manifest.get("class_map"):
         return np.full(n, -1, np.int64)
-    return draw_classes(params["seed"], np.arange(n), class_counts)
+    return draw_classes(params["seed"], np.arange(n), class_counts, recorded_params(params)["class_draw"])
 
 
 def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
@@ -132,7 +132,7 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         classes = expected_classes(run.manifest, class_counts, n)
     except (KeyError, TypeError, ValueError):
         raise NpgenError(
-            f"the manifest of run {run.path} is damaged: its class_mixture or seed is missing or not a number; sample the run again"
+            f"the manifest of run {run.path} is damaged: its class_mixture, class_draw or seed is missing or invalid; sample the run again"
         ) from None
     if run.manifest["class_label"] is not None and run.manifest["class_label"] >= len(data.class_names):
         raise NpgenError(
