@@ -143,19 +143,20 @@ def targets_table() -> str:
     return "\n".join(rows)
 
 
+MNIST_PRESET = "levels 2, coarse chooses the pool, pool 200"  # its pyramid.py variant
+
+
 def targets_any_size_table() -> str:
     """The targets of coarse-to-fine generation, single images and other sizes, each against what measured it."""
     cifar, mnist = load("pyramid-cifar10-1000")["rows"], load("pyramid-mnist-1000")["rows"]
     tight = {name: r for name, r in cifar.items() if r["setting"]["max_source_share"] <= 0.15}
     best_name = max(tight, key=lambda name: tight[name]["scores"]["class_accuracy"])
     best = tight[best_name]["scores"]
-    conditional = mnist["one level, budget 10%"]["scores"]["class_accuracy"]
+    conditional = mnist[f"{MNIST_PRESET}, budget 10%"]["scores"]["class_accuracy"]
     preset = [load("mnist-unconditional" + ("" if seed == 0 else f"-seed{seed}")) for seed in (0, 1, 2)]
-    pyramid = [
-        load("mnist-unconditional-levels2-pool300" + ("" if seed == 0 else f"-seed{seed}")) for seed in (0, 1, 2)
-    ]
+    one_level = [load("mnist-unconditional-onelevel" + ("" if seed == 0 else f"-seed{seed}")) for seed in (0, 1, 2)]
     votes = [r["share_9_of_10_votes"] for r in preset]
-    pyramid_votes = [r["share_9_of_10_votes"] for r in pyramid]
+    one_level_votes = [r["share_9_of_10_votes"] for r in one_level]
     bands = [(min(r["classifier"]["class_shares"]), max(r["classifier"]["class_shares"])) for r in preset]
     drawn = [(min(r["classifier"]["drawn_class_shares"]), max(r["classifier"]["drawn_class_shares"])) for r in preset]
     within = sum(0.08 <= low and high <= 0.12 for low, high in bands)
@@ -176,15 +177,15 @@ def targets_any_size_table() -> str:
         f"| CIFAR-10 class-conditional, defaults: ≥ 85% recognised with a source budget ≤ 15% | best at ≤ 15%: "
         f"{pct(best['class_accuracy'])} ({best_name}; real test images 86.6%); the pyramid lowers it at every budget "
         f"(`pyramid.py`) | {_met(best['class_accuracy'] >= 0.85)} |",
-        f"| MNIST class-conditional ≥ 99% | {pct(conditional)} (preset, one level) | {_met(conditional >= 0.99)} |",
+        f"| MNIST class-conditional ≥ 99% | {pct(conditional)} (the preset: levels 2, pool 200) | {_met(conditional >= 0.99)} |",
         "| MNIST unconditional: every digit within 8–12% | preset at seeds 0, 1, 2: "
         + ", ".join(f"{pct(low)}–{pct(high)}" for low, high in bands)
-        + " (the class mixture drew "
+        + " (the stratified class draw gave "
         + ", ".join(f"{pct(low)}–{pct(high)}" for low, high in drawn)
-        + f") | at {within} of 3 seeds |",
+        + f") | {_met(within == 3)}, at {within} of 3 seeds |",
         f"| … ≥ 9/10-vote share ≥ 95% | preset {pct(sum(votes) / 3)} (mean of 3 seeds, {pct(min(votes))}–"
-        f"{pct(max(votes))}); `--levels 2 --pool-size 300` {pct(min(pyramid_votes))}–{pct(max(pyramid_votes))}, at a "
-        f"higher FID | {_met(min(votes) >= 0.95)} with the preset; yes with levels 2, pool 300 |",
+        f"{pct(max(votes))}); one level, the preset until 2026-12-05: {pct(sum(one_level_votes) / 3)} "
+        f"({pct(min(one_level_votes))}–{pct(max(one_level_votes))}) | {_met(min(votes) >= 0.95)}, at every seed |",
         f"| Per-pixel throughput at 256 px ≥ 0.5× that at 32 px | {ratio:.2f}× (`size_cost.py`) | {_met(ratio >= 0.5)} |",
         f"| A 10,000-image 128×128 collection builds in ≤ 5 min, memory-mapped | {build['build_seconds']:.0f} s, "
         f"{build['build_peak_anon_gb']:.1f} GB allocated | {_met(build['build_seconds'] <= 300)} |",
@@ -426,6 +427,8 @@ def quality_table() -> str:
         "mnist-conditional",
         "mnist-unconditional",
         "cifar10-conditional",
+        "mnist-conditional-onelevel",
+        "mnist-unconditional-onelevel",
         "mnist-conditional-radius1",
         "mnist-unconditional-nomixture",
         "mnist-unconditional-kmin3",
@@ -444,21 +447,30 @@ def quality_table() -> str:
 
 
 UNCONDITIONAL_VARIANTS = (
-    ("mnist-unconditional", "one level (the preset)"),
-    ("mnist-unconditional-levels2", "levels 2"),
+    ("mnist-unconditional", "the preset: levels 2, pool 200"),
+    ("mnist-unconditional-onelevel", "one level, pool 100 (the preset until 2026-12-05)"),
+    ("mnist-unconditional-levels2", "levels 2, pool 100"),
     ("mnist-unconditional-levels2-pool300", "levels 2, pool 300"),
-    ("mnist-unconditional-levels2-budget5", "levels 2, budget 5%"),
-    ("mnist-unconditional-levels2-coarse1", "levels 2, coarse weight 1"),
+    ("mnist-unconditional-levels2-budget5", "levels 2, pool 100, budget 5%"),
+    ("mnist-unconditional-levels2-coarse1", "levels 2, pool 100, coarse weight 1"),
+    ("mnist-unconditional-levels2-kmin3", "levels 2, pool 100, k-min 3"),
+    ("mnist-unconditional-levels2-eps0.2", "levels 2, pool 100, ε 0.2"),
+    ("mnist-unconditional-pool300", "one level, pool 300"),
 )
+
+
+def class_draw(result: dict) -> str:
+    """How a quality.py run drew its classes: recorded since the stratified draw; independent before it."""
+    return result.get("params", {}).get("class_draw", "independent")
 
 
 def unconditional_seeds_table() -> str:
     """MNIST unconditional: the preset and pyramid variants, at seeds 0, 1, 2 where measured (quality.py --seed
     --classifier): the vote share, the classifier's digit shares, FID, recall and near-copies, and their spread."""
     rows = [
-        "| setting | seed | ≥9/10 votes (10-NN) | digit shares (classifier) | FID | recall | near-copies | median top-source "
-        "share | runs failing verify | command |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | seed | class draw | ≥9/10 votes (10-NN) | digit shares (classifier) | FID | recall | near-copies | "
+        "median top-source share | runs failing verify | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for experiment, label in UNCONDITIONAL_VARIANTS:
         runs = [load(experiment + ("" if seed == 0 else f"-seed{seed}")) for seed in (0, 1, 2)]
@@ -470,14 +482,14 @@ def unconditional_seeds_table() -> str:
             fid = "–" if scores is None else f"{scores['fid']:.2f} ± {scores['fid_bootstrap_sd']:.2f}"
             recall = "–" if scores is None else f"{scores['recall']:.2f}"
             rows.append(
-                f"| {label} | {r['seed']} | {pct(r['share_9_of_10_votes'])} | {shares} | {fid} | {recall} | "
+                f"| {label} | {r['seed']} | {class_draw(r)} | {pct(r['share_9_of_10_votes'])} | {shares} | {fid} | {recall} | "
                 f"{pct(r['near_copy_rate'])} | {r['median_top_source_share']:.3f} | {r['runs_failing_verify']} | {command} |"
             )
         if len(runs) > 1:
             votes = [r["share_9_of_10_votes"] for r in runs]
             copies = [r["near_copy_rate"] for r in runs]
             rows.append(
-                f"| {label} | mean of {len(runs)} | {pct(sum(votes) / len(votes))} (lowest {pct(min(votes))}) | | | | "
+                f"| {label} | mean of {len(runs)} | | {pct(sum(votes) / len(votes))} (lowest {pct(min(votes))}) | | | | "
                 f"{pct(sum(copies) / len(copies))} (highest {pct(max(copies))}) | | | |"
             )
     return "\n".join(rows)

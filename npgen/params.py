@@ -237,7 +237,7 @@ PARAMS: dict[str, Param] = {
             SAMPLE,
             "How the class mixture draws each sample's class: stratified (a golden-ratio sequence from a random "
             "start, so any n consecutive samples hold each class within about 3 of its share of n) or independent "
-            "(each sample its own draw, so 1,000 samples spread by about a point per class).",
+            "(each sample its own draw: in 1,000 samples a class may be 2 points off its share).",
             choices=("stratified", "independent"),
         ),
         Param("seed", 0, int, 0, 2**63 - 1, SAMPLE, "Random seed; same seed and database give identical output."),

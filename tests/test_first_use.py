@@ -113,7 +113,7 @@ def test_settings_come_before_sampling_and_resume_refuses_other_options_finished
     lines = first.output.splitlines()
     assert lines[0].startswith("building the mnist window database in ")
     settings = next(i for i, line in enumerate(lines) if line.startswith(f"sampling 10 of mnist into {out}: "))
-    assert "class '3'; h=3, k_min=2, source budget 78 pixels" in lines[settings]
+    assert "class '3'; h=3, k_min=2, 2 pyramid levels (anchor position), source budget 78 pixels" in lines[settings]
     assert settings < next(i for i, line in enumerate(lines) if line.startswith("sampling: "))
 
     for other in (["-n", "20"], ["-n", "10", "--k-min", "3"]):

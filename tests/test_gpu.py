@@ -6,6 +6,7 @@ sampler generated up to there. With NUMBA_ENABLE_CUDASIM=0 on a GPU machine they
 benchmarks/speed/gpu_check.py compares whole batches there.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -189,7 +190,8 @@ def test_npgen_sample_with_device_cuda_needs_a_gpu_and_otherwise_writes_what_the
     runs = {}
     for device in ("cuda", "cpu") if has_gpu else ("cuda",):
         out = tmp_path / device
-        args = ["sample", "--dataset", "mnist", "--class", "3", "-n", "2", "--device", device, "--out", str(out)]
+        args = ["sample", "--dataset", "mnist", "--class", "3", "-n", "2", "--levels", "1", "--device", device]
+        args += ["--out", str(out)]
         done = subprocess.run(
             [sys.executable, "-m", "npgen", *args], check=False, capture_output=True, text=True, env=env, timeout=300
         )
@@ -202,6 +204,24 @@ def test_npgen_sample_with_device_cuda_needs_a_gpu_and_otherwise_writes_what_the
         assert done.returncode == 2 and not out.exists()
         assert done.stderr.startswith("error: device=cuda (--device cuda) needs a CUDA GPU")
         assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_mnist_pyramid_runs_on_the_cpu_with_device_auto_and_cuda_asks_for_one_level(tmp_path, cache):
+    """MNIST's preset samples two pyramid levels, which the CUDA sampler does not: --device auto samples it on the
+    CPU, and --device cuda says in one line to add --levels 1 (the CUDA simulator stands in for a GPU)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_ENABLE_CUDASIM": "1"}
+    done = {}
+    for device in ("auto", "cuda"):
+        args = ["sample", "--dataset", "mnist", "--class", "3", "-n", "2", "--device", device]
+        done[device] = subprocess.run(
+            [sys.executable, "-m", "npgen", *args, "--out", str(tmp_path / device)],
+            check=False, capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+    assert done["auto"].returncode == 0, done["auto"].stderr
+    assert json.loads((tmp_path / "auto" / "manifest.json").read_text())["params"]["levels"] == 2
+    assert done["cuda"].returncode == 2 and not (tmp_path / "cuda").exists()
+    assert done["cuda"].stderr.startswith("error: the CUDA sampler samples one level only; add --levels 1")
+    assert done["cuda"].stderr.count("\n") == 1, done["cuda"].stderr
 
 
 def first_row_on_the_gpu(db, sampler: Sampler, semantic_columns: int) -> None:

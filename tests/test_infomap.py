@@ -227,7 +227,7 @@ def test_maps_add_up_to_the_log_posterior_ratio_and_match_the_pixel_by_pixel_ref
 
 def test_infomap_writes_its_files_with_the_right_shapes(tmp_path, cache):
     run = tmp_path / "sevens"
-    sample(run, {**os.environ}, "--dataset", "mnist", "--class", 7, "-n", 3)
+    sample(run, {**os.environ}, "--dataset", "mnist", "--class", 7, "-n", 3, "--levels", 1)  # maps score one level
     done = run_cli("infomap", run)
     assert done.exit_code == 0, done.output
     folder = run / "infomap"

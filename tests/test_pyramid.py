@@ -8,10 +8,12 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from reference import reference_level
 
 from npgen import api
 from npgen.cli import main
+from npgen.data.datasets import load_dataset, preset
 from npgen.data.levels import level_images
 from npgen.errors import NpgenError
 from npgen.rule.sampler import Sampler
@@ -126,3 +128,36 @@ def test_shards_of_a_pyramid_run_merge_into_the_same_levels(pyramid_run, data_ro
         np.testing.assert_array_equal(Run(merged).level_samples(level), Run(pyramid_run).level_samples(level))
         assert Run(merged).provenance(level=level).equals(Run(pyramid_run).provenance(level=level))
     assert api.verify_run(merged, data_root).ok
+
+
+def test_mnist_samples_two_levels_by_default_and_one_where_the_pyramid_cannot_go(module_cache, data_root, tmp_path):
+    """MNIST's preset is a pyramid (levels 2, pool 200); a class map and a completion sample one level unless told
+    otherwise, and a class map with an explicit --levels 2 is refused in one line."""
+
+    def sample(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, [*args, "--dataset", "mnist", "-n", "2", "--data-root", str(data_root)])
+        return result.exit_code, result.output
+
+    runs = {"plain": ["sample", "--class", "3"], "steered": ["sample", "--class-map", "top=7,bottom=1"]}
+    runs["completed"] = ["complete", "--test-index", "0", "--mask", "top"]
+    for name, args in runs.items():
+        code, output = sample(*args, "--out", str(tmp_path / name))
+        assert code == 0, output
+    params = {name: Run(tmp_path / name).manifest["params"] for name in runs}
+    assert (params["plain"]["levels"], params["plain"]["pool_size"]) == (2, 200)
+    assert params["steered"]["levels"] == params["completed"]["levels"] == 1
+    code, output = sample("sample", "--class-map", "top=7,bottom=1", "--levels", "2", "--out", str(tmp_path / "no"))
+    assert code == 2 and output.strip().splitlines()[-1].startswith("error: --levels > 1 does not take a class map")
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_grey_folder_takes_the_mnist_pyramid_only_where_its_images_have_a_coarser_level(
+    module_cache, mnist_subset, tmp_path
+):
+    for side in (28, 27):
+        folder = tmp_path / str(side)
+        for digit in (0, 1):
+            (folder / str(digit)).mkdir(parents=True)
+            for i in np.flatnonzero(mnist_subset.labels == digit)[:3]:
+                Image.fromarray(mnist_subset.images[i, :side, :side, 0]).save(folder / str(digit) / f"{i}.png")
+        assert preset(load_dataset(folder))["levels"] == (2 if side == 28 else 1)

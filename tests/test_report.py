@@ -70,12 +70,13 @@ def test_line_chart_draws_several_series_and_skips_nan():
 
 @pytest.fixture(scope="module")
 def mnist_run(data_root, tmp_path_factory):
-    """Six class-3 samples of full MNIST, the database built in a temporary cache (the `cache` fixture, module-wide)."""
+    """Six class-3 samples of full MNIST at one level, the database built in a temporary cache (the `cache` fixture,
+    module-wide); pyramid reports are tests/test_level_trace.py's."""
     root = tmp_path_factory.mktemp("report")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NPGEN_CACHE", str(root / "cache"))
         patch.setenv(DATA_ENV, str(data_root))
-        return sample_run(root / "run", "mnist", 6, 3, command="test")
+        return sample_run(root / "run", "mnist", 6, 3, sampler_options={"levels": 1}, command="test")
 
 
 @pytest.fixture(scope="module")

@@ -155,9 +155,13 @@ def test_figures_draw_grayscale_and_rgb():
 
 @pytest.fixture(scope="module")
 def mnist_run(data_root, tmp_path_factory):
-    """Six class-3 samples of full MNIST (its window database built in a temporary folder)."""
+    """Six class-3 samples of full MNIST at one level (its window database built in a temporary folder); pyramid
+    traces are tests/test_level_trace.py's."""
     root = tmp_path_factory.mktemp("tracer")
-    return sample_run(root / "run", "mnist", 6, 3, data_root=data_root, db_path=root / "db", command="test")
+    return sample_run(
+        root / "run", "mnist", 6, 3, data_root=data_root, db_path=root / "db", sampler_options={"levels": 1},
+        command="test",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

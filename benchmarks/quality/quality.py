@@ -50,18 +50,27 @@ EXPERIMENTS = {
     "mnist-unconditional": dict(dataset="mnist", classes=[None], per_class=1000, window={}, options={}),
     "cifar10-conditional": dict(dataset="cifar10", classes=range(10), per_class=100, window={}, options={}),
 }
+ONE_LEVEL = {"levels": 1, "pool_size": 100}  # MNIST's preset until 2026-12-05: the MNIST ablations start from it
 ABLATIONS = {  # one change each from the settings above, to show why the presets are what they are
-    "mnist-conditional-radius1": ("mnist-conditional", {"radius": 1}),
-    "mnist-conditional-kmin4-nobudget": ("mnist-conditional", {"k_min": 4, "max_source_share": 1.0}),
+    "mnist-conditional-onelevel": ("mnist-conditional", ONE_LEVEL),
+    "mnist-conditional-radius1": ("mnist-conditional", {**ONE_LEVEL, "radius": 1}),
+    "mnist-conditional-kmin4-nobudget": ("mnist-conditional", {**ONE_LEVEL, "k_min": 4, "max_source_share": 1.0}),
     "cifar10-conditional-nobudget": ("cifar10-conditional", {"max_source_share": 1.0}),
-    "mnist-unconditional-kmin3": ("mnist-unconditional", {"k_min": 3}),
-    "mnist-unconditional-nomixture": ("mnist-unconditional", {"class_mixture": 0}),
-    "mnist-unconditional-levels2": ("mnist-unconditional", {"levels": 2}),
-    "mnist-unconditional-levels2-coarse1": ("mnist-unconditional", {"levels": 2, "coarse_weight": 1.0}),
+    "mnist-unconditional-onelevel": ("mnist-unconditional", ONE_LEVEL),
+    "mnist-unconditional-kmin3": ("mnist-unconditional", {**ONE_LEVEL, "k_min": 3}),
+    "mnist-unconditional-nomixture": ("mnist-unconditional", {**ONE_LEVEL, "class_mixture": 0}),
+    "mnist-unconditional-pool300": ("mnist-unconditional", {**ONE_LEVEL, "pool_size": 300}),
+    "mnist-unconditional-levels2": ("mnist-unconditional", {**ONE_LEVEL, "levels": 2}),
+    "mnist-unconditional-levels2-coarse1": ("mnist-unconditional", {**ONE_LEVEL, "levels": 2, "coarse_weight": 1.0}),
+    "mnist-unconditional-levels2-budget5": (
+        "mnist-unconditional",
+        {**ONE_LEVEL, "levels": 2, "max_source_share": 0.05},
+    ),
+    "mnist-unconditional-levels2-kmin3": ("mnist-unconditional", {**ONE_LEVEL, "levels": 2, "k_min": 3}),
+    "mnist-unconditional-levels2-eps0.2": ("mnist-unconditional", {**ONE_LEVEL, "levels": 2, "eps": 0.2}),
     "mnist-unconditional-levels2-pool300": ("mnist-unconditional", {"levels": 2, "pool_size": 300}),
-    "mnist-unconditional-levels2-budget5": ("mnist-unconditional", {"levels": 2, "max_source_share": 0.05}),
-    "mnist-conditional-levels2": ("mnist-conditional", {"levels": 2}),
-    "mnist-conditional-levels2-coarse1": ("mnist-conditional", {"levels": 2, "coarse_weight": 1.0}),
+    "mnist-conditional-levels2": ("mnist-conditional", {**ONE_LEVEL, "levels": 2}),
+    "mnist-conditional-levels2-coarse1": ("mnist-conditional", {**ONE_LEVEL, "levels": 2, "coarse_weight": 1.0}),
 }
 for name, (base, change) in ABLATIONS.items():
     EXPERIMENTS[name] = {**EXPERIMENTS[base], "options": {**EXPERIMENTS[base]["options"], **change}}
@@ -108,6 +117,7 @@ def main() -> None:
         report = api.verify_run(path, args.data_root)
         verified += 0 if report.ok else 1
         run = Run(path)
+        params = run.manifest["params"]  # the resolved settings: the preset's and the experiment's together
         if args.classifier and class_label is None:
             scores = evaluate_run(path, args.data_root)["samples"]
             classifier = {key: scores[key] for key in ("fid", "fid_bootstrap_sd", "precision", "recall")}
@@ -136,6 +146,7 @@ def main() -> None:
         "n_samples": len(samples),
         "window": asdict(window),
         "sampler_options": spec["options"],
+        "params": params,
         "seed": args.seed,
         "knn_test_accuracy": float((test_votes.argmax(1) == test.labels).mean()),
         "knn_test_share_9_of_10": float((test_votes.max(1) >= 9).mean()),

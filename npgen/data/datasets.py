@@ -164,12 +164,16 @@ class Dataset:
 
 def preset(dataset: "Dataset") -> dict:
     """The measured method settings for a dataset: its card's `preset`, or, for an image folder, the
-    preset of the known dataset it resembles most (grey images like MNIST, colour like CIFAR-10)."""
+    preset of the known dataset it resembles most (grey images like MNIST, colour like CIFAR-10), at one
+    pyramid level where its images' sides are odd."""
     if dataset.name in KNOWN:
         return dict(dataset_card(dataset.name).get("preset", {}))
     if dataset.n_images == 1 and Path(dataset.source).is_file():
         return single_image_preset(dataset.height, dataset.width)
-    return dict(dataset_card("mnist" if dataset.channels == 1 else "cifar10").get("preset", {}))
+    resembled = dict(dataset_card("mnist" if dataset.channels == 1 else "cifar10").get("preset", {}))
+    if (dataset.height | dataset.width) % (1 << (resembled.get("levels", 1) - 1)):
+        resembled["levels"] = 1  # its images have no coarser level (odd sides): one level
+    return resembled
 
 
 SINGLE_IMAGE_COARSEST = 16  # the single-image preset's coarsest level is about this many pixels on its shorter side

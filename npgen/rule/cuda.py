@@ -373,7 +373,10 @@ class CudaSampler(Sampler):
         if self.semantic_eps is not None:
             raise NpgenError(SEMANTIC_ON_CPU)
         if self.levels > 1:
-            raise NpgenError("the CUDA sampler samples one level only; sample --levels > 1 on the CPU (--device cpu)")
+            raise NpgenError(
+                "the CUDA sampler samples one level only; add --levels 1 (MNIST's preset samples 2) or sample the pyramid on "
+                "the CPU (--device cpu)"
+            )
         if self.size is not None and self.canvas_shape != (self.database.height, self.database.width):
             raise NpgenError(OTHER_SIZE_ON_CPU)
         if self.outside_canvas != "pad":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from npgen.params import recorded_params
 from npgen.wording import plural
 
 
@@ -22,7 +23,8 @@ def conditioning(manifest: dict) -> str:
     elif manifest["class_label"] is not None:
         text = f"class {manifest['class_name']!r}"
     elif params.get("class_mixture"):
-        text = "classes drawn from the training class shares"
+        how = "stratified" if recorded_params(params)["class_draw"] == "stratified" else "each independently"
+        text = f"classes drawn from the training class shares ({how})"
     else:
         text = "every training image"
     if manifest.get("exclusion"):

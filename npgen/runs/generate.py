@@ -101,7 +101,10 @@ def sample(
     started = time.perf_counter()
     device = _device(request.sampler_options)
     data = load_dataset(request.dataset, data_root=request.data_root, clusters=request.clusters)
-    window_params, options = resolve_params(data, request.window, request.sampler_options)
+    explicit = {name: value for name, value in (request.sampler_options or {}).items() if value is not None}
+    one_level = {"levels": 1} if request.class_map is not None else {}  # the pyramid takes no class map (yet)
+    window_params, options = resolve_params(data, request.window, {**one_level, **explicit})
+    device = _device_for_levels(device, explicit, options)
     class_label = resolve_class(data.class_names, request.class_value)  # mistakes are told before any build
     class_map = (
         None
@@ -138,7 +141,8 @@ def complete(
 
     Sample i completes input i // n; only generated pixels get provenance (`npgen.control.completion`). With
     no class given the whole split is searched (the completion is conditioned on its given pixels, not on a
-    drawn class): class_mixture defaults to 0. `progress`, `note`, `planned` and `within` are as in `sample`.
+    drawn class): class_mixture defaults to 0, and levels to 1 (the pyramid completes nothing yet). `progress`,
+    `note`, `planned` and `within` are as in `sample`.
     """
     inputs_given, per_input = request.completion or CompletionInputs(mask=""), request.n
     if (inputs_given.test_indices is None) == (inputs_given.image is None):
@@ -171,7 +175,8 @@ def complete(
     known = np.broadcast_to(parse_mask(inputs_given.mask, data.height, data.width), inputs.shape[:3]).copy()
     completion = Completion(np.ascontiguousarray(inputs), known, per_input)
     explicit = {name: value for name, value in (request.sampler_options or {}).items() if value is not None}
-    window_params, options = resolve_params(data, request.window, {"class_mixture": 0, **explicit})
+    window_params, options = resolve_params(data, request.window, {"class_mixture": 0, "levels": 1, **explicit})
+    device = _device_for_levels(device, explicit, options)
     class_label = resolve_class(data.class_names, request.class_value)  # mistakes are told before any build
     database = DatabaseOnDemand(lambda: open_database(data, request.db_path, window_params, note))
     controls, records = _exclusion(request.exclude, data, database)  # opens the database only for near:D:
@@ -282,6 +287,14 @@ def _device(sampler_options: dict | None) -> str:
     if device == "auto" and (options.get("semantic_eps") is not None or (options.get("levels") or 1) > 1):
         return "cpu"  # the semantic filter and the pyramid run on the CPU only
     return resolve_device(device)
+
+
+def _device_for_levels(device: str, explicit: dict, options: dict) -> str:
+    """--device auto samples a pyramid (the preset's too, e.g. MNIST's) on the CPU: the CUDA sampler samples one
+    level only. An explicit --device cuda stays, and the CUDA sampler says so in one line."""
+    if device == "cuda" and explicit.get("device") == "auto" and options["levels"] > 1:
+        return "cpu"
+    return device
 
 
 def _write_run(
