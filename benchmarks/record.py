@@ -29,13 +29,21 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
+def script_path(script: str) -> str:
+    """A benchmark script as run from the repository root (`benchmarks/...`), however it was called."""
+    try:
+        return str(Path(script).resolve().relative_to(BENCHMARKS.parent))
+    except ValueError:
+        return script
+
+
 def save_result(name: str, record: dict) -> dict:
     """Add machine, date and the exact command to `record`, write it atomically, and return it."""
     record = {
         **record,
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
-        "command": "python " + " ".join(sys.argv),
+        "command": "python " + " ".join([script_path(sys.argv[0]), *sys.argv[1:]]),
     }
     RESULTS.mkdir(exist_ok=True)
     tmp = RESULTS / f".{name}.json.tmp"

@@ -22,12 +22,15 @@ from npgen.runs.run import Run
 LEVELS = {"levels": 2, "coarse_weight": 1.0, "batch_size": 6}
 
 
-def test_level_images_are_rounded_box_means_of_the_originals(mnist_subset):
+def test_level_images_are_rounded_box_means_of_the_originals(mnist_subset, data_root):
     images = mnist_subset.images[:500]
     for level in (1, 2):
         made = level_images(images, level)
         assert made.shape == (500, 28 >> level, 28 >> level, 1)
         np.testing.assert_array_equal(made, reference_level(images, level))
+    colour = load_dataset("cifar10", data_root=data_root).images[:300]
+    for level in (1, 3):
+        np.testing.assert_array_equal(level_images(colour, level), reference_level(colour, level))
     with pytest.raises(NpgenError, match="multiples of 8"):
         level_images(images, 3)
 

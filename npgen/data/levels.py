@@ -8,11 +8,10 @@ again from the dataset. An image whose sides are not multiples of 2^k has no lev
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from npgen.errors import NpgenError
-
-LEVEL_CHUNK = 4096  # images per chunk: bounds the int64 block sums' memory
 
 
 def level_shape(height: int, width: int, level: int) -> tuple[int, int]:
@@ -29,14 +28,27 @@ def level_shape(height: int, width: int, level: int) -> tuple[int, int]:
 def level_images(images: np.ndarray, level: int) -> np.ndarray:
     """(N, H / 2^level, W / 2^level, C) uint8: each pixel the rounded-half-up integer mean of its 2^level x
     2^level block of `images` (N, H, W, C) uint8. Level 0 returns the images as they are."""
-    n, height, width, channels = images.shape
-    rows, columns = level_shape(height, width, level)
+    level_shape(images.shape[1], images.shape[2], level)
     if level == 0:
         return np.asarray(images)
-    factor, count = 1 << level, 1 << (2 * level)
+    return box_means(np.asarray(images), 1 << level)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def box_means(images: np.ndarray, factor: int) -> np.ndarray:
+    """(N, H / factor, W / factor, C) uint8: the rounded-half-up integer mean of each factor x factor block of
+    `images` (N, H, W, C) uint8, whose sides are multiples of factor. Summed in integers, so exact on any thread
+    count; one image per thread, since a sampler opens every level of its database on every run."""
+    n, height, width, channels = images.shape
+    rows, columns, count = height // factor, width // factor, factor * factor
     out = np.empty((n, rows, columns, channels), dtype=np.uint8)
-    for first in range(0, n, LEVEL_CHUNK):
-        chunk = np.asarray(images[first : first + LEVEL_CHUNK], dtype=np.int64)
-        sums = chunk.reshape(len(chunk), rows, factor, columns, factor, channels).sum(axis=(2, 4))
-        out[first : first + len(chunk)] = (sums + count // 2) // count
+    for i in numba.prange(n):
+        for row in range(rows):
+            for column in range(columns):
+                for channel in range(channels):
+                    total = 0
+                    for dy in range(factor):
+                        for dx in range(factor):
+                            total += images[i, row * factor + dy, column * factor + dx, channel]
+                    out[i, row, column, channel] = (total + count // 2) // count
     return out

@@ -374,8 +374,8 @@ class CudaSampler(Sampler):
             raise NpgenError(SEMANTIC_ON_CPU)
         if self.levels > 1:
             raise NpgenError(
-                "the CUDA sampler samples one level only; add --levels 1 (MNIST's preset samples 2) or sample the pyramid on "
-                "the CPU (--device cpu)"
+                "the CUDA sampler samples one level only; add --levels 1 (MNIST's preset samples 2) or sample the "
+                "pyramid on the CPU (--device cpu)"
             )
         if self.size is not None and self.canvas_shape != (self.database.height, self.database.width):
             raise NpgenError(OTHER_SIZE_ON_CPU)
