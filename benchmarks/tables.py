@@ -351,6 +351,36 @@ def pyramid_table(dataset: str, n: int) -> str:
     )
 
 
+def frontier_table(dataset: str, n: int) -> str:
+    """The frontier of pyramid.py's rows: each variant's recognised share (near-copies) at each source budget, one
+    row per variant, the best at each budget in bold."""
+    r = load(f"pyramid-{dataset}-{n}")
+    if r is None:
+        return ""
+    cells: dict[str, dict[float, dict]] = {}
+    for name, row in r["rows"].items():
+        cells.setdefault(name.rsplit(", budget ", 1)[0], {})[row["params"]["max_source_share"]] = row["scores"]
+    budgets = sorted({share for by_budget in cells.values() for share in by_budget})
+    best = {b: max(v[b]["class_accuracy"] for v in cells.values() if b in v) for b in budgets}
+    rows = [
+        "| variant | " + " | ".join(f"budget {b:.0%}" for b in budgets) + " |",
+        "|---|" + "---|" * len(budgets),
+    ]
+    for variant, by_budget in cells.items():
+        shown = []
+        for b in budgets:
+            if b not in by_budget:
+                shown.append("–")
+                continue
+            text = f"{pct(by_budget[b]['class_accuracy'])} ({pct(by_budget[b]['near_copy_rate'])})"
+            shown.append(f"**{text}**" if by_budget[b]["class_accuracy"] == best[b] else text)
+        rows.append(f"| {variant} | " + " | ".join(shown) + " |")
+    return (
+        "\n".join(rows)
+        + "\n\nRecognised share (near-copies) in the rows of the table above; the best at each budget in bold."
+    )
+
+
 def single_image_table(size: int) -> str:
     """benchmarks/quality/single_image.py --score: per source, each tool's patch distance to the source, diversity
     between its samples and seconds per image, at one output size; the shuffled-tiles row gives the metric's scale."""
@@ -1113,6 +1143,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "seeds-cifar10": lambda: seeds_table("cifar10"),
     "pyramid-cifar10-1000": lambda: pyramid_table("cifar10", 1000),
     "pyramid-mnist-1000": lambda: pyramid_table("mnist", 1000),
+    "frontier-cifar10-1000": lambda: frontier_table("cifar10", 1000),
     "single-image-128": lambda: single_image_table(128),
     "size-cost": size_cost_table,
     "single-image-bounds-128": lambda: single_image_bounds_table(128, (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)),
