@@ -284,8 +284,8 @@ def _device(sampler_options: dict | None) -> str:
     """'cpu' or 'cuda' for the `device` option (GPU hook, npgen.rule.cuda): checked before any data is loaded."""
     options = sampler_options or {}
     device = options.get("device") or PARAMS["device"].default
-    if device == "auto" and (options.get("semantic_eps") is not None or (options.get("levels") or 1) > 1):
-        return "cpu"  # the semantic filter and the pyramid run on the CPU only
+    if device == "auto" and options.get("semantic_eps") is not None:
+        return "cpu"  # the semantic filter runs on the CPU only; a pyramid, once resolved: `_device_for_levels`
     return resolve_device(device)
 
 
