@@ -1028,6 +1028,14 @@ SINGLE_IMAGE_VARIANTS = {  # label: the result's tool name at 128 px (single_npg
     "… coarse weight 3": "npgen-128-coarse_weight3",
     "… radius 2": "npgen-128-radius2",
     "… eps 0.3": "npgen-128-eps0.3",
+    "preset, max reuse 1 (coarsest level a rearrangement of the picture's pixels)": "npgen-128-max_reuse1",
+    "… max reuse 2": "npgen-128-max_reuse2",
+    "… max reuse 1, 8-px coarsest level (levels 5)": "npgen-128-max_reuse1-levels5",
+    "… max reuse 1, levels 5, radius 2": "npgen-128-max_reuse1-levels5-radius2",
+    "… max reuse 1, radius 2": "npgen-128-max_reuse1-radius2",
+    "… max reuse 1, eps 0.3": "npgen-128-max_reuse1-eps0.3",
+    "… max reuse 1, k_min 2": "npgen-128-max_reuse1-k_min2",
+    "… max reuse 1, parts ≤ 30%": "npgen-128-max_reuse1-max_part_share0.3",
 }
 
 

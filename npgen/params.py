@@ -171,6 +171,17 @@ PARAMS: dict[str, Param] = {
             "or a few images recompose them.",
         ),
         Param(
+            "max_reuse",
+            0.0,
+            float,
+            0.0,
+            1e6,
+            SAMPLE,
+            "Most pixels one source pixel may give a sample's coarsest level, as a multiple of its even share (the "
+            "level's pixels over the database's at that level), rounded up (0 = no limit): with one image and 1, the "
+            "coarsest level is a rearrangement of the picture's own pixels.",
+        ),
+        Param(
             "size",
             None,
             str,
@@ -264,6 +275,7 @@ ADDED_LATER = {
     "size": None,
     "outside_canvas": "pad",
     "class_draw": "independent",
+    "max_reuse": 0.0,
 }  # sampler parameters runs recorded before them did not name
 
 

@@ -41,6 +41,7 @@ _numba_cache_keyed_by_sources()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from npgen.data.database import Database, WindowParams  # noqa: E402
 from npgen.data.datasets import DATA_ENV, load_dataset  # noqa: E402
@@ -111,6 +112,14 @@ def mnist_subset(data_root):
 @pytest.fixture(scope="session")
 def mnist_db(mnist_subset, tmp_path_factory) -> Database:
     return Database.build(mnist_subset, tmp_path_factory.mktemp("db") / "mnist-subset", WindowParams())
+
+
+@pytest.fixture(scope="session")
+def one_image_db(all_data_root, tmp_path_factory) -> Database:
+    """A database of one real 32x32 picture (CIFAR-10 training image 7), as `--dataset PICTURE.png` builds it."""
+    folder = tmp_path_factory.mktemp("picture")
+    Image.fromarray(load_dataset("cifar10", data_root=all_data_root).images[7]).save(folder / "picture.png")
+    return Database.build(load_dataset(str(folder / "picture.png")), folder / "db", WindowParams())
 
 
 @pytest.fixture

@@ -101,6 +101,9 @@ def reference_sample(
     out_height, out_width = (height, width) if size is None else map(int, size.split("x"))
     budget = max(1, int(np.floor(params["max_source_share"] * out_height * out_width + 1e-9)))
     part_bound = max(1, int(np.floor(params.get("max_part_share", 1.0) * out_height * out_width + 1e-9)))
+    max_reuse = params.get("max_reuse", 0.0)  # copies of one source pixel: ceil(max_reuse * even share), or any
+    reuse_cap = math.ceil(max_reuse * out_height * out_width / (len(images) * height * width) - 1e-9) or math.inf
+    copies = {}
     raster_weights, raster_offsets = window_weights(h, params["sigma"]), causal_offsets(h)
     order = np.argsort(-raster_weights, kind="stable")
     offsets, weights = raster_offsets[order], raster_weights[order]
@@ -149,6 +152,7 @@ def reference_sample(
                 for sy in range(max(0, at_y - radius), min(height, at_y + radius + 1))
                 for sx in range(max(0, at_x - radius), min(width, at_x + radius + 1))
                 if reference_part_size(record, taken, y, x, image, sy, sx) <= part_bound
+                and copies.get((image, sy, sx), 0) < reuse_cap
             ]
             windows = np.stack([padded[i, h + sy + offsets[:, 0], h + sx + offsets[:, 1]] for i, sy, sx in candidates])
             diff = context[None] - windows.astype(np.float32)  # float32, as the kernel
@@ -175,6 +179,7 @@ def reference_sample(
             image, sy, sx = candidates[chosen]
             canvas[h + y, h + x] = images[image, sy, sx]
             used[image] += 1
+            copies[image, sy, sx] = copies.get((image, sy, sx), 0) + 1
             taken[y, x] = True
             for name, value in zip(record, (image, sy, sx, len(admissible), np.float32(total[chosen]))):
                 record[name][y, x] = value
@@ -221,7 +226,7 @@ def reference_level(images: np.ndarray, level: int) -> np.ndarray:
 def reference_pyramid_sample(db, params: dict, index: int, class_label: int | None) -> dict:
     """One sample through `params["levels"]` pyramid levels: the coarsest sampled as a one-level sample of the level
     images, each finer one with its pool the pool_size images nearest the complete coarser sample (over all its
-    pixels) and, with a coarse weight, the coarse term; the class drawn once. Returns level 0's result with
+    pixels) and, with a coarse weight, the coarse term; the class drawn once; reuse bounded at the coarsest level. Returns level 0's result with
     "coarser": the results of levels 1, 2, ..."""
     labels = np.asarray(db.labels)
     if class_label is None and params["class_mixture"] and len(db.class_names) > 1:
@@ -240,6 +245,7 @@ def reference_pyramid_sample(db, params: dict, index: int, class_label: int | No
         key = level_keys(params["seed"], np.array([index]), k)[0]
         parented = params["anchor"] == "parent"
         params_k = {**params, "size": None if size is None else f"{out_height >> k}x{out_width >> k}"}
+        params_k["max_reuse"] = params.get("max_reuse", 0.0) if k == levels - 1 else 0.0  # the coarsest level only
         if k == levels - 1:
             coarsest = {**params_k, "radius": None} if parented else params_k
             results.append(reference_sample(db.level(k), coarsest, index, class_label, key=key))

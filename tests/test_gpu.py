@@ -241,12 +241,14 @@ def test_the_semantic_filter_is_refused_on_the_gpu_with_one_line(mnist_db):
         first_row_on_the_gpu(mnist_db, Sampler(mnist_db, pool_size=4), semantic_columns=7)
 
 
-def test_rules_the_gpu_does_not_apply_are_refused_with_one_line(mnist_db):
-    """Context outside the sample ignored and bounded copied parts run on the CPU only: the CUDA sampler and its
-    row kernel refuse them instead of sampling another rule."""
+def test_rules_the_gpu_does_not_apply_are_refused_with_one_line(mnist_db, one_image_db):
+    """Context outside the sample ignored, bounded copied parts and bounded reuse run on the CPU only: the CUDA
+    sampler and its row kernel refuse them instead of sampling another rule."""
     with pytest.raises(NpgenError, match=r"--outside-canvas ignored on the CPU \(--device cpu\)$"):
         CudaSampler(mnist_db, outside_canvas="ignored")
     with pytest.raises(NpgenError, match="does not bound copied parts"):
         CudaSampler(mnist_db, max_part_share=0.5)
+    with pytest.raises(NpgenError, match=r"does not bound reuse yet; sample --max-reuse on the CPU \(--device cpu\)$"):
+        CudaSampler(one_image_db, max_reuse=1.0, pool_size=0, max_source_share=1.0)
     with pytest.raises(NpgenError, match="--outside-canvas ignored"):
         first_row_on_the_gpu(mnist_db, Sampler(mnist_db, pool_size=4, outside_canvas="ignored"), semantic_columns=0)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from PIL import Image
 from reference import reference_pool, reference_pyramid_sample, reference_sample
 
 from npgen.data.database import Database, WindowParams
@@ -174,14 +173,6 @@ def test_pyramid_matches_the_reference_on_cifar10(cifar_db):
                 np.testing.assert_array_equal(getattr(got, name)[index], want[name], err_msg=name)
 
 
-@pytest.fixture(scope="module")
-def one_image_db(all_data_root, tmp_path_factory):
-    """A database of one real 32x32 picture (CIFAR-10 training image 7), as `--dataset PICTURE.png` builds it."""
-    folder = tmp_path_factory.mktemp("picture")
-    Image.fromarray(load_dataset("cifar10", data_root=all_data_root).images[7]).save(folder / "picture.png")
-    return Database.build(load_dataset(str(folder / "picture.png")), folder / "db", WindowParams())
-
-
 @pytest.mark.parametrize(
     "options",
     [
@@ -207,6 +198,18 @@ def one_image_db(all_data_root, tmp_path_factory):
             "outside_canvas": "ignored",
             "pool_size": 0,
         },
+        {  # ... with the coarsest level's reuse bounded: each source pixel copied once at most (240 of 256)
+            "size": "40x24",
+            "levels": 2,
+            "anchor": "parent",
+            "coarse_weight": 1.0,
+            "radius": 1,
+            "max_source_share": 1.0,
+            "max_reuse": 1.0,
+            "outside_canvas": "ignored",
+            "pool_size": 0,
+        },
+        {"size": "16x16", "radius": 32, "max_source_share": 1.0, "max_reuse": 1.0, "pool_size": 0},  # one level
     ],
 )
 def test_another_output_size_matches_the_reference(one_image_db, options):

@@ -33,6 +33,7 @@ from npgen.rule.kernels import (
     widened_rank,
 )
 from npgen.rule.parts import NOT_BLOCKED, blocked_continuations, is_blocked, join_part
+from npgen.rule.reuse import used_up
 from npgen.rule.rng import counter_uniform
 from npgen.rule.windows import block_distances, gather_context
 
@@ -158,6 +159,8 @@ def score_candidates(
     coarse=None,
     b=0,
     blocked=NOT_BLOCKED,
+    uses=None,
+    max_uses=0,
 ):
     """Distance from the context of pixel (y, x) of one padded canvas to every candidate window.
 
@@ -176,7 +179,8 @@ def score_candidates(
     An image's windows are scored together (`block_distances`) against the bound as it stood before them.
     At a finer pyramid level, `coarse` (`kernels.CoarseLevel`, with this canvas's index `b` in it) gives every
     window's distance its coarse term first. The windows in `blocked` (`parts.blocked_continuations`) are no
-    candidates: they would grow a copied part beyond its bound.
+    candidates: they would grow a copied part beyond its bound; nor are the source pixels that have given this canvas
+    `max_uses` pixels already (`uses`, its row of `reuse.PixelUses.count`; None: no bound).
     With `rule.edge_weights` (--outside-canvas ignored), a pixel near the canvas's top, left or right edge weighs
     only the offsets of its context inside the canvas.
     """
@@ -199,8 +203,10 @@ def score_candidates(
     first_y, first_x, rows, columns = search_box(geometry, radius, at_y, at_x)
     block = (rows, columns, (width + 2 * geometry.half_window) * channels)
     corner = centre_index(geometry, first_y, first_x)
-    if smallest.shape[0] == 1 and is_candidate(
-        hint, pool, semantic, column, limit, used, budget, at_y, at_x, geometry, radius
+    if (
+        smallest.shape[0] == 1
+        and is_candidate(hint, pool, semantic, column, limit, used, budget, at_y, at_x, geometry, radius)
+        and (uses is None or not used_up(uses, max_uses, hint[0], hint[1], geometry))
     ):
         image, position = hint
         at = centre_index(geometry, position // width, position % width)
@@ -236,6 +242,8 @@ def score_candidates(
             for j in range(columns):
                 position = (first_y + r) * width + first_x + j
                 if is_blocked(blocked, image, position):
+                    continue
+                if uses is not None and used_up(uses, max_uses, image, position, geometry):
                     continue
                 d = distances[r * columns + j]
                 cand_dist[n] = d
@@ -298,6 +306,7 @@ def sample_row(
     record,
     coarse=None,
     parts=None,
+    reuse=None,
 ):
     """Generate row y of every canvas in place, record each pixel's provenance and count it in `used`.
 
@@ -308,7 +317,8 @@ def sample_row(
     n_candidates, distance), each (B, H, W). A pixel with no admissible candidate is left unwritten with
     n_candidates 0; the caller fails on it. At a finer pyramid level `coarse` is the complete coarser level
     (`kernels.CoarseLevel`), whose term every window distance starts from. With `parts` (`parts.PartForest`) no
-    copied part grows beyond its bound.
+    copied part grows beyond its bound, and with `reuse` (`reuse.PixelUses`) no source pixel gives a canvas more than
+    its cap.
     """
     width, source_width = canvas_geometry.width, geometry.width
     src_image, src_y, src_x, n_candidates, distance = record
@@ -330,9 +340,12 @@ def sample_row(
                 )  # fmt: skip
                 if is_blocked(blocked, hint[0], hint[1]):
                     hint = (np.int64(-1), np.int64(-1))
+            uses = None
+            if reuse is not None:
+                uses = reuse.count[b]  # a row view: numba's parfors drop `reuse.count[b, i] += 1` (numba 0.68)
             n, threshold, _ = score_candidates(
                 canvas[b], sources, pools[b, r], semantic[b, r], used[b], budget, y, x, geometry, canvas_geometry,
-                rule, scratch, hint, coarse, b, blocked,
+                rule, scratch, hint, coarse, b, blocked, uses, 0 if reuse is None else reuse.cap,
             )  # fmt: skip
             u = counter_uniform(keys[b], y * width + x)
             chosen, n_admissible = choose_admissible(cand_dist[:n], threshold, u)
@@ -346,6 +359,8 @@ def sample_row(
             )
             if parts is not None:
                 join_part(parts.parent[b], parts.size[b], src_image[b], src_y[b], src_x[b], y, x)
+            if uses is not None:
+                uses[(image * geometry.height + sy) * source_width + sx] += 1
 
 
 def compiled_on_disk(kernel) -> bool:

@@ -385,6 +385,8 @@ class CudaSampler(Sampler):
             raise NpgenError(
                 "the CUDA sampler does not bound copied parts yet; sample --max-part-share < 1 on the CPU (--device cpu)"
             )
+        if self.max_reuse > 0:
+            raise NpgenError("the CUDA sampler does not bound reuse yet; sample --max-reuse on the CPU (--device cpu)")
         self._device_sources = None
 
     def _sources_on_device(self):

@@ -16,6 +16,8 @@ image's exact integer box means, `npgen.data.levels`):
 4. with `anchor` "parent" (single images) the coarsest level takes windows from every position, and each finer
    pixel's candidate windows are centred where its parent was copied from, doubled (`kernels.anchor_position`),
    within `radius`: the finer levels refine the coarser layout wherever its parts came from.
+5. with `max_reuse` > 0 the coarsest level alone bounds how often a source pixel is copied (`npgen.rule.reuse`):
+   it sets the sample's layout and colours, which the finer levels refine around their parents' sources.
 
 Every level copies its pixels from training images at that level and records their provenance, under its
 own source budget (max_source_share of the level's pixels), the same class and the same exclusion; the
@@ -97,6 +99,7 @@ def sample_pyramid(sampler: "Sampler", indices: np.ndarray, class_label: int) ->
             levels=1,
             level=k,
             anchor="position",
+            max_reuse=sampler.max_reuse if k == sampler.levels - 1 else 0.0,
             size=None if sampler.size is None else f"{height >> k}x{width >> k}",
         )
         for k in range(sampler.levels)

@@ -20,7 +20,8 @@ For every pixel in raster order, and for every sample of a batch at once:
    (`max_source_share` of its pixels) is no longer a candidate for that sample, so no sample takes
    more than that share from any one image, while every choice can still be the best match.
    With `max_part_share` below 1, the (at most two) windows that would grow a copied part beyond
-   `part_bound` pixels are no candidates either (`npgen.rule.parts`).
+   `part_bound` pixels are no candidates either (`npgen.rule.parts`), and with `max_reuse` above 0 neither
+   are the source pixels that have given the coarsest level their cap (`npgen.rule.reuse`).
 5. One admissible candidate is drawn uniformly; its centre pixel (all channels) is copied, and its
    image, position, the number of admissible candidates and its distance are recorded.
 
@@ -46,6 +47,7 @@ from npgen.rule.batch import RowBatch
 from npgen.rule.cpu import sample_row
 from npgen.rule.kernels import CoarseLevel, Geometry, Rule
 from npgen.rule.parts import part_forest
+from npgen.rule.reuse import check_reuse, pixel_uses, reuse_cap
 from npgen.rule.provenance import Samples
 from npgen.rule.pyramid import check_levels, sample_pyramid
 from npgen.rule.rng import CLASS_STREAM, sample_keys, uniform
@@ -102,6 +104,7 @@ class Sampler:
     anchor: str = PARAMS["anchor"].default
     max_source_share: float = PARAMS["max_source_share"].default
     max_part_share: float = PARAMS["max_part_share"].default
+    max_reuse: float = PARAMS["max_reuse"].default
     size: str | None = PARAMS["size"].default
     outside_canvas: str = PARAMS["outside_canvas"].default
     sigma: float | None = PARAMS["sigma"].default
@@ -140,6 +143,8 @@ class Sampler:
                 raise NpgenError(f"a class map holds class indices 0..{len(db.class_names) - 1} (or -1 for any class)")
         if self.canvas_shape != (db.height, db.width):
             self.check_output_size()
+        coarsest = self.levels - 1
+        check_reuse(self.max_reuse, db.n_images * (db.height >> coarsest) * (db.width >> coarsest))
         if self.levels > 1:
             check_levels(self)
         elif self.anchor != "position":
@@ -187,6 +192,16 @@ class Sampler:
     def part_bound(self) -> int:
         """Most pixels one copied part of a sample may hold (`npgen.rule.parts`)."""
         return part_bound(self.max_part_share, self.n_pixels)
+
+    @property
+    def n_source_pixels(self) -> int:
+        """Pixels of every training image at this sampler's level (`npgen.rule.reuse`)."""
+        return self.database.n_images * self.database.height * self.database.width
+
+    @property
+    def reuse_cap(self) -> int:
+        """Most pixels one source pixel may give a sample at this level with max_reuse > 0 (`npgen.rule.reuse`)."""
+        return reuse_cap(self.max_reuse, self.n_pixels, self.n_source_pixels)
 
     @property
     def approximate_pool(self) -> bool:
@@ -369,6 +384,10 @@ class Sampler:
         parts = None  # unbounded: no forest to keep
         if self.part_bound < self.n_pixels:
             parts = part_forest(len(batch.keys), *self.canvas_shape, self.part_bound)
+        reuse = None  # unbounded: nothing to count
+        if self.max_reuse > 0:
+            reuse = pixel_uses(len(batch.keys), self.n_source_pixels, self.reuse_cap)
+
         for y, pools in batch.region_rows():
             sample_row(
                 batch.flat_canvas,
@@ -387,6 +406,7 @@ class Sampler:
                 record,
                 coarse,
                 parts,
+                reuse,
             )
             if (out.n_candidates[:, y] == 0).any():
                 return  # the caller reports the row that failed

@@ -48,6 +48,8 @@ def describe_settings(manifest: dict, out: str | os.PathLike) -> str:
         extras.append(f"{params['levels']} pyramid levels (anchor {params['anchor']})")
     if params.get("max_part_share", 1.0) < 1:
         extras.append(f"copied parts of at most {params['max_part_share']:g} of a level's pixels")
+    if params.get("max_reuse", 0.0) > 0:
+        extras.append(f"no source pixel copied more than {params['max_reuse']:g}x its even share at the coarsest level")
     if params.get("outside_canvas", "pad") != "pad":
         extras.append("context outside the sample ignored")
     return (

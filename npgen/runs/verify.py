@@ -1,5 +1,6 @@
 """Verify a run (`npgen verify`): re-derive every generated pixel from its recorded source and check the run's
-guarantees (locality radius, class, source budget, exclusion, a completion's given pixels)."""
+guarantees (locality radius, class, source budget, exclusion, a completion's given pixels, the bounds on copied parts
+and on reuse)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from npgen.data.levels import level_images
 from npgen.errors import NpgenError
 from npgen.params import check, part_bound, recorded_params, source_budget
 from npgen.rule.parts import largest_parts
+from npgen.rule.reuse import reuse_cap
 from npgen.rule.sampler import draw_classes
 from npgen.runs.run import Run, check_provenance, load_test_split
 
@@ -31,12 +33,15 @@ class LevelCounts:
     unproducible: int
     excluded_pixels: int
     over_part_bound: int
+    over_reuse_cap: int
     max_source_pixels: int  # the most pixels one training image gave one sample, at level 0 only
     largest_part: int  # the most pixels of one copied part of a sample (`npgen.rule.parts`), at level 0 only
+    most_reused: int  # the most pixels one source pixel gave one sample's coarsest level (`npgen.rule.reuse`)
 
     def __add__(self, other: "LevelCounts") -> "LevelCounts":
         summed = {name: getattr(self, name) + getattr(other, name) for name in LevelCounts.__dataclass_fields__}
-        return LevelCounts(**{**summed, "max_source_pixels": self.max_source_pixels, "largest_part": self.largest_part})
+        level_0 = {"max_source_pixels": self.max_source_pixels, "largest_part": self.largest_part}
+        return LevelCounts(**{**summed, **level_0, "most_reused": max(self.most_reused, other.most_reused)})
 
 
 @dataclass
@@ -51,7 +56,10 @@ class VerifyReport(LevelCounts):
     given_changed counts a completion's given pixels that differ from its input (or the input from the
     test image it names). missing_or_duplicate counts pixels without exactly one provenance row (a
     completion's given pixels: without any). over_part_bound counts samples with a copied part (4-connected pixels
-    from one training image at one displacement) of more than part_bound pixels (max_part_share of its pixels). With pyramid levels every count (and n_pixels) covers every level,
+    from one training image at one displacement) of more than part_bound pixels (max_part_share of its pixels).
+    over_reuse_cap counts samples whose coarsest level took more than reuse_cap pixels from one source pixel (with
+    max_reuse > 0; reuse_cap is 0 without it), most_reused the most it took. With pyramid levels every count (and
+    n_pixels) covers every level,
     each coarser level checked against the training images' level images derived again from the dataset, under
     its own budget (max_source_share of its pixels) and part bound; max_source_pixels, largest_part, source_budget
     and part_bound are level 0's. With
@@ -62,6 +70,7 @@ class VerifyReport(LevelCounts):
     given_changed: int
     source_budget: int
     part_bound: int
+    reuse_cap: int
     n_excluded_images: int
     levels: int = 1
 
@@ -76,6 +85,7 @@ class VerifyReport(LevelCounts):
             self.unproducible,
             self.excluded_pixels,
             self.over_part_bound,
+            self.over_reuse_cap,
             self.given_changed,
         )
         return not any(counts)
@@ -141,10 +151,18 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     recorded = recorded_params(params)
     try:
         part_share = check("max_part_share", recorded["max_part_share"])
+        max_reuse = check("max_reuse", recorded["max_reuse"])
     except NpgenError as err:
         raise NpgenError(f"the manifest of run {run.path} is damaged ({err}); sample the run again") from None
     guarantees = Guarantees(
-        radius, labels, classes, run.control("class_map"), included, part_share, recorded["anchor"] == "parent"
+        radius,
+        labels,
+        classes,
+        run.control("class_map"),
+        included,
+        part_share,
+        recorded["anchor"] == "parent",
+        max_reuse,
     )
     known, given_changed = _check_given(run, samples, data, data_root)
     found = check_level(run, data.images, samples, known, guarantees, budget)
@@ -158,6 +176,7 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
         given_changed=given_changed,
         source_budget=budget,
         part_bound=part_bound(part_share, samples.shape[1] * samples.shape[2]),
+        reuse_cap=_coarsest_cap(run, data.images, max_reuse),
         n_excluded_images=int(len(excluded)),
         levels=run.levels,
     )
@@ -175,6 +194,18 @@ class Guarantees:
     included: np.ndarray  # (N,) bool
     part_share: float  # max_part_share: the largest copied part, as a share of a level's pixels
     anchored: bool = False  # anchor "parent": finer levels within the radius of 2 * their parent's source
+    max_reuse: float = 0.0  # the coarsest level's pixels one source pixel may give, over its even share (0: any)
+
+
+def _coarsest_cap(run: Run, images: np.ndarray, max_reuse: float) -> int:
+    """The reuse cap of the run's coarsest level (`npgen.rule.reuse`), derived again; 0 without a bound."""
+    if max_reuse == 0:
+        return 0
+    coarsest = run.levels - 1
+    n, height, width = run.samples.shape[:3]
+    n_images, source_height, source_width = images.shape[:3]
+    n_source = n_images * (source_height >> coarsest) * (source_width >> coarsest)
+    return reuse_cap(max_reuse, (height >> coarsest) * (width >> coarsest), n_source)
 
 
 def check_level(
@@ -225,6 +256,16 @@ def check_level(
     dense = np.full((3, n, height, width), -1, np.int64)  # src_image, src_y, src_x; -1 where nothing was copied
     dense[:, column["sample"], column["y"], column["x"]] = column["src_image"], column["src_y"], column["src_x"]
     largest = largest_parts(*dense)
+    most_reused, over_reuse_cap = 0, 0
+    if coarsest:  # copies of each source pixel (image, y, x) in each sample
+        source_pixel = (column["src_image"].astype(np.int64) * source_height + column["src_y"]) * source_width
+        keys = column["sample"].astype(np.int64) * (n_images * source_height * source_width) + source_pixel
+        keys += column["src_x"]
+        pairs, copies = np.unique(keys, return_counts=True)
+        most_reused = int(copies.max(initial=0))
+        if guarantees.max_reuse > 0:
+            cap = reuse_cap(guarantees.max_reuse, height * width, n_images * source_height * source_width)
+            over_reuse_cap = len(np.unique(pairs[copies > cap] // (n_images * source_height * source_width)))
     return LevelCounts(
         n_pixels=n * height * width,
         mismatches=int(np.any(copied != generated, axis=-1).sum()),
@@ -235,8 +276,10 @@ def check_level(
         unproducible=int(((column["n_candidates"] < 1) | ~np.isfinite(distance) | (distance < 0)).sum()),
         excluded_pixels=int((~guarantees.included[column["src_image"]]).sum()),
         over_part_bound=int((largest > part_bound(guarantees.part_share, height * width)).sum()),
+        over_reuse_cap=over_reuse_cap,
         max_source_pixels=int(per_sample_max.max(initial=0)),
         largest_part=int(largest.max(initial=0)),
+        most_reused=most_reused,
     )
 
 
