@@ -178,6 +178,10 @@ def targets_any_size_table() -> str:
     close = sum(npgen["rows"][n]["patch_distance"] <= 1.2 * gpnn["rows"][n]["patch_distance"] for n in names)
     diverse = sum(npgen["rows"][n]["diversity"] >= gpnn["rows"][n]["diversity"] for n in names)
     distance_ratio = npgen["mean"]["patch_distance"] / gpnn["mean"]["patch_distance"]
+    reused = load("single-image-npgen-128-max_reuse1")
+    reused_close = sum(reused["rows"][n]["patch_distance"] <= 1.2 * gpnn["rows"][n]["patch_distance"] for n in names)
+    reused_diverse = sum(reused["rows"][n]["diversity"] >= gpnn["rows"][n]["diversity"] for n in names)
+    reused_ratio = reused["mean"]["patch_distance"] / gpnn["mean"]["patch_distance"]
     bound = int(npgen["run"]["settings"]["max_part_share"] * 128 * 128)
     largest = max(npgen["run"]["largest_part"].values())
     rows = [
@@ -203,9 +207,12 @@ def targets_any_size_table() -> str:
         f"| `npgen sample` at 128 px: progress bar, whole-run share ≥ 75% | "
         f"{pct(cost['sample']['run_share_128']['share'])} | {_met(cost['sample']['run_share_128']['share'] >= 0.75)} |",
         f"| Single image: patch distance ≤ 1.2× Efficient-GPNN's | mean {distance_ratio:.2f}× GPNN's at 128 px; within "
-        f"1.2× on {close} of {len(names)} pictures | on the mean; per picture {close} of {len(names)} |",
+        f"1.2× on {close} of {len(names)} pictures; with `--max-reuse 1` {reused_ratio:.2f}×, {reused_close} of "
+        f"{len(names)} | on the mean; per picture {close} of {len(names)} ({reused_close} with `--max-reuse 1`) |",
         f"| … diversity ≥ GPNN's | mean {npgen['mean']['diversity']:.3f} against {gpnn['mean']['diversity']:.3f}; at "
-        f"least GPNN's on {diverse} of {len(names)} pictures | on the mean; per picture {diverse} of {len(names)} |",
+        f"least GPNN's on {diverse} of {len(names)} pictures; with `--max-reuse 1` {reused['mean']['diversity']:.3f}, "
+        f"{reused_diverse} of {len(names)} | on the mean; per picture {diverse} of {len(names)} ({reused_diverse} with "
+        "`--max-reuse 1`) |",
         f"| … faster per image on the same 2 cores | {npgen['mean']['cpu_seconds_per_image']:.1f} against "
         f"{gpnn['mean']['cpu_seconds_per_image']:.0f} CPU-s at 128 px; {big['mean']['cpu_seconds_per_image']:.1f} "
         f"against {ivf['mean']['cpu_seconds_per_image']:.0f} (GPNN's Faiss-IVF) at 256 px | yes |",
@@ -795,6 +802,24 @@ def audit_speed_table() -> str:
     )
 
 
+def eval_speed_table() -> str:
+    """`npgen eval` of a new run with the near-copy threshold searched and kept in the cache (eval_speed.py)."""
+    r = load("eval_speed")
+    if r is None:
+        return ""
+    rows = [
+        "| dataset | threshold searched: median (s) | threshold kept: median (s) | kept / searched (median of pairs) | runs (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in r["datasets"].items():
+        runs = "; ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(m["searched_seconds"], m["kept_seconds"]))
+        rows.append(
+            f"| {name} | {m['median_searched']:.1f} | {m['median_kept']:.1f} | {m['median_ratio']:.2f} | {runs} |"
+        )
+    load_after = f"load average after {r['load_average_after'][0]:.0f}"
+    return "\n".join(rows) + "\n\n" + recorded(r, f"{r['pairs']} pairs, each command in a fresh process", load_after)
+
+
 def scale_table() -> str:
     """Build, disk, sampling and recall on synthetic CIFAR-10 splits of 50,000 to 1,000,000 images (scale.py)."""
     r = load("scale")
@@ -1173,6 +1198,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "speed": speed_table,
     "checkouts-refactor": checkouts_table,
     "checkouts-since-1127": lambda: checkouts_table("since-1127"),
+    "checkouts-reuse": lambda: checkouts_table("reuse"),
     "budget-cost": budget_cost_table,
     "budget-shares": budget_share_table,
     "run-share": run_share_table,
@@ -1185,6 +1211,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "retrieval-speed": retrieval_table,
     "trace-speed": trace_speed_line,
     "audit-speed": audit_speed_table,
+    "eval-speed": eval_speed_table,
     "scale": scale_table,
     "ray-scaling": ray_scaling_table,
     "ray-projection": ray_projection_table,

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from npgen.cli import main
+from npgen.data.datasets import DATA_ENV
 
 
 def run_cli(*args):
@@ -255,7 +256,8 @@ def test_folder_run_names_the_file_of_every_source(mnist_folder, tmp_path, cache
 
 
 @pytest.mark.slow  # scores a run against the training split
-def test_eval_scores_a_run_and_refuses_bad_input(cache, tmp_path):
+def test_eval_scores_a_run_and_refuses_bad_input(tmp_path, monkeypatch, data_root):
+    monkeypatch.setenv(DATA_ENV, str(data_root))  # the session's cache: its database and near-copy threshold are shared
     out = tmp_path / "run"
     assert run_cli("sample", "--dataset", "mnist", "--class", "4", "-n", "20", "--out", out).exit_code == 0
     result = run_cli("eval", out)

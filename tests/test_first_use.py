@@ -163,6 +163,13 @@ def test_eval_says_each_step_and_a_second_eval_reads_its_cached_scores(fresh, da
     assert time.perf_counter() - started < 5 and "near_copy_rate" in second.output
     assert json.loads((out / "eval.json").read_text()) == scores
     assert "none.pt" in one_error(run_cli("eval", out, "--classifier", tmp_path / "none.pt"))  # never from the cache
+    (out / "eval.json").unlink()  # a new evaluation: the near-copy threshold of the two splits comes from the cache
+    third = run_cli("eval", out)
+    assert third.exit_code == 0 and "eval [3/6] near-copy threshold: read from" in third.output
+    assert json.loads((out / "eval.json").read_text()) == scores
+    assert any(
+        line.startswith("threshold ") and " mnist " in line for line in run_cli("cache", "list").output.splitlines()
+    )
 
 
 # ---- 3. the one-line Python API ----

@@ -86,7 +86,8 @@ def snapshot(folder: Path) -> dict:
 
 
 @pytest.mark.slow  # scores a run against the training split
-def test_eval_does_not_write_through_planted_links(run, tmp_path):
+def test_eval_does_not_write_through_planted_links(run, tmp_path, monkeypatch, session_cache):
+    monkeypatch.setenv("NPGEN_CACHE", str(session_cache))  # the near-copy threshold another test's eval kept
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     (run / f".eval.json.tmp-{os.getpid()}").symlink_to(victim)  # the old predictable temporary name
@@ -323,6 +324,9 @@ def test_stale_temporaries_are_removed_on_resume_and_by_cache_clean(run, folder,
     (cache / "db" / "keep-me").mkdir()  # not npgen's: never removed
     (cache / "classifiers").mkdir()
     (cache / "classifiers" / "mnist.pt").write_bytes(b"weights")
+    (cache / "eval").mkdir()
+    threshold = cache / "eval" / "near-copy-mnist-0123456789ab-ba9876543210.json"  # what `npgen eval` keeps
+    threshold.write_text("{}")
     listed = run_cli("cache", "list")
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
@@ -330,12 +334,14 @@ def test_stale_temporaries_are_removed_on_resume_and_by_cache_clean(run, folder,
     assert any(line.startswith("temporary") and str(stale) in line for line in lines)
     assert any(line.startswith("classifier") and "mnist" in line for line in lines)
     assert any(line.startswith("folder") and "digits" in line for line in lines)  # the decoded image folder
+    assert any(line.startswith("threshold") and " mnist " in line for line in lines)
     cleaned = run_cli("cache", "clean")
     assert cleaned.exit_code == 0 and "removed 1 entry," in cleaned.output, cleaned.output
     assert not stale.exists() and db.is_dir() and (cache / "classifiers" / "mnist.pt").exists()
     (cache / "db" / ".refused.lock").touch()  # the lock of a build that never made its database
     cleaned = run_cli("cache", "clean", "--all")
-    assert cleaned.exit_code == 0 and "removed 4 entries" in cleaned.output, cleaned.output
+    assert cleaned.exit_code == 0 and "removed 5 entries" in cleaned.output, cleaned.output
+    assert not threshold.exists()
     assert f"removed lock {cache / 'db' / '.refused.lock'}" in cleaned.output
     assert not list((cache / "folders").iterdir())
     assert not db.exists() and (cache / "db" / "keep-me").is_dir() and not (cache / "classifiers" / "mnist.pt").exists()

@@ -2,8 +2,9 @@
 
 The cache holds window databases (``db/<dataset>-<split>-<sha>-<params>/``, each with an npgen-database
 manifest), their build locks (``db/.<name>.lock``, empty files), classifiers
-(``classifiers/<dataset>.pt``), the features cached beside them (``classifiers/*.npy``) and decoded image
-folders (``folders/<name>-<hash>.npz``, see `datasets.load_image_folder`). Anything
+(``classifiers/<dataset>.pt``), the features cached beside them (``classifiers/*.npy``), decoded image
+folders (``folders/<name>-<hash>.npz``, see `datasets.load_image_folder`) and the near-copy thresholds of
+`npgen eval` (``eval/near-copy-<dataset>-<train sha>-<test sha>.json``). Anything
 named ``.<name>.tmp-<random>`` is a temporary file or folder of a write or build that did not finish.
 
 Cleaning removes only what looks like npgen's: a database folder only if its manifest says so, a
@@ -31,7 +32,7 @@ STALE_SECONDS = 15 * 60
 @dataclass
 class Entry:
     path: Path
-    kind: str  # database, classifier, features, folder, temporary, lock, other
+    kind: str  # database, classifier, features, folder, threshold, temporary, lock, other
     size: int
     dataset: str
 
@@ -61,6 +62,10 @@ def disk_size(path: Path) -> int:
     return total
 
 
+def _plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
 def _is_temp(path: Path) -> bool:
     return path.name.startswith(".") and TMP_MARK in path.name
 
@@ -86,7 +91,7 @@ def entries() -> list[Entry]:
     """Everything in the cache, classified (see the module docstring)."""
     found = []
     base = root()
-    for sub in ("db", "classifiers", "folders"):
+    for sub in ("db", "classifiers", "folders", "eval"):
         folder = base / sub
         if folder.is_symlink() or not folder.is_dir():
             continue
@@ -103,6 +108,8 @@ def entries() -> list[Entry]:
                 kind, label = "features", path.stem.split("-")[0]
             elif sub == "folders" and path.suffix == ".npz" and path.is_file() and not path.is_symlink():
                 kind, label = "folder", path.stem.rsplit("-", 1)[0]
+            elif sub == "eval" and path.name.startswith("near-copy-") and path.suffix == ".json" and _plain_file(path):
+                kind, label = "threshold", path.stem.split("-")[2]
             else:
                 kind, label = "other", "-"
             found.append(Entry(path, kind, disk_size(path), label))
@@ -142,10 +149,10 @@ def _remove(path: Path) -> None:
 
 def clean(everything: bool = False) -> tuple[list[Entry], list[Entry]]:
     """Remove stale temporary files and folders (and, with `everything`, databases with their build locks,
-    classifiers, cached features, decoded folders and locks no build holds). Returns (removed, kept because in use)."""
+    classifiers, cached features, decoded folders, near-copy thresholds and locks no build holds). Returns (removed, kept because in use)."""
     removed, busy = [], []
     now = time.time()
-    wanted = {"temporary"} | ({"database", "classifier", "features", "folder"} if everything else set())
+    wanted = {"temporary"} | ({"database", "classifier", "features", "folder", "threshold"} if everything else set())
     for entry in entries():
         if entry.kind not in wanted:
             continue
