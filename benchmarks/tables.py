@@ -1109,6 +1109,9 @@ LARGER_OUTPUTS = {  # label: the result's tool name (single_npgen.py --size 128 
         "npgen-128-size256x256-anchorposition-radius2"
     ),
     "relative position at every level, radius 8": "npgen-128-size256x256-anchorposition-radius8",
+    "preset, --max-reuse 1 (a source pixel copied at most 4 times into the coarsest level: its even share at 4× the pixels)": (
+        "npgen-128-size256x256-max_reuse1"
+    ),
 }
 
 

@@ -75,6 +75,7 @@ SIZE = 256  # the sources' size; --size 128 (or 64) works on their exact 2x2 (4x
 FIGURE_TOOLS = {
     "gpnn-128": "GPNN 128",
     "npgen-128": "npgen 128",
+    "npgen-128-max_reuse1": "--max-reuse 1",
     "gpnn": "GPNN",
     "gpnn-ivf": "GPNN IVF",
     "npgen": "npgen",
