@@ -109,7 +109,7 @@ def entries() -> list[Entry]:
             elif sub == "folders" and path.suffix == ".npz" and path.is_file() and not path.is_symlink():
                 kind, label = "folder", path.stem.rsplit("-", 1)[0]
             elif sub == "eval" and path.name.startswith("near-copy-") and path.suffix == ".json" and _plain_file(path):
-                kind, label = "threshold", path.stem.split("-")[2]
+                kind, label = "threshold", path.stem.removeprefix("near-copy-").rsplit("-", 2)[0]
             else:
                 kind, label = "other", "-"
             found.append(Entry(path, kind, disk_size(path), label))
