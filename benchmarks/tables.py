@@ -1055,6 +1055,7 @@ SINGLE_IMAGE_VARIANTS = {  # label: the result's tool name at 128 px (single_npg
     "… eps 0.3": "npgen-128-eps0.3",
     "preset, max reuse 1 (coarsest level a rearrangement of the picture's pixels)": "npgen-128-max_reuse1",
     "… max reuse 2": "npgen-128-max_reuse2",
+    "… max reuse 1, 32-px coarsest level (levels 3)": "npgen-128-max_reuse1-levels3",
     "… max reuse 1, 8-px coarsest level (levels 5)": "npgen-128-max_reuse1-levels5",
     "… max reuse 1, levels 5, radius 2": "npgen-128-max_reuse1-levels5-radius2",
     "… max reuse 1, radius 2": "npgen-128-max_reuse1-radius2",
