@@ -17,6 +17,7 @@ from npgen.data.datasets import load_dataset, single_image_preset
 from npgen.data.levels import level_images
 from npgen.errors import NpgenError
 from npgen.rule.sampler import Sampler
+from npgen.runs.run import Run
 
 
 def copies(samples) -> np.ndarray:
@@ -64,12 +65,18 @@ def test_verify_counts_the_copies_and_catches_a_run_over_its_cap(picture, tmp_pa
     assert (report["reuse_cap"], report["most_reused"], report["over_reuse_cap"]) == (1, 1, 0)
     unbounded = json.loads(CliRunner().invoke(main, ["verify", str(free)]).output)
     assert unbounded["reuse_cap"] == 0 and unbounded["most_reused"] > 1 and unbounded["over_reuse_cap"] == 0
+    table = Run(free).provenance(["sample", "src_y", "src_x"], level=1).to_pydict()  # the 16x16 coarsest level
+    sample, source = np.array(table["sample"]), np.array(table["src_y"]) * 16 + np.array(table["src_x"])
+    per_sample = [np.bincount(source[sample == i]).max() for i in range(2)]  # most copies of one pixel, counted here
+    assert max(per_sample) == unbounded["most_reused"]
     manifest = json.loads((free / "manifest.json").read_text())
-    manifest["params"]["max_reuse"] = 1.0  # claims a bound the run breaks
+    manifest["params"]["max_reuse"] = unbounded["most_reused"] - 1.0  # a cap the run breaks by one copy
     (free / "manifest.json").write_text(json.dumps(manifest))
     tampered = CliRunner().invoke(main, ["verify", str(free)])
     assert tampered.exit_code == 1
-    assert json.loads(tampered.output.splitlines()[0])["over_reuse_cap"] == 2
+    report = json.loads(tampered.output.splitlines()[0])
+    assert report["reuse_cap"] == unbounded["most_reused"] - 1  # the even share is 1: a 16x16 level from 16x16
+    assert report["over_reuse_cap"] == sum(m == unbounded["most_reused"] for m in per_sample) >= 1
 
 
 def test_a_bound_below_the_even_share_or_over_a_large_database_is_refused(picture, one_image_db, mnist_db, tmp_path):
