@@ -949,17 +949,20 @@ def exclusion_table() -> str:
 def completion_table() -> str:
     """Completions of the bottom half of test images, scored by the project's classifier (controls.py completion)."""
     rows = [
-        "| dataset | inputs × completions | completion classified as the original's class | original images | top half alone | distance of the generated half to the original's (median L2) | diversity: distance between two completions (median L2) | identical completion pairs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dataset | pyramid levels | inputs × completions | completion classified as the original's class | original images | top half alone | distance of the generated half to the original's (median L2) | diversity: distance between two completions (median L2) | identical completion pairs | verify |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     commands = []
-    for name in ("mnist", "cifar10"):
+    measured_by_level = load("controls-completion-mnist-levels1") is not None
+    for name in ("mnist", "mnist-levels1", "mnist-levels2", "cifar10"):
         r = load(f"controls-completion-{name}")
-        if r is None:
+        if r is None or (name == "mnist" and measured_by_level):  # the earlier preset's, measured again by level
             continue
+        verified = "ok" if r.get("verify_ok") else "not run" if "verify_ok" not in r else "**failed**"
         rows.append(
-            f"| {name} | {r['inputs']:,} × 2 | {pct(r['original_class_recognised'])} | {pct(r['reference_original_images'])} | "
-            f"{pct(r['reference_top_half_only'])} | {r['distance_to_original_median']:.0f} | {r['diversity_median']:.0f} | {pct(r['identical_pairs'])} |"
+            f"| {name.split('-')[0]} | {r.get('levels', 1)} | {r['inputs']:,} × 2 | {pct(r['original_class_recognised'])} | "
+            f"{pct(r['reference_original_images'])} | {pct(r['reference_top_half_only'])} | "
+            f"{r['distance_to_original_median']:.0f} | {r['diversity_median']:.0f} | {pct(r['identical_pairs'])} | {verified} |"
         )
         commands.append(f"`{r['command']}` ({r['date']})")
     return "\n".join(rows) + "\n\nCommands: " + ", ".join(commands) + "."

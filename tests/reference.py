@@ -76,27 +76,45 @@ def reference_semantic(
 
 
 def reference_sample(
-    db, params: dict, index: int, class_label: int | None, key=None, pool=None, coarse=None, anchors=None
+    db,
+    params: dict,
+    index: int,
+    class_label: int | None,
+    key=None,
+    pool=None,
+    coarse=None,
+    anchors=None,
+    class_map=None,
+    given=None,
 ) -> dict:
     """One sample (global index `index`) under the rule with these sampler params; its image and provenance.
 
-    A pyramid level (`reference_pyramid_sample`) gives its own `key`, its `pool` (fixed for every row) and, for
-    a finer level with a coarse weight, `coarse` = (the complete coarser sample, the training images at that
-    level padded by one pixel of the pad value on every side, coarse_weight / 9), and with anchor "parent" the
-    (H, W) rows and columns its candidate windows are centred at (`anchors`), or the radius None (the coarsest
-    level: every position)."""
+    A pyramid level (`reference_pyramid_sample`) gives its own `key`, its `pool` (fixed for every row; a list, one
+    per class of the class map) and, for a finer level with a coarse weight, `coarse` = (the complete coarser
+    sample, the training images at that level padded by one pixel of the pad value on every side,
+    coarse_weight / 9), and with anchor "parent" the (H, W) rows and columns its candidate windows are centred at
+    (`anchors`), or the radius None (the coarsest level: every position). `class_map` (H, W) gives each pixel's
+    class (-1: any), `given` = (image, known) a completion's input and its given pixels, which are kept and get no
+    provenance (-1, distance nan)."""
     h, height, width, channels = db.half_window, db.height, db.width, db.channels
     images = np.asarray(db.images())
     labels = np.asarray(db.labels)
     train_rep = np.asarray(db.representations)
     padded = np.asarray(db.sources).reshape(len(images), height + h, width + 2 * h, channels)
     key = sample_keys(params["seed"], np.array([index]))[0] if key is None else key
-    if class_label is None and params["class_mixture"] and len(db.class_names) > 1:
+    if class_label is None and params["class_mixture"] and len(db.class_names) > 1 and class_map is None:
         class_label = reference_class(
             params["seed"], index, labels, len(db.class_names), params.get("class_draw", "independent")
         )
     allowed = np.arange(len(images)) if class_label is None else np.flatnonzero(labels == class_label)
-    pooled = 0 < params["pool_size"] < len(allowed) and pool is None
+    region_allowed, region_of = [allowed], None
+    if class_map is not None:  # a region per class of the map, each with its own pool
+        classes = np.unique(class_map)
+        region_allowed = [np.arange(len(images)) if c < 0 else np.flatnonzero(labels == c) for c in classes]
+        region_of = np.searchsorted(classes, class_map)
+    pools = [None] * len(region_allowed) if pool is None else pool if isinstance(pool, list) else [pool]
+    pooled = [0 < params["pool_size"] < len(a) and pool is None for a in region_allowed]
+    pools = [a if p is None else p for a, p in zip(region_allowed, pools)]
     size = params.get("size")
     out_height, out_width = (height, width) if size is None else map(int, size.split("x"))
     budget = max(1, int(np.floor(params["max_source_share"] * out_height * out_width + 1e-9)))
@@ -116,20 +134,29 @@ def reference_sample(
     shape = (out_height, out_width)
     record = {name: np.zeros(shape, np.int64) for name in ("src_image", "src_y", "src_x", "n_candidates")}
     record["distance"] = np.zeros(shape, np.float32)
+    known = np.zeros(shape, bool)
+    if given is not None:  # the given pixels in place; the others are generated before any context reads them
+        canvas[h:, h : h + out_width] = np.where(given[1][..., None], given[0], 0)
+        known = given[1]
+        for name in record:
+            record[name][known] = -1 if name != "distance" else np.nan
     taken = np.zeros(shape, bool)
-    pool = allowed if pool is None else pool
     block, columns = db.retrieval_block, db.encoder.columns(width)
     semantic_eps = params["semantic_eps"]
     for y in range(out_height):
-        if pooled and y % block == 0:
-            pool = reference_pool(
-                canvas[h : h + y, h : h + width], train_rep, allowed, key, db.encoder, params["pool_size"]
-            )
+        for r, a in enumerate(region_allowed):
+            if pooled[r] and y % block == 0:
+                pools[r] = reference_pool(
+                    canvas[h : h + y, h : h + width], train_rep, a, key, db.encoder, params["pool_size"]
+                )
         if semantic_eps is not None and y % block == 0:
             semantic = reference_semantic(
-                canvas[h : h + y, h : h + width], train_rep, pool, db.encoder, columns, params["semantic_context"]
+                canvas[h : h + y, h : h + width], train_rep, pools[0], db.encoder, columns, params["semantic_context"]
             )
         for x in range(out_width):
+            if known[y, x]:
+                continue
+            pool = pools[0 if region_of is None else region_of[y, x]]
             context = canvas[h + y + offsets[:, 0], h + x + offsets[:, 1]].astype(np.float32)  # (L, C)
             pixel_weights = weights
             if outside_ignored:  # only the context inside the canvas counts, its weights summing to 1 (raster order)
@@ -146,15 +173,17 @@ def reference_sample(
             at_y, at_x = (y * height // out_height, x * width // out_width)  # the relative position at another size
             if anchors is not None:
                 at_y, at_x = anchors[0][y, x], anchors[1][y, x]
-            candidates = [
+            box_y = np.arange(max(0, at_y - radius), min(height, at_y + radius + 1))
+            box_x = np.arange(max(0, at_x - radius), min(width, at_x + radius + 1))
+            every = np.stack(np.meshgrid(pool[passes], box_y, box_x, indexing="ij"), axis=-1).reshape(-1, 3)
+            candidates = [  # image by image, each in raster order of positions
                 (image, sy, sx)
-                for image in pool[passes]
-                for sy in range(max(0, at_y - radius), min(height, at_y + radius + 1))
-                for sx in range(max(0, at_x - radius), min(width, at_x + radius + 1))
-                if reference_part_size(record, taken, y, x, image, sy, sx) <= part_bound
+                for image, sy, sx in every.tolist()
+                if (part_bound >= out_height * out_width or reference_part_size(record, taken, y, x, image, sy, sx) <= part_bound)
                 and copies.get((image, sy, sx), 0) < reuse_cap
-            ]
-            windows = np.stack([padded[i, h + sy + offsets[:, 0], h + sx + offsets[:, 1]] for i, sy, sx in candidates])
+            ]  # fmt: skip
+            image_of, y_of, x_of = np.array(candidates, np.int64).reshape(-1, 3).T
+            windows = padded[image_of[:, None], h + y_of[:, None] + offsets[:, 0], h + x_of[:, None] + offsets[:, 1]]
             diff = context[None] - windows.astype(np.float32)  # float32, as the kernel
             ssd = np.zeros(diff.shape[:2])
             for c in range(channels):  # channels in order, accumulated in float64
@@ -164,9 +193,13 @@ def reference_sample(
                 coarse_canvas, coarse_train, scale = coarse
                 framed = np.pad(coarse_canvas, ((1, 1), (1, 1), (0, 0)), constant_values=db.pad_value).astype(np.int64)
                 mine = framed[y // 2 : y // 2 + 3, x // 2 : x // 2 + 3]
-                for i, (image, sy, sx) in enumerate(candidates):
-                    theirs = coarse_train[image, sy // 2 : sy // 2 + 3, sx // 2 : sx // 2 + 3].astype(np.int64)
-                    total[i] = np.float64(scale) * np.float64(((mine - theirs) ** 2).sum())
+                three = np.arange(3)
+                theirs = coarse_train[  # (candidates, 3, 3, C): each candidate's parent neighbourhood
+                    image_of[:, None, None],
+                    (y_of // 2)[:, None, None] + three[:, None],
+                    (x_of // 2)[:, None, None] + three[None, :],
+                ].astype(np.int64)
+                total = np.float64(scale) * ((mine[None] - theirs) ** 2).sum(axis=(1, 2, 3)).astype(np.float64)
             for l in range(len(weights)):  # offsets in order: the kernel's summation order
                 total += np.float64(pixel_weights[l]) * ssd[:, l]
             threshold = (1.0 + eps) * total.min() + abs_tol
@@ -223,13 +256,16 @@ def reference_level(images: np.ndarray, level: int) -> np.ndarray:
     return np.floor(blocks.mean(axis=(2, 4)) + 0.5).astype(np.uint8)  # exact: f*f is a power of two
 
 
-def reference_pyramid_sample(db, params: dict, index: int, class_label: int | None) -> dict:
+def reference_pyramid_sample(db, params: dict, index: int, class_label: int | None, class_map=None, given=None) -> dict:
     """One sample through `params["levels"]` pyramid levels: the coarsest sampled as a one-level sample of the level
     images, each finer one with its pool the pool_size images nearest the complete coarser sample (over all its
-    pixels) and, with a coarse weight, the coarse term; the class drawn once; reuse bounded at the coarsest level. Returns level 0's result with
-    "coarser": the results of levels 1, 2, ..."""
+    pixels; one pool per class of the class map) and, with a coarse weight, the coarse term; the class drawn once;
+    reuse bounded at the coarsest level. A class map (H, W) holds at every level, pixel (y, x) of level k taking
+    the class of (y * 2^k, x * 2^k); a completion's `given` = (input image, known) too, a block given at level k
+    when all its pixels are, as their mean.
+    Returns level 0's result with "coarser": the results of levels 1, 2, ..."""
     labels = np.asarray(db.labels)
-    if class_label is None and params["class_mixture"] and len(db.class_names) > 1:
+    if class_label is None and params["class_mixture"] and len(db.class_names) > 1 and class_map is None:
         class_label = reference_class(
             params["seed"], index, labels, len(db.class_names), params.get("class_draw", "independent")
         )
@@ -246,23 +282,35 @@ def reference_pyramid_sample(db, params: dict, index: int, class_label: int | No
         parented = params["anchor"] == "parent"
         params_k = {**params, "size": None if size is None else f"{out_height >> k}x{out_width >> k}"}
         params_k["max_reuse"] = params.get("max_reuse", 0.0) if k == levels - 1 else 0.0  # the coarsest level only
+        rows, columns = np.indices((out_height >> k, out_width >> k))
+        map_k = None if class_map is None else class_map[rows << k, columns << k]
+        given_k = None
+        if given is not None:
+            f = 1 << k
+            blocks = given[1].reshape(out_height >> k, f, out_width >> k, f)
+            given_k = (reference_level(given[0][None], k)[0], blocks.all(axis=(1, 3)))
+        controls = {"class_map": map_k, "given": given_k}
         if k == levels - 1:
             coarsest = {**params_k, "radius": None} if parented else params_k
-            results.append(reference_sample(db.level(k), coarsest, index, class_label, key=key))
+            results.append(reference_sample(db.level(k), coarsest, index, class_label, key=key, **controls))
             continue
         coarser = reference_level(originals, k + 1)
-        pool = reference_complete_pool(results[-1]["image"], coarser, allowed, key, params["pool_size"])
+        regions = [allowed]
+        if map_k is not None:
+            regions = [np.arange(len(labels)) if c < 0 else np.flatnonzero(labels == c) for c in np.unique(map_k)]
+        pool = [reference_complete_pool(results[-1]["image"], coarser, a, key, params["pool_size"]) for a in regions]
         scale = params["coarse_weight"] / 9
         framed = np.pad(coarser, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=db.pad_value)
         coarse = (results[-1]["image"], framed, scale) if params["coarse_weight"] > 0 else None
         anchors = None
         if parented:  # twice the parent's source, plus the pixel's place in its parent
-            rows, columns = np.indices((out_height >> k, out_width >> k))
             parent = (rows // 2, columns // 2)
             anchors = (2 * results[-1]["src_y"][parent] + rows % 2, 2 * results[-1]["src_x"][parent] + columns % 2)
         level_db = db.level(k)
         results.append(
-            reference_sample(level_db, params_k, index, class_label, key=key, pool=pool, coarse=coarse, anchors=anchors)
+            reference_sample(
+                level_db, params_k, index, class_label, key=key, pool=pool, coarse=coarse, anchors=anchors, **controls
+            )
         )
     finest = results[-1]
     finest["coarser"] = results[-2::-1]

@@ -4,6 +4,7 @@ verified, output does not depend on batch size, and what a pyramid cannot take i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,9 +110,38 @@ def test_levels_the_images_do_not_have_are_refused_in_one_line(module_cache, dat
     assert not (tmp_path / "r").exists()
 
 
-def test_a_pyramid_refuses_controls_it_does_not_take(mnist_db):
-    with pytest.raises(NpgenError, match="class map"):
-        Sampler(mnist_db, levels=2, class_map=np.full((28, 28), 3))
+def test_a_class_map_and_a_completion_hold_at_every_level_and_verify_there(module_cache, data_root, tmp_path):
+    """`--class-map` and `npgen complete` with --levels 2: level 1 keeps the map's classes and the input's given
+    blocks (their exact means), has provenance only where it generated, and verify checks both at level 1."""
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(main, [*args, "--dataset", "mnist", "--levels", "2", "--data-root", str(data_root)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("sample", "-n", "3", "--class-map", "top=7,bottom=1", "--out", str(tmp_path / "steered"))
+    steered = Run(tmp_path / "steered")
+    table = steered.provenance(["src_image", "y"], level=1)
+    coarse = {name: table.column(name).to_numpy() for name in table.column_names}
+    labels = load_dataset("mnist", data_root=data_root).labels[coarse["src_image"]]
+    assert (labels == np.where(coarse["y"] < 7, 7, 1)).all() and len(labels) == 3 * 14 * 14
+    assert api.verify_run(steered.path, data_root).ok
+
+    run("complete", "-n", "2", "--test-index", "0", "--test-index", "1", "--mask", "top", "--out", str(tmp_path / "c"))
+    completed = Run(tmp_path / "c")
+    inputs = load_dataset("mnist", data_root=data_root, split="test").images[:2]
+    coarse = np.asarray(completed.level_samples(1))
+    np.testing.assert_array_equal(coarse[:, :7], np.repeat(reference_level(inputs, 1)[:, :7], 2, axis=0))
+    rows = completed.provenance(["y"], level=1).column("y").to_numpy()
+    assert len(rows) == 4 * 7 * 14 and (rows >= 7).all()
+    report = api.verify_run(completed.path, data_root)
+    assert report.ok and report.levels == 2 and report.missing_or_duplicate == 0
+
+    coarse = coarse.copy()
+    coarse[1, 3, 5, 0] ^= 0xFF  # a given block's mean: no provenance row checks it, the input does
+    np.save(completed.path / "levels" / "1" / "samples.npy", coarse)
+    report = api.verify_run(completed.path, data_root)
+    assert report.given_changed == 1 and report.mismatches == 0 and not report.ok
 
 
 def test_information_maps_refuse_a_pyramid_run(pyramid_run, data_root):
@@ -133,25 +163,22 @@ def test_shards_of_a_pyramid_run_merge_into_the_same_levels(pyramid_run, data_ro
     assert api.verify_run(merged, data_root).ok
 
 
-def test_mnist_samples_two_levels_by_default_and_one_where_the_pyramid_cannot_go(module_cache, data_root, tmp_path):
+def test_mnist_samples_two_levels_by_default_and_one_where_they_measured_no_better(module_cache, data_root, tmp_path):
     """MNIST's preset is a pyramid (levels 2, pool 200); a class map and a completion sample one level unless told
-    otherwise, and a class map with an explicit --levels 2 is refused in one line."""
+    otherwise (benchmarks/RESULTS.md, Controls), and take --levels 2 when told."""
 
-    def sample(*args: str) -> tuple[int, str]:
+    def sample(*args: str) -> Run:
         result = CliRunner().invoke(main, [*args, "--dataset", "mnist", "-n", "2", "--data-root", str(data_root)])
-        return result.exit_code, result.output
+        assert result.exit_code == 0, result.output
+        return Run(Path(args[args.index("--out") + 1]))
 
-    runs = {"plain": ["sample", "--class", "3"], "steered": ["sample", "--class-map", "top=7,bottom=1"]}
-    runs["completed"] = ["complete", "--test-index", "0", "--mask", "top"]
-    for name, args in runs.items():
-        code, output = sample(*args, "--out", str(tmp_path / name))
-        assert code == 0, output
-    params = {name: Run(tmp_path / name).manifest["params"] for name in runs}
-    assert (params["plain"]["levels"], params["plain"]["pool_size"]) == (2, 200)
-    assert params["steered"]["levels"] == params["completed"]["levels"] == 1
-    code, output = sample("sample", "--class-map", "top=7,bottom=1", "--levels", "2", "--out", str(tmp_path / "no"))
-    assert code == 2 and output.strip().splitlines()[-1].startswith("error: --levels > 1 does not take a class map")
-    assert not (tmp_path / "no").exists()
+    plain = sample("sample", "--class", "3", "--out", str(tmp_path / "plain"))
+    assert (plain.manifest["params"]["levels"], plain.manifest["params"]["pool_size"]) == (2, 200)
+    steered = sample("sample", "--class-map", "top=7,bottom=1", "--out", str(tmp_path / "steered"))
+    completed = sample("complete", "--test-index", "0", "--mask", "top", "--out", str(tmp_path / "completed"))
+    assert steered.levels == completed.levels == 1
+    told = sample("complete", "--test-index", "0", "--mask", "top", "--levels", "2", "--out", str(tmp_path / "told"))
+    assert told.levels == 2 and told.manifest["params"]["pool_size"] == 200
 
 
 def test_a_grey_folder_takes_the_mnist_pyramid_only_where_its_images_have_a_coarser_level(

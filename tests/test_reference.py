@@ -33,6 +33,23 @@ def assert_matches_reference(db, options: dict, class_label, indices=(0, 1, 2)):
             np.testing.assert_array_equal(getattr(out, name)[row], expected[name], err_msg=f"sample {index}: {name}")
 
 
+def assert_pyramid_matches(db, sampler, class_label, indices, class_map=None, given=None):
+    """Every level of the sampler's samples `indices` (consecutive) against the reference, bit for bit; `given`
+    = (inputs, known), input i completed by sample i."""
+    out = sampler.sample(len(indices), class_label, start=indices[0])
+    params = {name: getattr(sampler, name) for name in SAMPLER_PARAMS}
+    for row, index in enumerate(indices):
+        completion = None if given is None else (given[0][index], given[1][index])
+        expected = reference_pyramid_sample(db, params, index, class_label, class_map, completion)
+        for level, (got, want) in enumerate([(out, expected), *zip(out.coarser, expected["coarser"])]):
+            np.testing.assert_array_equal(got.images[row], want["image"], err_msg=f"sample {index} level {level}")
+            for name in FIELDS:
+                np.testing.assert_array_equal(
+                    getattr(got, name)[row], want[name], err_msg=f"sample {index} level {level}: {name}"
+                )
+    return out
+
+
 @pytest.mark.parametrize(
     "options, class_label",
     [
@@ -145,32 +162,14 @@ def test_the_semantic_filter_matches_the_reference_on_cifar10_and_patch_codes(ci
 )
 def test_pyramid_matches_the_reference_on_mnist(mnist_db, options, class_label):
     """Every level of a pyramid sample, bit for bit: images, provenance and the coarser levels' own records."""
-    sampler = Sampler(mnist_db, batch_size=2, **options)
-    out = sampler.sample(2, class_label, start=4)
-    params = {name: getattr(sampler, name) for name in SAMPLER_PARAMS}
-    for row, index in enumerate((4, 5)):
-        expected = reference_pyramid_sample(mnist_db, params, index, class_label)
-        levels = [(out, expected), *zip(out.coarser, expected["coarser"])]
-        assert len(levels) == options["levels"]
-        for level, (got, want) in enumerate(levels):
-            np.testing.assert_array_equal(got.images[row], want["image"], err_msg=f"sample {index} level {level}")
-            for name in FIELDS:
-                np.testing.assert_array_equal(
-                    getattr(got, name)[row], want[name], err_msg=f"sample {index} level {level}: {name}"
-                )
+    out = assert_pyramid_matches(mnist_db, Sampler(mnist_db, batch_size=2, **options), class_label, (4, 5))
+    assert len(out.coarser) == options["levels"] - 1
 
 
 @pytest.mark.slow  # the fast lane keeps the pyramid's reference on MNIST
 def test_pyramid_matches_the_reference_on_cifar10(cifar_db):
     sampler = Sampler(cifar_db, batch_size=3, levels=2, coarse_weight=1.0, radius=1, pool_size=20)
-    out = sampler.sample(3, 2)
-    params = {name: getattr(sampler, name) for name in SAMPLER_PARAMS}
-    for index in range(3):
-        expected = reference_pyramid_sample(cifar_db, params, index, 2)
-        for got, want in [(out, expected), (out.coarser[0], expected["coarser"][0])]:
-            np.testing.assert_array_equal(got.images[index], want["image"])
-            for name in FIELDS:
-                np.testing.assert_array_equal(getattr(got, name)[index], want[name], err_msg=name)
+    assert_pyramid_matches(cifar_db, sampler, 2, (0, 1, 2))
 
 
 @pytest.mark.parametrize(
@@ -214,15 +213,42 @@ def test_pyramid_matches_the_reference_on_cifar10(cifar_db):
 )
 def test_another_output_size_matches_the_reference(one_image_db, options):
     """--size: samples of another size than the picture, every level bit for bit against the reference."""
-    sampler = Sampler(one_image_db, batch_size=2, **options)
-    out = sampler.sample(2, None)
-    params = {name: getattr(sampler, name) for name in SAMPLER_PARAMS}
+    out = assert_pyramid_matches(one_image_db, Sampler(one_image_db, batch_size=2, **options), None, (0, 1))
     height, width = map(int, options["size"].split("x"))
     assert out.images.shape == (2, height, width, 3)
-    for index in range(2):
-        expected = reference_pyramid_sample(one_image_db, params, index, None)
-        levels = [(out, expected), *zip(out.coarser, expected["coarser"])]
-        for level, (got, want) in enumerate(levels):
-            np.testing.assert_array_equal(got.images[index], want["image"], err_msg=f"sample {index} level {level}")
-            for name in FIELDS:
-                np.testing.assert_array_equal(getattr(got, name)[index], want[name], err_msg=f"level {level}: {name}")
+
+
+PYRAMIDS = [
+    {"levels": 2},  # the coarse sample chooses each region's pool
+    {"levels": 2, "coarse_weight": 1.0, "anchor": "parent", "radius": 1, "pool_size": 5, "max_source_share": 0.3},
+]
+
+
+@pytest.mark.parametrize("options", PYRAMIDS)
+def test_a_class_map_holds_at_every_pyramid_level_as_the_reference_says(mnist_db, options):
+    """Sevens above row 13, ones below, any digit in the bottom-right corner: the boundary falls inside level 1's
+    sixth row of blocks, which takes its top-left pixel's class."""
+    class_map = np.where(np.arange(28)[:, None] < 13, 7, 1).repeat(28, axis=1)
+    class_map[20:, 20:] = -1
+    sampler = Sampler(mnist_db, batch_size=2, class_map=class_map, **options)
+    out = assert_pyramid_matches(mnist_db, sampler, None, (0, 1), class_map=class_map)
+    labels = np.asarray(mnist_db.labels)
+    assert (labels[out.coarser[0].src_image[:, :7]] == 7).all() and (
+        labels[out.coarser[0].src_image[:, 7:10]] == 1
+    ).all()
+
+
+@pytest.mark.parametrize("options", PYRAMIDS)
+def test_a_completion_holds_at_every_pyramid_level_as_the_reference_says(mnist_db, data_root, options):
+    """A hole with odd edges: level 1 generates every block that holds a generated pixel and keeps the others as
+    the exact means of the input's blocks."""
+    from npgen.control.completion import Completion
+
+    inputs = load_dataset("mnist", data_root=data_root, split="test").images[:2]
+    known = np.ones((2, 28, 28), bool)
+    known[:, 9:21, 5:23] = False
+    sampler = Sampler(mnist_db, batch_size=2, completion=Completion(inputs, known, 1), class_mixture=0, **options)
+    out = assert_pyramid_matches(mnist_db, sampler, None, (0, 1), given=(inputs, known))
+    assert (out.src_image[known] == -1).all() and (out.images[known] == inputs[known]).all()
+    coarse_known = (out.coarser[0].src_image == -1)[0]
+    assert coarse_known[:4].all() and not coarse_known[4:11, 2:12].any() and coarse_known[11:].all()

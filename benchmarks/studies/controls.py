@@ -3,6 +3,7 @@
     python benchmarks/studies/controls.py exclusion              # sampler images/s, no exclusion vs 10 % of the split excluded
     python benchmarks/studies/controls.py completion mnist       # complete the bottom half of 1,000 test images, 2 each
     python benchmarks/studies/controls.py completion cifar10
+    python benchmarks/studies/controls.py completion mnist --levels 1   # the same at one pyramid level
     python benchmarks/studies/controls.py figures                # README figures: completions and steered samples
 
 exclusion: class-conditional `Sampler.sample` throughput (200 images: classes 3 and 8, 100 each) with the
@@ -10,7 +11,8 @@ dataset's preset, with and without a random 10 % of the training split excluded 
 measured alternately `--repeats` times each in one process after a warm-up; medians and their ratio.
 
 completion: for the first `--inputs` test images, the top half is given and the bottom half generated
-(`npgen complete --mask top -n 2`, the preset, no class given). Scored with the project's classifier
+(`npgen complete --mask top -n 2`, the preset, no class given; `--levels L` sets the pyramid levels, and every
+run is checked by `npgen verify`). Scored with the project's classifier
 (benchmarks/quality/classifier.py): how often a completion is classified as the original's class, against the
 original images themselves and the top halves alone (bottom half blank) as references; the distance
 of the generated half to the original's (L2, pixel units); and the diversity, the L2 distance between
@@ -20,6 +22,7 @@ the two completions of one input on the generated half. Results: benchmarks/resu
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -63,8 +66,8 @@ def exclusion(repeats: int) -> dict:
     return out
 
 
-def completion(name: str, n_inputs: int) -> dict:
-    from npgen.api import complete_run
+def completion(name: str, n_inputs: int, levels: int | None = None) -> dict:
+    from npgen.api import complete_run, verify_run
     from npgen.data.datasets import load_dataset
     from npgen.evaluation import features
 
@@ -74,9 +77,19 @@ def completion(name: str, n_inputs: int) -> dict:
     half = test.height // 2
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        run = complete_run(Path(scratch) / "run", name, "top", per_input=2, test_indices=list(range(n_inputs)))
+        options = {} if levels is None else {"levels": levels}
+        run = complete_run(
+            Path(scratch) / "run",
+            name,
+            "top",
+            per_input=2,
+            test_indices=list(range(n_inputs)),
+            sampler_options=options,
+        )
         seconds = time.perf_counter() - started
         completions = np.load(run / "samples.npy")
+        report = verify_run(run)
+        params = json.loads((run / "manifest.json").read_text())["params"]
     top_only = originals.copy()
     top_only[:, half:] = 0
     predicted = classifier.probabilities(completions).argmax(axis=1)
@@ -85,6 +98,8 @@ def completion(name: str, n_inputs: int) -> dict:
     to_original = np.sqrt(((bottom - truth) ** 2).sum(axis=1))
     diversity = np.sqrt(((bottom[0::2] - bottom[1::2]) ** 2).sum(axis=1))
     result = {
+        "levels": params["levels"],
+        "verify_ok": report.ok,
         "inputs": n_inputs,
         "completions": len(completions),
         "seconds": round(seconds, 1),
@@ -173,6 +188,7 @@ def main() -> None:
     parser.add_argument("dataset", nargs="?", choices=("mnist", "cifar10"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--inputs", type=int, default=1000)
+    parser.add_argument("--levels", type=int, help="pyramid levels of the completions (default: the preset's)")
     args = parser.parse_args()
     if args.what == "figures":
         figures()
@@ -181,7 +197,8 @@ def main() -> None:
     else:
         if args.dataset is None:
             parser.error("completion needs a dataset: mnist or cifar10")
-        save_result(f"controls-completion-{args.dataset}", completion(args.dataset, args.inputs))
+        suffix = "" if args.levels is None else f"-levels{args.levels}"
+        save_result(f"controls-completion-{args.dataset}{suffix}", completion(args.dataset, args.inputs, args.levels))
 
 
 if __name__ == "__main__":

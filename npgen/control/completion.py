@@ -7,6 +7,10 @@ completed rows, given pixels included. Given pixels below or to the right of a g
 not enter its context: with a `top` or `left` mask every generated pixel sees all the given pixels
 next to it, and with other masks the lower and right edges of a hole are not matched. Only the
 generated pixels get a provenance row; the given ones are the input's.
+
+With pyramid levels every level is a completion (`at_level`): a coarse pixel is given where its whole block is,
+as the block's exact mean (`npgen.data.levels`), so the coarse sample already fits the given pixels and a finer
+level's coarse term sees them on both sides of a hole.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npgen.data.levels import level_images, level_mask
 from npgen.errors import NpgenError
 
 
@@ -52,3 +57,9 @@ class Completion:
     def known_pixels(self, sample_indices: np.ndarray) -> np.ndarray:
         """(n, H, W) bool: which pixels of each sample are given."""
         return self.known[self.input_of(sample_indices)]
+
+    def at_level(self, level: int) -> "Completion":
+        """The same completion at pyramid level `level`: the inputs' level images, given where a whole block is."""
+        if level == 0:
+            return self
+        return Completion(level_images(self.inputs, level), level_mask(self.known, level), self.per_input)

@@ -52,3 +52,22 @@ def box_means(images: np.ndarray, factor: int) -> np.ndarray:
                             total += images[i, row * factor + dy, column * factor + dx, channel]
                     out[i, row, column, channel] = (total + count // 2) // count
     return out
+
+
+def level_mask(mask: np.ndarray, level: int) -> np.ndarray:
+    """(..., H / 2^level, W / 2^level) bool: True where every pixel of the 2^level x 2^level block of `mask`
+    (..., H, W) is True. A completion's given pixels at a coarser level: a block's mean is given only when every
+    pixel of it is, so the coarse level never holds a mean of generated pixels."""
+    mask = np.asarray(mask, dtype=bool)
+    height, width = level_shape(mask.shape[-2], mask.shape[-1], level)
+    factor = 1 << level
+    blocks = mask.reshape(*mask.shape[:-2], height, factor, width, factor)
+    return blocks.all(axis=(-3, -1))
+
+
+def level_map(pixel_map: np.ndarray, level: int) -> np.ndarray:
+    """(H / 2^level, W / 2^level): each block's top-left entry of a per-pixel map (H, W), such as a class map: the
+    value a coarse pixel (y, x) takes is that of pixel (y * 2^level, x * 2^level)."""
+    level_shape(pixel_map.shape[0], pixel_map.shape[1], level)
+    factor = 1 << level
+    return np.ascontiguousarray(pixel_map[::factor, ::factor])

@@ -22,7 +22,10 @@ image's exact integer box means, `npgen.data.levels`):
 Every level copies its pixels from training images at that level and records their provenance, under its
 own source budget (max_source_share of the level's pixels), the same class and the same exclusion; the
 levels draw independent random numbers (`rng.level_keys`), level 0 those of a one-level sampler. The
-class of an unconditional sample is drawn once, for all its levels.
+class of an unconditional sample is drawn once, for all its levels. A class map holds at every level, each
+coarse pixel taking its block's top-left class (`npgen.data.levels.level_map`), each region of a finer level
+its own pool; a completion too (`Completion.at_level`): a coarse pixel is given only where its whole block is,
+so every generated pixel's parent was generated too, and has a source to anchor at.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from npgen.data.levels import level_shape
+from npgen.data.levels import level_map, level_shape
 from npgen.errors import NpgenError
 from npgen.rule.kernels import CoarseLevel
 from npgen.rule.pool import complete_pool
@@ -56,10 +59,6 @@ def check_levels(sampler: "Sampler") -> None:
                 f"--size {sampler.size} has no pyramid level {sampler.levels - 1}: both sides must be multiples of "
                 f"{factor}; choose another --size or fewer --levels"
             ) from None
-    if sampler.class_map is not None:
-        raise NpgenError("--levels > 1 does not take a class map yet; sample with --levels 1")
-    if sampler.completion is not None:
-        raise NpgenError("--levels > 1 does not complete images yet; complete with --levels 1")
 
 
 def coarse_level(coarser_db, samples: Samples, coarse_weight: float, anchor: str) -> CoarseLevel | None:
@@ -101,6 +100,8 @@ def sample_pyramid(sampler: "Sampler", indices: np.ndarray, class_label: int) ->
             anchor="position",
             max_reuse=sampler.max_reuse if k == sampler.levels - 1 else 0.0,
             size=None if sampler.size is None else f"{height >> k}x{width >> k}",
+            class_map=None if sampler.class_map is None else level_map(sampler.class_map, k),
+            completion=None if sampler.completion is None else sampler.completion.at_level(k),
         )
         for k in range(sampler.levels)
     ]
@@ -111,11 +112,12 @@ def sample_pyramid(sampler: "Sampler", indices: np.ndarray, class_label: int) ->
     for k in range(sampler.levels - 2, -1, -1):
         finer, coarser = at_level[k], at_level[k + 1]
         keys = level_keys(sampler.seed, indices, k)
-        pools = complete_pool(
-            made[-1].images, coarser.database.images(), finer.allowed(class_label), keys, sampler.pool_size
-        )
+        pools = [  # one per region of the class map at this level
+            complete_pool(made[-1].images, coarser.database.images(), allowed, keys, sampler.pool_size)
+            for allowed in finer.regions(class_label)[0]
+        ]
         coarse = coarse_level(coarser.database, made[-1], sampler.coarse_weight, sampler.anchor)
-        made.append(finer.sample_group(indices, class_label, fixed_pools=[pools], coarse=coarse))
+        made.append(finer.sample_group(indices, class_label, fixed_pools=pools, coarse=coarse))
     finest = made[-1]
     finest.coarser = made[-2::-1]
     return finest

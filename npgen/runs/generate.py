@@ -102,7 +102,8 @@ def sample(
     device = _device(request.sampler_options)
     data = load_dataset(request.dataset, data_root=request.data_root, clusters=request.clusters)
     explicit = {name: value for name, value in (request.sampler_options or {}).items() if value is not None}
-    one_level = {"levels": 1} if request.class_map is not None else {}  # the pyramid takes no class map (yet)
+    # a class map takes one level unless --levels says otherwise: steered samples are measured at one level only
+    one_level = {"levels": 1} if request.class_map is not None else {}
     window_params, options = resolve_params(data, request.window, {**one_level, **explicit})
     device = _device_for_levels(device, explicit, options)
     class_label = resolve_class(data.class_names, request.class_value)  # mistakes are told before any build
@@ -141,7 +142,8 @@ def complete(
 
     Sample i completes input i // n; only generated pixels get provenance (`npgen.control.completion`). With
     no class given the whole split is searched (the completion is conditioned on its given pixels, not on a
-    drawn class): class_mixture defaults to 0, and levels to 1 (the pyramid completes nothing yet). `progress`,
+    drawn class): class_mixture defaults to 0, and levels to 1 (on MNIST two levels completed no better:
+    benchmarks/RESULTS.md, Controls); `--levels L` completes every level (`Completion.at_level`). `progress`,
     `note`, `planned` and `within` are as in `sample`.
     """
     inputs_given, per_input = request.completion or CompletionInputs(mask=""), request.n

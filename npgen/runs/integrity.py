@@ -129,9 +129,9 @@ def sample_shape(path: Path, manifest: dict) -> tuple[int, int, int]:
         ) from None
 
 
-def check_parts(path: Path, manifest: dict, levels: int, generated: np.ndarray) -> None:
+def check_parts(path: Path, manifest: dict, levels: int, generated: list[np.ndarray]) -> None:
     """Raise a one-line NpgenError unless the run at `path` holds exactly the provenance parts its manifest names, at
-    every pyramid level, each with the rows of its samples' generated pixels (`generated`: per sample, at level 0) and
+    every pyramid level, each with the rows of its samples' generated pixels (`generated`: per level, per sample) and
     the SHA-256 recorded for it; and a samples.parquet with a row per sample."""
     n = manifest["n_samples"]
     height, width, channels = sample_shape(path, manifest)
@@ -169,11 +169,10 @@ def check_parts(path: Path, manifest: dict, levels: int, generated: np.ndarray) 
             )
         if missing:
             raise NpgenError(f"{folder / missing[0]} is missing: the run {path} is incomplete; sample it again")
-        pixels = (height >> level) * (width >> level)
         for name, index in expected.items():
             part = folder / name
             first, last = index * size, min(n, (index + 1) * size)
-            rows = int(generated[first:last].sum()) if level == 0 else (last - first) * pixels
+            rows = int(generated[level][first:last].sum())
             if part.is_symlink() or not part.is_file():
                 raise NpgenError(f"{part} is not a file: the run {path} is damaged; sample it again")
             held = _rows(part, path)

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from npgen.data.dataset_cards import known_datasets
 from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.data.files import TMP_MARK, array_sha256, read_small_file, refuse_link
+from npgen.data.levels import level_mask
 from npgen.errors import NpgenError
 from npgen.params import describe_differences, recorded_params
 from npgen.runs.integrity import (
@@ -266,17 +267,23 @@ class Run:
                 f"uint8 {expected}; the run is damaged, sample it again"
             )
 
-    def _generated_pixels(self) -> np.ndarray:
-        """How many pixels of each sample were generated (have provenance): all but a completion's given ones."""
+    def _generated_pixels(self) -> list[np.ndarray]:
+        """How many pixels of each sample were generated (have provenance) at each pyramid level: all but a
+        completion's given ones (at a coarser level, the blocks given whole: `npgen.data.levels.level_mask`)."""
         n, (height, width) = self.manifest["n_samples"], self.sample_shape[:2]
         record = self.manifest.get("completion")
         if not record:
-            return np.full(n, height * width, np.int64)
+            return [np.full(n, (height >> k) * (width >> k), np.int64) for k in range(self.levels)]
         known = self.control("known")
         per_input = record.get("per_input") if isinstance(record, dict) else None
         if known is None or not isinstance(per_input, int) or known.ndim != 3 or len(known) * per_input != n:
             raise NpgenError(f"run {self.path} is a completion without matching controls/known.npy; sample it again")
-        return np.repeat(height * width - known.reshape(len(known), -1).sum(axis=1), per_input)
+        if known.shape[1:] != (height, width):
+            raise NpgenError(f"run {self.path}: controls/known.npy is not the samples' size; sample it again")
+        return [
+            np.repeat((~level_mask(known, k)).reshape(len(known), -1).sum(axis=1), per_input)
+            for k in range(self.levels)
+        ]
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:

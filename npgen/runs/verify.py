@@ -11,7 +11,7 @@ import numpy as np
 
 from npgen.data.clusters import cluster_labels
 from npgen.data.datasets import Dataset
-from npgen.data.levels import level_images
+from npgen.data.levels import level_images, level_mask
 from npgen.errors import NpgenError
 from npgen.params import check, part_bound, recorded_params, source_budget
 from npgen.rule.parts import largest_parts
@@ -54,8 +54,9 @@ class VerifyReport(LevelCounts):
     counts pixels no admissible rule gives (no admissible candidate recorded, or a distance that is not
     a finite number >= 0); excluded_pixels counts pixels copied from an excluded training image;
     given_changed counts a completion's given pixels that differ from its input (or the input from the
-    test image it names). missing_or_duplicate counts pixels without exactly one provenance row (a
-    completion's given pixels: without any). over_part_bound counts samples with a copied part (4-connected pixels
+    test image it names; at a coarser level, from the exact mean of its block of the input).
+    missing_or_duplicate counts pixels without exactly one provenance row (a completion's given pixels: without
+    any). over_part_bound counts samples with a copied part (4-connected pixels
     from one training image at one displacement) of more than part_bound pixels (max_part_share of its pixels).
     over_reuse_cap counts samples whose coarsest level took more than reuse_cap pixels from one source pixel (with
     max_reuse > 0; reuse_cap is 0 without it), most_reused the most it took. With pyramid levels every count (and
@@ -169,8 +170,11 @@ def verify_run(run_path: str | os.PathLike, data_root=None) -> VerifyReport:
     for level in range(1, run.levels):
         coarse = np.asarray(run.level_samples(level))
         level_budget = source_budget(share, coarse.shape[1] * coarse.shape[2])
-        no_given = np.zeros(coarse.shape[:3], dtype=bool)
-        found += check_level(run, level_images(data.images, level), coarse, no_given, guarantees, level_budget, level)
+        level_known, level_changed = _check_given(run, coarse, data, data_root, level)
+        given_changed += level_changed
+        found += check_level(
+            run, level_images(data.images, level), coarse, level_known, guarantees, level_budget, level
+        )
     return VerifyReport(
         **asdict(found),
         given_changed=given_changed,
@@ -283,10 +287,12 @@ def check_level(
     )
 
 
-def _check_given(run: Run, samples: np.ndarray, train: Dataset, data_root) -> tuple[np.ndarray, int]:
-    """((n, H, W) bool given pixels, how many differ from the input): for a completion run; none otherwise.
+def _check_given(run: Run, samples: np.ndarray, train: Dataset, data_root, level: int = 0) -> tuple[np.ndarray, int]:
+    """((n, h, w) bool given pixels, how many differ from the input): for a completion run; none otherwise.
 
-    A completion of test-split images is checked against the test split itself, not only the stored input.
+    A completion of test-split images is checked against the test split itself, not only the stored input. At a
+    coarser `level` the given pixels are the blocks given whole, each the exact mean of its block of the input
+    (`Completion.at_level`), derived again here.
     """
     n = len(samples)
     record = run.manifest.get("completion")
@@ -300,8 +306,10 @@ def _check_given(run: Run, samples: np.ndarray, train: Dataset, data_root) -> tu
     if inputs is None or known is None or len(inputs) * per_input != n or known.shape != inputs.shape[:3]:
         raise NpgenError(f"run {run.path} is a completion without matching controls/inputs.npy and known.npy")
     which = np.arange(n) // per_input
+    if level > 0:
+        inputs, known = level_images(inputs, level), level_mask(known, level)
     changed = (samples != inputs[which]).any(axis=-1) & known[which]
-    if record.get("test_indices") is not None:
+    if record.get("test_indices") is not None and level == 0:
         test = load_test_split(train, run.data_root(data_root), "verifying a completion of test images")
         original = test.images[np.asarray(record["test_indices"], dtype=np.int64)]
         changed |= (original[which] != inputs[which]).any(axis=-1) & known[which]
