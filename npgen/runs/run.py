@@ -30,7 +30,6 @@ import pyarrow.parquet as pq
 from npgen.data.dataset_cards import known_datasets
 from npgen.data.datasets import DATA_ENV, KNOWN, Dataset, load_dataset
 from npgen.data.files import TMP_MARK, array_sha256, read_small_file, refuse_link
-from npgen.data.levels import level_mask
 from npgen.errors import NpgenError
 from npgen.params import describe_differences, recorded_params
 from npgen.runs.integrity import (
@@ -280,6 +279,8 @@ class Run:
             raise NpgenError(f"run {self.path} is a completion without matching controls/known.npy; sample it again")
         if known.shape[1:] != (height, width):
             raise NpgenError(f"run {self.path}: controls/known.npy is not the samples' size; sample it again")
+        from npgen.data.levels import level_mask  # here: npgen.data.levels loads numba, which npgen.api must not
+
         return [
             np.repeat((~level_mask(known, k)).reshape(len(known), -1).sum(axis=1), per_input)
             for k in range(self.levels)
