@@ -18,6 +18,7 @@ import re
 import statistics
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent
@@ -171,6 +172,7 @@ def targets_any_size_table() -> str:
     within = sum(0.08 <= low and high <= 0.12 for low, high in bands)
     cost = load("size-cost")
     ratio = cost["sample"]["sizes"]["256"]["ratio_to_smallest"]
+    photo_ratio = cost["sample-photo-crops"]["sizes"]["256"]["ratio_to_smallest"]
     build = cost["build"]
     npgen, gpnn = load("single-image-npgen-128"), load("single-image-gpnn-128")
     big, ivf = load("single-image-npgen"), load("single-image-gpnn-ivf")
@@ -201,7 +203,8 @@ def targets_any_size_table() -> str:
         f"| … ≥ 9/10-vote share ≥ 95% | preset {pct(sum(votes) / 3)} (mean of 3 seeds, {pct(min(votes))}–"
         f"{pct(max(votes))}); one level, the preset until 2026-12-05: {pct(sum(one_level_votes) / 3)} "
         f"({pct(min(one_level_votes))}–{pct(max(one_level_votes))}) | {_met(min(votes) >= 0.95)}, at every seed |",
-        f"| Per-pixel throughput at 256 px ≥ 0.5× that at 32 px | {ratio:.2f}× (`size_cost.py`) | {_met(ratio >= 0.5)} |",
+        f"| Per-pixel throughput at 256 px ≥ 0.5× that at 32 px | {ratio:.2f}× (`size_cost.py`, CIFAR-10 enlarged); "
+        f"{photo_ratio:.2f}× on crops of photos | {_met(min(ratio, photo_ratio) >= 0.5)} |",
         f"| A 10,000-image 128×128 collection builds in ≤ 5 min, memory-mapped | {build['build_seconds']:.0f} s, "
         f"{build['build_peak_anon_gb']:.1f} GB allocated | {_met(build['build_seconds'] <= 300)} |",
         f"| `npgen sample` at 128 px: progress bar, whole-run share ≥ 75% | "
@@ -1143,13 +1146,14 @@ def single_image_larger_table() -> str:
     )
 
 
-def size_cost_table() -> str:
+def size_cost_table(key: str = "sample") -> str:
     """benchmarks/speed/size_cost.py: pixels per second of the CIFAR-10 preset against image size (CIFAR-10
-    upsampled: a cost test), the 10,000-image 128 px build and a whole run's share of the sampler at 128 px."""
+    upsampled: a cost test, or with key "sample-photo-crops" crops of photos), the 10,000-image 128 px build and a
+    whole run's share of the sampler at 128 px."""
     result = load("size-cost")
-    if not result or "sample" not in result:
+    if not result or key not in result:
         return ""
-    sampled = result["sample"]
+    sampled = result[key]
     rows = [
         "| size | images per round | pixels per second (median) | images per second | against 32 px |",
         "|---|---|---|---|---|",
@@ -1166,7 +1170,7 @@ def size_cost_table() -> str:
             f"a whole `sample_run` of {share['images_per_run']} samples at 128 px runs at {share['share']:.2f} of the "
             f"sampler's speed on the same samples (median of {share['pairs']} pairs)"
         )
-    built = result.get("build")
+    built = result.get("build") if key == "sample" else None
     if built:
         notes.append(
             f"building the {built['n_images']:,}-image {built['size']} px collection's database took "
@@ -1197,6 +1201,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "frontier-cifar10-1000": lambda: frontier_table("cifar10", 1000),
     "single-image-128": lambda: single_image_table(128),
     "size-cost": size_cost_table,
+    "size-cost-photo-crops": partial(size_cost_table, "sample-photo-crops"),
     "single-image-bounds-128": lambda: single_image_bounds_table(128, (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)),
     "single-image-preset-128": lambda: single_image_variants_table(128, SINGLE_IMAGE_VARIANTS),
     "single-image-256": lambda: single_image_table(256),

@@ -8,6 +8,14 @@ $NPGEN_SCALE_DATA (default /work/scale-data, never in git), with `"synthetic": t
 
     python benchmarks/speed/size_cost.py build --size 128 --n 10000     # the 10,000-image 128 px build
     python benchmarks/speed/size_cost.py sample --sizes 32 64 128 256 --n 2000 --rounds 5
+    python benchmarks/speed/size_cost.py sample --source photo-crops --sizes 32 64 128 256 --n 2000 --rounds 5
+
+`--source photo-crops` takes collections of real photo content instead: image i of size s is an s x s crop, at a
+seeded random place, of scikit-image's picture i mod 8 at its own resolution (brick, grass, gravel, astronaut,
+chelsea, coffee, rocket, hubble_deep_field; grey ones made RGB), labelled by its picture. Enlarged CIFAR-10 images
+are flat blocks whose windows often match exactly and end the search early; crops of photos have no such blocks, so
+they say what photos cost per pixel. They are named `photo-crops<s>-<n>` (`"synthetic": true` too: cut for this
+test, not a collection anyone made). Written under "sample-photo-crops" in the same results file.
 
 `build` times `npgen.api.build_database` (what `npgen build` runs) in this process, with its peak memory (anonymous
 and resident, `scale.MemoryWatch`) and the database's size on disk. `sample` builds (or reuses) a database per size,
@@ -43,22 +51,28 @@ RESULT = RESULTS / "size-cost.json"
 BASE = 32
 
 
-def collection_path(size: int, n: int) -> Path:
-    return SCALE_DATA / f"cifar10-up{size}-{n}"
+PHOTOS = ("brick", "grass", "gravel", "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field")
+SOURCES = {"cifar10-upsampled": "cifar10-up", "photo-crops": "photo-crops"}
 
 
-def database_path(size: int, n: int) -> Path:
-    return SCALE_DATA / "db" / f"cifar10-up{size}-{n}"
+def collection_path(size: int, n: int, source: str = "cifar10-upsampled") -> Path:
+    return SCALE_DATA / f"{SOURCES[source]}{size}-{n}"
 
 
-def make(size: int, n: int) -> Path:
-    """Write the upsampled collection of n images at size x size unless it exists; return its folder."""
+def database_path(size: int, n: int, source: str = "cifar10-upsampled") -> Path:
+    return SCALE_DATA / "db" / f"{SOURCES[source]}{size}-{n}"
+
+
+def make(size: int, n: int, source: str = "cifar10-upsampled") -> Path:
+    """Write the collection of n images at size x size unless it exists; return its folder."""
     from npgen.data.datasets import load_dataset
     from npgen.data.folders import write_array_folder
 
-    path = collection_path(size, n)
+    path = collection_path(size, n, source)
     if path.exists():
         return path
+    if source == "photo-crops":
+        return make_crops(path, size, n)
     if size % BASE:
         raise SystemExit(f"--size must be a multiple of {BASE}, got {size}")
     factor = size // BASE
@@ -82,26 +96,60 @@ def make(size: int, n: int) -> Path:
     return write_array_folder(path, path.name, train.class_names, n, (size, size, 3), chunks, record)
 
 
-def build(size: int, n: int, force: bool = True) -> dict:
+def make_crops(path: Path, size: int, n: int) -> Path:
+    """Write n crops of size x size from the eight pictures (module docstring) as an array folder at `path`."""
+    from skimage import data
+
+    from npgen.data.folders import write_array_folder
+
+    pictures = []
+    for name in PHOTOS:
+        picture = np.asarray(getattr(data, name)())
+        pictures.append(np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture[..., :3])
+    if size > min(min(p.shape[:2]) for p in pictures):
+        raise SystemExit(f"--size {size} is larger than the smallest picture")
+    rng = np.random.default_rng(0)
+    images = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        picture = pictures[i % len(PHOTOS)]
+        top = rng.integers(0, picture.shape[0] - size + 1)
+        left = rng.integers(0, picture.shape[1] - size + 1)
+        images[i] = picture[top : top + size, left : left + size]
+    labels = np.arange(n, dtype=np.int64) % len(PHOTOS)
+    record = {
+        "synthetic": True,
+        "description": (
+            f"a cost test only: {n} crops of {size}x{size} from scikit-image's pictures {', '.join(PHOTOS)}, image i "
+            "from picture i mod 8 at a seeded random place, made by benchmarks/speed/size_cost.py"
+        ),
+        "made_from": {"scikit_image_pictures": list(PHOTOS)},
+    }
+    chunks = ((images[first : first + 500], labels[first : first + 500]) for first in range(0, n, 500))
+    return write_array_folder(path, path.name, PHOTOS, n, (size, size, 3), chunks, record)
+
+
+def build(size: int, n: int, force: bool = True, source: str = "cifar10-upsampled") -> dict:
     """Build the collection's database in this process: seconds, peak memory, sizes on disk."""
     from npgen import api
 
-    folder = make(size, n)
+    folder = make(size, n, source)
     with MemoryWatch() as watch:
         started = time.perf_counter()
-        db, _ = api.build_database(str(folder), db_path=database_path(size, n), force=force)
+        db, _ = api.build_database(str(folder), db_path=database_path(size, n, source), force=force)
         seconds = time.perf_counter() - started
     return {
         "size": size,
         "n_images": n,
         "build_seconds": round(seconds, 1),
         **watch.record("build"),
-        "database_gb": round(folder_bytes(database_path(size, n)) / 1e9, 2),
+        "database_gb": round(folder_bytes(database_path(size, n, source)) / 1e9, 2),
         "collection_gb": round(folder_bytes(folder) / 1e9, 2),
     }
 
 
-def sample(sizes: list[int], n: int, rounds: int, share_pairs: int, share_images: int) -> dict:
+def sample(
+    sizes: list[int], n: int, rounds: int, share_pairs: int, share_images: int, source: str = "cifar10-upsampled"
+) -> dict:
     """Pixels per second of the CIFAR-10 preset at every size (module docstring), and the run's share at 128 px."""
     from npgen import api
     from npgen.data.database import Database
@@ -110,11 +158,11 @@ def sample(sizes: list[int], n: int, rounds: int, share_pairs: int, share_images
 
     cases = {}
     for size in sizes:
-        if not (database_path(size, n) / "manifest.json").exists():
-            print(f"building {size} px: {build(size, n, force=True)}", flush=True)
-        db = Database.load(database_path(size, n))
-        label = api.resolve_class(db.class_names, "cat")
-        _, options = api.resolve_params(load_dataset(str(collection_path(size, n))))
+        if not (database_path(size, n, source) / "manifest.json").exists():
+            print(f"building {size} px: {build(size, n, force=True, source=source)}", flush=True)
+        db = Database.load(database_path(size, n, source))
+        label = api.resolve_class(db.class_names, "cat" if source == "cifar10-upsampled" else "chelsea")
+        _, options = api.resolve_params(load_dataset(str(collection_path(size, n, source))))
         per_round = max(2, round(100 * (BASE / size) ** 2))
         cases[size] = (Sampler(db, **{**options, "batch_size": per_round}), label, per_round)
     rates = {size: [] for size in sizes}
@@ -125,7 +173,7 @@ def sample(sizes: list[int], n: int, rounds: int, share_pairs: int, share_images
             if round_:  # round 0 is set-up
                 rates[size].append(per_round * size * size / (time.perf_counter() - started))
         print("round", round_, {s: round(r[-1]) for s, r in rates.items() if r}, flush=True)
-    found = {"n_images": n, "rounds": rounds, "sizes": {}}
+    found = {"source": source, "n_images": n, "rounds": rounds, "sizes": {}}
     base = np.array(rates[sizes[0]])
     for size in sizes:
         median = float(np.median(rates[size]))
@@ -137,11 +185,11 @@ def sample(sizes: list[int], n: int, rounds: int, share_pairs: int, share_images
             "rates": [round(r) for r in rates[size]],
         }
     if 128 in cases and share_pairs:
-        found["run_share_128"] = run_share(cases[128], n, share_pairs, share_images)
+        found["run_share_128"] = run_share(cases[128], n, share_pairs, share_images, source)
     return found
 
 
-def run_share(case, n: int, pairs: int, images: int) -> dict:
+def run_share(case, n: int, pairs: int, images: int, source: str = "cifar10-upsampled") -> dict:
     """A whole `sample_run` of `images` 128 px samples against the sampler alone making the same samples, alternated
     in pairs after one pair not counted (the run's modules imported): the median per-pair ratio."""
     from npgen import api
@@ -158,10 +206,10 @@ def run_share(case, n: int, pairs: int, images: int) -> dict:
             out = Path(scratch) / f"run-{pair}"
             started = time.perf_counter()
             api.sample_run(
-                dataset=str(collection_path(128, n)),
-                db_path=database_path(128, n),
+                dataset=str(collection_path(128, n, source)),
+                db_path=database_path(128, n, source),
                 n=per_round,
-                class_value="cat",
+                class_value=int(label),
                 out=out,
                 sampler_options={"batch_size": per_round},
             )
@@ -180,6 +228,7 @@ def main() -> None:
     built.add_argument("--size", type=int, default=128)
     built.add_argument("--n", type=int, default=10_000)
     sampled = commands.add_parser("sample", help="pixels per second at every size")
+    sampled.add_argument("--source", choices=tuple(SOURCES), default="cifar10-upsampled")
     sampled.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256])
     sampled.add_argument("--n", type=int, default=2000)
     sampled.add_argument("--rounds", type=int, default=5)
@@ -195,8 +244,9 @@ def main() -> None:
     if args.command == "build":
         result["build"] = {**build(args.size, args.n), **stamp}
     else:
-        result["sample"] = {
-            **sample(args.sizes, args.n, args.rounds, args.share_pairs, args.share_images),
+        key = "sample" if args.source == "cifar10-upsampled" else f"sample-{args.source}"
+        result[key] = {
+            **sample(args.sizes, args.n, args.rounds, args.share_pairs, args.share_images, args.source),
             **stamp,
         }
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
