@@ -62,6 +62,6 @@ def test_ci_script_stops_before_anything_when_the_data_is_missing(tmp_path):
 def test_ci_script_requires_the_data_and_runs_the_readme_test_command():
     script = (REPO / ".ci" / "run").read_text()
     readme = (REPO / "README.md").read_text()
-    command = "pip install -e '.[test]' && python -m pytest -q"
+    command = "pip install -e '.[test]' && python -m pytest -q -n 2 --dist loadfile"
     assert command in readme and script.rstrip().endswith(command)
     assert "export NPGEN_REQUIRE_DATA=1" in script and "python3 -m venv .venv" in script
