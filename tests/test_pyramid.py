@@ -13,6 +13,7 @@ from PIL import Image
 from reference import reference_level
 
 from npgen import api
+from npgen.analysis.tracer import Tracer
 from npgen.cli import main
 from npgen.data.datasets import load_dataset, preset
 from npgen.data.levels import level_images
@@ -136,6 +137,9 @@ def test_a_class_map_and_a_completion_hold_at_every_level_and_verify_there(modul
     assert len(rows) == 4 * 7 * 14 and (rows >= 7).all()
     report = api.verify_run(completed.path, data_root)
     assert report.ok and report.levels == 2 and report.missing_or_duplicate == 0
+    traced = Tracer(completed.path, data_root=data_root).pixel(3, 20, 9)  # a generated pixel's parent was generated
+    (parent,) = traced.ancestors
+    assert (parent.level, parent.y, parent.x) == (1, 10, 4) and parent.src_image >= 0
 
     coarse = coarse.copy()
     coarse[1, 3, 5, 0] ^= 0xFF  # a given block's mean: no provenance row checks it, the input does

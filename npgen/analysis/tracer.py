@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from npgen.analysis.composition import DEFAULT_MAX_CANDIDATES, DEFAULT_MIN_PART_SIZE, Composition, compose
 from npgen.analysis.parts import Parts, find_parts
-from npgen.data.levels import level_images
+from npgen.data.levels import level_images, level_mask
 from npgen.errors import NpgenError
 from npgen.runs.run import PROVENANCE_SCHEMA, Run, check_provenance, level_folder
 
@@ -110,10 +110,7 @@ class Tracer:
         flat = (table.column("sample").to_numpy().astype(np.int64) - first_sample) * height
         flat = (flat + table.column("y").to_numpy()) * width + table.column("x").to_numpy()
         size = n_samples * height * width
-        if level == 0:
-            generated = ~self.given_pixels(first_sample, n_samples).ravel()
-        else:  # a pyramid run completes no images: every coarser pixel was generated
-            generated = np.ones(size, dtype=bool)
+        generated = ~self.given_pixels(first_sample, n_samples, level).ravel()
         if (
             len(flat) != generated.sum()
             or flat.min(initial=0) < 0
@@ -131,15 +128,16 @@ class Tracer:
             out[name] = dense.reshape(shape)
         return out
 
-    def given_pixels(self, first_sample: int = 0, n_samples: int | None = None) -> np.ndarray:
+    def given_pixels(self, first_sample: int = 0, n_samples: int | None = None, level: int = 0) -> np.ndarray:
         """(n, H, W) bool: the pixels of samples first_sample.. that were given, not generated (a completion's
-        input; they have no provenance row and read -1 in `provenance_arrays`)."""
+        input; they have no provenance row and read -1 in `provenance_arrays`); at pyramid level `level` the blocks
+        given whole (`npgen.data.levels.level_mask`)."""
         n_samples = self.n_samples - first_sample if n_samples is None else n_samples
         known = self.run.control("known")
         if known is None:
-            return np.zeros((n_samples, self.height, self.width), dtype=bool)
+            return np.zeros((n_samples, self.height >> level, self.width >> level), dtype=bool)
         per_input = int(self.run.manifest["completion"]["per_input"])
-        return known[np.arange(first_sample, first_sample + n_samples) // per_input]
+        return level_mask(known, level)[np.arange(first_sample, first_sample + n_samples) // per_input]
 
     def _refuse_completion(self, what: str) -> None:
         if self.run.manifest.get("completion"):
