@@ -950,22 +950,28 @@ def exclusion_table() -> str:
 
 
 def completion_table() -> str:
-    """Completions of the bottom half of test images, scored by the project's classifier (controls.py completion)."""
+    """Completions of test images' bottom halves or central holes, scored by the project's classifier
+    (controls.py completion)."""
     rows = [
-        "| dataset | pyramid levels | inputs × completions | completion classified as the original's class | original images | top half alone | distance of the generated half to the original's (median L2) | diversity: distance between two completions (median L2) | identical completion pairs | verify |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | generated | pyramid levels (coarse weight) | inputs × completions | completion classified as the original's class | original images | given pixels alone | distance of the generated pixels to the original's (median L2) | diversity: distance between two completions (median L2) | identical completion pairs | verify |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     commands = []
     measured_by_level = load("controls-completion-mnist-levels1") is not None
-    for name in ("mnist", "mnist-levels1", "mnist-levels2", "cifar10"):
+    names = ("mnist", "mnist-levels1", "mnist-levels2", "mnist-hole-levels1", "mnist-hole-levels2")
+    for name in (*names, "mnist-hole-levels2-coarse1", "cifar10"):
         r = load(f"controls-completion-{name}")
         if r is None or (name == "mnist" and measured_by_level):  # the earlier preset's, measured again by level
             continue
         verified = "ok" if r.get("verify_ok") else "not run" if "verify_ok" not in r else "**failed**"
+        generated = "the central square" if r.get("mask") == "central hole" else "the bottom half"
+        weight = r.get("coarse_weight", 0.0)  # recorded since the hole runs; the preset's 0 before
+        levels = f"{r.get('levels', 1)}" + (f" ({weight:g})" if r.get("levels", 1) > 1 else "")
         rows.append(
-            f"| {name.split('-')[0]} | {r.get('levels', 1)} | {r['inputs']:,} × 2 | {pct(r['original_class_recognised'])} | "
-            f"{pct(r['reference_original_images'])} | {pct(r['reference_top_half_only'])} | "
-            f"{r['distance_to_original_median']:.0f} | {r['diversity_median']:.0f} | {pct(r['identical_pairs'])} | {verified} |"
+            f"| {name.split('-')[0]} | {generated} | {levels} | {r['inputs']:,} × 2 | "
+            f"{pct(r['original_class_recognised'])} | {pct(r['reference_original_images'])} | "
+            f"{pct(r['reference_top_half_only'])} | {r['distance_to_original_median']:.0f} | "
+            f"{r['diversity_median']:.0f} | {pct(r['identical_pairs'])} | {verified} |"
         )
         commands.append(f"`{r['command']}` ({r['date']})")
     return "\n".join(rows) + "\n\nCommands: " + ", ".join(commands) + "."

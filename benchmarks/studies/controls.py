@@ -4,6 +4,7 @@
     python benchmarks/studies/controls.py completion mnist       # complete the bottom half of 1,000 test images, 2 each
     python benchmarks/studies/controls.py completion cifar10
     python benchmarks/studies/controls.py completion mnist --levels 1   # the same at one pyramid level
+    python benchmarks/studies/controls.py completion mnist --hole --levels 2 --coarse-weight 1   # a central hole
     python benchmarks/studies/controls.py figures                # README figures: completions and steered samples
 
 exclusion: class-conditional `Sampler.sample` throughput (200 images: classes 3 and 8, 100 each) with the
@@ -11,8 +12,9 @@ dataset's preset, with and without a random 10 % of the training split excluded 
 measured alternately `--repeats` times each in one process after a warm-up; medians and their ratio.
 
 completion: for the first `--inputs` test images, the top half is given and the bottom half generated
-(`npgen complete --mask top -n 2`, the preset, no class given; `--levels L` sets the pyramid levels, and every
-run is checked by `npgen verify`). Scored with the project's classifier
+(`npgen complete --mask top -n 2`, the preset, no class given; `--levels L` and `--coarse-weight w` set the
+pyramid, `--hole` generates the central square of half the side instead, a hole with given pixels on every side;
+every run is checked by `npgen verify`). Scored with the project's classifier
 (benchmarks/quality/classifier.py): how often a completion is classified as the original's class, against the
 original images themselves and the top halves alone (bottom half blank) as references; the distance
 of the generated half to the original's (L2, pixel units); and the diversity, the L2 distance between
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: record.py
 from record import FIGURES, run_script, save_result
@@ -66,7 +69,7 @@ def exclusion(repeats: int) -> dict:
     return out
 
 
-def completion(name: str, n_inputs: int, levels: int | None = None) -> dict:
+def completion(name: str, n_inputs: int, levels: int | None = None, hole: bool = False, coarse_weight=None) -> dict:
     from npgen.api import complete_run, verify_run
     from npgen.data.datasets import load_dataset
     from npgen.evaluation import features
@@ -74,14 +77,24 @@ def completion(name: str, n_inputs: int, levels: int | None = None) -> dict:
     train, test = load_dataset(name), load_dataset(name, split="test")
     classifier = features.load_classifier(features.classifier_path(name), train)
     originals, labels = test.images[:n_inputs], test.labels[:n_inputs]
-    half = test.height // 2
+    known = np.zeros((test.height, test.width), bool)
+    known[: test.height // 2] = True  # --mask top
+    if hole:  # everything but the central square of half the side
+        known[:] = True
+        known[test.height // 4 : 3 * test.height // 4, test.width // 4 : 3 * test.width // 4] = False
     with tempfile.TemporaryDirectory() as scratch:
+        mask = "top"
+        if hole:
+            mask = str(Path(scratch) / "hole.png")
+            Image.fromarray(known.astype(np.uint8) * 255).save(mask)
         started = time.perf_counter()
         options = {} if levels is None else {"levels": levels}
+        if coarse_weight is not None:
+            options["coarse_weight"] = coarse_weight
         run = complete_run(
             Path(scratch) / "run",
             name,
-            "top",
+            mask,
             per_input=2,
             test_indices=list(range(n_inputs)),
             sampler_options=options,
@@ -90,22 +103,24 @@ def completion(name: str, n_inputs: int, levels: int | None = None) -> dict:
         completions = np.load(run / "samples.npy")
         report = verify_run(run)
         params = json.loads((run / "manifest.json").read_text())["params"]
-    top_only = originals.copy()
-    top_only[:, half:] = 0
+    given_only = originals.copy()
+    given_only[:, ~known] = 0
     predicted = classifier.probabilities(completions).argmax(axis=1)
-    bottom = completions[:, half:].reshape(len(completions), -1).astype(np.float64)
-    truth = np.repeat(originals[:, half:].reshape(n_inputs, -1).astype(np.float64), 2, axis=0)
-    to_original = np.sqrt(((bottom - truth) ** 2).sum(axis=1))
-    diversity = np.sqrt(((bottom[0::2] - bottom[1::2]) ** 2).sum(axis=1))
+    generated = completions[:, ~known].reshape(len(completions), -1).astype(np.float64)
+    truth = np.repeat(originals[:, ~known].reshape(n_inputs, -1).astype(np.float64), 2, axis=0)
+    to_original = np.sqrt(((generated - truth) ** 2).sum(axis=1))
+    diversity = np.sqrt(((generated[0::2] - generated[1::2]) ** 2).sum(axis=1))
     result = {
+        "mask": "central hole" if hole else "top",
         "levels": params["levels"],
+        "coarse_weight": params["coarse_weight"],
         "verify_ok": report.ok,
         "inputs": n_inputs,
         "completions": len(completions),
         "seconds": round(seconds, 1),
         "original_class_recognised": float((predicted == np.repeat(labels, 2)).mean()),
         "reference_original_images": float((classifier.probabilities(originals).argmax(axis=1) == labels).mean()),
-        "reference_top_half_only": float((classifier.probabilities(top_only).argmax(axis=1) == labels).mean()),
+        "reference_top_half_only": float((classifier.probabilities(given_only).argmax(axis=1) == labels).mean()),
         "distance_to_original_median": float(np.median(to_original)),
         "diversity_median": float(np.median(diversity)),
         "identical_pairs": float((diversity == 0).mean()),
@@ -189,6 +204,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--inputs", type=int, default=1000)
     parser.add_argument("--levels", type=int, help="pyramid levels of the completions (default: the preset's)")
+    parser.add_argument("--coarse-weight", type=float, help="with --levels > 1: the coarse term's weight")
+    parser.add_argument("--hole", action="store_true", help="generate a central square of half the side, not a half")
     args = parser.parse_args()
     if args.what == "figures":
         figures()
@@ -197,8 +214,10 @@ def main() -> None:
     else:
         if args.dataset is None:
             parser.error("completion needs a dataset: mnist or cifar10")
-        suffix = "" if args.levels is None else f"-levels{args.levels}"
-        save_result(f"controls-completion-{args.dataset}{suffix}", completion(args.dataset, args.inputs, args.levels))
+        suffix = ("-hole" if args.hole else "") + ("" if args.levels is None else f"-levels{args.levels}")
+        suffix += "" if args.coarse_weight is None else f"-coarse{args.coarse_weight:g}"
+        result = completion(args.dataset, args.inputs, args.levels, args.hole, args.coarse_weight)
+        save_result(f"controls-completion-{args.dataset}{suffix}", result)
 
 
 if __name__ == "__main__":
