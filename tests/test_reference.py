@@ -172,42 +172,26 @@ def test_pyramid_matches_the_reference_on_cifar10(cifar_db):
     assert_pyramid_matches(cifar_db, sampler, 2, (0, 1, 2))
 
 
+SINGLE_IMAGE_PYRAMID = {  # the single-image rule on one picture: no pool, no budget, finer levels anchored
+    "levels": 2,
+    "anchor": "parent",
+    "coarse_weight": 1.0,
+    "radius": 1,
+    "max_source_share": 1.0,
+    "pool_size": 0,
+}
+
+
 @pytest.mark.parametrize(
     "options",
     [
         {"size": "24x40", "radius": 2, "max_source_share": 1.0, "pool_size": 0},  # relative positions
-        {  # a wider, shorter picture through the single-image pyramid, parts bounded
-            "size": "24x48",
-            "levels": 2,
-            "anchor": "parent",
-            "coarse_weight": 1.0,
-            "radius": 1,
-            "max_source_share": 1.0,
-            "max_part_share": 0.1,
-            "pool_size": 0,
-        },
-        {  # the single-image preset's rule at another size: context outside the canvas ignored
-            "size": "40x24",
-            "levels": 2,
-            "anchor": "parent",
-            "coarse_weight": 1.0,
-            "radius": 1,
-            "max_source_share": 1.0,
-            "max_part_share": 0.25,
-            "outside_canvas": "ignored",
-            "pool_size": 0,
-        },
-        {  # ... with the coarsest level's reuse bounded: each source pixel copied once at most (240 of 256)
-            "size": "40x24",
-            "levels": 2,
-            "anchor": "parent",
-            "coarse_weight": 1.0,
-            "radius": 1,
-            "max_source_share": 1.0,
-            "max_reuse": 1.0,
-            "outside_canvas": "ignored",
-            "pool_size": 0,
-        },
+        # a wider, shorter picture through the single-image pyramid, parts bounded
+        {**SINGLE_IMAGE_PYRAMID, "size": "24x48", "max_part_share": 0.1},
+        # the single-image preset's rule at another size: context outside the canvas ignored
+        {**SINGLE_IMAGE_PYRAMID, "size": "40x24", "max_part_share": 0.25, "outside_canvas": "ignored"},
+        # ... with the coarsest level's reuse bounded: each source pixel copied once at most (240 of 256)
+        {**SINGLE_IMAGE_PYRAMID, "size": "40x24", "max_reuse": 1.0, "outside_canvas": "ignored"},
         {"size": "16x16", "radius": 32, "max_source_share": 1.0, "max_reuse": 1.0, "pool_size": 0},  # one level
     ],
 )
